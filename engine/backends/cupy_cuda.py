@@ -1,0 +1,46 @@
+"""CuPy backend: arrays on the GPU. Fused recurrent kernels will be CUDA C from kernels/cuda/
+loaded with cupy.RawModule; embedding is gather/scatter-add through CuPy's own kernels."""
+from __future__ import annotations
+
+from ._checks import check_ids
+
+NAME = "cupy"
+DEVICE = "cuda"
+
+try:
+    import cupy
+    import cupyx
+    _ERROR = "" if cupy.cuda.runtime.getDeviceCount() > 0 else "no CUDA device"
+except ImportError:
+    _ERROR = "cupy is not installed (pip install seqfuse[gpu])"
+except Exception as exc:  # CUDA driver/runtime missing or broken
+    _ERROR = f"no usable CUDA device: {exc}"
+
+
+def available() -> bool:
+    return not _ERROR
+
+
+def why_unavailable() -> str:
+    return _ERROR
+
+
+def embedding_forward(ids, table):
+    """ids: [*S] int64, table: [V,D] -> [*S,D]."""
+    check_ids(ids, table.shape[0])
+    return table[ids]
+
+
+def embedding_backward(ids, grad, num_embeddings, sparse=False):
+    """ids: [*S], grad: [*S,D] -> dense [V,D], or (rows [N], values [N,D]) when sparse."""
+    check_ids(ids, num_embeddings)
+    flat_ids = ids.reshape(-1)
+    flat_grad = grad.reshape(flat_ids.size, -1)
+    if sparse:
+        rows, inverse = cupy.unique(flat_ids, return_inverse=True)
+        values = cupy.zeros((rows.size, flat_grad.shape[1]), dtype=grad.dtype)
+        cupyx.scatter_add(values, inverse.reshape(-1), flat_grad)
+        return rows, values
+    dense = cupy.zeros((num_embeddings, flat_grad.shape[1]), dtype=grad.dtype)
+    cupyx.scatter_add(dense, flat_ids, flat_grad)
+    return dense

@@ -1,0 +1,79 @@
+"""Function: one node of the autograd graph.
+
+A Function subclass defines two static methods on raw arrays (numpy or cupy):
+
+    forward(ctx, *arrays, **options) -> array or tuple of arrays
+    backward(ctx, *grads_of_outputs) -> one gradient (or None) per positional input
+
+`Function.apply(*inputs, **options)` unwraps Tensors, runs forward, and, when any input
+requires a gradient, links the outputs to one graph node. A fused op (a whole LSTM over
+all timesteps) is one Function, hence one node.
+
+Example:
+    >>> class Square(Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x):
+    ...         ctx.save_for_backward(x)
+    ...         return x * x
+    ...     @staticmethod
+    ...     def backward(ctx, g):
+    ...         (x,) = ctx.saved
+    ...         return (2 * x * g,)
+"""
+from __future__ import annotations
+
+
+class Context:
+    """Scratch space a Function's forward leaves for its backward."""
+
+    __slots__ = ("saved", "needs_input_grad", "__dict__")
+
+    def __init__(self, needs_input_grad):
+        self.saved = ()
+        self.needs_input_grad = needs_input_grad
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+
+class Node:
+    """A recorded Function call: what backward() walks.
+
+    inputs: the positional inputs (Tensor or None for non-tensor arguments).
+    outputs_meta: (shape, dtype) of each output, to make zero gradients for unused outputs.
+    """
+
+    __slots__ = ("fn", "ctx", "inputs", "outputs_meta")
+
+    def __init__(self, fn, ctx, inputs, outputs_meta):
+        self.fn, self.ctx, self.inputs, self.outputs_meta = fn, ctx, inputs, outputs_meta
+
+
+class Function:
+    @staticmethod
+    def forward(ctx, *arrays, **options):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **options):
+        from .tensor import Tensor, is_grad_enabled
+
+        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        track = is_grad_enabled() and any(needs)
+        ctx = Context(needs)
+        out = cls.forward(ctx, *arrays, **options)
+        multiple = isinstance(out, tuple)
+        outs = out if multiple else (out,)
+        results = tuple(Tensor(o, requires_grad=track) for o in outs)
+        if track:
+            node = Node(cls, ctx,
+                        tuple(x if isinstance(x, Tensor) else None for x in inputs),
+                        tuple((o.shape, o.dtype) for o in outs))
+            for i, r in enumerate(results):
+                r._node, r._index = node, i
+        return results if multiple else results[0]

@@ -1,0 +1,284 @@
+"""Tensor: an n-d array (numpy, or cupy on the GPU) that records how it was made.
+
+`backward()` sorts the graph topologically and walks it in reverse, asking each node's
+Function for the gradients of its inputs; gradients accumulate across uses and are summed
+back to each input's shape when the op broadcast. Only leaf tensors keep `.grad`; the
+graph is freed as it is walked, as in PyTorch.
+
+Example:
+    >>> x = Tensor(np.ones((2, 3)), requires_grad=True)
+    >>> y = (x * 2).tanh().sum()
+    >>> y.backward()
+    >>> x.grad.shape
+    (2, 3)
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+from .sparse import RowSparse
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "grad_enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Run without recording the graph (inference, optimizer updates)."""
+    previous = is_grad_enabled()
+    _state.grad_enabled = False
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
+def array_module(array):
+    """numpy for host arrays, cupy for device arrays."""
+    if type(array).__module__.startswith("cupy"):
+        import cupy
+        return cupy
+    return np
+
+
+def _as_array(data, dtype=None):
+    if isinstance(data, Tensor):
+        data = data.data
+    if type(data).__module__.startswith("cupy"):
+        return data if dtype is None else data.astype(dtype, copy=False)
+    array = np.asarray(data, dtype=dtype)
+    if array.dtype == object or array.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor: data must be numeric (bool, int or float), got dtype {array.dtype}")
+    return array
+
+
+class Tensor:
+    """An array with a gradient. `data` is a numpy or cupy array; `grad` has data's shape."""
+
+    __array_priority__ = 1000  # numpy scalars defer to Tensor's reflected operators
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        self.data = _as_array(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"Tensor: requires_grad needs a float dtype, got {self.data.dtype}")
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._node = None
+        self._index = 0
+
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    device = property(lambda self: "cuda" if array_module(self.data) is not np else "cpu")
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({self.data!r}{grad})"
+
+    def numpy(self) -> np.ndarray:
+        data = self.data
+        return data.get() if array_module(data) is not np else data
+
+    def item(self):
+        return self.numpy().item()
+
+    def detach(self) -> "Tensor":
+        return Tensor(self.data)
+
+    def to(self, device: str) -> "Tensor":
+        """Copy to "cpu" or "cuda"; the copy is a new leaf."""
+        if device == "cpu":
+            return Tensor(self.numpy(), requires_grad=self.requires_grad)
+        if device == "cuda":
+            import cupy
+            return Tensor(cupy.asarray(self.data), requires_grad=self.requires_grad)
+        raise ValueError(f"Tensor.to: device must be 'cpu' or 'cuda', got {device!r}")
+
+    def astype(self, dtype) -> "Tensor":
+        return _ops.Cast.apply(self, dtype=np.dtype(dtype))
+
+    def zero_grad(self):
+        self.grad = None
+
+    def backward(self, grad=None):
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` and free the graph."""
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad (no input did)")
+        xp = array_module(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward: grad can be implicit only for a scalar, got shape {self.shape}")
+            grad = xp.ones_like(self.data)
+        else:
+            grad = _as_array(grad, self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward: grad shape {grad.shape} does not match tensor shape {self.shape}")
+        if self._node is None:
+            self._accumulate(grad)
+            return
+        pending = {self._node: [None] * len(self._node.outputs_meta)}
+        pending[self._node][self._index] = grad
+        for node in _topological_order(self._node):
+            grads_out = pending.pop(node, None)
+            if grads_out is None:
+                continue
+            if node.ctx is None:
+                raise RuntimeError("backward: the graph was already freed by an earlier backward()")
+            grads_out = [g if g is not None else xp.zeros(shape, dtype)
+                         for g, (shape, dtype) in zip(grads_out, node.outputs_meta)]
+            grads_in = node.fn.backward(node.ctx, *grads_out)
+            if not isinstance(grads_in, tuple):
+                grads_in = (grads_in,)
+            for tensor, g in zip(node.inputs, grads_in):
+                if tensor is None or g is None or not tensor.requires_grad:
+                    continue
+                if not isinstance(g, RowSparse):
+                    g = _unbroadcast(g, tensor.shape).astype(tensor.dtype, copy=False)
+                if tensor._node is None:
+                    tensor._accumulate(g)
+                else:
+                    slots = pending.setdefault(tensor._node, [None] * len(tensor._node.outputs_meta))
+                    i = tensor._index
+                    slots[i] = g if slots[i] is None else slots[i] + g
+            node.ctx, node.inputs = None, ()
+
+    def _accumulate(self, g):
+        self.grad = g if self.grad is None else self.grad + g
+
+    # Arithmetic. Python scalars adopt the tensor's dtype so float32 stays float32.
+    def __add__(self, other): return _ops.Add.apply(self, _lift(other, self))
+    def __radd__(self, other): return _ops.Add.apply(_lift(other, self), self)
+    def __sub__(self, other): return _ops.Sub.apply(self, _lift(other, self))
+    def __rsub__(self, other): return _ops.Sub.apply(_lift(other, self), self)
+    def __mul__(self, other): return _ops.Mul.apply(self, _lift(other, self))
+    def __rmul__(self, other): return _ops.Mul.apply(_lift(other, self), self)
+    def __truediv__(self, other): return _ops.Div.apply(self, _lift(other, self))
+    def __rtruediv__(self, other): return _ops.Div.apply(_lift(other, self), self)
+    def __matmul__(self, other): return _ops.MatMul.apply(self, _lift(other, self))
+    def __rmatmul__(self, other): return _ops.MatMul.apply(_lift(other, self), self)
+    def __pow__(self, other): return _ops.Pow.apply(self, _lift(other, self))
+    def __rpow__(self, other): return _ops.Pow.apply(_lift(other, self), self)
+    def __neg__(self): return _ops.Neg.apply(self)
+    def __getitem__(self, index): return _ops.GetItem.apply(self, index=_unwrap_index(index))
+
+    # Comparisons give bool tensors and no gradient.
+    def __lt__(self, other): return Tensor(self.data < _raw(other))
+    def __le__(self, other): return Tensor(self.data <= _raw(other))
+    def __gt__(self, other): return Tensor(self.data > _raw(other))
+    def __ge__(self, other): return Tensor(self.data >= _raw(other))
+    def __eq__(self, other): return Tensor(self.data == _raw(other))
+    def __ne__(self, other): return Tensor(self.data != _raw(other))
+    __hash__ = object.__hash__
+
+    def sum(self, axis=None, keepdims=False): return _ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return _ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        axes = range(self.ndim) if axis is None else np.atleast_1d(axis)
+        count = int(np.prod([self.shape[a] for a in axes]))
+        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / max(count, 1))
+
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return _ops.Reshape.apply(self, shape=tuple(shape))
+
+    def transpose(self, *axes):
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return _ops.Transpose.apply(self, axes=tuple(axes) or None)
+
+    T = property(lambda self: self.transpose())
+
+    def exp(self): return _ops.Exp.apply(self)
+    def log(self): return _ops.Log.apply(self)
+    def tanh(self): return _ops.Tanh.apply(self)
+    def sigmoid(self): return _ops.Sigmoid.apply(self)
+    def relu(self): return _ops.Relu.apply(self)
+    def abs(self): return _ops.Abs.apply(self)
+    def sqrt(self): return self ** 0.5
+    def clip(self, low, high): return _ops.Clip.apply(self, low=low, high=high)
+    def softmax(self, axis=-1): return (self - self.logsumexp(axis, keepdims=True)).exp()
+    def log_softmax(self, axis=-1): return self - self.logsumexp(axis, keepdims=True)
+
+    def logsumexp(self, axis=-1, keepdims=False):
+        """log(sum(exp(x))) computed stably: the max is shifted out first."""
+        return _ops.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _lift(other, like: Tensor) -> Tensor:
+    if isinstance(other, Tensor):
+        return other
+    xp = array_module(like.data)
+    dtype = like.dtype if like.dtype.kind == "f" and np.ndim(other) == 0 else None
+    return Tensor(xp.asarray(other, dtype=dtype))
+
+
+def _unwrap_index(index):
+    if isinstance(index, tuple):
+        return tuple(_raw(i) for i in index)
+    return _raw(index)
+
+
+def _unbroadcast(grad, shape):
+    """Sum grad over the axes an op broadcast, so it has the input's shape again."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, (g, s) in enumerate(zip(grad.shape, shape)) if s == 1 and g != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _topological_order(root):
+    """Nodes from root to leaves, each after every node that consumes it (iterative DFS)."""
+    order, visited, stack = [], set(), [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        if finished:
+            order.append(node)
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        stack.append((node, True))
+        for t in node.inputs:
+            child = t._node if t is not None else None
+            if child is not None and child not in visited:
+                stack.append((child, False))
+    return reversed(order)
+
+
+def concatenate(tensors, axis=0) -> Tensor:
+    """Differentiable np.concatenate."""
+    return _ops.Concatenate.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis=0) -> Tensor:
+    """Differentiable np.stack."""
+    return concatenate([t.reshape(t.shape[:axis % (t.ndim + 1)] + (1,) + t.shape[axis % (t.ndim + 1):])
+                        for t in tensors], axis=axis)
+
+
+def where(condition, x, y) -> Tensor:
+    """Elementwise choice; gradient flows to x where condition holds and to y elsewhere."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    return _ops.Where.apply(_raw(condition), x, _lift(y, x))
+
+
+from . import ops as _ops  # noqa: E402  (ops needs Tensor defined first)
