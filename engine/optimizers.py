@@ -1,0 +1,200 @@
+"""Optimizers with Keras 3's names, defaults and update formulas.
+
+Each optimizer writes one update rule, `_update(param, grad, slots, lr, step)`, on arrays.
+Dense gradients update whole parameters; a RowSparse gradient (from
+`F.embedding(..., sparse=True)`) updates only its rows, with the slots (momenta) of those
+rows alone — the "lazy" rule of TensorFlow's LazyAdam and torch's SparseAdam: rows absent
+from a batch keep their moments unchanged instead of decaying.
+
+Example:
+    >>> opt = Adam(learning_rate=1e-3, clipnorm=1.0)
+    >>> loss.backward(); opt.step(model_params); # or opt.apply_gradients(zip(grads, params))
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .sparse import RowSparse
+from .tensor import Tensor, array_module
+
+
+class Optimizer:
+    """Base class: clipping, weight decay, slots per parameter, dense and row-sparse updates.
+
+    learning_rate: float or callable step -> float. Only one of clipnorm (per gradient),
+    global_clipnorm (all gradients together) and clipvalue may be set, as in Keras.
+    """
+
+    _slot_names: tuple = ()
+
+    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None):
+        if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError("optimizer: only one of clipnorm, clipvalue and global_clipnorm can be set, "
+                             f"got clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm}")
+        if not callable(learning_rate) and not learning_rate > 0:
+            raise ValueError(f"optimizer: learning_rate must be positive, got {learning_rate}")
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.iterations = 0
+        self._slots: dict[int, dict] = {}
+
+    def current_learning_rate(self) -> float:
+        lr = self.learning_rate
+        return float(lr(self.iterations) if callable(lr) else lr)
+
+    def step(self, params) -> None:
+        """Apply each parameter's `.grad` (torch style); parameters without a grad are skipped."""
+        self.apply_gradients([(p.grad, p) for p in params if p.grad is not None])
+
+    def apply_gradients(self, grads_and_vars) -> None:
+        """Keras style: an iterable of (gradient, parameter Tensor) pairs."""
+        pairs = [(g.coalesce() if isinstance(g, RowSparse) else g, p) for g, p in grads_and_vars
+                 if g is not None]
+        for g, p in pairs:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer: parameters must be Tensors, got {type(p).__name__}")
+            if g.shape != p.shape:
+                raise ValueError(f"optimizer: gradient shape {g.shape} does not match parameter shape {p.shape}")
+        pairs = self._clip(pairs)
+        lr = self.current_learning_rate()
+        for g, p in pairs:
+            slots = self._slots.get(id(p))
+            if slots is None:
+                xp = array_module(p.data)
+                slots = self._slots[id(p)] = {n: xp.zeros_like(p.data) for n in self._slot_names}
+            if isinstance(g, RowSparse):
+                rows = g.indices
+                row_slots = {n: s[rows] for n, s in slots.items()}
+                values = p.data[rows]
+                values = self._decay(values, lr)
+                p.data[rows] = self._update(values, g.values.astype(p.dtype, copy=False), row_slots,
+                                            lr, self.iterations + 1)
+                for n, s in slots.items():
+                    s[rows] = row_slots[n]
+            else:
+                p.data[...] = self._update(self._decay(p.data, lr), g.astype(p.dtype, copy=False),
+                                           slots, lr, self.iterations + 1)
+        self.iterations += 1
+
+    def _decay(self, values, lr):
+        # Decoupled weight decay applied before the step, as Keras's _apply_weight_decay.
+        if self.weight_decay:
+            return values - values * (self.weight_decay * lr)
+        return values
+
+    def _clip(self, pairs):
+        if self.clipvalue is not None:
+            return [(_map_values(g, lambda v: array_module(v).clip(v, -self.clipvalue, self.clipvalue)), p)
+                    for g, p in pairs]
+        if self.clipnorm is not None:
+            return [(_map_values(g, lambda v: v * (self.clipnorm / max(_norm(v), self.clipnorm))), p)
+                    for g, p in pairs]
+        if self.global_clipnorm is not None:
+            total = float(np.sqrt(sum(_norm(_values(g)) ** 2 for g, _ in pairs)))
+            scale = self.global_clipnorm / max(total, self.global_clipnorm)
+            return [(_map_values(g, lambda v: v * scale), p) for g, p in pairs]
+        return pairs
+
+    def _update(self, param, grad, slots, lr, step):
+        raise NotImplementedError
+
+
+def _values(g):
+    return g.values if isinstance(g, RowSparse) else g
+
+
+def _map_values(g, fn):
+    return RowSparse(g.indices, fn(g.values), g.shape) if isinstance(g, RowSparse) else fn(g)
+
+
+def _norm(v) -> float:
+    return float(array_module(v).sqrt((v.astype(np.float64) ** 2).sum()))
+
+
+class SGD(Optimizer):
+    """m = momentum·m − lr·g; p += m (nesterov: p += momentum·m − lr·g)."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1], got {momentum}")
+        self.momentum, self.nesterov = momentum, nesterov
+        self._slot_names = ("momentum",) if momentum else ()
+
+    def _update(self, param, grad, slots, lr, step):
+        if not self.momentum:
+            return param - lr * grad
+        m = slots["momentum"]
+        m[...] = self.momentum * m - lr * grad
+        return param + (self.momentum * m - lr * grad if self.nesterov else m)
+
+
+class RMSprop(Optimizer):
+    """v = ρv + (1−ρ)g²; p −= lr·g / sqrt(v + ε) (centered: v − mean(g)² + ε; optional momentum)."""
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+        self._slot_names = ("velocity",) + (("momentum",) if momentum else ()) + \
+            (("average_gradient",) if centered else ())
+
+    def _update(self, param, grad, slots, lr, step):
+        xp = array_module(param)
+        v = slots["velocity"]
+        v[...] = self.rho * v + (1 - self.rho) * grad * grad
+        if self.centered:
+            a = slots["average_gradient"]
+            a[...] = self.rho * a + (1 - self.rho) * grad
+            denominator = v - a * a + self.epsilon
+        else:
+            denominator = v + self.epsilon
+        increment = lr * grad / xp.sqrt(denominator)
+        if self.momentum:
+            m = slots["momentum"]
+            m[...] = self.momentum * m + increment
+            increment = m
+        return param - increment
+
+
+class Adam(Optimizer):
+    """Keras's Adam: α = lr·sqrt(1−β2^t)/(1−β1^t); p −= α·m / (sqrt(v) + ε)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
+        self._slot_names = ("m", "v") + (("v_hat",) if amsgrad else ())
+
+    def _update(self, param, grad, slots, lr, step):
+        xp = array_module(param)
+        alpha = lr * np.sqrt(1 - self.beta_2 ** step) / (1 - self.beta_1 ** step)
+        m, v = slots["m"], slots["v"]
+        m += (grad - m) * (1 - self.beta_1)
+        v += (grad * grad - v) * (1 - self.beta_2)
+        if self.amsgrad:
+            v_hat = slots["v_hat"]
+            xp.maximum(v_hat, v, out=v_hat)
+            v = v_hat
+        return param - (m * alpha) / (xp.sqrt(v) + self.epsilon)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Keras default weight_decay=0.004)."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, **kwargs)
+
+
+_BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+
+
+def get(identifier) -> Optimizer:
+    """An Optimizer from an instance or a Keras name ("rmsprop", "adam", "adamw", "sgd")."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
+        return _BY_NAME[identifier.lower()]()
+    raise ValueError(f"optimizer: expected an Optimizer or one of {sorted(_BY_NAME)}, got {identifier!r}")
