@@ -1,0 +1,102 @@
+"""Layer: owns weights (in Keras 3's order and shapes), builds them on first call, and passes
+Keras-style masks along (`tensor._keras_mask`)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import initializers
+from ..tensor import Tensor
+
+
+class Layer:
+    """Base class. Subclasses implement `build(input_shape)` and `call(x, mask, training)`.
+
+    Example:
+        >>> layer = Dense(4); y = layer(np.ones((2, 3), "float32")); len(layer.get_weights())
+        2
+    """
+
+    supports_masking = False
+    _count: dict = {}
+
+    def __init__(self, name=None, trainable=True, dtype="float32"):
+        base = type(self).__name__.lower()
+        if name is None:
+            n = Layer._count[base] = Layer._count.get(base, -1) + 1
+            name = base if n == 0 else f"{base}_{n}"
+        self.name, self.trainable, self.dtype = name, trainable, np.dtype(dtype)
+        self.built = False
+        self._weights: list[Tensor] = []
+        self._weight_names: list[str] = []
+
+    def add_weight(self, name, shape, initializer="zeros") -> Tensor:
+        value = initializers.get(initializer)(tuple(shape), self.dtype)
+        weight = Tensor(value, requires_grad=True)
+        self._weights.append(weight)
+        self._weight_names.append(f"{self.name}/{name}")
+        return weight
+
+    def build(self, input_shape):
+        pass
+
+    def call(self, x, mask=None, training=False):
+        raise NotImplementedError
+
+    def compute_mask(self, x, mask):
+        """The mask of this layer's output (by default: passed through if supported, else none)."""
+        return mask if self.supports_masking else None
+
+    def __call__(self, x, mask=None, training=False, **kwargs):
+        if mask is None:
+            mask = getattr(x, "_keras_mask", None)
+        if not self.built:
+            self.build(tuple(x.shape))
+            self.built = True
+        out = self.call(x, mask=mask, training=training, **kwargs)
+        out_mask = self.compute_mask(x, mask)
+        if out_mask is not None and isinstance(out, Tensor):
+            out._keras_mask = out_mask
+        return out
+
+    @property
+    def weights(self) -> list[Tensor]:
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self) -> list[Tensor]:
+        return self.weights if self.trainable else []
+
+    def count_params(self) -> int:
+        return int(sum(w.size for w in self._weights))
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the weights, in Keras 3's order and shapes."""
+        return [w.numpy().copy() for w in self._weights]
+
+    def set_weights(self, weights) -> None:
+        """Replace every weight; shapes must match exactly (Keras 3's order)."""
+        weights = list(weights)
+        if not self.built:
+            raise ValueError(f"{self.name}: set_weights before the layer is built; call it on an input first")
+        if len(weights) != len(self._weights):
+            raise ValueError(f"{self.name}: set_weights expected {len(self._weights)} arrays "
+                             f"({', '.join(self._weight_names)}), got {len(weights)}")
+        for w, name, value in zip(self._weights, self._weight_names, weights):
+            value = np.asarray(value)
+            if value.shape != w.shape:
+                raise ValueError(f"{self.name}: weight {name} must have shape {w.shape}, got {value.shape}")
+            w.data[...] = value.astype(w.dtype)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+
+    def output_shape(self, input_shape):
+        """Shape of the output for `input_shape` (None = any batch), computed by a dry run."""
+        from ..tensor import no_grad
+        probe = tuple(1 if d is None else d for d in input_shape)
+        with no_grad():
+            out = self(np.zeros(probe, self.dtype if self._takes_floats() else np.int64))
+        return (None,) + tuple(out.shape[1:])
+
+    def _takes_floats(self) -> bool:
+        return True

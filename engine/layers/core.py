@@ -1,0 +1,134 @@
+"""Dense, Dropout, Flatten, Activation and Embedding."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..tensor import Tensor
+from .base import Layer
+
+ACTIVATIONS = {
+    None: lambda x: x, "linear": lambda x: x, "relu": lambda x: x.relu(),
+    "sigmoid": lambda x: x.sigmoid(), "tanh": lambda x: x.tanh(),
+    "softmax": lambda x: x.softmax(axis=-1),
+}
+
+
+def activation(name):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {[k for k in ACTIVATIONS if k]}, got {name!r}")
+    return ACTIVATIONS[name]
+
+
+def as_tensor(x, dtype) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=dtype))
+
+
+class Dense(Layer):
+    """y = activation(x·kernel + bias); kernel (in, units), bias (units,) as Keras."""
+
+    supports_masking = True
+
+    def __init__(self, units, activation=None, use_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        if int(units) < 1:
+            raise ValueError(f"Dense: units must be a positive int, got {units}")
+        self.units, self.activation, self.use_bias = int(units), activation, use_bias
+        self._act = globals()["activation"](activation)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), "glorot_uniform")
+        self.bias = self.add_weight("bias", (self.units,), "zeros") if self.use_bias else None
+
+    def call(self, x, mask=None, training=False):
+        x = as_tensor(x, self.dtype)
+        if x.shape[-1] != self.kernel.shape[0]:
+            raise ValueError(f"{self.name}: input must have {self.kernel.shape[0]} features on the last "
+                             f"axis, got shape {x.shape}")
+        y = x @ self.kernel
+        return self._act(y + self.bias if self.use_bias else y)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias}
+
+
+class Activation(Layer):
+    supports_masking = True
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activation
+        self._act = globals()["activation"](activation)
+
+    def call(self, x, mask=None, training=False):
+        return self._act(as_tensor(x, self.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+class Dropout(Layer):
+    """Inverted dropout while training; identity at inference."""
+
+    supports_masking = True
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
+        self.rate, self.noise_shape, self.seed = rate, noise_shape, seed
+
+    def call(self, x, mask=None, training=False):
+        return F.dropout(as_tensor(x, self.dtype), self.rate, training, self.noise_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape}
+
+
+class Flatten(Layer):
+    def call(self, x, mask=None, training=False):
+        x = as_tensor(x, self.dtype)
+        return x.reshape(x.shape[0], -1)
+
+
+class Embedding(Layer):
+    """Token ids (B, T) -> vectors (B, T, output_dim); embeddings (input_dim, output_dim).
+
+    mask_zero=True makes id 0 padding: the output carries mask = ids != 0 to the next layer.
+    weights=[M] starts from a given matrix (pretrained vectors); trainable=False freezes it.
+    sparse=True gives the table a row-sparse gradient (large vocabularies).
+    """
+
+    def __init__(self, input_dim, output_dim, mask_zero=False, trainable=True, weights=None,
+                 sparse=False, embeddings_initializer="uniform", **kwargs):
+        super().__init__(trainable=trainable, **kwargs)
+        if int(input_dim) < 1 or int(output_dim) < 1:
+            raise ValueError(f"Embedding: input_dim and output_dim must be positive, got {input_dim}, {output_dim}")
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.mask_zero, self.sparse, self.initializer = mask_zero, sparse, embeddings_initializer
+        self._initial = weights
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim), self.initializer)
+        if self._initial is not None:
+            self.built = True
+            self.set_weights(self._initial)
+            self._initial = None
+
+    def call(self, x, mask=None, training=False):
+        ids = x.data if isinstance(x, Tensor) else np.asarray(x)
+        return F.embedding(ids, self.embeddings, sparse=self.sparse)
+
+    def compute_mask(self, x, mask):
+        if not self.mask_zero:
+            return None
+        ids = x.data if isinstance(x, Tensor) else np.asarray(x)
+        return ids != 0
+
+    def _takes_floats(self):
+        return False
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "mask_zero": self.mask_zero, "sparse": self.sparse}

@@ -1,0 +1,312 @@
+"""Model and Sequential: compile / fit / evaluate / predict / summary / save, as in Keras.
+
+Example:
+    >>> model = en.Sequential([en.layers.Embedding(10_000, 32, mask_zero=True),
+    ...                        en.layers.LSTM(32), en.layers.Dense(1, activation="sigmoid")])
+    >>> model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["acc"])
+    >>> history = model.fit(x_train, y_train, epochs=10, batch_size=128, validation_split=0.2)
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from . import callbacks as callbacks_module
+from . import layers as layers_module
+from . import losses, metrics as metrics_module, optimizers
+from .random import generator
+from .tensor import Tensor, no_grad
+
+
+class Model:
+    """A stack of layers trained by one loss and one optimizer. Subclasses define `call`."""
+
+    def __init__(self, name="model"):
+        self.name = name
+        self.stop_training = False
+        self.optimizer = self.loss = None
+        self._metrics = []
+
+    def __call__(self, x, training=False):
+        return self.call(x, training=training)
+
+    def call(self, x, training=False):
+        raise NotImplementedError
+
+    @property
+    def layers(self):
+        return []
+
+    @property
+    def weights(self) -> list[Tensor]:
+        seen, out = set(), []
+        for layer in self.layers:
+            for w in layer.weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    @property
+    def trainable_weights(self) -> list[Tensor]:
+        keep = {id(w) for layer in self.layers for w in layer.trainable_weights}
+        return [w for w in self.weights if id(w) in keep]
+
+    def get_weights(self):
+        return [w.numpy().copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        if len(weights) != len(self.weights):
+            raise ValueError(f"{self.name}: set_weights expected {len(self.weights)} arrays, got {len(weights)}")
+        for w, value in zip(self.weights, weights):
+            if np.shape(value) != w.shape:
+                raise ValueError(f"{self.name}: weight shape {w.shape} does not match {np.shape(value)}")
+            w.data[...] = value
+
+    def count_params(self) -> int:
+        return int(sum(w.size for w in self.weights))
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+        """optimizer: name or Optimizer; loss: Keras name or callable; metrics: names/callables."""
+        if loss is None:
+            raise ValueError("compile: a loss is required (a Keras loss name or a callable)")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss)
+        self._loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "loss")
+        self._metrics = [metrics_module.get(m, self._loss_name) for m in (metrics or [])]
+
+    def _check_compiled(self, what):
+        if self.loss is None:
+            raise RuntimeError(f"{what}: call compile(optimizer, loss, metrics) first")
+
+    def _batches(self, x, y, batch_size, shuffle):
+        n = len(x)
+        order = generator().permutation(n) if shuffle else np.arange(n)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            yield x[idx], (None if y is None else y[idx])
+
+    def _dataset(self, x, y, batch_size, shuffle):
+        """Batches from arrays, or from a re-iterable of (x, y) batches (engine.data datasets)."""
+        if y is None and not isinstance(x, np.ndarray):
+            return iter(x)
+        return self._batches(x, y, batch_size, shuffle)
+
+    def fit(self, x, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True):
+        """Train; returns a History (history.history maps loss/metric names to per-epoch lists).
+
+        validation_split takes the last fraction of x/y before shuffling, as Keras. A NaN or
+        infinite loss stops training with a message; weights and checkpoints written so
+        far are kept.
+        """
+        self._check_compiled("fit")
+        if isinstance(x, np.ndarray) or y is not None:
+            x, y = _as_arrays(x, y, "fit")
+            if not 0 <= validation_split < 1:
+                raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
+            if validation_split:
+                cut = int(len(x) * (1 - validation_split))
+                validation_data = (x[cut:], y[cut:])
+                x, y = x[:cut], y[:cut]
+        elif not hasattr(x, "__iter__"):
+            raise TypeError(f"fit: x must be an array or an iterable of (x, y) batches, got {type(x).__name__}")
+        if not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
+            raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
+        history = callbacks_module.History()
+        cbs = [history] + list(callbacks or [])
+        for cb in cbs:
+            cb.set_model(self)
+            cb.on_train_begin()
+        self.stop_training = False
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            totals, seen = {}, 0
+            for xb, yb in self._dataset(x, y, batch_size, shuffle):
+                logs = self.train_on_batch(xb, yb)
+                if not np.isfinite(logs["loss"]):
+                    print(f"fit: loss became {logs['loss']} at epoch {epoch + 1}, batch {seen // batch_size + 1}; "
+                          "training stopped (weights and checkpoints so far are kept)", file=sys.stderr)
+                    self.stop_training = True
+                    break
+                n = len(xb)
+                seen += n
+                for k, v in logs.items():
+                    totals[k] = totals.get(k, 0.0) + v * n
+            logs = {k: v / max(seen, 1) for k, v in totals.items()}
+            if validation_data is not None and not self.stop_training:
+                values = self.evaluate(*validation_data, batch_size=batch_size, return_dict=True)
+                logs.update({f"val_{k}": v for k, v in values.items()})
+            if verbose:
+                text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+                print(f"Epoch {epoch + 1}/{epochs} - {time.perf_counter() - start:.1f}s - {text}", flush=True)
+            if logs:
+                for cb in cbs:
+                    cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in cbs:
+            cb.on_train_end()
+        return history
+
+    def train_on_batch(self, x, y) -> dict:
+        """One optimizer step on one batch; returns {"loss": ..., metric: ...}."""
+        params = self.trainable_weights
+        for p in params:
+            p.grad = None
+        out = self(x, training=True)
+        loss = self.loss(y, out)
+        value = loss.item()
+        if np.isfinite(value):
+            loss.backward()
+            self.optimizer.step(params)
+        return {"loss": value, **self._metric_values(y, out.numpy())}
+
+    def _metric_values(self, y, pred):
+        return {name: fn(y, pred) for name, fn in self._metrics}
+
+    def evaluate(self, x, y=None, batch_size=32, verbose=0, return_dict=False):
+        """Loss and metrics over the data (size-weighted mean of batches)."""
+        self._check_compiled("evaluate")
+        if isinstance(x, np.ndarray) or y is not None:
+            x, y = _as_arrays(x, y, "evaluate")
+        totals, seen = {}, 0
+        with no_grad():
+            for xb, yb in self._dataset(x, y, batch_size, shuffle=False):
+                out = self(xb)
+                values = {"loss": self.loss(yb, out).item(), **self._metric_values(yb, out.numpy())}
+                seen += len(xb)
+                for k, v in values.items():
+                    totals[k] = totals.get(k, 0.0) + v * len(xb)
+        result = {k: v / max(seen, 1) for k, v in totals.items()}
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        if return_dict:
+            return result
+        return result["loss"] if len(result) == 1 else list(result.values())
+
+    def predict(self, x, batch_size=32):
+        """Model outputs for x, batch by batch, as one numpy array."""
+        x = np.asarray(x)
+        with no_grad():
+            outs = [self(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
+        return np.concatenate(outs) if outs else np.zeros((0,))
+
+    def summary(self, print_fn=print):
+        """Layer, output shape and parameter count of each layer (after the model is built)."""
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        shape = getattr(self, "_input_shape", None)
+        for layer in self.layers:
+            out = "?"
+            if shape is not None:
+                shape = layer.output_shape(shape)
+                out = str(shape)
+            rows.append((f"{layer.name} ({type(layer).__name__})", out, str(layer.count_params())))
+        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
+        line = "-" * sum(widths)
+        print_fn(f'Model: "{self.name}"')
+        print_fn(line)
+        for i, r in enumerate(rows):
+            print_fn("".join(c.ljust(w) for c, w in zip(r, widths)))
+            print_fn("=" * len(line) if i == 0 else line)
+        trainable = sum(w.size for w in self.trainable_weights)
+        print_fn(f"Total params: {self.count_params()}\nTrainable params: {trainable}\n"
+                 f"Non-trainable params: {self.count_params() - trainable}")
+
+    def save(self, path):
+        """Architecture (JSON) and weights in one .npz; written to a temp file, then renamed."""
+        path = os.fspath(path)
+        arrays = {f"w{i}": w for i, w in enumerate(self.get_weights())}
+        config = json.dumps(self.get_config())
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, config=np.array(config), **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+
+class Sequential(Model):
+    """Layers applied in order; masks (Embedding(mask_zero=True)) flow from layer to layer."""
+
+    def __init__(self, layers=None, name="sequential"):
+        super().__init__(name)
+        self._layers = []
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer):
+        if not isinstance(layer, layers_module.Layer):
+            raise TypeError(f"Sequential.add: expected a Layer, got {type(layer).__name__}")
+        self._layers.append(layer)
+
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def build(self, input_shape):
+        """Create every weight for inputs of `input_shape` (None = any batch size)."""
+        self._input_shape = tuple(input_shape)
+        shape = self._input_shape
+        for layer in self._layers:
+            shape = layer.output_shape(shape)
+
+    def call(self, x, training=False):
+        if getattr(self, "_input_shape", None) is None:
+            self._input_shape = (None,) + tuple(np.shape(x)[1:])
+        for layer in self._layers:
+            x = layer(x, training=training)
+        return x
+
+    def get_config(self):
+        return {"class_name": "Sequential", "name": self.name,
+                "input_shape": list(getattr(self, "_input_shape", None) or []),
+                "layers": [_layer_config(layer) for layer in self._layers]}
+
+
+def _layer_config(layer):
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def _layer_from_config(entry):
+    cls = getattr(layers_module, entry["class_name"], None)
+    if cls is None:
+        raise ValueError(f"load_model: unknown layer class {entry['class_name']!r}")
+    config = dict(entry["config"])
+    if entry["class_name"] == "Bidirectional":
+        config["layer"] = _layer_from_config(config["layer"])
+    return cls(**config)
+
+
+def load_model(path) -> Model:
+    """Rebuild a model saved by Model.save (architecture and weights)."""
+    with np.load(os.fspath(path), allow_pickle=False) as data:
+        config = json.loads(str(data["config"]))
+        weights = [data[f"w{i}"] for i in range(len(data.files) - 1)]
+    if config.get("class_name") != "Sequential":
+        raise ValueError(f"load_model: {path} does not hold a saved Sequential model")
+    model = Sequential([_layer_from_config(e) for e in config["layers"]], name=config["name"])
+    if config["input_shape"]:
+        model.build(tuple(None if d is None else d for d in config["input_shape"]))
+    model.set_weights(weights)
+    return model
+
+
+def _as_arrays(x, y, what):
+    x = np.asarray(x)
+    if y is None:
+        raise ValueError(f"{what}: y is required with array inputs")
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"{what}: x and y must have the same number of samples, got {len(x)} and {len(y)}")
+    return x, y
