@@ -141,7 +141,8 @@ class Model:
                     totals[k] = totals.get(k, 0.0) + v * n
             logs = {k: v / max(seen, 1) for k, v in totals.items()}
             if validation_data is not None and not self.stop_training:
-                values = self.evaluate(*validation_data, batch_size=batch_size, return_dict=True)
+                data = validation_data if isinstance(validation_data, tuple) else (validation_data,)
+                values = self.evaluate(*data, batch_size=batch_size, return_dict=True)
                 logs.update({f"val_{k}": v for k, v in values.items()})
             if verbose:
                 text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
