@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import backends
+from . import _recurrent, backends
 from .function import Function
 from .sparse import RowSparse
-from .tensor import Tensor, array_module
+from .backends.reference import conv1d_output_length
+from .tensor import Tensor, array_module, where
 
 
 def _data(x):
@@ -68,3 +69,252 @@ def embedding(ids, table, sparse: bool = False) -> Tensor:
     table = _float_tensor(table, "embedding", "table", ndim=2)
     ids = _int_array(ids, "embedding", "ids")
     return _Embedding.apply(ids, table, sparse=bool(sparse))
+
+
+def lstm(x, kernel, recurrent_kernel, bias, initial_state=None, mask=None, go_backwards=False,
+         return_sequences=True, recurrent_dropout_mask=None, zero_output_for_mask=False):
+    """A whole LSTM layer call as one graph node (Keras 3 semantics) -> (outputs, h_T, c_T).
+
+    x: (B,T,F); kernel (F,4H), recurrent_kernel (H,4H), bias (4H,) or None; gates i,f,c,o.
+    initial_state: [h0, c0], each (B,H); zeros when None.
+    mask: (B,T) bool; a masked step carries state and output (zeros before a row's first
+    unmasked step; zeros at every masked step with zero_output_for_mask).
+    go_backwards: process t = T-1..0; outputs stay in processing order, as in Keras.
+    recurrent_dropout_mask: (B,H), already scaled by 1/(1-rate); multiplies h_{t-1} before
+    the recurrent matmul at every step.
+    outputs: (B,T,H) if return_sequences else Keras's last output (B,H).
+
+    Example:
+        >>> x = np.random.rand(2, 5, 3)
+        >>> k, u, b = np.random.rand(3, 8), np.random.rand(2, 8), np.zeros(8)
+        >>> out, h, c = F.lstm(x, k, u, b)
+        >>> out.shape, h.shape
+        ((2, 5, 2), (2, 2))
+    """
+    return _recurrent.run("lstm", x, kernel, recurrent_kernel, bias, initial_state, mask,
+                          go_backwards, return_sequences, recurrent_dropout_mask, zero_output_for_mask)
+
+
+def gru(x, kernel, recurrent_kernel, bias, reset_after=True, initial_state=None, mask=None,
+        go_backwards=False, return_sequences=True, recurrent_dropout_mask=None,
+        zero_output_for_mask=False):
+    """A whole GRU layer call as one graph node (Keras 3 semantics) -> (outputs, h_T).
+
+    kernel (F,3H), recurrent_kernel (H,3H); gates z,r,h. bias: (2,3H) [input; recurrent]
+    with reset_after=True (Keras's default, cuDNN/PyTorch style), (3H,) with reset_after=False,
+    or None. Other arguments as in `lstm`, with initial_state = [h0].
+
+    Example:
+        >>> out, h = F.gru(np.random.rand(2, 5, 3), np.random.rand(3, 6), np.random.rand(2, 6),
+        ...                np.zeros((2, 6)), return_sequences=False)
+        >>> out.shape
+        (2, 2)
+    """
+    return _recurrent.run("gru", x, kernel, recurrent_kernel, bias, initial_state, mask,
+                          go_backwards, return_sequences, recurrent_dropout_mask, zero_output_for_mask,
+                          reset_after=reset_after)
+
+
+def simple_rnn(x, kernel, recurrent_kernel, bias, initial_state=None, mask=None, go_backwards=False,
+               return_sequences=True, recurrent_dropout_mask=None, zero_output_for_mask=False):
+    """A whole SimpleRNN (tanh) layer call as one graph node -> (outputs, h_T).
+
+    kernel (F,H), recurrent_kernel (H,H), bias (H,) or None: h_t = tanh(x_t·kernel + b +
+    h_{t-1}·recurrent_kernel). Other arguments as in `lstm`, with initial_state = [h0].
+
+    Example:
+        >>> out, h = F.simple_rnn(np.random.rand(2, 5, 3), np.random.rand(3, 4),
+        ...                       np.random.rand(4, 4), np.zeros(4))
+        >>> out.shape
+        (2, 5, 4)
+    """
+    return _recurrent.run("simple_rnn", x, kernel, recurrent_kernel, bias, initial_state, mask,
+                          go_backwards, return_sequences, recurrent_dropout_mask, zero_output_for_mask)
+
+
+def dropout(x, rate: float, training: bool = True, noise_shape=None, seed=None) -> Tensor:
+    """Inverted dropout: zero each element with probability `rate`, scale the rest by 1/(1−rate).
+
+    noise_shape broadcasts one mask over axes of size 1 (Keras's noise_shape; None entries
+    take x's size). Identity when training is False or rate is 0.
+    """
+    x = _float_tensor(x, "dropout", "x")
+    if not 0 <= rate < 1:
+        raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
+    if not training or rate == 0:
+        return x
+    shape = x.shape if noise_shape is None else tuple(
+        s if n is None else n for n, s in zip(noise_shape, x.shape))
+    from .random import generator
+    rng = generator() if seed is None else np.random.default_rng(seed)
+    keep = (rng.random(shape) >= rate).astype(x.dtype) / x.dtype.type(1 - rate)
+    xp = array_module(x.data)
+    return x * Tensor(xp.asarray(keep))
+
+
+# Conv1D and pooling: channels-last (B, L, C). functional pads, the backend computes on the
+# padded x (docs/kernels.md); each call is one graph node.
+
+def _positive_int(value, op: str, name: str) -> int:
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]  # Keras accepts a 1-tuple for 1-D ops
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _window_padding(length: int, span: int, strides: int, padding, op: str) -> tuple:
+    """(left, right) padding along L for a window covering `span` rows, as Keras 3.
+
+    same: output length ceil(L/s); the total padding is split with the extra row on the right.
+    causal: all span-1 rows on the left, so out[t] never sees x[t+1:].
+    """
+    mode = padding.lower() if isinstance(padding, str) else padding
+    allowed = ("valid", "same", "causal") if op == "conv1d" else ("valid", "same")
+    if mode not in allowed:
+        raise ValueError(f"{op}: padding must be one of {allowed}, got {padding!r}")
+    if mode == "valid":
+        return 0, 0
+    if mode == "causal":
+        return span - 1, 0
+    total = max(0, (-(-length // strides) - 1) * strides + span - length)
+    return total // 2, total - total // 2
+
+
+def _pad_length(x, left: int, right: int, value=0.0):
+    """x: [B,L,C] -> [B,left+L+right,C], C-contiguous (a fresh copy only when padding)."""
+    xp = array_module(x)
+    if left == 0 and right == 0:
+        return xp.ascontiguousarray(x)
+    return xp.pad(x, ((0, 0), (left, right), (0, 0)), constant_values=value)
+
+
+class _Conv1D(Function):
+    @staticmethod
+    def forward(ctx, x, kernel, bias, strides, dilation_rate, pad):
+        backend = backends.for_array(x)
+        xp = array_module(x)
+        padded = _pad_length(x, *pad)
+        kernel = xp.ascontiguousarray(kernel)
+        out = backend.conv1d_forward(padded, kernel, strides, dilation_rate)
+        if bias is not None:
+            out += bias
+        ctx.backend, ctx.options, ctx.pad, ctx.length = backend, (strides, dilation_rate), pad, x.shape[1]
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(padded, kernel)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        padded, kernel = ctx.saved
+        grad = array_module(grad).ascontiguousarray(grad)
+        dx, dkernel = ctx.backend.conv1d_backward(grad, padded, kernel, *ctx.options)
+        dx = dx[:, ctx.pad[0]:ctx.pad[0] + ctx.length]
+        dbias = grad.sum(axis=(0, 1)) if ctx.has_bias else None
+        return dx, dkernel, dbias
+
+
+def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1) -> Tensor:
+    """1-D convolution (cross-correlation), channels-last as keras.layers.Conv1D.
+
+    x: [B,L,C], kernel: [K,C,O], bias: [O] or None -> [B,L_out,O] with
+    out[b,t] = Σ_k x_padded[b, t·s + k·d] · kernel[k] + bias.
+    padding: "valid" (none), "same" (L_out = ceil(L/s), split as Keras, extra on the right)
+    or "causal" (d·(K-1) zeros on the left). Unlike the Keras layer, strides > 1 may be
+    combined with dilation_rate > 1 (as keras.ops.conv and PyTorch allow).
+
+    Example:
+        >>> x = np.ones((1, 5, 2), "float32"); w = np.ones((3, 2, 4), "float32")
+        >>> conv1d(x, w, padding="same").shape
+        (1, 5, 4)
+    """
+    x = _float_tensor(x, "conv1d", "x", ndim=3)
+    kernel = _float_tensor(kernel, "conv1d", "kernel", ndim=3)
+    if kernel.dtype != x.dtype:
+        raise TypeError(f"conv1d: kernel dtype {kernel.dtype} must match x dtype {x.dtype}")
+    if kernel.shape[1] != x.shape[2]:
+        raise ValueError(f"conv1d: kernel must have shape (K, {x.shape[2]}, O) for x with "
+                         f"{x.shape[2]} channels, got kernel shape {kernel.shape}")
+    if bias is not None:
+        bias = _float_tensor(bias, "conv1d", "bias", ndim=1)
+        if bias.shape != (kernel.shape[2],) or bias.dtype != x.dtype:
+            raise ValueError(f"conv1d: bias must have shape ({kernel.shape[2]},) and dtype "
+                             f"{x.dtype}, got shape {bias.shape} and dtype {bias.dtype}")
+    strides = _positive_int(strides, "conv1d", "strides")
+    dilation_rate = _positive_int(dilation_rate, "conv1d", "dilation_rate")
+    span = dilation_rate * (kernel.shape[0] - 1) + 1
+    pad = _window_padding(x.shape[1], span, strides, padding, "conv1d")
+    conv1d_output_length(x.shape[1] + sum(pad), kernel.shape[0], strides, dilation_rate)
+    return _Conv1D.apply(x, kernel, bias, strides=strides, dilation_rate=dilation_rate, pad=pad)
+
+
+class _MaxPool1D(Function):
+    @staticmethod
+    def forward(ctx, x, pool_size, strides, pad):
+        backend = backends.for_array(x)
+        # -inf padding never wins a window, so "same" windows see only real rows.
+        out, argmax = backend.max_pool1d_forward(_pad_length(x, *pad, value=-np.inf), pool_size, strides)
+        ctx.backend, ctx.argmax, ctx.pad, ctx.length = backend, argmax, pad, x.shape[1]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = array_module(grad).ascontiguousarray(grad)
+        dx = ctx.backend.max_pool1d_backward(grad, ctx.argmax, ctx.length + sum(ctx.pad))
+        return (dx[:, ctx.pad[0]:ctx.pad[0] + ctx.length],)
+
+
+def max_pool1d(x, pool_size=2, strides=None, padding="valid") -> Tensor:
+    """Max over windows of `pool_size` rows every `strides` rows (default pool_size), as
+    keras.layers.MaxPooling1D: x [B,L,C] -> [B,L_out,C]. padding "valid" or "same"
+    (L_out = ceil(L/s)). The gradient goes to the first maximum of each window.
+
+    Example:
+        >>> max_pool1d(np.arange(6.0).reshape(1, 6, 1), 2).numpy().ravel()
+        array([1., 3., 5.])
+    """
+    x = _float_tensor(x, "max_pool1d", "x", ndim=3)
+    pool_size = _positive_int(pool_size, "max_pool1d", "pool_size")
+    strides = pool_size if strides is None else _positive_int(strides, "max_pool1d", "strides")
+    pad = _window_padding(x.shape[1], pool_size, strides, padding, "max_pool1d")
+    conv1d_output_length(x.shape[1] + sum(pad), pool_size, strides, 1, op="max_pool1d")
+    return _MaxPool1D.apply(x, pool_size=pool_size, strides=strides, pad=pad)
+
+
+def global_max_pool1d(x) -> Tensor:
+    """x: [B,L,C] -> [B,C], the max over L (tied maxima share the gradient, as Keras on torch).
+
+    Example:
+        >>> global_max_pool1d(np.arange(6.0).reshape(1, 3, 2)).numpy()
+        array([[4., 5.]])
+    """
+    x = _float_tensor(x, "global_max_pool1d", "x", ndim=3)
+    if x.shape[1] == 0:
+        raise ValueError(f"global_max_pool1d: x must have at least one step, got shape {x.shape}")
+    return x.max(axis=1)
+
+
+def global_avg_pool1d(x, mask=None) -> Tensor:
+    """x: [B,L,C], mask: [B,L] bool or None -> [B,C], the mean over the unmasked steps.
+
+    As keras.layers.GlobalAveragePooling1D: masked steps count neither in the sum nor in the
+    divisor, so a fully masked row gives NaN (Keras's 0/0) and a zero gradient to its x.
+
+    Example:
+        >>> x = np.array([[[1.0], [3.0], [9.0]]])
+        >>> global_avg_pool1d(x, mask=np.array([[True, True, False]])).numpy()
+        array([[2.]])
+    """
+    x = _float_tensor(x, "global_avg_pool1d", "x", ndim=3)
+    if mask is None:
+        if x.shape[1] == 0:
+            raise ValueError(f"global_avg_pool1d: x must have at least one step, got shape {x.shape}")
+        return x.mean(axis=1)
+    xp = array_module(x.data)
+    mask = xp.asarray(_data(mask)).astype(bool)
+    if mask.shape != x.shape[:2]:
+        raise ValueError(f"global_avg_pool1d: mask must have shape {x.shape[:2]}, got {mask.shape}")
+    count = mask.sum(axis=1, keepdims=True).astype(x.dtype)
+    # 1/count without a 0/0 warning; NaN where a row has no unmasked step, as Keras gives.
+    inverse = xp.where(count > 0, 1 / xp.maximum(count, 1), xp.asarray(np.nan, dtype=x.dtype))
+    return where(mask[:, :, None], x, 0.0).sum(axis=1) * Tensor(inverse)

@@ -1,0 +1,224 @@
+"""The recurrent ops behind F.lstm, F.gru and F.simple_rnn: validation and one autograd node.
+
+Kept out of functional.py so that file stays a short list of public ops. The node does the
+big GEMMs with the array module (input projection for all T·B rows before the loop, weight
+gradients once after it) and hands the time loop to the backend (docs/kernels.md).
+Layouts are Keras's: x (B,T,F) batch-major, kernel (F,G·H), recurrent_kernel (H,G·H), with
+G = 4 gates for lstm (i,f,c,o), 3 for gru (z,r,h), 1 for simple_rnn.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backends
+from .function import Function
+from .tensor import Tensor, array_module
+
+_GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
+_STATES = {"lstm": 2, "gru": 1, "simple_rnn": 1}
+
+
+def _shape_error(op, name, expected, actual):
+    return ValueError(f"{op}: {name} must have shape {expected}, got {tuple(actual)}")
+
+
+def _float_arg(x, op, name, dtype=None, shape=None, shape_text=None):
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{op}: {name} must be float32 or float64, got {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{op}: {name} must have x's dtype {dtype}, got {x.dtype}")
+    if shape is not None and tuple(x.shape) != shape:
+        raise _shape_error(op, name, shape_text or shape, x.shape)
+    return x
+
+
+def _constant(x, xp):
+    """A mask-like argument: a plain array, never differentiated."""
+    return xp.asarray(x.data if isinstance(x, Tensor) else x)
+
+
+def _check(op, x, kernel, recurrent_kernel, bias, initial_state, mask, dropout_mask, reset_after):
+    """Validated (x, kernel, recurrent_kernel, bias, states, mask [B,T] bool, dropout_mask [B,H])."""
+    x = _float_arg(x, op, "x")
+    if x.ndim != 3:
+        raise ValueError(f"{op}: x must have shape (batch, timesteps, features), got {x.shape}")
+    B, T, F = x.shape
+    if T == 0:
+        raise ValueError(f"{op}: x must have at least one timestep, got shape {x.shape} (B,T,F)")
+    if B == 0:
+        raise ValueError(f"{op}: x must have at least one sequence, got shape {x.shape} (B,T,F)")
+    G, dtype = _GATES[op], x.dtype
+    recurrent_kernel = _float_arg(recurrent_kernel, op, "recurrent_kernel", dtype)
+    H = recurrent_kernel.shape[0] if recurrent_kernel.ndim == 2 else -1
+    if H < 1 or recurrent_kernel.shape != (H, G * H):
+        raise _shape_error(op, "recurrent_kernel", f"(units, {G}*units)", recurrent_kernel.shape)
+    kernel = _float_arg(kernel, op, "kernel", dtype, (F, G * H),
+                        f"(features, {G}*units) = {(F, G * H)}")
+    if bias is not None:
+        shape = (2, G * H) if op == "gru" and reset_after else (G * H,)
+        bias = _float_arg(bias, op, "bias", dtype, shape,
+                          f"{shape} (reset_after={reset_after})" if op == "gru" else None)
+    states = _check_states(op, initial_state, dtype, (B, H))
+    xp = array_module(x.data)
+    if mask is not None:
+        mask = _constant(mask, xp)
+        if mask.dtype.kind not in "biu":
+            raise TypeError(f"{op}: mask must be bool (or integer 0/1), got {mask.dtype}")
+        if mask.shape != (B, T):
+            raise _shape_error(op, "mask", (B, T), mask.shape)
+        mask = mask.astype(bool, copy=False)
+    if dropout_mask is not None:
+        dropout_mask = _constant(dropout_mask, xp)
+        if dropout_mask.dtype != dtype:
+            raise TypeError(f"{op}: recurrent_dropout_mask must have x's dtype {dtype}, got {dropout_mask.dtype}")
+        if dropout_mask.shape != (B, H):
+            raise _shape_error(op, "recurrent_dropout_mask", (B, H), dropout_mask.shape)
+        dropout_mask = xp.ascontiguousarray(dropout_mask)
+    return x, kernel, recurrent_kernel, bias, states, mask, dropout_mask
+
+
+def _check_states(op, initial_state, dtype, shape):
+    n = _STATES[op]
+    if initial_state is None:
+        return [None] * n
+    if isinstance(initial_state, (Tensor, np.ndarray)) or hasattr(initial_state, "__cuda_array_interface__"):
+        initial_state = [initial_state]
+    states = list(initial_state)
+    if len(states) != n:
+        expected = "[h0, c0]" if n == 2 else "[h0]"
+        raise ValueError(f"{op}: initial_state must be a list {expected} of {n} arrays, got {len(states)}")
+    names = ["initial_state[0] (h0)", "initial_state[1] (c0)"]
+    return [_float_arg(s, op, names[i], dtype, shape) for i, s in enumerate(states)]
+
+
+class _Recurrent(Function):
+    """One graph node for a whole recurrent layer call: every timestep, forward and backward."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, U, bias, h0, c0, *, op, mask, dropout_mask, go_backwards,
+                return_sequences, zero_output_for_mask, reset_after):
+        xp = array_module(x)
+        backend = backends.for_array(x)
+        B, T, F = x.shape
+        H = U.shape[0]
+        xt = x.transpose(1, 0, 2)                       # [T,B,F]
+        mask_t = None if mask is None else mask.T       # [T,B]
+        if go_backwards:
+            xt = xt[::-1]
+            mask_t = None if mask_t is None else mask_t[::-1]
+        xt = xp.ascontiguousarray(xt)
+        mask_t = None if mask_t is None else xp.ascontiguousarray(mask_t)
+        U = xp.ascontiguousarray(U)
+        xw = (xt.reshape(T * B, F) @ kernel).reshape(T, B, -1)
+        recurrent_bias = None
+        if bias is not None:
+            split = op == "gru" and reset_after
+            xw += bias[0] if split else bias
+            recurrent_bias = xp.ascontiguousarray(bias[1]) if split else None
+        h0 = xp.zeros((B, H), x.dtype) if h0 is None else xp.ascontiguousarray(h0)
+        c0 = xp.zeros((B, H), x.dtype) if op == "lstm" and c0 is None else c0
+        c0 = None if c0 is None else xp.ascontiguousarray(c0)
+        cs = gates = uh = None
+        fn = _kernel(backend, op, "forward")
+        if op == "lstm":
+            hs, cs, gates = fn(xw, U, h0, c0, mask_t, dropout_mask)
+        elif op == "gru":
+            hs, gates, uh = fn(xw, U, recurrent_bias, h0, mask_t, dropout_mask, reset_after=reset_after)
+        else:
+            hs = fn(xw, U, h0, mask_t, dropout_mask)
+        # Keras outputs zeros before a row's first unmasked step (or at every masked step with
+        # zero_output_for_mask) and the carried state elsewhere.
+        factor = None
+        if mask_t is not None:
+            keep = mask_t if zero_output_for_mask else xp.cumsum(mask_t, axis=0) > 0
+            factor = keep.astype(x.dtype)[:, :, None]
+        out = hs if factor is None else hs * factor
+        outputs = xp.ascontiguousarray(out.transpose(1, 0, 2)) if return_sequences else out[-1].copy()
+        ctx.__dict__.update(op=op, backend=backend, xt=xt, kernel=kernel, U=U, h0=h0, c0=c0,
+                            recurrent_bias=recurrent_bias, hs=hs, cs=cs, gates=gates, uh=uh,
+                            mask_t=mask_t, dropout_mask=dropout_mask, factor=factor,
+                            go_backwards=go_backwards, return_sequences=return_sequences,
+                            reset_after=reset_after, has_bias=bias is not None)
+        if op == "lstm":
+            return outputs, hs[-1].copy(), cs[-1].copy()
+        return outputs, hs[-1].copy()
+
+    @staticmethod
+    def backward(ctx, g_out, g_h, g_c=None):
+        c = ctx
+        xp = array_module(c.hs)
+        T, B, H = c.hs.shape
+        dhs = xp.zeros((T, B, H), c.hs.dtype)
+        if c.return_sequences:
+            dhs[...] = g_out.transpose(1, 0, 2)
+        else:
+            dhs[-1] = g_out
+        if c.factor is not None:
+            dhs *= c.factor
+        dhs[-1] += g_h
+        fn = _kernel(c.backend, c.op, "backward")
+        dc0 = None
+        if c.op == "lstm":
+            dxw, dh0, dc0 = fn(dhs, xp.ascontiguousarray(g_c), c.U, c.h0, c.c0, c.hs, c.cs, c.gates,
+                               c.mask_t, c.dropout_mask)
+            du = dxw
+        elif c.op == "gru":
+            dxw, du, dh0 = fn(dhs, c.U, c.recurrent_bias, c.h0, c.hs, c.gates, c.uh, c.mask_t,
+                              c.dropout_mask, reset_after=c.reset_after)
+        else:
+            dxw, dh0 = fn(dhs, c.U, c.h0, c.hs, c.mask_t, c.dropout_mask)
+            du = dxw
+        need = c.needs_input_grad
+        G = dxw.shape[2]
+        flat_dxw = dxw.reshape(T * B, G)
+        dx = dkernel = dU = dbias = None
+        if need[0]:
+            dx = (flat_dxw @ c.kernel.T).reshape(T, B, -1)
+            dx = xp.ascontiguousarray((dx[::-1] if c.go_backwards else dx).transpose(1, 0, 2))
+        if need[1]:
+            dkernel = c.xt.reshape(T * B, -1).T @ flat_dxw
+        if need[2]:
+            dU = _recurrent_kernel_grad(c, du, xp)
+        if need[3] and c.has_bias:
+            dbias = flat_dxw.sum(axis=0)
+            if c.op == "gru" and c.reset_after:
+                dbias = xp.stack([dbias, du.reshape(T * B, G).sum(axis=0)])
+        return dx, dkernel, dU, dbias, dh0 if need[4] else None, dc0 if need[5] else None
+
+
+def _recurrent_kernel_grad(c, du, xp):
+    """dU = Σ_t hd_{t-1}ᵀ·du_t, where hd_{t-1} is the (dropped) state the step multiplied by U."""
+    T, B, H = c.hs.shape
+    h_prev = xp.concatenate([c.h0[None], c.hs[:-1]], axis=0)
+    hd = h_prev if c.dropout_mask is None else h_prev * c.dropout_mask
+    hd = hd.reshape(T * B, H)
+    du = du.reshape(T * B, -1)
+    if c.op == "gru" and not c.reset_after:
+        # The candidate's recurrent input is r*hd, not hd (docs/kernels.md, reset_after=False).
+        r = c.gates[:, :, H:2 * H].reshape(T * B, H)
+        return xp.concatenate([hd.T @ du[:, :2 * H], (r * hd).T @ du[:, 2 * H:]], axis=1)
+    return hd.T @ du
+
+
+def _kernel(backend, op, direction):
+    fn = getattr(backend, f"{op}_{direction}", None)
+    if fn is None:
+        raise NotImplementedError(f"{op}: backend {backend.NAME!r} has no {op}_{direction} yet; "
+                                  "choose another with engine.use_backend(...)")
+    return fn
+
+
+def run(op, x, kernel, recurrent_kernel, bias, initial_state=None, mask=None, go_backwards=False,
+        return_sequences=True, recurrent_dropout_mask=None, zero_output_for_mask=False,
+        reset_after=True):
+    """Validate the arguments and apply the recurrent node; see F.lstm / F.gru / F.simple_rnn."""
+    x, kernel, recurrent_kernel, bias, states, mask, dropout_mask = _check(
+        op, x, kernel, recurrent_kernel, bias, initial_state, mask, recurrent_dropout_mask,
+        bool(reset_after))
+    h0, c0 = (states + [None])[:2]
+    return _Recurrent.apply(x, kernel, recurrent_kernel, bias, h0, c0, op=op, mask=mask,
+                            dropout_mask=dropout_mask, go_backwards=bool(go_backwards),
+                            return_sequences=bool(return_sequences),
+                            zero_output_for_mask=bool(zero_output_for_mask),
+                            reset_after=bool(reset_after))

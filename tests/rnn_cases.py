@@ -1,0 +1,348 @@
+"""Fresh random cases for the recurrent ops, shared by test_lstm/test_gru/test_simple_rnn.
+
+A case is one op variant (lstm, gru, gru with reset_after=False, simple_rnn) with one set of
+options (masks, go_backwards, dropout, initial state, ...), as a function of Tensors plus the
+arrays to feed it. The same case drives the finite-difference check of the reference, the
+backend matrix, and the torch oracle.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+import engine.functional as F
+from engine import backends, testing
+from engine.tensor import Tensor, no_grad
+
+# variant -> (functional op, extra keyword arguments, gates per unit)
+VARIANTS = {
+    "lstm": ("lstm", {}, 4),
+    "gru": ("gru", {"reset_after": True}, 3),
+    "gru_reset_before": ("gru", {"reset_after": False}, 3),
+    "simple_rnn": ("simple_rnn", {}, 1),
+}
+
+OPTIONS = ("plain", "last_output", "no_bias", "mask_holes", "right_padding", "left_padding",
+           "masked_row", "go_backwards", "go_backwards_mask", "zero_output_for_mask",
+           "dropout", "initial_state", "everything")
+
+# Relative error (max|diff| / max|expected|) allowed against the reference backend.
+# float64: only summation order differs, so ~1e-10 leaves room for T steps of rounding.
+# float32: fast backends may use a tanh approximation (~3e-7 rel, DESIGN §4) and other
+# summation orders; 1e-5 on the forward, 1e-4 on gradients, which compound over T steps.
+FORWARD_RTOL = {np.float64: 1e-10, np.float32: 1e-5}
+GRAD_RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+
+
+@dataclass
+class Case:
+    variant: str
+    option: str
+    names: list
+    arrays: list
+    kwargs: dict = field(default_factory=dict)
+
+    @property
+    def op(self) -> str:
+        return VARIANTS[self.variant][0]
+
+    def fn(self, *tensors):
+        """The op on Tensors given in `names` order -> tuple of outputs."""
+        d = dict(zip(self.names, tensors))
+        states = [d[k] for k in ("h0", "c0") if k in d] or None
+        return getattr(F, self.op)(d["x"], d["kernel"], d["recurrent_kernel"], d.get("bias"),
+                                   initial_state=states, **self.kwargs)
+
+    def tensors(self):
+        """Fresh leaf Tensors (requires_grad) for every array."""
+        return [Tensor(a, requires_grad=True) for a in self.arrays]
+
+
+def _seed(*parts) -> int:
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+def random_mask(rng, B, T, option):
+    """(B,T) bool for a masking option; every kind keeps at least one row partly unmasked."""
+    if option in ("right_padding", "left_padding"):
+        lengths = rng.integers(1, T + 1, size=B)
+        lengths[0] = max(1, T - 1) if T > 1 else 1
+        steps = np.arange(T)[None, :]
+        if option == "right_padding":
+            return steps < lengths[:, None]
+        return steps >= (T - lengths)[:, None]
+    mask = rng.random((B, T)) < 0.6
+    mask[0, 0] = True
+    if T > 1:
+        mask[0, -1] = False
+    if option == "masked_row" and B > 1:
+        mask[-1] = False
+    return mask
+
+
+def make_case(variant, option="plain", B=3, T=5, F_=3, H=2, seed=None) -> Case:
+    """A float64 case with fresh random inputs (seeded by its name); `cast` gives float32."""
+    op, extra, G = VARIANTS[variant]
+    rng = np.random.default_rng(_seed(variant, option, B, T, F_, H) if seed is None else seed)
+    names = ["x", "kernel", "recurrent_kernel"]
+    arrays = [rng.standard_normal((B, T, F_)), rng.uniform(-0.6, 0.6, (F_, G * H)),
+              rng.uniform(-0.6, 0.6, (H, G * H))]
+    if option != "no_bias":
+        names.append("bias")
+        shape = (2, G * H) if op == "gru" and extra["reset_after"] else (G * H,)
+        arrays.append(rng.uniform(-0.3, 0.3, shape))
+    if option in ("initial_state", "masked_row", "everything"):
+        names.append("h0")
+        arrays.append(rng.uniform(-0.8, 0.8, (B, H)))
+        if op == "lstm":
+            names.append("c0")
+            arrays.append(rng.uniform(-0.8, 0.8, (B, H)))
+    kwargs = dict(extra)
+    if option in ("mask_holes", "right_padding", "left_padding", "masked_row", "go_backwards_mask",
+                  "zero_output_for_mask", "everything"):
+        kwargs["mask"] = random_mask(rng, B, T, option)
+    if option in ("go_backwards", "go_backwards_mask", "everything"):
+        kwargs["go_backwards"] = True
+    if option == "zero_output_for_mask":
+        kwargs["zero_output_for_mask"] = True
+    if option in ("dropout", "everything"):
+        rate = 0.3
+        kwargs["recurrent_dropout_mask"] = (rng.random((B, H)) >= rate) / (1 - rate)
+    if option in ("last_output", "everything"):
+        kwargs["return_sequences"] = False
+    return Case(variant, option, names, arrays, kwargs)
+
+
+def cast(case: Case, dtype) -> Case:
+    """The same case in another float dtype (the dropout mask follows x's dtype)."""
+    kwargs = dict(case.kwargs)
+    if "recurrent_dropout_mask" in kwargs:
+        kwargs["recurrent_dropout_mask"] = kwargs["recurrent_dropout_mask"].astype(dtype)
+    return Case(case.variant, case.option, case.names, [a.astype(dtype) for a in case.arrays], kwargs)
+
+
+def other_backends() -> list:
+    """Every working CPU backend but the reference: the ones judged against it."""
+    return [n for n in backends.available() if n != "reference" and backends.get(n).DEVICE == "cpu"]
+
+
+def implements(backend_name, op) -> bool:
+    module = backends.get(backend_name)
+    return all(hasattr(module, f"{op}_{d}") for d in ("forward", "backward"))
+
+
+def skip_unless_implemented(backend_name, op):
+    if not implements(backend_name, op):
+        pytest.skip(f"backend {backend_name!r} does not implement {op}_forward/{op}_backward yet")
+
+
+def check_reference_gradients(case: Case):
+    """Reference autograd vs float64 central differences, every input."""
+    with backends.use_backend("reference"):
+        testing.gradcheck(case.fn, case.tensors())
+
+
+def check_backend(case: Case, backend_name, dtype):
+    """Forward and every gradient of `backend_name` vs the reference on the same inputs."""
+    skip_unless_implemented(backend_name, case.op)
+    c = cast(case, dtype)
+    errors = testing.backend_errors(c.fn, c.arrays, [True] * len(c.arrays), names=[backend_name])
+    errors = errors[backend_name]
+    kind = np.dtype(dtype).type
+    bad = {k: e for k, e in errors.items()
+           if not e <= (FORWARD_RTOL if k.startswith("forward") else GRAD_RTOL)[kind]}
+    assert not bad, (f"{backend_name} vs reference, {case.variant}/{case.option}/{np.dtype(dtype).name} "
+                     f"(inputs {c.names}): relative errors {bad}")
+    return errors
+
+
+# External oracles. float64 everywhere, so agreement is to rounding: 1e-9 relative leaves
+# room for the different summation orders of torch's and Keras's GEMMs over T steps.
+ORACLE_RTOL = 1e-9
+TORCH_OPTIONS = ("plain", "initial_state", "go_backwards", "right_padding", "last_output")
+
+
+def assert_close(name, actual, expected, rtol=ORACLE_RTOL):
+    err = testing.relative_error(actual, expected)
+    assert err <= rtol, f"{name}: relative error {err:.3g} > {rtol}"
+
+
+def _cotangents(rng, shapes):
+    return [rng.standard_normal(s) for s in shapes]
+
+
+def check_against_torch(variant, option, B=3, T=6, F_=4, H=5):
+    """Outputs, final states and every gradient vs torch.nn.LSTM/GRU/RNN (weights via engine.convert).
+
+    go_backwards is torch on the time-reversed input; right_padding is a packed sequence,
+    whose zero outputs past each length are Keras's zero_output_for_mask outputs.
+    """
+    torch = pytest.importorskip("torch")
+    from engine import convert
+    op = VARIANTS[variant][0]
+    module_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "simple_rnn": torch.nn.RNN}[op]
+    torch.manual_seed(_seed(variant, option))
+    module = module_cls(F_, H, batch_first=True).double()
+    weights = getattr(convert, f"{op}_from_torch")(module.state_dict())
+    rng = np.random.default_rng(_seed("torch", variant, option))
+    x = rng.standard_normal((B, T, F_))
+    n_states = 2 if op == "lstm" else 1
+    states = [rng.uniform(-0.8, 0.8, (B, H)) for _ in range(n_states)] if option == "initial_state" else []
+    lengths = rng.integers(1, T + 1, size=B) if option == "right_padding" else None
+    return_sequences = option != "last_output"
+
+    # torch
+    tx = torch.tensor(x, requires_grad=True)
+    tstates = [torch.tensor(s[None], requires_grad=True) for s in states]
+    inp = tx.flip(1) if option == "go_backwards" else tx
+    if lengths is not None:
+        inp = torch.nn.utils.rnn.pack_padded_sequence(inp, torch.tensor(lengths), batch_first=True,
+                                                      enforce_sorted=False)
+    hx = None if not tstates else (tuple(tstates) if op == "lstm" else tstates[0])
+    t_out, t_final = module(inp, hx)
+    if lengths is not None:
+        t_out, _ = torch.nn.utils.rnn.pad_packed_sequence(t_out, batch_first=True, total_length=T)
+    t_final = list(t_final) if op == "lstm" else [t_final]
+    t_results = [t_out if return_sequences else t_out[:, -1]] + [s[0] for s in t_final]
+
+    # ours
+    params = [Tensor(w, requires_grad=True) for w in weights]
+    ex = Tensor(x, requires_grad=True)
+    estates = [Tensor(s, requires_grad=True) for s in states]
+    mask = None if lengths is None else np.arange(T)[None, :] < lengths[:, None]
+    with backends.use_backend("reference"):
+        e_results = getattr(F, op)(ex, *params, initial_state=estates or None, mask=mask,
+                                   go_backwards=option == "go_backwards",
+                                   return_sequences=return_sequences,
+                                   zero_output_for_mask=lengths is not None)
+
+    weights_out = _cotangents(rng, [tuple(r.shape) for r in e_results])
+    for name, ours, theirs in zip(["outputs", "h_T", "c_T"], e_results, t_results):
+        assert_close(f"{variant}/{option} {name}", ours.numpy(), theirs.detach().numpy())
+    sum((r * Tensor(w)).sum() for r, w in zip(e_results, weights_out)).backward()
+    sum((r * torch.tensor(w)).sum() for r, w in zip(t_results, weights_out)).backward()
+
+    assert_close(f"{variant}/{option} dx", ex.grad, tx.grad.numpy())
+    for i, (ours, theirs) in enumerate(zip(estates, tstates)):
+        assert_close(f"{variant}/{option} d initial_state[{i}]", ours.grad, theirs.grad[0].numpy())
+    grads = {k: p.grad for k, p in module.named_parameters()}
+    if op != "gru":
+        # bias = b_ih + b_hh, so d bias = d b_ih; zeroing b_hh's gradient makes the converter say so.
+        grads["bias_hh_l0"] = torch.zeros_like(grads["bias_hh_l0"])
+    expected = getattr(convert, f"{op}_from_torch")(grads)
+    for name, p, g in zip(["kernel", "recurrent_kernel", "bias"], params, expected):
+        assert_close(f"{variant}/{option} d{name}", p.grad, g)
+
+
+# Keras 3.15's torch backend returns float32 from ops.matmul even for float64 operands
+# (dtypes.result_type("float64", "float64") is "float32" there), so Keras agrees with us only
+# to float32 rounding, a few 1e-8 relative; 1e-6 still catches any semantic difference.
+KERAS_RTOL = 1e-6
+KERAS_OPTIONS = ("mask_holes", "go_backwards_mask", "masked_row", "zero_output_for_mask",
+                 "left_padding", "dropout", "everything", "no_bias")
+
+
+def keras_or_skip():
+    """Keras 3 on the torch backend, or a skip saying why not."""
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    pytest.importorskip("torch")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip(f"Keras runs on {keras.backend.backend()!r}; these checks need KERAS_BACKEND=torch")
+    return keras
+
+
+def check_against_keras(variant, option, B=3, T=5, F_=3, H=4):
+    """Outputs and final states vs keras.layers.LSTM/GRU/SimpleRNN (float64) on the same case.
+
+    Keras draws a separate recurrent-dropout mask per gate; its cell is given our single mask
+    for every gate so that the two compute the same thing.
+    """
+    keras = keras_or_skip()
+    case = make_case(variant, option, B, T, F_, H)
+    op, extra, _ = VARIANTS[variant]
+    layer_cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}[op]
+    kw = case.kwargs
+    dropout = kw.get("recurrent_dropout_mask")
+    layer = layer_cls(H, return_sequences=kw.get("return_sequences", True), return_state=True,
+                      go_backwards=kw.get("go_backwards", False), use_bias="bias" in case.names,
+                      zero_output_for_mask=kw.get("zero_output_for_mask", False),
+                      recurrent_dropout=0.3 if dropout is not None else 0.0, dtype="float64", **extra)
+    layer.build((B, T, F_))
+    d = dict(zip(case.names, case.arrays))
+    layer.set_weights([d[k] for k in ("kernel", "recurrent_kernel", "bias") if k in d])
+    if dropout is not None:
+        count = {"lstm": 4, "gru": 3, "simple_rnn": None}[op]
+        m = keras.ops.convert_to_tensor(dropout)
+        layer.cell.get_recurrent_dropout_mask = lambda h: m if count is None else [m] * count
+    states = [d[k] for k in ("h0", "c0") if k in d]
+    mask = kw.get("mask")
+    theirs = layer(case.arrays[0], mask=None if mask is None else keras.ops.convert_to_tensor(mask),
+                   initial_state=states or None, training=dropout is not None)
+    with backends.use_backend("reference"):
+        ours = case.fn(*[Tensor(a) for a in case.arrays])
+    for name, a, b in zip(["outputs", "h_T", "c_T"], ours, theirs):
+        assert_close(f"{variant}/{option} {name} vs Keras", a.numpy(), keras.ops.convert_to_numpy(b),
+                     KERAS_RTOL)
+
+
+def check_mask_semantics(variant):
+    """Without oracles: zeros before the first unmasked step, carried output after it, and
+    h_T = h0 for an all-masked row."""
+    case = make_case(variant, "initial_state", B=2, T=4)
+    with backends.use_backend("reference"):
+        out = case.fn(*[Tensor(a) for a in case.arrays])[0].numpy()
+        case.kwargs["mask"] = np.array([[False, True, False, True], [False] * 4])
+        masked, masked_h = (r.numpy() for r in case.fn(*[Tensor(a) for a in case.arrays])[:2])
+    h0 = case.arrays[case.names.index("h0")]
+    assert np.all(masked[0, 0] == 0) and np.all(masked[1] == 0)
+    np.testing.assert_array_equal(masked[0, 2], masked[0, 1])
+    np.testing.assert_array_equal(masked_h[1], h0[1])
+    # Step 0 was skipped, so step 1 ran from the initial state, not from step 0's state.
+    assert not np.allclose(masked[0, 1], out[0, 1])
+
+
+def check_one_node(variant):
+    """The whole call is one graph node over the given tensors; no_grad records nothing."""
+    case = make_case(variant, "initial_state")
+    tensors = case.tensors()
+    with backends.use_backend("reference"):
+        results = case.fn(*tensors)
+        assert len({id(r._node) for r in results}) == 1
+        assert all(t is n for t, n in zip(tensors, results[0]._node.inputs))
+        with no_grad():
+            assert not any(r.requires_grad for r in case.fn(*tensors))
+
+
+def check_bad_input(variant):
+    """Each bad argument raises before any kernel runs, naming the argument and the shapes."""
+    case = make_case(variant, "initial_state", B=2, T=3, F_=3, H=2)
+    d = dict(zip(case.names, case.arrays))
+    op = getattr(F, case.op)
+    extra = {k: v for k, v in case.kwargs.items() if k == "reset_after"}
+    x, k, u, b = d["x"], d["kernel"], d["recurrent_kernel"], d["bias"]
+    states = [d["h0"][:1]] + ([d["c0"]] if "c0" in d else [])
+    bad = [
+        (ValueError, "at least one timestep", (x[:, :0], k, u, b), {}),
+        (ValueError, "x must have shape", (x[0], k, u, b), {}),
+        (ValueError, r"kernel must have shape \(features", (x, k[:2], u, b), {}),
+        (ValueError, "recurrent_kernel must have shape", (x, k, u[:, :-1], b), {}),
+        (ValueError, "bias must have shape", (x, k, u, b[..., :-1]), {}),
+        (TypeError, "kernel must have x's dtype float64, got float32", (x, k.astype(np.float32), u, b), {}),
+        (TypeError, "x must be float32 or float64", (x.astype(np.int64), k, u, b), {}),
+        (ValueError, r"mask must have shape \(2, 3\), got \(3, 2\)", (x, k, u, b),
+         {"mask": np.ones((3, 2), bool)}),
+        (TypeError, "mask must be bool", (x, k, u, b), {"mask": np.ones((2, 3))}),
+        (ValueError, "recurrent_dropout_mask must have shape", (x, k, u, b),
+         {"recurrent_dropout_mask": np.ones((2, 3))}),
+        (ValueError, "initial_state must be a list", (x, k, u, b), {"initial_state": [d["h0"]] * 3}),
+        (ValueError, r"initial_state\[0\] \(h0\) must have shape \(2, 2\)", (x, k, u, b),
+         {"initial_state": states}),
+    ]
+    for error, message, args, kwargs in bad:
+        with pytest.raises(error, match=message):
+            op(*args, **kwargs, **extra)
