@@ -1,6 +1,8 @@
 """Callbacks for Model.fit: History, EarlyStopping, ModelCheckpoint (Keras names and defaults)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -39,7 +41,12 @@ def _improved(mode, monitor):
 
 
 class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved by min_delta for `patience` epochs."""
+    """Stop when `monitor` has not improved by min_delta for `patience` epochs (Keras 3 rules).
+
+    restore_best_weights=True puts back the weights of the best epoch when training ends,
+    whether or not it stopped early. A monitor missing from the logs (e.g. val_loss without
+    validation data) warns and is skipped, as Keras does.
+    """
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto",
                  restore_best_weights=False):
@@ -53,18 +60,25 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None:
-            raise KeyError(f"EarlyStopping: monitor {self.monitor!r} is not among the logs {sorted(logs or {})}")
+            warnings.warn(f"EarlyStopping: monitor {self.monitor!r} is not among the logs "
+                          f"{sorted(logs or {})}; skipped", stacklevel=2)
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+        # Keras counts this epoch before asking whether it improved.
+        self.wait += 1
         if self.best is None or self._better(value, self.best, self.min_delta):
             self.best, self.wait = value, 0
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
             return
-        self.wait += 1
-        if self.wait >= self.patience:
+        if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            if self.restore_best_weights and self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
 
 
 class ModelCheckpoint(Callback):

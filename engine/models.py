@@ -42,15 +42,19 @@ class Model:
     def layers(self):
         return []
 
-    @property
-    def weights(self) -> list[Tensor]:
+    def _named_weights(self) -> list[tuple[str, Tensor]]:
+        """(name, weight) in layer order; a layer used twice contributes its weights once."""
         seen, out = set(), []
         for layer in self.layers:
-            for w in layer.weights:
+            for name, w in zip(layer._weight_names, layer.weights):
                 if id(w) not in seen:
                     seen.add(id(w))
-                    out.append(w)
+                    out.append((name, w))
         return out
+
+    @property
+    def weights(self) -> list[Tensor]:
+        return [w for _, w in self._named_weights()]
 
     @property
     def trainable_weights(self) -> list[Tensor]:
@@ -61,12 +65,15 @@ class Model:
         return [w.numpy().copy() for w in self.weights]
 
     def set_weights(self, weights):
-        weights = list(weights)
-        if len(weights) != len(self.weights):
-            raise ValueError(f"{self.name}: set_weights expected {len(self.weights)} arrays, got {len(weights)}")
-        for w, value in zip(self.weights, weights):
+        """Replace every weight (the order of get_weights); shapes must match exactly."""
+        weights, named = list(weights), self._named_weights()
+        if len(weights) != len(named):
+            raise ValueError(f"{self.name}: set_weights expected {len(named)} arrays, got {len(weights)}")
+        # Check every shape first so a bad list leaves the model untouched.
+        for (name, w), value in zip(named, weights):
             if np.shape(value) != w.shape:
-                raise ValueError(f"{self.name}: weight shape {w.shape} does not match {np.shape(value)}")
+                raise ValueError(f"{self.name}: weight {name} must have shape {w.shape}, got {np.shape(value)}")
+        for (_, w), value in zip(named, weights):
             w.data[...] = value
 
     def count_params(self) -> int:
@@ -102,23 +109,31 @@ class Model:
             validation_split=0.0, validation_data=None, shuffle=True):
         """Train; returns a History (history.history maps loss/metric names to per-epoch lists).
 
+        x: array [N, ...] with y [N, ...], or a re-iterable of (x, y) batches.
         validation_split takes the last fraction of x/y before shuffling, as Keras. A NaN or
-        infinite loss stops training with a message; weights and checkpoints written so
-        far are kept.
+        infinite loss stops training with a message: that batch's update is skipped, the
+        epoch is logged with its non-finite loss, and weights and checkpoints written so far
+        are kept.
         """
         self._check_compiled("fit")
+        _check_positive_int(batch_size, "fit", "batch_size")
+        if isinstance(epochs, (bool, np.bool_)) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
+        if not 0 <= validation_split < 1:
+            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
         if isinstance(x, np.ndarray) or y is not None:
             x, y = _as_arrays(x, y, "fit")
-            if not 0 <= validation_split < 1:
-                raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
             if validation_split:
                 cut = int(len(x) * (1 - validation_split))
+                if cut == 0 or cut == len(x):
+                    raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples "
+                                     f"leaves {cut} for training and {len(x) - cut} for validation")
                 validation_data = (x[cut:], y[cut:])
                 x, y = x[:cut], y[:cut]
         elif not hasattr(x, "__iter__"):
             raise TypeError(f"fit: x must be an array or an iterable of (x, y) batches, got {type(x).__name__}")
-        if not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
-            raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
+        elif validation_split:
+            raise ValueError("fit: validation_split needs array inputs; pass validation_data with a dataset")
         history = callbacks_module.History()
         cbs = [history] + list(callbacks or [])
         for cb in cbs:
@@ -127,19 +142,7 @@ class Model:
         self.stop_training = False
         for epoch in range(epochs):
             start = time.perf_counter()
-            totals, seen = {}, 0
-            for xb, yb in self._dataset(x, y, batch_size, shuffle):
-                logs = self.train_on_batch(xb, yb)
-                if not np.isfinite(logs["loss"]):
-                    print(f"fit: loss became {logs['loss']} at epoch {epoch + 1}, batch {seen // batch_size + 1}; "
-                          "training stopped (weights and checkpoints so far are kept)", file=sys.stderr)
-                    self.stop_training = True
-                    break
-                n = len(xb)
-                seen += n
-                for k, v in logs.items():
-                    totals[k] = totals.get(k, 0.0) + v * n
-            logs = {k: v / max(seen, 1) for k, v in totals.items()}
+            logs = self._train_epoch(x, y, batch_size, shuffle, epoch)
             if validation_data is not None and not self.stop_training:
                 data = validation_data if isinstance(validation_data, tuple) else (validation_data,)
                 values = self.evaluate(*data, batch_size=batch_size, return_dict=True)
@@ -147,17 +150,36 @@ class Model:
             if verbose:
                 text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
                 print(f"Epoch {epoch + 1}/{epochs} - {time.perf_counter() - start:.1f}s - {text}", flush=True)
-            if logs:
-                for cb in cbs:
-                    cb.on_epoch_end(epoch, logs)
+            for cb in cbs:
+                cb.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
         for cb in cbs:
             cb.on_train_end()
         return history
 
+    def _train_epoch(self, x, y, batch_size, shuffle, epoch) -> dict:
+        """One pass over the data; logs are sample-weighted means over the batches, as Keras."""
+        totals, seen = {}, 0
+        for batch, (xb, yb) in enumerate(self._dataset(x, y, batch_size, shuffle)):
+            logs = self.train_on_batch(xb, yb)
+            if not np.isfinite(logs["loss"]):
+                print(f"fit: loss became {logs['loss']} at epoch {epoch + 1}, batch {batch + 1}; "
+                      "training stopped (weights and checkpoints so far are kept)", file=sys.stderr)
+                self.stop_training = True
+                return {**{k: v / max(seen, 1) for k, v in totals.items()}, "loss": logs["loss"]}
+            seen += len(xb)
+            for k, v in logs.items():
+                totals[k] = totals.get(k, 0.0) + v * len(xb)
+        if seen == 0:
+            raise ValueError("fit: the training data is empty")
+        return {k: v / seen for k, v in totals.items()}
+
     def train_on_batch(self, x, y) -> dict:
-        """One optimizer step on one batch; returns {"loss": ..., metric: ...}."""
+        """One optimizer step on one batch; returns {"loss": ..., metric: ...}.
+
+        A non-finite loss skips the step, so the weights stay as they were.
+        """
         params = self.trainable_weights
         for p in params:
             p.grad = None
@@ -173,8 +195,13 @@ class Model:
         return {name: fn(y, pred) for name, fn in self._metrics}
 
     def evaluate(self, x, y=None, batch_size=32, verbose=0, return_dict=False):
-        """Loss and metrics over the data (size-weighted mean of batches)."""
+        """Loss and metrics over the data (size-weighted mean of batches).
+
+        Returns the loss alone (a float) when compiled without metrics, else
+        [loss, metric, ...] in compile's order; return_dict=True gives {name: value}.
+        """
         self._check_compiled("evaluate")
+        _check_positive_int(batch_size, "evaluate", "batch_size")
         if isinstance(x, np.ndarray) or y is not None:
             x, y = _as_arrays(x, y, "evaluate")
         totals, seen = {}, 0
@@ -185,7 +212,9 @@ class Model:
                 seen += len(xb)
                 for k, v in values.items():
                     totals[k] = totals.get(k, 0.0) + v * len(xb)
-        result = {k: v / max(seen, 1) for k, v in totals.items()}
+        if seen == 0:
+            raise ValueError("evaluate: the data is empty")
+        result = {k: v / seen for k, v in totals.items()}
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         if return_dict:
@@ -193,11 +222,14 @@ class Model:
         return result["loss"] if len(result) == 1 else list(result.values())
 
     def predict(self, x, batch_size=32):
-        """Model outputs for x, batch by batch, as one numpy array."""
+        """Model outputs for x [N, ...], batch by batch, as one numpy array [N, ...]."""
+        _check_positive_int(batch_size, "predict", "batch_size")
         x = np.asarray(x)
+        if len(x) == 0:
+            raise ValueError(f"predict: x must hold at least one sample, got shape {x.shape}")
         with no_grad():
             outs = [self(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
-        return np.concatenate(outs) if outs else np.zeros((0,))
+        return np.concatenate(outs)
 
     def summary(self, print_fn=print):
         """Layer, output shape and parameter count of each layer (after the model is built)."""
@@ -228,6 +260,7 @@ class Model:
         directory = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         try:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a saved model is an ordinary file
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, config=np.array(config), **arrays)
             os.replace(tmp, path)
@@ -303,6 +336,11 @@ def load_model(path) -> Model:
     return model
 
 
+def _check_positive_int(value, what, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what}: {name} must be a positive int, got {value!r}")
+
+
 def _as_arrays(x, y, what):
     x = np.asarray(x)
     if y is None:
@@ -311,3 +349,9 @@ def _as_arrays(x, y, what):
     if len(x) != len(y):
         raise ValueError(f"{what}: x and y must have the same number of samples, got {len(x)} and {len(y)}")
     return x, y
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

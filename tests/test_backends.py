@@ -30,7 +30,8 @@ def test_every_backend_has_the_same_kernel_table():
             assert not missing, f"backend {name} lacks {sorted(missing)}"
 
 
-def test_selection_precedence():
+def test_selection_precedence(monkeypatch):
+    monkeypatch.delenv("ENGINE_BACKEND", raising=False)
     default = en.get_backend()
     assert default == next(n for n in en.backends.CPU_PREFERENCE if n in en.backends.available())
     with en.use_backend("reference"):
@@ -55,8 +56,8 @@ def test_bad_names_are_clear():
             en.set_backend(name)
 
 
-def test_environment_variable_selects_backend():
+def test_environment_variable_selects_backend(tmp_path):
     env = dict(os.environ, ENGINE_BACKEND="reference")
     out = subprocess.run([sys.executable, "-c", "import engine; print(engine.get_backend())"],
-                         env=env, capture_output=True, text=True, check=True)
+                         env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
     assert out.stdout.strip() == "reference"

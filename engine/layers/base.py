@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
 
 
 class Layer:
@@ -54,8 +54,10 @@ class Layer:
             self.built = True
         out = self.call(x, mask=mask, training=training, **kwargs)
         out_mask = self.compute_mask(x, mask)
-        if out_mask is not None and isinstance(out, Tensor):
-            out._keras_mask = out_mask
+        # With return_state the outputs are [output, *states]; only the output carries a mask.
+        first = out[0] if isinstance(out, list) else out
+        if out_mask is not None and isinstance(first, Tensor):
+            first._keras_mask = out_mask
         return out
 
     @property
@@ -81,10 +83,12 @@ class Layer:
         if len(weights) != len(self._weights):
             raise ValueError(f"{self.name}: set_weights expected {len(self._weights)} arrays "
                              f"({', '.join(self._weight_names)}), got {len(weights)}")
-        for w, name, value in zip(self._weights, self._weight_names, weights):
-            value = np.asarray(value)
+        values = [np.asarray(value) for value in weights]
+        # Check every shape first so a bad list leaves the layer untouched.
+        for w, name, value in zip(self._weights, self._weight_names, values):
             if value.shape != w.shape:
                 raise ValueError(f"{self.name}: weight {name} must have shape {w.shape}, got {value.shape}")
+        for w, value in zip(self._weights, values):
             w.data[...] = value.astype(w.dtype)
 
     def get_config(self) -> dict:
@@ -92,7 +96,6 @@ class Layer:
 
     def output_shape(self, input_shape):
         """Shape of the output for `input_shape` (None = any batch), computed by a dry run."""
-        from ..tensor import no_grad
         probe = tuple(1 if d is None else d for d in input_shape)
         with no_grad():
             out = self(np.zeros(probe, self.dtype if self._takes_floats() else np.int64))

@@ -1,15 +1,20 @@
 """Conv1D and the 1-D pooling layers (channels-last (B, L, C), as Keras)."""
 from __future__ import annotations
 
-
 from .. import functional as F
 from .base import Layer
-from .core import activation as _activation
-from .core import as_tensor
+from .core import as_tensor, get_activation
 
 
 class Conv1D(Layer):
-    """kernel (kernel_size, in_channels, filters), bias (filters,); padding valid|same|causal."""
+    """x (B, L, C) -> (B, L_out, filters); kernel (kernel_size, C, filters), bias (filters,).
+
+    padding valid|same|causal as Keras. A mask from Embedding stops here, as in Keras.
+
+    Example:
+        >>> Conv1D(8, 3, padding="causal")(np.ones((2, 10, 4), "float32")).shape
+        (2, 10, 8)
+    """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
                  activation=None, use_bias=True, **kwargs):
@@ -19,7 +24,7 @@ class Conv1D(Layer):
         self.filters, self.kernel_size, self.strides = int(filters), int(kernel_size), int(strides)
         self.padding, self.dilation_rate = padding, int(dilation_rate)
         self.activation, self.use_bias = activation, use_bias
-        self._act = _activation(activation)
+        self._act = get_activation(activation)
 
     def build(self, input_shape):
         if len(input_shape) != 3:
@@ -41,6 +46,13 @@ class Conv1D(Layer):
 
 
 class MaxPooling1D(Layer):
+    """Max over windows along the steps: x (B, L, C) -> (B, L_out, C); strides default to pool_size.
+
+    Example:
+        >>> MaxPooling1D(2)(np.arange(6.0).reshape(1, 6, 1)).shape
+        (1, 3, 1)
+    """
+
     def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
         self.pool_size, self.strides, self.padding = int(pool_size), strides, padding
@@ -54,6 +66,8 @@ class MaxPooling1D(Layer):
 
 
 class GlobalMaxPooling1D(Layer):
+    """Max over all steps: x (B, L, C) -> (B, C). Like Keras, it ignores (and drops) a mask."""
+
     def call(self, x, mask=None, training=False):
         return F.global_max_pool1d(as_tensor(x, self.dtype))
 

@@ -14,18 +14,25 @@ ACTIVATIONS = {
 }
 
 
-def activation(name):
+def get_activation(name):
+    """The elementwise function for a Keras activation name (None = identity)."""
     if name not in ACTIVATIONS:
         raise ValueError(f"activation: expected one of {[k for k in ACTIVATIONS if k]}, got {name!r}")
     return ACTIVATIONS[name]
 
 
 def as_tensor(x, dtype) -> Tensor:
+    """x as a Tensor; arrays are converted to the layer's dtype."""
     return x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=dtype))
 
 
 class Dense(Layer):
-    """y = activation(x·kernel + bias); kernel (in, units), bias (units,) as Keras."""
+    """y = activation(x·kernel + bias): x (..., in) -> (..., units); kernel (in, units), bias (units,).
+
+    Example:
+        >>> Dense(4, activation="relu")(np.ones((2, 3), "float32")).shape
+        (2, 4)
+    """
 
     supports_masking = True
 
@@ -34,7 +41,7 @@ class Dense(Layer):
         if int(units) < 1:
             raise ValueError(f"Dense: units must be a positive int, got {units}")
         self.units, self.activation, self.use_bias = int(units), activation, use_bias
-        self._act = globals()["activation"](activation)
+        self._act = get_activation(activation)
 
     def build(self, input_shape):
         self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), "glorot_uniform")
@@ -54,12 +61,14 @@ class Dense(Layer):
 
 
 class Activation(Layer):
+    """Applies a named activation elementwise; the mask passes through."""
+
     supports_masking = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activation
-        self._act = globals()["activation"](activation)
+        self._act = get_activation(activation)
 
     def call(self, x, mask=None, training=False):
         return self._act(as_tensor(x, self.dtype))
@@ -78,15 +87,21 @@ class Dropout(Layer):
         if not 0 <= rate < 1:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
         self.rate, self.noise_shape, self.seed = rate, noise_shape, seed
+        # A seeded layer draws from its own stream: reproducible, yet a new mask every call.
+        self._rng = None if seed is None else np.random.default_rng(seed)
 
     def call(self, x, mask=None, training=False):
-        return F.dropout(as_tensor(x, self.dtype), self.rate, training, self.noise_shape)
+        seed = None if self._rng is None or not training else int(self._rng.integers(2**63))
+        return F.dropout(as_tensor(x, self.dtype), self.rate, training, self.noise_shape, seed=seed)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape}
+        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape,
+                "seed": self.seed}
 
 
 class Flatten(Layer):
+    """x (B, d1, d2, ...) -> (B, d1·d2·...)."""
+
     def call(self, x, mask=None, training=False):
         x = as_tensor(x, self.dtype)
         return x.reshape(x.shape[0], -1)
@@ -117,14 +132,19 @@ class Embedding(Layer):
             self._initial = None
 
     def call(self, x, mask=None, training=False):
-        ids = x.data if isinstance(x, Tensor) else np.asarray(x)
-        return F.embedding(ids, self.embeddings, sparse=self.sparse)
+        return F.embedding(self._ids(x), self.embeddings, sparse=self.sparse)
 
     def compute_mask(self, x, mask):
-        if not self.mask_zero:
-            return None
+        return self._ids(x) != 0 if self.mask_zero else None
+
+    def _ids(self, x):
+        """Token ids [B,T] as an integer array; whole-number floats are accepted, as Keras casts them."""
         ids = x.data if isinstance(x, Tensor) else np.asarray(x)
-        return ids != 0
+        if ids.dtype.kind == "f":
+            if not np.array_equal(ids, np.round(ids)):
+                raise TypeError(f"{self.name}: token ids must be integers, got non-integral {ids.dtype} values")
+            ids = ids.astype(np.int64)
+        return ids
 
     def _takes_floats(self):
         return False

@@ -5,17 +5,23 @@ so `layer.set_weights(keras_layer.get_weights())` works.
 """
 from __future__ import annotations
 
-import copy
-
-
 from .. import functional as F
 from ..random import generator
-from ..tensor import Tensor, array_module
+from ..tensor import array_module, concatenate
 from .base import Layer
 from .core import as_tensor
 
 
 class _RNN(Layer):
+    """x (B, T, F) -> (B, H), or (B, T, H) with return_sequences; return_state=True gives
+    [output, h_T] ([output, h_T, c_T] for LSTM). A mask (B, T) carries state and output through
+    masked steps, and flows on to the next layer only with return_sequences, as Keras.
+
+    Example:
+        >>> LSTM(8, return_sequences=True)(np.ones((2, 5, 3), "float32")).shape
+        (2, 5, 8)
+    """
+
     _op, _gates = None, 1
     supports_masking = True
 
@@ -65,7 +71,7 @@ class _RNN(Layer):
         return list(result) if self.return_state else result[0]
 
     def compute_mask(self, x, mask):
-        return mask if self.return_sequences and not self.return_state else None
+        return mask if self.return_sequences else None
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "dropout": self.dropout,
@@ -128,16 +134,17 @@ class Bidirectional(Layer):
         super().__init__(**kwargs)
         if not isinstance(layer, _RNN):
             raise TypeError(f"Bidirectional: layer must be SimpleRNN, LSTM or GRU, got {type(layer).__name__}")
-        if merge_mode not in ("concat", "sum", "mul", "ave"):
+        if merge_mode not in _MERGE:
             raise ValueError(f"Bidirectional: merge_mode must be concat|sum|mul|ave, got {merge_mode!r}")
         self.merge_mode = merge_mode
-        self.forward_layer = layer
-        self.backward_layer = copy.deepcopy(layer)
-        self.backward_layer.go_backwards = not layer.go_backwards
-        self.backward_layer.name = f"backward_{layer.name}"
-        self.forward_layer.name = f"forward_{layer.name}"
-        for sub in (self.forward_layer, self.backward_layer):
-            sub.zero_output_for_mask = layer.return_sequences
+        # Both directions are fresh layers made from `layer`'s config, as Keras: the backward
+        # one gets its own initial weights, and the caller's layer object is left untouched.
+        config = self._layer_config = layer.get_config()
+        self.forward_layer = type(layer)(**{**config, "name": f"forward_{layer.name}",
+                                            "zero_output_for_mask": layer.return_sequences})
+        self.backward_layer = type(layer)(**{**config, "name": f"backward_{layer.name}",
+                                             "go_backwards": not layer.go_backwards,
+                                             "zero_output_for_mask": layer.return_sequences})
 
     def build(self, input_shape):
         for sub in (self.forward_layer, self.backward_layer):
@@ -153,8 +160,7 @@ class Bidirectional(Layer):
         bwd_out = bwd[0] if isinstance(bwd, list) else bwd
         if self.forward_layer.return_sequences:
             bwd_out = bwd_out[:, ::-1]
-        merged = {"concat": lambda a, b: _concat(a, b), "sum": lambda a, b: a + b,
-                  "mul": lambda a, b: a * b, "ave": lambda a, b: (a + b) * 0.5}[self.merge_mode](fwd_out, bwd_out)
+        merged = _MERGE[self.merge_mode](fwd_out, bwd_out)
         if self.forward_layer.return_state:
             return [merged] + fwd[1:] + bwd[1:]
         return merged
@@ -165,13 +171,11 @@ class Bidirectional(Layer):
     def get_config(self):
         return {**super().get_config(), "merge_mode": self.merge_mode,
                 "layer": {"class_name": type(self.forward_layer).__name__,
-                          "config": {**self.forward_layer.get_config(),
-                                     "name": self.forward_layer.name[len("forward_"):]}}}
+                          "config": self._layer_config}}
 
 
-def _concat(a: Tensor, b: Tensor) -> Tensor:
-    from ..tensor import concatenate
-    return concatenate([a, b], axis=-1)
+_MERGE = {"concat": lambda a, b: concatenate([a, b], axis=-1), "sum": lambda a, b: a + b,
+          "mul": lambda a, b: a * b, "ave": lambda a, b: (a + b) * 0.5}
 
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]
