@@ -40,3 +40,57 @@ def embedding_backward(ids, grad, num_embeddings, sparse=False):
     dense = np.zeros((num_embeddings, values.shape[1]), dtype=values.dtype)
     dense[rows] = values
     return dense
+
+
+# Recurrent ops (docs/kernels.md): time-major, the whole loop in one GIL-free call.
+
+def lstm_forward(xw, U, h0, c0, mask, dropout_mask):
+    """xw: [T,B,4H], U: [H,4H], h0/c0: [B,H] -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H])."""
+    return _C.lstm_forward(xw, U, h0, c0, mask, dropout_mask)
+
+
+def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
+    """dhs: [T,B,H], dc_T: [B,H] -> (dz [T,B,4H], dh0 [B,H], dc0 [B,H])."""
+    return _C.lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask)
+
+
+def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True):
+    """xw: [T,B,3H], U: [H,3H], recurrent_bias: [3H] or None, h0: [B,H]
+    -> (hs [T,B,H], gates [T,B,3H], uh [T,B,H] or [0] when not reset_after)."""
+    return _C.gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after)
+
+
+def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True):
+    """dhs: [T,B,H] -> (dxw [T,B,3H], du [T,B,3H], dh0 [B,H])."""
+    return _C.gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask,
+                           reset_after)
+
+
+def simple_rnn_forward(xw, U, h0, mask, dropout_mask):
+    """xw: [T,B,H], U: [H,H], h0: [B,H] -> hs [T,B,H]."""
+    return _C.simple_rnn_forward(xw, U, h0, mask, dropout_mask)
+
+
+def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask):
+    """dhs: [T,B,H] -> (dz [T,B,H], dh0 [B,H])."""
+    return _C.simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask)
+
+
+def conv1d_forward(x, kernel, strides, dilation_rate):
+    """x: [B,L,C] padded, kernel: [K,C,O] -> [B,L_out,O] (no bias)."""
+    return _C.conv1d_forward(x, kernel, int(strides), int(dilation_rate))
+
+
+def conv1d_backward(grad, x, kernel, strides, dilation_rate):
+    """grad: [B,L_out,O] -> (dx [B,L,C], dkernel [K,C,O])."""
+    return _C.conv1d_backward(grad, x, kernel, int(strides), int(dilation_rate))
+
+
+def max_pool1d_forward(x, pool_size, strides):
+    """x: [B,L,C] padded -> (out [B,L_out,C], argmax [B,L_out,C] int64 position along L)."""
+    return _C.max_pool1d_forward(x, int(pool_size), int(strides))
+
+
+def max_pool1d_backward(grad, argmax, length):
+    """grad: [B,L_out,C], argmax: [B,L_out,C] -> dx [B,length,C]."""
+    return _C.max_pool1d_backward(grad, argmax, int(length))

@@ -72,3 +72,14 @@ def embedding_backward(ids, grad, num_embeddings, sparse=False):
     dense = np.zeros((num_embeddings, flat_grad.shape[1]), dtype=grad.dtype)
     dense[rows] = values
     return dense
+
+
+if not _ERROR:
+    # The recurrent ops live in their own module (fused time loops, docs/kernels.md).
+    from ._numba_rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward,  # noqa: E402
+                             simple_rnn_backward, simple_rnn_forward)
+
+
+if not _ERROR:
+    from ._numba_conv1d import (conv1d_backward, conv1d_forward,  # noqa: E402,F401
+                                max_pool1d_backward, max_pool1d_forward)

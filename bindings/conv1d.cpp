@@ -1,0 +1,88 @@
+// engine._C.conv1d_forward / conv1d_backward: validate, allocate, release the GIL, call
+// kernels/cpu/conv1d.hpp.
+#include "common.hpp"
+#include "cpu/conv1d.hpp"
+
+#include <sstream>
+
+namespace py = pybind11;
+using namespace seqfuse_bind;
+
+namespace {
+
+// Checks x [B,L,C] and kernel [K,C,O] (same float dtype) and the steps; returns L_out >= 1.
+int64_t check_conv1d(const py::array& x, const py::array& kernel, int64_t strides, int64_t dilation) {
+  require_ndim(x, "conv1d", "x", 3);
+  require_ndim(kernel, "conv1d", "kernel", 3);
+  require_dim(kernel, "conv1d", "kernel", 1, x.shape(2));
+  if (!x.dtype().is(kernel.dtype())) {
+    throw py::type_error("conv1d: kernel dtype " + std::string(py::str(kernel.dtype())) +
+                         " must match x dtype " + std::string(py::str(x.dtype())));
+  }
+  if (strides < 1 || dilation < 1) {
+    std::ostringstream s;
+    s << "conv1d: strides and dilation_rate must be >= 1, got " << strides << ", " << dilation;
+    throw py::value_error(s.str());
+  }
+  const int64_t span = dilation * (kernel.shape(0) - 1) + 1;
+  if (kernel.shape(0) < 1 || x.shape(1) < span) {
+    std::ostringstream s;
+    s << "conv1d: input length " << x.shape(1) << " (after padding) is shorter than the window span "
+      << span << " = dilation_rate*(size-1)+1; the output would be empty";
+    throw py::value_error(s.str());
+  }
+  return seqfuse::conv1d_output_length(x.shape(1), kernel.shape(0), strides, dilation);
+}
+
+template <typename T>
+py::array forward(const py::array& x_in, const py::array& kernel_in, int64_t s, int64_t d, int64_t lo) {
+  carray<T> x(x_in), kernel(kernel_in);
+  const int64_t B = x.shape(0), L = x.shape(1), C = x.shape(2), K = kernel.shape(0), O = kernel.shape(2);
+  carray<T> out({B, lo, O});
+  {
+    py::gil_scoped_release release;
+    seqfuse::conv1d_forward<T>(x.data(), B, L, C, kernel.data(), K, O, s, d, out.mutable_data());
+  }
+  return out;
+}
+
+template <typename T>
+py::tuple backward(const py::array& grad_in, const py::array& x_in, const py::array& kernel_in,
+                   int64_t s, int64_t d) {
+  carray<T> grad(grad_in), x(x_in), kernel(kernel_in);
+  const int64_t B = x.shape(0), L = x.shape(1), C = x.shape(2), K = kernel.shape(0), O = kernel.shape(2);
+  carray<T> dx({B, L, C}), dkernel({K, C, O});
+  {
+    py::gil_scoped_release release;
+    seqfuse::conv1d_backward<T>(grad.data(), x.data(), B, L, C, kernel.data(), K, O, s, d,
+                                dx.mutable_data(), dkernel.mutable_data());
+  }
+  return py::make_tuple(dx, dkernel);
+}
+
+}  // namespace
+
+void bind_conv1d(py::module_& m) {
+  m.def("conv1d_forward",
+        [](const py::array& x, const py::array& kernel, int64_t strides, int64_t dilation_rate) {
+          const int64_t lo = check_conv1d(x, kernel, strides, dilation_rate);
+          return is_float64(x, "conv1d", "x") ? forward<double>(x, kernel, strides, dilation_rate, lo)
+                                              : forward<float>(x, kernel, strides, dilation_rate, lo);
+        },
+        py::arg("x"), py::arg("kernel"), py::arg("strides"), py::arg("dilation_rate"),
+        "x: [B,L,C] padded, kernel: [K,C,O] -> [B,L_out,O], out[b,t] = sum_k x[b,t*s+k*d] . kernel[k]");
+  m.def("conv1d_backward",
+        [](const py::array& grad, const py::array& x, const py::array& kernel, int64_t strides,
+           int64_t dilation_rate) {
+          const int64_t lo = check_conv1d(x, kernel, strides, dilation_rate);
+          require_ndim(grad, "conv1d", "grad", 3);
+          require_dim(grad, "conv1d", "grad", 0, x.shape(0));
+          require_dim(grad, "conv1d", "grad", 1, lo);
+          require_dim(grad, "conv1d", "grad", 2, kernel.shape(2));
+          if (!grad.dtype().is(x.dtype())) throw py::type_error("conv1d: grad dtype must match x dtype");
+          return is_float64(x, "conv1d", "x") ? backward<double>(grad, x, kernel, strides, dilation_rate)
+                                              : backward<float>(grad, x, kernel, strides, dilation_rate);
+        },
+        py::arg("grad"), py::arg("x"), py::arg("kernel"), py::arg("strides"), py::arg("dilation_rate"),
+        "grad: [B,L_out,O], x: [B,L,C], kernel: [K,C,O] -> (dx [B,L,C], dkernel [K,C,O])");
+}

@@ -1,0 +1,127 @@
+// engine._C.gru_forward / gru_backward: validate, allocate, release the GIL, call
+// kernels/cpu/gru.hpp. Shapes as in docs/kernels.md ("gru"), time-major.
+#include "cpu/gru.hpp"
+#include "rnn_checks.hpp"
+
+#include <vector>
+
+namespace py = pybind11;
+using namespace seqfuse_bind;
+
+namespace {
+
+constexpr const char* OP = "gru";
+
+template <typename scalar_t>
+std::optional<carray<scalar_t>> recurrent_bias_arg(const py::object& rb_in, py::ssize_t H,
+                                                   bool reset_after) {
+  auto rb = optional_float_arg<scalar_t>(rb_in, OP, "recurrent_bias");
+  if (rb && !reset_after)
+    throw py::value_error("gru: recurrent_bias must be None when reset_after=False "
+                          "(the whole bias is inside xw)");
+  if (rb) require_shape(*rb, OP, "recurrent_bias", "(3H,)", {3 * H});
+  return rb;
+}
+
+template <typename scalar_t>
+py::tuple forward(const py::array& xw_in, const py::array& U_in, const py::object& rb_in,
+                  const py::array& h0_in, const py::object& mask_in, const py::object& dm_in,
+                  bool reset_after) {
+  auto xw = float_arg<scalar_t>(xw_in, OP, "xw");
+  auto U = float_arg<scalar_t>(U_in, OP, "U");
+  require_ndim(xw, OP, "xw", 3);
+  require_ndim(U, OP, "U", 2);
+  const py::ssize_t T = xw.shape(0), B = xw.shape(1), H = U.shape(0);
+  require_shape(U, OP, "U", "(H, 3H)", {H, 3 * H});
+  require_shape(xw, OP, "xw", "(T, B, 3H)", {T, B, 3 * H});
+  auto rb = recurrent_bias_arg<scalar_t>(rb_in, H, reset_after);
+  auto h0 = float_arg<scalar_t>(h0_in, OP, "h0");
+  require_shape(h0, OP, "h0", "(B, H)", {B, H});
+  auto mask = mask_arg(mask_in, OP, T, B);
+  auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
+  if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
+
+  carray<scalar_t> hs({T, B, H}), gates({T, B, 3 * H});
+  carray<scalar_t> uh = reset_after ? carray<scalar_t>({T, B, H}) : carray<scalar_t>(0);
+  std::vector<scalar_t> u_ws(B * (reset_after ? 3 * H : H)), hd_ws(dm ? B * H : 0);
+  {
+    py::gil_scoped_release release;
+    seqfuse::gru_forward<scalar_t>(T, B, H, xw.data(), U.data(), data_or_null(rb), h0.data(),
+                                   data_or_null(mask), data_or_null(dm), reset_after,
+                                   hs.mutable_data(), gates.mutable_data(), uh.mutable_data(),
+                                   u_ws.data(), hd_ws.data());
+  }
+  return py::make_tuple(hs, gates, uh);
+}
+
+template <typename scalar_t>
+py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::object& rb_in,
+                   const py::array& h0_in, const py::array& hs_in, const py::array& gates_in,
+                   const py::array& uh_in, const py::object& mask_in, const py::object& dm_in,
+                   bool reset_after) {
+  auto dhs = float_arg<scalar_t>(dhs_in, OP, "dhs");
+  auto U = float_arg<scalar_t>(U_in, OP, "U");
+  require_ndim(dhs, OP, "dhs", 3);
+  require_ndim(U, OP, "U", 2);
+  const py::ssize_t T = dhs.shape(0), B = dhs.shape(1), H = U.shape(0);
+  require_shape(U, OP, "U", "(H, 3H)", {H, 3 * H});
+  require_shape(dhs, OP, "dhs", "(T, B, H)", {T, B, H});
+  recurrent_bias_arg<scalar_t>(rb_in, H, reset_after);
+  auto h0 = float_arg<scalar_t>(h0_in, OP, "h0");
+  auto hs = float_arg<scalar_t>(hs_in, OP, "hs");
+  auto gates = float_arg<scalar_t>(gates_in, OP, "gates");
+  require_shape(h0, OP, "h0", "(B, H)", {B, H});
+  require_shape(hs, OP, "hs", "(T, B, H)", {T, B, H});
+  require_shape(gates, OP, "gates", "(T, B, 3H)", {T, B, 3 * H});
+  auto uh = float_arg<scalar_t>(uh_in, OP, "uh");
+  if (reset_after) require_shape(uh, OP, "uh", "(T, B, H)", {T, B, H});
+  auto mask = mask_arg(mask_in, OP, T, B);
+  auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
+  if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
+
+  carray<scalar_t> dxw({T, B, 3 * H}), du({T, B, 3 * H}), dh0({B, H});
+  std::vector<scalar_t> Ut(3 * H * H), dh_ws(B * H), dhd_ws(B * H), drh_ws(reset_after ? 0 : B * H);
+  {
+    py::gil_scoped_release release;
+    seqfuse::gru_backward<scalar_t>(T, B, H, dhs.data(), U.data(), h0.data(), hs.data(),
+                                    gates.data(), uh.data(), data_or_null(mask), data_or_null(dm),
+                                    reset_after, dxw.mutable_data(), du.mutable_data(),
+                                    dh0.mutable_data(), Ut.data(), dh_ws.data(), dhd_ws.data(),
+                                    drh_ws.data());
+  }
+  return py::make_tuple(dxw, du, dh0);
+}
+
+}  // namespace
+
+void bind_gru(py::module_& m) {
+  m.def("gru_forward",
+        [](const py::array& xw, const py::array& U, const py::object& recurrent_bias,
+           const py::array& h0, const py::object& mask, const py::object& dropout_mask,
+           bool reset_after) {
+          return is_float64(xw, OP, "xw")
+                     ? forward<double>(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after)
+                     : forward<float>(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after);
+        },
+        py::arg("xw"), py::arg("U"), py::arg("recurrent_bias").none(true), py::arg("h0"),
+        py::arg("mask").none(true), py::arg("dropout_mask").none(true),
+        py::arg("reset_after") = true,
+        "xw: [T,B,3H], U: [H,3H], recurrent_bias: [3H] or None, h0: [B,H], mask: [T,B] bool or "
+        "None, dropout_mask: [B,H] or None -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, "
+        "uh [T,B,H], or [0] when reset_after=False)");
+  m.def("gru_backward",
+        [](const py::array& dhs, const py::array& U, const py::object& recurrent_bias,
+           const py::array& h0, const py::array& hs, const py::array& gates, const py::array& uh,
+           const py::object& mask, const py::object& dropout_mask, bool reset_after) {
+          return is_float64(dhs, OP, "dhs")
+                     ? backward<double>(dhs, U, recurrent_bias, h0, hs, gates, uh, mask,
+                                        dropout_mask, reset_after)
+                     : backward<float>(dhs, U, recurrent_bias, h0, hs, gates, uh, mask,
+                                       dropout_mask, reset_after);
+        },
+        py::arg("dhs"), py::arg("U"), py::arg("recurrent_bias").none(true), py::arg("h0"),
+        py::arg("hs"), py::arg("gates"), py::arg("uh"), py::arg("mask").none(true),
+        py::arg("dropout_mask").none(true), py::arg("reset_after") = true,
+        "dhs: [T,B,H], rest as gru_forward's inputs and outputs -> (dxw [T,B,3H], "
+        "du [T,B,3H] gradient of the recurrent pre-activations, dh0 [B,H])");
+}

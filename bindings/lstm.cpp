@@ -1,0 +1,110 @@
+// engine._C.lstm_forward / lstm_backward: validate, allocate, release the GIL, call
+// kernels/cpu/lstm.hpp. Shapes as in docs/kernels.md ("lstm"), time-major.
+#include "cpu/lstm.hpp"
+#include "rnn_checks.hpp"
+
+#include <vector>
+
+namespace py = pybind11;
+using namespace seqfuse_bind;
+
+namespace {
+
+constexpr const char* OP = "lstm";
+
+template <typename scalar_t>
+py::tuple forward(const py::array& xw_in, const py::array& U_in, const py::array& h0_in,
+                  const py::array& c0_in, const py::object& mask_in, const py::object& dm_in) {
+  auto xw = float_arg<scalar_t>(xw_in, OP, "xw");
+  auto U = float_arg<scalar_t>(U_in, OP, "U");
+  require_ndim(xw, OP, "xw", 3);
+  require_ndim(U, OP, "U", 2);
+  const py::ssize_t T = xw.shape(0), B = xw.shape(1), H = U.shape(0);
+  require_shape(U, OP, "U", "(H, 4H)", {H, 4 * H});
+  require_shape(xw, OP, "xw", "(T, B, 4H)", {T, B, 4 * H});
+  auto h0 = float_arg<scalar_t>(h0_in, OP, "h0");
+  auto c0 = float_arg<scalar_t>(c0_in, OP, "c0");
+  require_shape(h0, OP, "h0", "(B, H)", {B, H});
+  require_shape(c0, OP, "c0", "(B, H)", {B, H});
+  auto mask = mask_arg(mask_in, OP, T, B);
+  auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
+  if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
+
+  carray<scalar_t> hs({T, B, H}), cs({T, B, H}), gates({T, B, 4 * H});
+  std::vector<scalar_t> hd_ws(dm ? B * H : 0);
+  {
+    py::gil_scoped_release release;
+    seqfuse::lstm_forward<scalar_t>(T, B, H, xw.data(), U.data(), h0.data(), c0.data(),
+                                    data_or_null(mask), data_or_null(dm), hs.mutable_data(),
+                                    cs.mutable_data(), gates.mutable_data(), hd_ws.data());
+  }
+  return py::make_tuple(hs, cs, gates);
+}
+
+template <typename scalar_t>
+py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::array& U_in,
+                   const py::array& h0_in, const py::array& c0_in, const py::array& hs_in,
+                   const py::array& cs_in, const py::array& gates_in, const py::object& mask_in,
+                   const py::object& dm_in) {
+  auto dhs = float_arg<scalar_t>(dhs_in, OP, "dhs");
+  auto U = float_arg<scalar_t>(U_in, OP, "U");
+  require_ndim(dhs, OP, "dhs", 3);
+  require_ndim(U, OP, "U", 2);
+  const py::ssize_t T = dhs.shape(0), B = dhs.shape(1), H = U.shape(0);
+  require_shape(U, OP, "U", "(H, 4H)", {H, 4 * H});
+  require_shape(dhs, OP, "dhs", "(T, B, H)", {T, B, H});
+  auto dc_T = float_arg<scalar_t>(dc_T_in, OP, "dc_T");
+  auto h0 = float_arg<scalar_t>(h0_in, OP, "h0");
+  auto c0 = float_arg<scalar_t>(c0_in, OP, "c0");
+  auto hs = float_arg<scalar_t>(hs_in, OP, "hs");
+  auto cs = float_arg<scalar_t>(cs_in, OP, "cs");
+  auto gates = float_arg<scalar_t>(gates_in, OP, "gates");
+  require_shape(dc_T, OP, "dc_T", "(B, H)", {B, H});
+  require_shape(h0, OP, "h0", "(B, H)", {B, H});
+  require_shape(c0, OP, "c0", "(B, H)", {B, H});
+  require_shape(hs, OP, "hs", "(T, B, H)", {T, B, H});
+  require_shape(cs, OP, "cs", "(T, B, H)", {T, B, H});
+  require_shape(gates, OP, "gates", "(T, B, 4H)", {T, B, 4 * H});
+  auto mask = mask_arg(mask_in, OP, T, B);
+  auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
+  if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
+
+  carray<scalar_t> dz({T, B, 4 * H}), dh0({B, H}), dc0({B, H});
+  std::vector<scalar_t> Ut(4 * H * H), dh_ws(B * H), dhd_ws(B * H), dc_ws(B * H);
+  {
+    py::gil_scoped_release release;
+    seqfuse::lstm_backward<scalar_t>(T, B, H, dhs.data(), dc_T.data(), U.data(), c0.data(),
+                                     cs.data(), gates.data(), data_or_null(mask), data_or_null(dm),
+                                     dz.mutable_data(), dh0.mutable_data(), dc0.mutable_data(),
+                                     Ut.data(), dh_ws.data(), dhd_ws.data(), dc_ws.data());
+  }
+  return py::make_tuple(dz, dh0, dc0);
+}
+
+}  // namespace
+
+void bind_lstm(py::module_& m) {
+  m.def("lstm_forward",
+        [](const py::array& xw, const py::array& U, const py::array& h0, const py::array& c0,
+           const py::object& mask, const py::object& dropout_mask) {
+          return is_float64(xw, OP, "xw") ? forward<double>(xw, U, h0, c0, mask, dropout_mask)
+                                          : forward<float>(xw, U, h0, c0, mask, dropout_mask);
+        },
+        py::arg("xw"), py::arg("U"), py::arg("h0"), py::arg("c0"), py::arg("mask").none(true),
+        py::arg("dropout_mask").none(true),
+        "xw: [T,B,4H], U: [H,4H], h0, c0: [B,H], mask: [T,B] bool or None, dropout_mask: [B,H] "
+        "or None -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o)");
+  m.def("lstm_backward",
+        [](const py::array& dhs, const py::array& dc_T, const py::array& U, const py::array& h0,
+           const py::array& c0, const py::array& hs, const py::array& cs, const py::array& gates,
+           const py::object& mask, const py::object& dropout_mask) {
+          return is_float64(dhs, OP, "dhs")
+                     ? backward<double>(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask)
+                     : backward<float>(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask);
+        },
+        py::arg("dhs"), py::arg("dc_T"), py::arg("U"), py::arg("h0"), py::arg("c0"), py::arg("hs"),
+        py::arg("cs"), py::arg("gates"), py::arg("mask").none(true),
+        py::arg("dropout_mask").none(true),
+        "dhs: [T,B,H], dc_T: [B,H], rest as lstm_forward's inputs and outputs "
+        "-> (dz [T,B,4H], dh0 [B,H], dc0 [B,H])");
+}

@@ -1,0 +1,94 @@
+// engine._C.simple_rnn_forward / simple_rnn_backward: validate, allocate, release the GIL,
+// call kernels/cpu/simple_rnn.hpp. Shapes as in docs/kernels.md ("simple_rnn"), time-major.
+#include "cpu/simple_rnn.hpp"
+#include "rnn_checks.hpp"
+
+#include <vector>
+
+namespace py = pybind11;
+using namespace seqfuse_bind;
+
+namespace {
+
+constexpr const char* OP = "simple_rnn";
+
+template <typename scalar_t>
+py::array forward(const py::array& xw_in, const py::array& U_in, const py::array& h0_in,
+                  const py::object& mask_in, const py::object& dm_in) {
+  auto xw = float_arg<scalar_t>(xw_in, OP, "xw");
+  auto U = float_arg<scalar_t>(U_in, OP, "U");
+  require_ndim(xw, OP, "xw", 3);
+  require_ndim(U, OP, "U", 2);
+  const py::ssize_t T = xw.shape(0), B = xw.shape(1), H = U.shape(0);
+  require_shape(U, OP, "U", "(H, H)", {H, H});
+  require_shape(xw, OP, "xw", "(T, B, H)", {T, B, H});
+  auto h0 = float_arg<scalar_t>(h0_in, OP, "h0");
+  require_shape(h0, OP, "h0", "(B, H)", {B, H});
+  auto mask = mask_arg(mask_in, OP, T, B);
+  auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
+  if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
+
+  carray<scalar_t> hs({T, B, H});
+  std::vector<scalar_t> hd_ws(dm ? B * H : 0);
+  {
+    py::gil_scoped_release release;
+    seqfuse::simple_rnn_forward<scalar_t>(T, B, H, xw.data(), U.data(), h0.data(),
+                                          data_or_null(mask), data_or_null(dm), hs.mutable_data(),
+                                          hd_ws.data());
+  }
+  return hs;
+}
+
+template <typename scalar_t>
+py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::array& h0_in,
+                   const py::array& hs_in, const py::object& mask_in, const py::object& dm_in) {
+  auto dhs = float_arg<scalar_t>(dhs_in, OP, "dhs");
+  auto U = float_arg<scalar_t>(U_in, OP, "U");
+  require_ndim(dhs, OP, "dhs", 3);
+  require_ndim(U, OP, "U", 2);
+  const py::ssize_t T = dhs.shape(0), B = dhs.shape(1), H = U.shape(0);
+  require_shape(U, OP, "U", "(H, H)", {H, H});
+  require_shape(dhs, OP, "dhs", "(T, B, H)", {T, B, H});
+  auto h0 = float_arg<scalar_t>(h0_in, OP, "h0");
+  auto hs = float_arg<scalar_t>(hs_in, OP, "hs");
+  require_shape(h0, OP, "h0", "(B, H)", {B, H});
+  require_shape(hs, OP, "hs", "(T, B, H)", {T, B, H});
+  auto mask = mask_arg(mask_in, OP, T, B);
+  auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
+  if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
+
+  carray<scalar_t> dz({T, B, H}), dh0({B, H});
+  std::vector<scalar_t> Ut(H * H), dh_ws(B * H), dhd_ws(B * H);
+  {
+    py::gil_scoped_release release;
+    seqfuse::simple_rnn_backward<scalar_t>(T, B, H, dhs.data(), U.data(), hs.data(),
+                                           data_or_null(mask), data_or_null(dm), dz.mutable_data(),
+                                           dh0.mutable_data(), Ut.data(), dh_ws.data(),
+                                           dhd_ws.data());
+  }
+  return py::make_tuple(dz, dh0);
+}
+
+}  // namespace
+
+void bind_simple_rnn(py::module_& m) {
+  m.def("simple_rnn_forward",
+        [](const py::array& xw, const py::array& U, const py::array& h0, const py::object& mask,
+           const py::object& dropout_mask) {
+          return is_float64(xw, OP, "xw") ? forward<double>(xw, U, h0, mask, dropout_mask)
+                                          : forward<float>(xw, U, h0, mask, dropout_mask);
+        },
+        py::arg("xw"), py::arg("U"), py::arg("h0"), py::arg("mask").none(true),
+        py::arg("dropout_mask").none(true),
+        "xw: [T,B,H], U: [H,H], h0: [B,H], mask: [T,B] bool or None, dropout_mask: [B,H] or "
+        "None -> hs [T,B,H]");
+  m.def("simple_rnn_backward",
+        [](const py::array& dhs, const py::array& U, const py::array& h0, const py::array& hs,
+           const py::object& mask, const py::object& dropout_mask) {
+          return is_float64(dhs, OP, "dhs") ? backward<double>(dhs, U, h0, hs, mask, dropout_mask)
+                                            : backward<float>(dhs, U, h0, hs, mask, dropout_mask);
+        },
+        py::arg("dhs"), py::arg("U"), py::arg("h0"), py::arg("hs"), py::arg("mask").none(true),
+        py::arg("dropout_mask").none(true),
+        "dhs: [T,B,H], rest as simple_rnn_forward's inputs and output -> (dz [T,B,H], dh0 [B,H])");
+}

@@ -1,0 +1,222 @@
+// GRU time loop, forward and backward, on raw pointers (docs/kernels.md, "gru").
+// Keras gate order z,r,h; G = 3H. All arrays C-contiguous, time-major:
+//   xw:    [T,B,G]  input projection x·kernel + input bias (computed by functional)
+//   U:     [H,G]    recurrent kernel;  Ut: [G,H] its transpose (backward workspace)
+//   rb:    [G]      recurrent bias (reset_after only) or nullptr
+//   h0:    [B,H];  mask: [T,B] (1 = run the step) or nullptr;  dm: [B,H] dropout mask or nullptr
+//   hs:    [T,B,H] states;  gates: [T,B,G] activated z,r,n;  uh: [T,B,H] u_h = (hd·U + rb)_h
+// reset_after=True:  u = hd·U + rb, n = tanh(xw_h + r*u_h)      — one GEMM per step.
+// reset_after=False: n = tanh(xw_h + (r*hd)·U_h)                — two GEMMs per step, since
+//                    the second one's input needs r from the first.
+// The blend uses the undropped h_{t-1}, as Keras 3 does. Threads split the batch rows.
+#pragma once
+#include <cstdint>
+
+#include "common/cell.hpp"
+#include "cpu/gemm.hpp"
+
+namespace seqfuse {
+
+// Row functions: pointers are one batch row, [H] unless marked [G]. A masked row
+// (Keep = false) still stores its gates, as the reference does, and carries the state.
+// Keep is a template argument because GCC 12 does not vectorize a select on a loop-invariant
+// bool.
+
+// reset_after: x [G] = xw row, u [G] = hd·U + rb row; writes gates g [G], uh and h.
+template <bool Keep, typename scalar_t>
+inline void gru_row_forward_after(int64_t H, const scalar_t* SEQFUSE_RESTRICT x,
+                                  const scalar_t* SEQFUSE_RESTRICT u,
+                                  const scalar_t* SEQFUSE_RESTRICT hp, scalar_t* SEQFUSE_RESTRICT g,
+                                  scalar_t* SEQFUSE_RESTRICT uh, scalar_t* SEQFUSE_RESTRICT h) {
+  for (int64_t j = 0; j < H; ++j) {
+    scalar_t z, r, n, h_new;
+    gru_gates_forward(x[j] + u[j], x[H + j] + u[H + j], z, r);
+    gru_blend_forward(z, x[2 * H + j] + r * u[2 * H + j], hp[j], n, h_new);
+    g[j] = z;
+    g[H + j] = r;
+    g[2 * H + j] = n;
+    uh[j] = u[2 * H + j];
+    h[j] = Keep ? h_new : hp[j];
+  }
+}
+
+// !reset_after, first half: g [G] holds the z,r pre-activations; activates them in place and
+// writes rh = r*hd, the input of the second GEMM.
+template <typename scalar_t>
+inline void gru_row_gates_before(int64_t H, scalar_t* SEQFUSE_RESTRICT g,
+                                 const scalar_t* SEQFUSE_RESTRICT hd, scalar_t* SEQFUSE_RESTRICT rh) {
+  for (int64_t j = 0; j < H; ++j) {
+    scalar_t z, r;
+    gru_gates_forward(g[j], g[H + j], z, r);
+    g[j] = z;
+    g[H + j] = r;
+    rh[j] = r * hd[j];
+  }
+}
+
+// !reset_after, second half: g [G] holds z, r and the candidate's pre-activation.
+template <bool Keep, typename scalar_t>
+inline void gru_row_blend_before(int64_t H, scalar_t* SEQFUSE_RESTRICT g,
+                                 const scalar_t* SEQFUSE_RESTRICT hp, scalar_t* SEQFUSE_RESTRICT h) {
+  for (int64_t j = 0; j < H; ++j) {
+    scalar_t n, h_new;
+    gru_blend_forward(g[j], g[2 * H + j], hp[j], n, h_new);
+    g[2 * H + j] = n;
+    h[j] = Keep ? h_new : hp[j];
+  }
+}
+
+// Workspaces: u_ws [B,G] (reset_after) or [B,H] holding r*hd (otherwise); hd_ws [B,H]
+// holding h_{t-1}·dm (unused when dm is nullptr). uh is unused when !reset_after.
+template <typename scalar_t>
+void gru_forward(int64_t T, int64_t B, int64_t H, const scalar_t* xw, const scalar_t* U,
+                 const scalar_t* rb, const scalar_t* h0, const bool* mask, const scalar_t* dm,
+                 bool reset_after, scalar_t* hs, scalar_t* gates, scalar_t* uh, scalar_t* u_ws,
+                 scalar_t* hd_ws) {
+  const int64_t G = 3 * H, BH = B * H, BG = B * G;
+  parallel_rows<scalar_t>(B, 2.0 * T * B * H * G, [&](int64_t b0, int64_t b1) {
+    const int64_t nb = b1 - b0;
+    if (dm)
+      for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
+    for (int64_t t = 0; t < T; ++t) {
+      const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
+      const scalar_t* hd = dm ? hd_ws : h_prev;
+      const scalar_t* x = xw + t * BG;
+      scalar_t* g = gates + t * BG;
+      if (reset_after) {
+        gemm<scalar_t>(nb, G, H, hd + b0 * H, H, U, G, rb, 0, u_ws + b0 * G, G);
+      } else {
+        // gates[t][:, :2H] = xw_zr + hd·U_zr, then activated; gates[t][:, 2H:] = xw_h +
+        // (r*hd)·U_h, the candidate's pre-activation.
+        gemm<scalar_t>(nb, 2 * H, H, hd + b0 * H, H, U, G, x + b0 * G, G, g + b0 * G, G);
+        for (int64_t b = b0; b < b1; ++b) gru_row_gates_before(H, g + b * G, hd + b * H, u_ws + b * H);
+        gemm<scalar_t>(nb, H, H, u_ws + b0 * H, H, U + 2 * H, G, x + b0 * G + 2 * H, G,
+                       g + b0 * G + 2 * H, G);
+      }
+      for (int64_t b = b0; b < b1; ++b) {
+        const bool keep = !mask || mask[t * B + b];
+        const scalar_t* hp = h_prev + b * H;
+        scalar_t* h = hs + t * BH + b * H;
+        if (reset_after && keep)
+          gru_row_forward_after<true>(H, x + b * G, u_ws + b * G, hp, g + b * G, uh + t * BH + b * H, h);
+        else if (reset_after)
+          gru_row_forward_after<false>(H, x + b * G, u_ws + b * G, hp, g + b * G, uh + t * BH + b * H, h);
+        else if (keep)
+          gru_row_blend_before<true>(H, g + b * G, hp, h);
+        else
+          gru_row_blend_before<false>(H, g + b * G, hp, h);
+        if (dm)
+          for (int64_t j = 0; j < H; ++j) hd_ws[b * H + j] = h[j] * dm[b * H + j];
+      }
+    }
+  });
+}
+
+// One row of the backward blend pass. g [G]: activated z,r,n; uh: u_h row (reset_after
+// only); dhd: gradient from step t+1's GEMMs; dx, du [G] out (reset_after: all three gates;
+// otherwise z and h, the r columns come after the U_h GEMM); dh_carry in/out as in lstm.
+template <bool Keep, bool ResetAfter, typename scalar_t>
+inline void gru_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
+                             const scalar_t* SEQFUSE_RESTRICT hp,
+                             const scalar_t* SEQFUSE_RESTRICT dhs_t,
+                             const scalar_t* SEQFUSE_RESTRICT dhd,
+                             const scalar_t* SEQFUSE_RESTRICT uh, scalar_t* SEQFUSE_RESTRICT dx,
+                             scalar_t* SEQFUSE_RESTRICT du, scalar_t* SEQFUSE_RESTRICT dh_carry) {
+  for (int64_t j = 0; j < H; ++j) {
+    const scalar_t dh = dhs_t[j] + dh_carry[j] + dhd[j];
+    if (!Keep) {
+      dx[j] = du[j] = dx[2 * H + j] = du[2 * H + j] = 0;
+      if (ResetAfter) dx[H + j] = du[H + j] = 0;
+      dh_carry[j] = dh;
+      continue;
+    }
+    const scalar_t r = g[H + j];
+    scalar_t dz, dn;
+    gru_blend_backward(g[j], g[2 * H + j], hp[j], dh, dz, dn, dh_carry[j]);
+    dx[j] = du[j] = dz;
+    dx[2 * H + j] = dn;
+    if (ResetAfter) {
+      dx[H + j] = du[H + j] = gru_reset_backward(r, dn * uh[j]);
+      du[2 * H + j] = dn * r;
+    } else {
+      du[2 * H + j] = dn;
+    }
+  }
+}
+
+// !reset_after: drh = (dn·U_hᵀ)·dm, the gradient reaching r*h_{t-1} (zero on a masked row,
+// whose dn is zero); writes the r columns of dx, du and adds the r*hd path to dh_carry.
+template <typename scalar_t>
+inline void gru_row_reset_before(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
+                                 const scalar_t* SEQFUSE_RESTRICT hp,
+                                 const scalar_t* SEQFUSE_RESTRICT drh, scalar_t* SEQFUSE_RESTRICT dx,
+                                 scalar_t* SEQFUSE_RESTRICT du, scalar_t* SEQFUSE_RESTRICT dh_carry) {
+  for (int64_t j = 0; j < H; ++j) {
+    const scalar_t r = g[H + j];
+    dx[H + j] = du[H + j] = gru_reset_backward(r, drh[j] * hp[j]);
+    dh_carry[j] += drh[j] * r;
+  }
+}
+
+// Backward through the whole loop, t = T-1..0.
+//   dhs: [T,B,H] total gradient reaching each hs[t]
+//   dxw: [T,B,G] out, gradient of xw;  du: [T,B,G] out, gradient of the recurrent
+//        pre-activations (reset_after: of hd·U + rb; otherwise [:, :2H] of hd·U_zr and
+//        [:, 2H:] of (r*hd)·U_h); both zero at masked steps
+//   dh0: [B,H] out
+//   Workspaces: Ut [G,H] filled here; dh_ws, dhd_ws, drh_ws [B,H] (drh_ws: !reset_after only).
+// dh_ws holds the part of dh_{t-1} that does not come through the last GEMM (dh·z, plus
+// (dn·U_hᵀ)·dm·r when !reset_after; the whole dh at a masked step); dhd_ws the GEMM's
+// (du·Uᵀ)·dm, exactly zero on a masked row since its du is zero.
+template <typename scalar_t>
+void gru_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const scalar_t* U,
+                  const scalar_t* h0, const scalar_t* hs, const scalar_t* gates, const scalar_t* uh,
+                  const bool* mask, const scalar_t* dm, bool reset_after, scalar_t* dxw,
+                  scalar_t* du, scalar_t* dh0, scalar_t* Ut, scalar_t* dh_ws, scalar_t* dhd_ws,
+                  scalar_t* drh_ws) {
+  const int64_t G = 3 * H, BH = B * H, BG = B * G;
+  transpose(H, G, U, Ut);
+  parallel_rows<scalar_t>(B, 2.0 * T * B * H * G, [&](int64_t b0, int64_t b1) {
+    const int64_t nb = b1 - b0;
+    for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
+      for (int64_t b = b0; b < b1; ++b) {
+        const bool keep = !mask || mask[t * B + b];
+        const scalar_t* g = gates + t * BG + b * G;
+        const scalar_t* hp = h_prev + b * H;
+        const scalar_t* dhs_t = dhs + t * BH + b * H;
+        const scalar_t* uhr = reset_after ? uh + t * BH + b * H : nullptr;
+        scalar_t* dx = dxw + t * BG + b * G;
+        scalar_t* dur = du + t * BG + b * G;
+        scalar_t* carry = dh_ws + b * H;
+        const scalar_t* dhd = dhd_ws + b * H;
+        if (reset_after && keep)
+          gru_row_backward<true, true>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry);
+        else if (reset_after)
+          gru_row_backward<false, true>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry);
+        else if (keep)
+          gru_row_backward<true, false>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry);
+        else
+          gru_row_backward<false, false>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry);
+      }
+      if (!reset_after) {
+        gemm<scalar_t>(nb, H, H, du + t * BG + b0 * G + 2 * H, G, Ut + 2 * H * H, H, nullptr, 0,
+                       drh_ws + b0 * H, H);
+        if (dm)
+          for (int64_t k = b0 * H; k < b1 * H; ++k) drh_ws[k] *= dm[k];
+        for (int64_t b = b0; b < b1; ++b)
+          gru_row_reset_before(H, gates + t * BG + b * G, h_prev + b * H, drh_ws + b * H,
+                               dxw + t * BG + b * G, du + t * BG + b * G, dh_ws + b * H);
+      }
+      // reset_after: dhd = du·Uᵀ; otherwise only the z,r columns (U_h's part went via drh).
+      gemm<scalar_t>(nb, H, reset_after ? G : 2 * H, du + t * BG + b0 * G, G, Ut, H, nullptr, 0,
+                     dhd_ws + b0 * H, H);
+      if (dm)
+        for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
+    }
+    for (int64_t k = b0 * H; k < b1 * H; ++k) dh0[k] = dh_ws[k] + dhd_ws[k];
+  });
+}
+
+}  // namespace seqfuse

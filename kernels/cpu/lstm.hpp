@@ -1,0 +1,141 @@
+// LSTM time loop, forward and backward, on raw pointers (docs/kernels.md, "lstm").
+// Keras gate order i,f,c,o; G = 4H. All arrays C-contiguous, time-major:
+//   xw:     [T,B,G]  input projection x·kernel + bias (computed by functional)
+//   U:      [H,G]    recurrent kernel;  Ut: [G,H] its transpose (backward workspace)
+//   h0, c0: [B,H]    initial state
+//   mask:   [T,B]    1 = run step t on row b, 0 = carry the state; nullptr = all run
+//   dm:     [B,H]    recurrent dropout mask multiplying h_{t-1} before ·U; nullptr = none
+//   hs, cs: [T,B,H]  states after each step;  gates: [T,B,G] activated i,f,g,o
+// Per step: one GEMM hd·U (written straight into gates[t], seeded with xw[t]) and one fused
+// pass over the units that activates the gates in place and applies mask and dropout.
+// Rows of the batch are independent, so threads split them for the whole loop.
+#pragma once
+#include <cstdint>
+
+#include "common/cell.hpp"
+#include "cpu/gemm.hpp"
+
+namespace seqfuse {
+
+// One row of the gate pass. z: [G] pre-activations in, activated gates out; hp, cp: [H]
+// previous state; h, c: [H] new state. A masked row (Keep = false) still stores its gates,
+// as the reference does, and carries the state. Keep is a template argument because GCC 12
+// does not vectorize a select on a loop-invariant bool.
+template <bool Keep, typename scalar_t>
+inline void lstm_row_forward(int64_t H, scalar_t* SEQFUSE_RESTRICT z,
+                             const scalar_t* SEQFUSE_RESTRICT hp,
+                             const scalar_t* SEQFUSE_RESTRICT cp, scalar_t* SEQFUSE_RESTRICT h,
+                             scalar_t* SEQFUSE_RESTRICT c) {
+  for (int64_t j = 0; j < H; ++j) {
+    scalar_t i, f, g, o, c_new, h_new;
+    lstm_cell_forward(z[j], z[H + j], z[2 * H + j], z[3 * H + j], cp[j], i, f, g, o, c_new, h_new);
+    z[j] = i;
+    z[H + j] = f;
+    z[2 * H + j] = g;
+    z[3 * H + j] = o;
+    c[j] = Keep ? c_new : cp[j];
+    h[j] = Keep ? h_new : hp[j];
+  }
+}
+
+// hd_ws: [B,H] workspace holding h_{t-1}·dm (unused when dm is nullptr).
+template <typename scalar_t>
+void lstm_forward(int64_t T, int64_t B, int64_t H, const scalar_t* xw, const scalar_t* U,
+                  const scalar_t* h0, const scalar_t* c0, const bool* mask, const scalar_t* dm,
+                  scalar_t* hs, scalar_t* cs, scalar_t* gates, scalar_t* hd_ws) {
+  const int64_t G = 4 * H, BH = B * H, BG = B * G;
+  parallel_rows<scalar_t>(B, 2.0 * T * B * H * G, [&](int64_t b0, int64_t b1) {
+    if (dm)
+      for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
+    for (int64_t t = 0; t < T; ++t) {
+      const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
+      const scalar_t* c_prev = t ? cs + (t - 1) * BH : c0;
+      scalar_t* z = gates + t * BG;
+      gemm<scalar_t>(b1 - b0, G, H, (dm ? hd_ws : h_prev) + b0 * H, H, U, G, xw + t * BG + b0 * G, G,
+                     z + b0 * G, G);
+      for (int64_t b = b0; b < b1; ++b) {
+        scalar_t* h = hs + t * BH + b * H;
+        if (!mask || mask[t * B + b])
+          lstm_row_forward<true>(H, z + b * G, h_prev + b * H, c_prev + b * H, h, cs + t * BH + b * H);
+        else
+          lstm_row_forward<false>(H, z + b * G, h_prev + b * H, c_prev + b * H, h, cs + t * BH + b * H);
+        if (dm)
+          for (int64_t j = 0; j < H; ++j) hd_ws[b * H + j] = h[j] * dm[b * H + j];
+      }
+    }
+  });
+}
+
+// One row of the backward gate pass. g: [G] activated gates; c, cp: [H] c_t, c_{t-1};
+// dhs_t: [H]; dhd: [H] gradient from step t+1's GEMM; dz: [G] out; dh_carry: [H] in/out,
+// the non-GEMM part of dh (in: from step t+1, out: for step t-1); dc: [H] in/out.
+template <bool Keep, typename scalar_t>
+inline void lstm_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
+                              const scalar_t* SEQFUSE_RESTRICT c,
+                              const scalar_t* SEQFUSE_RESTRICT cp,
+                              const scalar_t* SEQFUSE_RESTRICT dhs_t,
+                              const scalar_t* SEQFUSE_RESTRICT dhd, scalar_t* SEQFUSE_RESTRICT dz,
+                              scalar_t* SEQFUSE_RESTRICT dh_carry, scalar_t* SEQFUSE_RESTRICT dc) {
+  // Once inlined, GCC 12 loses the restrict promise here and would need more than its 10
+  // run-time alias checks; ivdep says the iterations are independent.
+#pragma GCC ivdep
+  for (int64_t j = 0; j < H; ++j) {
+    const scalar_t dh = dhs_t[j] + dh_carry[j] + dhd[j];
+    if (Keep) {
+      scalar_t dc_prev;
+      lstm_cell_backward(g[j], g[H + j], g[2 * H + j], g[3 * H + j], c[j], cp[j], dh, dc[j], dz[j],
+                         dz[H + j], dz[2 * H + j], dz[3 * H + j], dc_prev);
+      dc[j] = dc_prev;
+      dh_carry[j] = 0;
+    } else {
+      // A masked step copied h and c forward, so their gradients pass straight back.
+      dz[j] = dz[H + j] = dz[2 * H + j] = dz[3 * H + j] = 0;
+      dh_carry[j] = dh;
+    }
+  }
+}
+
+// Backward through the whole loop, t = T-1..0.
+//   dhs:  [T,B,H] total gradient reaching each hs[t];  dc_T: [B,H] gradient of c_{T-1}
+//   dz:   [T,B,G] out, gradient of the pre-activations (= d xw), zero at masked steps
+//   dh0, dc0: [B,H] out
+//   Ut: [G,H] workspace filled here; dh_ws, dhd_ws, dc_ws: [B,H] workspaces.
+// dh_ws holds the part of dh_{t-1} that does not come through the GEMM (the whole dh at a
+// masked step, which carries it back unchanged); dhd_ws the GEMM's (dz_t·Uᵀ)·dm. A masked
+// row's dz_t is zero, so its GEMM row is exactly zero and needs no test.
+template <typename scalar_t>
+void lstm_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const scalar_t* dc_T,
+                   const scalar_t* U, const scalar_t* c0, const scalar_t* cs,
+                   const scalar_t* gates, const bool* mask, const scalar_t* dm, scalar_t* dz,
+                   scalar_t* dh0, scalar_t* dc0, scalar_t* Ut, scalar_t* dh_ws, scalar_t* dhd_ws,
+                   scalar_t* dc_ws) {
+  const int64_t G = 4 * H, BH = B * H, BG = B * G;
+  transpose(H, G, U, Ut);
+  parallel_rows<scalar_t>(B, 2.0 * T * B * H * G, [&](int64_t b0, int64_t b1) {
+    for (int64_t k = b0 * H; k < b1 * H; ++k) {
+      dh_ws[k] = dhd_ws[k] = 0;
+      dc_ws[k] = dc_T[k];
+    }
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const scalar_t* c_prev = t ? cs + (t - 1) * BH : c0;
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t r = t * BH + b * H;
+        if (!mask || mask[t * B + b])
+          lstm_row_backward<true>(H, gates + t * BG + b * G, cs + r, c_prev + b * H, dhs + r,
+                                  dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H, dc_ws + b * H);
+        else
+          lstm_row_backward<false>(H, gates + t * BG + b * G, cs + r, c_prev + b * H, dhs + r,
+                                   dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H, dc_ws + b * H);
+      }
+      gemm<scalar_t>(b1 - b0, H, G, dz + t * BG + b0 * G, G, Ut, H, nullptr, 0, dhd_ws + b0 * H, H);
+      if (dm)
+        for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
+    }
+    for (int64_t k = b0 * H; k < b1 * H; ++k) {
+      dh0[k] = dh_ws[k] + dhd_ws[k];
+      dc0[k] = dc_ws[k];
+    }
+  });
+}
+
+}  // namespace seqfuse

@@ -1,0 +1,96 @@
+// SimpleRNN (tanh) time loop, forward and backward, on raw pointers (docs/kernels.md,
+// "simple_rnn"). All arrays C-contiguous, time-major:
+//   xw:   [T,B,H]  input projection x·kernel + bias (computed by functional)
+//   U:    [H,H]    recurrent kernel;  Ut: [H,H] its transpose (backward workspace)
+//   h0:   [B,H];  mask: [T,B] (1 = run the step) or nullptr;  dm: [B,H] dropout mask or nullptr
+//   hs:   [T,B,H]  states after each step
+// Per step: one GEMM xw[t] + hd·U written straight into hs[t], then tanh in place.
+#pragma once
+#include <cstdint>
+
+#include "common/cell.hpp"
+#include "cpu/gemm.hpp"
+
+namespace seqfuse {
+
+// One row: h [H] holds the pre-activation, becomes h_t (or h_{t-1}, hp, on a masked row).
+// Keep is a template argument because GCC 12 does not vectorize a select on a loop-invariant
+// bool.
+template <bool Keep, typename scalar_t>
+inline void simple_rnn_row_forward(int64_t H, const scalar_t* SEQFUSE_RESTRICT hp,
+                                   scalar_t* SEQFUSE_RESTRICT h) {
+  for (int64_t j = 0; j < H; ++j) h[j] = Keep ? tanh_act(h[j]) : hp[j];
+}
+
+// One row of the backward pass; dh_carry in/out as in lstm.hpp.
+template <bool Keep, typename scalar_t>
+inline void simple_rnn_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT h,
+                                    const scalar_t* SEQFUSE_RESTRICT dhs_t,
+                                    const scalar_t* SEQFUSE_RESTRICT dhd,
+                                    scalar_t* SEQFUSE_RESTRICT dz,
+                                    scalar_t* SEQFUSE_RESTRICT dh_carry) {
+  for (int64_t j = 0; j < H; ++j) {
+    const scalar_t dh = dhs_t[j] + dh_carry[j] + dhd[j];
+    dz[j] = Keep ? simple_rnn_cell_backward(h[j], dh) : scalar_t(0);
+    dh_carry[j] = Keep ? scalar_t(0) : dh;
+  }
+}
+
+// hd_ws: [B,H] workspace holding h_{t-1}·dm (unused when dm is nullptr).
+template <typename scalar_t>
+void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const scalar_t* xw, const scalar_t* U,
+                        const scalar_t* h0, const bool* mask, const scalar_t* dm, scalar_t* hs,
+                        scalar_t* hd_ws) {
+  const int64_t BH = B * H;
+  parallel_rows<scalar_t>(B, 2.0 * T * B * H * H, [&](int64_t b0, int64_t b1) {
+    if (dm)
+      for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
+    for (int64_t t = 0; t < T; ++t) {
+      const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
+      scalar_t* h_t = hs + t * BH;
+      gemm<scalar_t>(b1 - b0, H, H, (dm ? hd_ws : h_prev) + b0 * H, H, U, H, xw + t * BH + b0 * H,
+                     H, h_t + b0 * H, H);
+      for (int64_t b = b0; b < b1; ++b) {
+        scalar_t* h = h_t + b * H;
+        if (!mask || mask[t * B + b])
+          simple_rnn_row_forward<true>(H, h_prev + b * H, h);
+        else
+          simple_rnn_row_forward<false>(H, h_prev + b * H, h);
+        if (dm)
+          for (int64_t j = 0; j < H; ++j) hd_ws[b * H + j] = h[j] * dm[b * H + j];
+      }
+    }
+  });
+}
+
+// Backward through the whole loop, t = T-1..0.
+//   dhs: [T,B,H] total gradient reaching each hs[t]
+//   dz:  [T,B,H] out, gradient of the pre-activation (= d xw), zero at masked steps
+//   dh0: [B,H] out
+//   Workspaces: Ut [H,H] filled here; dh_ws, dhd_ws [B,H]. dh_ws carries dh through masked
+//   steps; dhd_ws holds the GEMM's (dz_t·Uᵀ)·dm, exactly zero on a masked row (dz_t = 0).
+template <typename scalar_t>
+void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const scalar_t* U,
+                         const scalar_t* hs, const bool* mask, const scalar_t* dm, scalar_t* dz,
+                         scalar_t* dh0, scalar_t* Ut, scalar_t* dh_ws, scalar_t* dhd_ws) {
+  const int64_t BH = B * H;
+  transpose(H, H, U, Ut);
+  parallel_rows<scalar_t>(B, 2.0 * T * B * H * H, [&](int64_t b0, int64_t b1) {
+    for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t r = t * BH + b * H;
+        if (!mask || mask[t * B + b])
+          simple_rnn_row_backward<true>(H, hs + r, dhs + r, dhd_ws + b * H, dz + r, dh_ws + b * H);
+        else
+          simple_rnn_row_backward<false>(H, hs + r, dhs + r, dhd_ws + b * H, dz + r, dh_ws + b * H);
+      }
+      gemm<scalar_t>(b1 - b0, H, H, dz + t * BH + b0 * H, H, Ut, H, nullptr, 0, dhd_ws + b0 * H, H);
+      if (dm)
+        for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
+    }
+    for (int64_t k = b0 * H; k < b1 * H; ++k) dh0[k] = dh_ws[k] + dhd_ws[k];
+  });
+}
+
+}  // namespace seqfuse
