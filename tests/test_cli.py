@@ -1,0 +1,60 @@
+"""The seqfuse command: train (the main job, small), info, parity, bench."""
+import json
+
+import numpy as np
+import pytest
+
+import engine as en
+from engine.cli import main
+
+
+def test_train_movie_reviews_small(tmp_path, capsys):
+    history, model = tmp_path / "history.json", tmp_path / "model.npz"
+    code = main(["train", "--epochs", "1", "--units", "8", "--sequence-length", "12",
+                 "--max-tokens", "2000", "--history", str(history), "--save", str(model)])
+    assert code == 0
+    result = json.loads(history.read_text())
+    assert set(result["history"]) == {"loss", "acc", "val_loss", "val_acc"}
+    assert 0.5 < result["test_acc"] <= 1.0  # one epoch already beats chance on real reviews
+    assert en.load_model(model).count_params() > 0
+    assert "test: loss" in capsys.readouterr().out
+
+
+def test_train_jfk_weather_small(tmp_path):
+    history = tmp_path / "h.json"
+    assert main(["train", "--data", "jfk_weather", "--model", "gru", "--epochs", "1", "--units", "4",
+                 "--sequence-length", "8", "--history", str(history)]) == 0
+    assert np.isfinite(json.loads(history.read_text())["test_mae_fahrenheit"])
+
+
+def test_train_rejects_bad_choices(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "transformer"])
+    assert main(["train", "--backend", "nope", "--epochs", "1"]) == 2
+    assert "unknown name 'nope'" in capsys.readouterr().err
+
+
+def test_info_lists_backends(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for name in en.backends.names():
+        assert name in out
+
+
+def test_parity_passes_and_catches_a_wrong_backend(monkeypatch, capsys):
+    assert main(["parity"]) == 0
+    assert "FAIL" not in capsys.readouterr().out
+    numba = en.backends.get("numba")
+    good = numba.simple_rnn_forward
+    monkeypatch.setattr(numba, "simple_rnn_forward", lambda *a: good(*a) * 1.001)
+    assert main(["parity"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_bench_quick_prints_ratios(capsys):
+    assert main(["bench", "--ops", "simple_rnn", "--quick", "--repeat", "1", "--backends", "numba"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[1].startswith("simple_rnn")
+    with pytest.raises(SystemExit):
+        main(["bench", "--ops"])
+    assert main(["bench", "--ops", "transformer"]) == 2
