@@ -1,22 +1,26 @@
 """Numba kernels for the fused recurrent ops: lstm, gru, simple_rnn (docs/kernels.md).
 
-Each op's whole time loop, forward or backward, is one compiled call. Per step it does one
-recurrent GEMM with `np.dot` into a preallocated buffer (Numba hands it to SciPy's BLAS;
-measured faster than a hand-blocked loop even at B=H=32) and one fused pass over the gates
-that also applies the mask and the recurrent-dropout mask. GRU with reset_after=False needs
-two GEMMs and two passes per step, because its candidate multiplies (r*hd) by U_h.
+Each op's whole time loop, forward or backward, is one compiled call. Per step: one
+recurrent GEMM, `np.dot` into a preallocated buffer (SciPy's BLAS), and one fused pass over
+the gates that also applies the mask and the recurrent-dropout mask (GRU with
+reset_after=False needs two of each: its candidate multiplies (r*hd) by U_h).
 
-float32 activations use a clamped rational tanh (Eigen's 13/6-degree form, |error| < 4e-7)
-and σ(x) = ½·tanh(x/2) + ½ in plain arithmetic, which LLVM vectorizes (~3 Gelem/s on one
-core here, against ~0.07 for the scalar libm tanh that pip's llvmlite, lacking SVML, calls).
-float64 keeps the exact np.tanh so float64 results match the reference to ~1e-15.
-`error_model="numpy"` drops Numba's division-by-zero check, which otherwise blocks the
-vectorization of that division.
+float32 uses a clamped rational tanh (Eigen's 13/6-degree form, |error| < 4e-7) and
+σ(x) = ½·tanh(x/2) + ½ in plain arithmetic, which LLVM vectorizes; pip's llvmlite has no SVML,
+so np.tanh would be a scalar libm call. float64 keeps the exact np.tanh.
+`error_model="numpy"` drops Numba's division-by-zero check, whose branch blocks vectorization.
+The kernels are serial and run SciPy's BLAS on one thread (thread-local, around each call):
+on the shared 2-core machine a per-step GEMM split over BLAS threads was up to 13x slower.
+Measurements and the reasons behind each choice: docs/numba.md.
 
 Absent options reach the kernels as neutral arrays (mask all True, dropout mask all ones,
 recurrent bias zeros), so each kernel compiles once per dtype and has no branches on them.
 """
 from __future__ import annotations
+
+import ctypes
+import glob
+import os
 
 import numpy as np
 from numba import njit, types
@@ -77,7 +81,7 @@ def _sigmoid_overload(x):
 # Kernels write their outputs in place and allocate nothing. T steps, B rows, H units.
 # Inner loops index 1-D views with j in range(H) only: an index such as x[H + j] hides its
 # sign from LLVM behind Numba's negative-index wraparound, and the loop then turns into
-# gathers and scatters (measured 7x slower). Both sides of each `a if keep else b` are
+# gathers and scatters (measured 6-8x slower). Both sides of each `a if keep else b` are
 # loaded unconditionally for the same reason: a conditional load stops vectorization.
 
 @njit(inline="always")
@@ -239,8 +243,8 @@ def _gru_forward_reset_before(xw, Uzr, Uh, h0, mask, dm, hs, gates, ubuf, rh, nb
         h_prev = hs[t - 1] if t > 0 else h0
         for b in range(B):
             keep = mask[t, b]
-            x, g, nb, hp, h_out, d, hd_b = xw[t, b], gates[t, b], nbuf[b], h_prev[b], hs[t, b], dm[b], hd[b]
-            xn, gz, gn = _gate(x, 2, H), _gate(g, 0, H), _gate(g, 2, H)
+            xn, gz, gn = _gate(xw[t, b], 2, H), _gate(gates[t, b], 0, H), _gate(gates[t, b], 2, H)
+            nb, hp, h_out, d, hd_b = nbuf[b], h_prev[b], hs[t, b], dm[b], hd[b]
             for j in range(H):
                 n = _tanh(xn[j] + nb[j])
                 gn[j] = n
@@ -267,8 +271,10 @@ def _gru_backward_reset_before(dhs, UzrT, UhT, h0, hs, gates, mask, dm, dxw, du,
             keep = mask[t, b]
             g, dx, dut, dzr_b = gates[t, b], dxw[t, b], du[t, b], dzr[b]
             gz, gn = _gate(g, 0, H), _gate(g, 2, H)
-            dxz, dxn, duz, dun, dzz = _gate(dx, 0, H), _gate(dx, 2, H), _gate(dut, 0, H), _gate(dut, 2, H), _gate(dzr_b, 0, H)
-            dhs_b, hp, dn_b, rec, car, d = dhs[t, b], h_prev[b], dn_buf[b], dh_rec[b], carry[b], dm[b]
+            dxz, dxn = _gate(dx, 0, H), _gate(dx, 2, H)
+            duz, dun = _gate(dut, 0, H), _gate(dut, 2, H)
+            dzz, dn_b, dhs_b, hp = _gate(dzr_b, 0, H), dn_buf[b], dhs[t, b], h_prev[b]
+            rec, car, d = dh_rec[b], carry[b], dm[b]
             for j in range(H):
                 z, n = gz[j], gn[j]
                 dh = dhs_b[j] + car[j] + rec[j] * d[j]
@@ -279,7 +285,8 @@ def _gru_backward_reset_before(dhs, UzrT, UhT, h0, hs, gates, mask, dm, dxw, du,
                 car[j] = dh * z if keep else dh
         np.dot(dn_buf, UhT, drh)
         for b in range(B):
-            gr, dxr, dur, dzr_r = _gate(gates[t, b], 1, H), _gate(dxw[t, b], 1, H), _gate(du[t, b], 1, H), _gate(dzr[b], 1, H)
+            gr, dxr = _gate(gates[t, b], 1, H), _gate(dxw[t, b], 1, H)
+            dur, dzr_r = _gate(du[t, b], 1, H), _gate(dzr[b], 1, H)
             hp, drh_b, car, d = h_prev[b], drh[b], carry[b], dm[b]
             for j in range(H):
                 r = gr[j]
@@ -320,7 +327,8 @@ def _simple_rnn_backward(dhs, UT, hs, mask, dm, dz, dh0, dh_rec, carry):
     for t in range(T - 1, -1, -1):
         for b in range(B):
             keep = mask[t, b]
-            dhs_b, h_b, dz_out, rec, car, d = dhs[t, b], hs[t, b], dz[t, b], dh_rec[b], carry[b], dm[b]
+            dhs_b, h_b, dz_out = dhs[t, b], hs[t, b], dz[t, b]
+            rec, car, d = dh_rec[b], carry[b], dm[b]
             for j in range(H):
                 dh = dhs_b[j] + car[j] + rec[j] * d[j]
                 dz_out[j] = dh * (one - h_b[j] * h_b[j]) if keep else zero
@@ -331,13 +339,47 @@ def _simple_rnn_backward(dhs, UT, hs, mask, dm, dz, dh0, dh_rec, carry):
 
 # The kernel table entries (signatures of docs/kernels.md): check, allocate, call one kernel.
 
+_blas_local_threads = None
+
+
+def _find_blas_local_threads():
+    """SciPy's OpenBLAS `openblas_set_num_threads_local` (OpenBLAS >= 0.3.27), or None when
+    SciPy links another BLAS; then its own threading applies."""
+    import scipy
+    pattern = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs",
+                           "libscipy_openblas*.so*")
+    for path in glob.glob(pattern):
+        try:
+            fn = ctypes.CDLL(path).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+        return fn
+    return False
+
+
+def _run(kernel, *args):
+    """kernel(*args) with SciPy's BLAS on one thread, for this thread only."""
+    global _blas_local_threads
+    if _blas_local_threads is None:
+        _blas_local_threads = _find_blas_local_threads()
+    if not _blas_local_threads:
+        kernel(*args)
+        return
+    previous = _blas_local_threads(1)
+    try:
+        kernel(*args)
+    finally:
+        _blas_local_threads(previous)
+
+
 def _floats(op, dtype, **arrays):
     """C-contiguous views of `arrays`, each required to have `dtype` (the op's float dtype)."""
     out = []
     for name, a in arrays.items():
         a = np.asarray(a)
         if a.dtype != dtype:
-            raise TypeError(f"{op}: {name} must have dtype {dtype} (like the first input), got {a.dtype}")
+            raise TypeError(f"{op}: {name} must have dtype {dtype} (like xw), got {a.dtype}")
         out.append(np.ascontiguousarray(a))
     return out
 
@@ -377,6 +419,15 @@ def _dims(op, xw, U, gates):
     return xw.shape[0], xw.shape[1], H, xw.dtype
 
 
+def _empty(dtype, *shapes):
+    return [np.empty(shape, dtype) for shape in shapes]
+
+
+def _t(a):
+    """aᵀ, C-contiguous (what the backward GEMMs multiply by)."""
+    return np.ascontiguousarray(a.T)
+
+
 def lstm_forward(xw, U, h0, c0, mask, dropout_mask):
     """xw: [T,B,4H] (gates i,f,c,o), U: [H,4H], h0/c0: [B,H], mask: [T,B] bool or None,
     dropout_mask: [B,H] or None -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o)."""
@@ -384,9 +435,8 @@ def lstm_forward(xw, U, h0, c0, mask, dropout_mask):
     xw, U, h0, c0 = _floats("lstm", dt, xw=xw, U=U, h0=h0, c0=c0)
     _shapes("lstm", h0=(h0, (B, H)), c0=(c0, (B, H)))
     mask, dm = _options("lstm", T, B, H, dt, mask, dropout_mask)
-    hs, cs = np.empty((T, B, H), dt), np.empty((T, B, H), dt)
-    gates = np.empty((T, B, 4 * H), dt)
-    _lstm_forward(xw, U, h0, c0, mask, dm, hs, cs, gates, np.empty((B, 4 * H), dt), np.empty((B, H), dt))
+    hs, cs, gates = _empty(dt, (T, B, H), (T, B, H), (T, B, 4 * H))
+    _run(_lstm_forward, xw, U, h0, c0, mask, dm, hs, cs, gates, *_empty(dt, (B, 4 * H), (B, H)))
     return hs, cs, gates
 
 
@@ -399,9 +449,9 @@ def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
     _shapes("lstm", dhs=(dhs, (T, B, H)), hs=(hs, (T, B, H)), cs=(cs, (T, B, H)),
             dc_T=(dc_T, (B, H)), h0=(h0, (B, H)), c0=(c0, (B, H)))
     mask, dm = _options("lstm", T, B, H, dt, mask, dropout_mask)
-    dz, dh0, dc0 = np.empty((T, B, 4 * H), dt), np.empty((B, H), dt), np.empty((B, H), dt)
-    _lstm_backward(dhs, dc_T, np.ascontiguousarray(U.T), c0, hs, cs, gates, mask, dm, dz, dh0, dc0,
-                   np.empty((B, H), dt), np.empty((B, H), dt))
+    dz, dh0, dc0 = _empty(dt, (T, B, 4 * H), (B, H), (B, H))
+    _run(_lstm_backward, dhs, dc_T, _t(U), c0, hs, cs, gates, mask, dm, dz, dh0, dc0,
+         *_empty(dt, (B, H), (B, H)))
     return dz, dh0, dc0
 
 
@@ -412,14 +462,13 @@ def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True)
     xw, U, h0 = _floats("gru", dt, xw=xw, U=U, h0=h0)
     _shapes("gru", h0=(h0, (B, H)))
     mask, dm = _options("gru", T, B, H, dt, mask, dropout_mask)
-    hs, gates = np.empty((T, B, H), dt), np.empty((T, B, 3 * H), dt)
-    hd = np.empty((B, H), dt)
+    hs, gates = _empty(dt, (T, B, H), (T, B, 3 * H))
     if not reset_after:
         if recurrent_bias is not None:
             raise ValueError("gru: recurrent_bias must be None when reset_after=False")
-        _gru_forward_reset_before(xw, np.ascontiguousarray(U[:, :2 * H]), np.ascontiguousarray(U[:, 2 * H:]),
-                                  h0, mask, dm, hs, gates, np.empty((B, 2 * H), dt),
-                                  np.empty((B, H), dt), np.empty((B, H), dt), hd)
+        Uzr, Uh = np.ascontiguousarray(U[:, :2 * H]), np.ascontiguousarray(U[:, 2 * H:])
+        _run(_gru_forward_reset_before, xw, Uzr, Uh, h0, mask, dm, hs, gates,
+             *_empty(dt, (B, 2 * H), (B, H), (B, H), (B, H)))
         return hs, gates, np.empty((0,), dt)
     if recurrent_bias is None:
         rb = np.zeros(3 * H, dt)
@@ -427,7 +476,7 @@ def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True)
         (rb,) = _floats("gru", dt, recurrent_bias=recurrent_bias)
         _shapes("gru", recurrent_bias=(rb, (3 * H,)))
     uh = np.empty((T, B, H), dt)
-    _gru_forward(xw, U, rb, h0, mask, dm, hs, gates, uh, np.empty((B, 3 * H), dt), hd)
+    _run(_gru_forward, xw, U, rb, h0, mask, dm, hs, gates, uh, *_empty(dt, (B, 3 * H), (B, H)))
     return hs, gates, uh
 
 
@@ -436,24 +485,20 @@ def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, 
 
     du is the gradient of the recurrent pre-activations: d(hd·U + rb) with reset_after;
     without, du[..., :2H] = d(hd·U_zr) and du[..., 2H:] = d((r*hd)·U_h).
-    recurrent_bias does not enter the gradients (it is only in the signature for symmetry).
+    recurrent_bias does not enter the gradients (it is in the signature for symmetry).
     """
     T, B, H, dt = _dims("gru", gates, U, 3)
     dhs, U, h0, hs, gates = _floats("gru", dt, dhs=dhs, U=U, h0=h0, hs=hs, gates=gates)
     _shapes("gru", dhs=(dhs, (T, B, H)), hs=(hs, (T, B, H)), h0=(h0, (B, H)))
     mask, dm = _options("gru", T, B, H, dt, mask, dropout_mask)
-    dxw, du, dh0 = np.empty((T, B, 3 * H), dt), np.empty((T, B, 3 * H), dt), np.empty((B, H), dt)
-    dh_rec, carry = np.empty((B, H), dt), np.empty((B, H), dt)
+    dxw, du, dh0, dh_rec, carry = _empty(dt, (T, B, 3 * H), (T, B, 3 * H), (B, H), (B, H), (B, H))
     if reset_after:
         (uh,) = _floats("gru", dt, uh=uh)
         _shapes("gru", uh=(uh, (T, B, H)))
-        _gru_backward(dhs, np.ascontiguousarray(U.T), h0, hs, gates, uh, mask, dm, dxw, du, dh0,
-                      dh_rec, carry)
+        _run(_gru_backward, dhs, _t(U), h0, hs, gates, uh, mask, dm, dxw, du, dh0, dh_rec, carry)
     else:
-        _gru_backward_reset_before(dhs, np.ascontiguousarray(U[:, :2 * H].T),
-                                   np.ascontiguousarray(U[:, 2 * H:].T), h0, hs, gates, mask, dm,
-                                   dxw, du, dh0, dh_rec, carry, np.empty((B, H), dt),
-                                   np.empty((B, H), dt), np.empty((B, 2 * H), dt))
+        _run(_gru_backward_reset_before, dhs, _t(U[:, :2 * H]), _t(U[:, 2 * H:]), h0, hs, gates,
+             mask, dm, dxw, du, dh0, dh_rec, carry, *_empty(dt, (B, H), (B, H), (B, 2 * H)))
     return dxw, du, dh0
 
 
@@ -464,7 +509,7 @@ def simple_rnn_forward(xw, U, h0, mask, dropout_mask):
     _shapes("simple_rnn", h0=(h0, (B, H)))
     mask, dm = _options("simple_rnn", T, B, H, dt, mask, dropout_mask)
     hs = np.empty((T, B, H), dt)
-    _simple_rnn_forward(xw, U, h0, mask, dm, hs, np.empty((B, H), dt), np.empty((B, H), dt))
+    _run(_simple_rnn_forward, xw, U, h0, mask, dm, hs, *_empty(dt, (B, H), (B, H)))
     return hs
 
 
@@ -474,7 +519,6 @@ def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask):
     dhs, U, h0, hs = _floats("simple_rnn", dt, dhs=dhs, U=U, h0=h0, hs=hs)
     _shapes("simple_rnn", dhs=(dhs, (T, B, H)), h0=(h0, (B, H)))
     mask, dm = _options("simple_rnn", T, B, H, dt, mask, dropout_mask)
-    dz, dh0 = np.empty((T, B, H), dt), np.empty((B, H), dt)
-    _simple_rnn_backward(dhs, np.ascontiguousarray(U.T), hs, mask, dm, dz, dh0,
-                         np.empty((B, H), dt), np.empty((B, H), dt))
+    dz, dh0 = _empty(dt, (T, B, H), (B, H))
+    _run(_simple_rnn_backward, dhs, _t(U), hs, mask, dm, dz, dh0, *_empty(dt, (B, H), (B, H)))
     return dz, dh0

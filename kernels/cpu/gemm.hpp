@@ -4,29 +4,34 @@
 // of one thread, K = H ≤ 256, N ≤ 4H), where a BLAS call's overhead would dominate anyway.
 //
 // The micro-kernel keeps an MR×NR block of C in registers (fixed-size arrays that GCC
-// -O3 turns into vector registers and FMAs) and streams one row of B per k. U (≤ 1 MB for
-// H = 256) stays in L2 across steps; a 4-row block of A (≤ 4 KB) stays in L1.
+// -O3 turns into vector registers and FMAs) and streams one row of B per k. Loops run column
+// panel by panel, so each NR-wide slice of U is reused by every row block while it is hot.
+// Measured on the 2-core Zen 4 box (min of 15, float): ~100 GFLOP/s per core for
+// (M,K,N) = (32,128,512) to (128,256,1024).
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <system_error>
+#include <thread>
+#include <vector>
 #if defined(SEQFUSE_OPENMP)
 #include <omp.h>
 #endif
 
 namespace seqfuse {
 
-// Register tile MR×NR of C, chosen by measurement on Zen 4 (M=32,K=128,N=512 float: 8×32
-// ~100 GFLOP/s, 4×32 ~30): with AVX-512's 32 vector registers 8 rows × 2 zmm of float
-// leave room for the broadcast; 16-register AVX2 gets BLIS's 6×16 shape.
+// Register tile MR×NR of C, chosen by measurement on the Zen 4 box (float, GFLOP/s on one
+// core for (M,K,N) = (32,128,512)). AVX-512 (32 vector registers): 8×32 ~100, 4×32 ~30.
+// AVX2 or SSE2 builds (SEQFUSE_NATIVE=OFF): 3×32 ~60 (AVX2) / ~30 (SSE2), while 6×16, the
+// BLIS shape, stays at ~3 because GCC 12 does not vectorize a 16-wide inner loop there.
 template <typename T>
 struct gemm_tile {
 #if defined(__AVX512F__)
   static constexpr int mr = sizeof(T) == 4 ? 8 : 6;
-  static constexpr int nr = 32;
 #else
-  static constexpr int mr = 6;
-  static constexpr int nr = 32 / sizeof(T) * 2;
+  static constexpr int mr = 3;
 #endif
+  static constexpr int nr = 32;
 };
 
 // X may be nullptr (zeros), may alias C, and ldx = 0 broadcasts one row (a bias).
@@ -47,16 +52,16 @@ inline void gemm_micro(int64_t K, const T* A, int64_t lda, const T* B, int64_t l
     for (int j = 0; j < NR; ++j) C[r * ldc + j] = acc[r][j];
 }
 
-// Column tail narrower than the vector passes: one column at a time.
-template <typename T, int MR>
-inline void gemm_micro_cols(int64_t K, int64_t n, const T* A, int64_t lda, const T* B, int64_t ldb,
-                            const T* X, int64_t ldx, T* C, int64_t ldc) {
-  for (int64_t j = 0; j < n; ++j)
-    for (int r = 0; r < MR; ++r) {
-      T acc = X ? X[r * ldx + j] : T(0);
-      for (int64_t k = 0; k < K; ++k) acc += A[r * lda + k] * B[k * ldb + j];
-      C[r * ldc + j] = acc;
-    }
+// Column tail narrower than the vector passes (N not a multiple of NR/4): one row of A
+// against n columns, one dot product each.
+template <typename T>
+inline void gemm_tail_cols(int64_t K, int64_t n, const T* A, const T* B, int64_t ldb, const T* X,
+                           T* C) {
+  for (int64_t j = 0; j < n; ++j) {
+    T acc = X ? X[j] : T(0);
+    for (int64_t k = 0; k < K; ++k) acc += A[k] * B[k * ldb + j];
+    C[j] = acc;
+  }
 }
 
 // One column panel of width NR (B: [K,NR] slice) against every row of A: the panel stays in
@@ -80,15 +85,15 @@ template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
           const T* X, int64_t ldx, T* C, int64_t ldc) {
   constexpr int NR = gemm_tile<T>::nr;
-  constexpr int NR_SMALL = NR / 4;  // a quarter tile: one ymm of float on AVX-512
+  constexpr int NR_SMALL = NR / 4;  // a quarter tile: one ymm of float
   int64_t j = 0;
   for (; j + NR <= N; j += NR)
     gemm_panel<T, NR>(M, K, A, lda, B + j, ldb, X ? X + j : nullptr, ldx, C + j, ldc);
   for (; j + NR_SMALL <= N; j += NR_SMALL)
     gemm_panel<T, NR_SMALL>(M, K, A, lda, B + j, ldb, X ? X + j : nullptr, ldx, C + j, ldc);
   for (int64_t r = 0; j < N && r < M; ++r)
-    gemm_micro_cols<T, 1>(K, N - j, A + r * lda, lda, B + j, ldb, X ? X + r * ldx + j : nullptr,
-                          ldx, C + r * ldc + j, ldc);
+    gemm_tail_cols<T>(K, N - j, A + r * lda, B + j, ldb, X ? X + r * ldx + j : nullptr,
+                      C + r * ldc + j);
 }
 
 // out[N,K] = inᵀ for in: [K,N] row-major; backward multiplies by Uᵀ with the same kernel.
@@ -100,26 +105,40 @@ void transpose(int64_t K, int64_t N, const T* in, T* out) {
 
 // Runs fn(b0, b1) on disjoint ranges of batch rows, one range per thread. Recurrent rows are
 // independent (row b of h_t depends only on row b of h_{t-1}), so each thread runs the whole
-// time loop on its rows with no barrier per step. Ranges are whole register tiles, and small
-// problems stay on one thread (flops: the work of the whole call, to skip the fork when tiny).
+// time loop on its rows with no barrier per step. Ranges are whole register tiles; small
+// problems (flops: the work of the whole call) stay on the calling thread.
+// Plain threads, started per call, rather than an OpenMP pool: a call is long (≥ ~0.5 ms)
+// next to a thread start (~20 µs), and no idle worker is left spinning after it. Spinning
+// pool workers (libgomp's beside OpenBLAS's) fight over a 2-core machine: measured here, F.lstm
+// forward+backward at (B,T,F,H) = (32,100,32,32) took ~80 ms with an OpenMP pool, ~4 ms with
+// OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1. The thread count follows OMP_NUM_THREADS
+// and the CPU affinity when OpenMP is there.
 template <typename T, typename F>
 void parallel_rows(int64_t rows, double flops, F&& fn) {
 #if defined(SEQFUSE_OPENMP)
+  const int64_t max_threads = omp_get_max_threads();
+#else
+  const int64_t max_threads = std::max(1u, std::thread::hardware_concurrency());
+#endif
   constexpr int64_t MR = gemm_tile<T>::mr;
   const int64_t tiles = (rows + MR - 1) / MR;
-  const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), tiles));
-  if (threads > 1 && flops > 2e6) {
-#pragma omp parallel num_threads(threads)
-    {
-      const int64_t n = omp_get_num_threads(), id = omp_get_thread_num();
-      const int64_t b0 = std::min(rows, tiles * id / n * MR);
-      const int64_t b1 = std::min(rows, tiles * (id + 1) / n * MR);
-      if (b0 < b1) fn(b0, b1);
+  const int64_t n = flops > 4e6 ? std::min(max_threads, tiles) : 1;
+  auto range = [&](int64_t id) {
+    const int64_t b0 = std::min(rows, tiles * id / n * MR);
+    const int64_t b1 = std::min(rows, tiles * (id + 1) / n * MR);
+    if (b0 < b1) fn(b0, b1);
+  };
+  std::vector<std::thread> workers;
+  workers.reserve(n - 1);
+  for (int64_t id = 1; id < n; ++id) {
+    try {
+      workers.emplace_back(range, id);
+    } catch (const std::system_error&) {
+      range(id);  // no thread to be had: do that range here rather than fail
     }
-    return;
   }
-#endif
-  fn(int64_t(0), rows);
+  range(0);
+  for (auto& w : workers) w.join();
 }
 
 }  // namespace seqfuse

@@ -1,0 +1,49 @@
+"""Type stub for engine._C, the private C++ extension (bindings/*.cpp over kernels/cpu/).
+
+Float arrays are float32 or float64, all of one dtype per call (TypeError otherwise, never a
+silent cast); shapes are checked before any kernel runs (ValueError naming the argument).
+Recurrent ops are time-major; see docs/kernels.md for the math.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+_Float = NDArray[np.floating]
+_Mask = NDArray[np.bool_] | None
+
+def embedding_forward(ids: NDArray[np.int64], table: _Float) -> _Float:
+    """ids: [N] int64, table: [V,D] -> [N,D]."""
+
+def embedding_backward(ids: NDArray[np.int64], grad: _Float,
+                       num_embeddings: int) -> tuple[NDArray[np.int64], _Float]:
+    """ids: [N], grad: [N,D] -> (rows [U] sorted distinct ids, values [U,D])."""
+
+def lstm_forward(xw: _Float, U: _Float, h0: _Float, c0: _Float, mask: _Mask,
+                 dropout_mask: _Float | None) -> tuple[_Float, _Float, _Float]:
+    """xw: [T,B,4H], U: [H,4H], h0, c0: [B,H], mask: [T,B], dropout_mask: [B,H]
+    -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o)."""
+
+def lstm_backward(dhs: _Float, dc_T: _Float, U: _Float, h0: _Float, c0: _Float, hs: _Float,
+                  cs: _Float, gates: _Float, mask: _Mask,
+                  dropout_mask: _Float | None) -> tuple[_Float, _Float, _Float]:
+    """dhs: [T,B,H], dc_T: [B,H] -> (dz [T,B,4H], dh0 [B,H], dc0 [B,H])."""
+
+def gru_forward(xw: _Float, U: _Float, recurrent_bias: _Float | None, h0: _Float, mask: _Mask,
+                dropout_mask: _Float | None,
+                reset_after: bool = True) -> tuple[_Float, _Float, _Float]:
+    """xw: [T,B,3H], U: [H,3H], recurrent_bias: [3H] (reset_after only), h0: [B,H]
+    -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, uh [T,B,H], or [0] if not reset_after)."""
+
+def gru_backward(dhs: _Float, U: _Float, recurrent_bias: _Float | None, h0: _Float, hs: _Float,
+                 gates: _Float, uh: _Float, mask: _Mask, dropout_mask: _Float | None,
+                 reset_after: bool = True) -> tuple[_Float, _Float, _Float]:
+    """dhs: [T,B,H] -> (dxw [T,B,3H], du [T,B,3H], dh0 [B,H])."""
+
+def simple_rnn_forward(xw: _Float, U: _Float, h0: _Float, mask: _Mask,
+                       dropout_mask: _Float | None) -> _Float:
+    """xw: [T,B,H], U: [H,H], h0: [B,H] -> hs [T,B,H]."""
+
+def simple_rnn_backward(dhs: _Float, U: _Float, h0: _Float, hs: _Float, mask: _Mask,
+                        dropout_mask: _Float | None) -> tuple[_Float, _Float]:
+    """dhs: [T,B,H] -> (dz [T,B,H], dh0 [B,H])."""
