@@ -188,17 +188,27 @@ class _Recurrent(Function):
 
 
 def _recurrent_kernel_grad(c, du, xp):
-    """dU = Σ_t hd_{t-1}ᵀ·du_t, where hd_{t-1} is the (dropped) state the step multiplied by U."""
+    """dU = Σ_t hd_{t-1}ᵀ·du_t, where hd_{t-1} is the (dropped) state the step multiplied by U.
+
+    Summed as h0ᵀ·du[0] + hs[:-1]ᵀ·du[1:] so the [T,B,H] state sequence is never copied.
+    """
     T, B, H = c.hs.shape
-    h_prev = xp.concatenate([c.h0[None], c.hs[:-1]], axis=0)
-    hd = h_prev if c.dropout_mask is None else h_prev * c.dropout_mask
-    hd = hd.reshape(T * B, H)
-    du = du.reshape(T * B, -1)
-    if c.op == "gru" and not c.reset_after:
-        # The candidate's recurrent input is r*hd, not hd (docs/kernels.md, reset_after=False).
-        r = c.gates[:, :, H:2 * H].reshape(T * B, H)
-        return xp.concatenate([hd.T @ du[:, :2 * H], (r * hd).T @ du[:, 2 * H:]], axis=1)
-    return hd.T @ du
+    G = du.shape[2]
+    reset_before = c.op == "gru" and not c.reset_after
+    total = 0
+    for states, steps in ((c.h0[None], slice(0, 1)), (c.hs[:-1], slice(1, T))):
+        n = states.shape[0] * B
+        if n == 0:
+            continue
+        hd = (states if c.dropout_mask is None else states * c.dropout_mask).reshape(n, H)
+        d = du[steps].reshape(n, G)
+        if reset_before:
+            # The candidate's recurrent input is r*hd, not hd (docs/kernels.md, reset_after=False).
+            r = c.gates[steps, :, H:2 * H].reshape(n, H)
+            total = total + xp.concatenate([hd.T @ d[:, :2 * H], (r * hd).T @ d[:, 2 * H:]], axis=1)
+        else:
+            total = total + hd.T @ d
+    return total
 
 
 def _kernel(backend, op, direction):
