@@ -11,8 +11,6 @@ Example:
 """
 from __future__ import annotations
 
-import numpy as np
-
 
 class RowSparse:
     """indices: [N] int64 row ids (may repeat until coalesced); values: [N, *row_shape]."""

@@ -46,14 +46,11 @@ def test_matches_keras(name, kwargs):
 @pytest.mark.parametrize("name,kwargs", CONFIGS)
 def test_row_sparse_update_touches_only_its_rows(name, kwargs):
     start = np.random.default_rng(6).standard_normal((5, 3))
-    dense_p, sparse_p = en.Tensor(start.copy()), en.Tensor(start.copy())
-    dense_opt = getattr(optimizers, name)(learning_rate=0.0625, **kwargs)
+    sparse_p = en.Tensor(start.copy())
     sparse_opt = getattr(optimizers, name)(learning_rate=0.0625, **kwargs)
     rows = np.array([4, 1, 4])
     for g in _grads(3, (3, 3)):
-        sparse = RowSparse(rows, g, (5, 3))
-        dense_opt.apply_gradients([(sparse.to_dense()[[1, 4]], en.Tensor(np.zeros((2, 3))))])
-        sparse_opt.apply_gradients([(sparse, sparse_p)])
+        sparse_opt.apply_gradients([(RowSparse(rows, g, (5, 3)), sparse_p)])
     untouched = [0, 2, 3]
     np.testing.assert_array_equal(sparse_p.data[untouched], start[untouched])
     # the touched rows follow the dense rule applied to just those rows

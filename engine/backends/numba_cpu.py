@@ -13,7 +13,6 @@ NAME = "numba"
 DEVICE = "cpu"
 
 try:
-    import numba
     from numba import njit, prange
     _ERROR = ""
 except ImportError as exc:  # pragma: no cover - numba is a runtime dependency
@@ -75,11 +74,8 @@ def embedding_backward(ids, grad, num_embeddings, sparse=False):
 
 
 if not _ERROR:
-    # The recurrent ops live in their own module (fused time loops, docs/kernels.md).
-    from ._numba_rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward,  # noqa: E402
-                             simple_rnn_backward, simple_rnn_forward)
-
-
-if not _ERROR:
+    # The recurrent and convolution kernels live in their own modules (docs/kernels.md).
     from ._numba_conv1d import (conv1d_backward, conv1d_forward,  # noqa: E402,F401
                                 max_pool1d_backward, max_pool1d_forward)
+    from ._numba_rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward,  # noqa: E402,F401
+                             simple_rnn_backward, simple_rnn_forward)
