@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import backends
+from . import _blas, backends
 from .function import Function
 from .tensor import Tensor, array_module
 
@@ -110,7 +110,7 @@ class _Recurrent(Function):
         xt = xp.ascontiguousarray(xt)
         mask_t = None if mask_t is None else xp.ascontiguousarray(mask_t)
         U = xp.ascontiguousarray(U)
-        xw = (xt.reshape(T * B, F) @ kernel).reshape(T, B, -1)
+        xw = _blas.matmul(xt.reshape(T * B, F), kernel).reshape(T, B, -1)
         recurrent_bias = None
         if bias is not None:
             split = op == "gru" and reset_after
@@ -174,10 +174,10 @@ class _Recurrent(Function):
         flat_dxw = dxw.reshape(T * B, G)
         dx = dkernel = dU = dbias = None
         if need[0]:
-            dx = (flat_dxw @ c.kernel.T).reshape(T, B, -1)
+            dx = _blas.matmul(flat_dxw, c.kernel.T).reshape(T, B, -1)
             dx = xp.ascontiguousarray((dx[::-1] if c.go_backwards else dx).transpose(1, 0, 2))
         if need[1]:
-            dkernel = c.xt.reshape(T * B, -1).T @ flat_dxw
+            dkernel = _blas.matmul_tn(c.xt.reshape(T * B, -1), flat_dxw)
         if need[2]:
             dU = _recurrent_kernel_grad(c, du, xp)
         if need[3] and c.has_bias:
@@ -205,9 +205,10 @@ def _recurrent_kernel_grad(c, du, xp):
         if reset_before:
             # The candidate's recurrent input is r*hd, not hd (docs/kernels.md, reset_after=False).
             r = c.gates[steps, :, H:2 * H].reshape(n, H)
-            total = total + xp.concatenate([hd.T @ d[:, :2 * H], (r * hd).T @ d[:, 2 * H:]], axis=1)
+            total = total + xp.concatenate([_blas.matmul_tn(hd, d[:, :2 * H]),
+                                            _blas.matmul_tn(r * hd, d[:, 2 * H:])], axis=1)
         else:
-            total = total + hd.T @ d
+            total = total + _blas.matmul_tn(hd, d)
     return total
 
 

@@ -3,6 +3,9 @@
 For each op and size: float32, forward+backward ("train") and forward under no_grad
 ("infer"); every contender is timed once per round, rounds repeat `--repeat` times (≥5),
 and the median is reported with the ratio torch/ours (> 1 means we are faster).
+Between two timed calls the process sleeps SETTLE_S, so the worker threads one library
+leaves spinning (OpenBLAS, OpenMP) have parked before the next library runs; without it
+each contender is timed while the other's threads still hold the two cores.
 PyTorch is optional (the `compat` extra); without it only our times are printed.
 """
 from __future__ import annotations
@@ -23,9 +26,10 @@ SIZES = {
     "embedding": [(10_000, 128, 64, 500, False), (100_000, 300, 256, 200, True)],
 }
 _GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
+SETTLE_S = 0.2
 
 
-def _ours(op, size, rng):
+def ours(op, size, rng):
     """(train, infer) closures running our op on the current backend."""
     if op in _GATES:
         B, T, Fe, H = size
@@ -66,7 +70,7 @@ def _ours(op, size, rng):
     return train, infer
 
 
-def _torch(op, size, rng):
+def theirs(op, size, rng):
     """(train, infer) closures for the same computation in PyTorch, or None without torch."""
     try:
         import torch
@@ -111,6 +115,7 @@ def _median_ms(fn_by_name, repeat):
     samples = {name: [] for name in fn_by_name}
     for _ in range(repeat):
         for name, fn in fn_by_name.items():
+            time.sleep(SETTLE_S)
             start = time.perf_counter()
             fn()
             samples[name].append((time.perf_counter() - start) * 1e3)
@@ -133,14 +138,14 @@ def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False):
             contenders = {}
             for name in names:
                 with backends.use_backend(name):
-                    contenders[name] = _ours(op, size, rng)
-            theirs = _torch(op, size, rng)
+                    contenders[name] = ours(op, size, rng)
+            torch_pair = theirs(op, size, rng)
             for mode, index in (("train", 0), ("infer", 1)):
                 fns = {}
                 for name, pair in contenders.items():
                     fns[name] = _in_backend(name, pair[index])
-                if theirs is not None:
-                    fns["torch"] = theirs[index]
+                if torch_pair is not None:
+                    fns["torch"] = torch_pair[index]
                 times = _median_ms(fns, repeat)
                 for name in names:
                     ratio = times["torch"] / times[name] if "torch" in times else float("nan")

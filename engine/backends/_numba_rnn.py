@@ -18,13 +18,11 @@ recurrent bias zeros), so each kernel compiles once per dtype and has no branche
 """
 from __future__ import annotations
 
-import ctypes
-import glob
-import os
-
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
+
+from .._blas import single_threaded
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -339,38 +337,10 @@ def _simple_rnn_backward(dhs, UT, hs, mask, dm, dz, dh0, dh_rec, carry):
 
 # The kernel table entries (signatures of docs/kernels.md): check, allocate, call one kernel.
 
-_blas_local_threads = None
-
-
-def _find_blas_local_threads():
-    """SciPy's OpenBLAS `openblas_set_num_threads_local` (OpenBLAS >= 0.3.27), or None when
-    SciPy links another BLAS; then its own threading applies."""
-    import scipy
-    pattern = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs",
-                           "libscipy_openblas*.so*")
-    for path in glob.glob(pattern):
-        try:
-            fn = ctypes.CDLL(path).openblas_set_num_threads_local
-        except (OSError, AttributeError):
-            continue
-        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
-        return fn
-    return False
-
-
 def _run(kernel, *args):
-    """kernel(*args) with SciPy's BLAS on one thread, for this thread only."""
-    global _blas_local_threads
-    if _blas_local_threads is None:
-        _blas_local_threads = _find_blas_local_threads()
-    if not _blas_local_threads:
+    """kernel(*args) with BLAS on one thread for this thread (per-step GEMMs are too small to split)."""
+    with single_threaded():
         kernel(*args)
-        return
-    previous = _blas_local_threads(1)
-    try:
-        kernel(*args)
-    finally:
-        _blas_local_threads(previous)
 
 
 def _floats(op, dtype, **arrays):

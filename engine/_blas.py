@@ -1,0 +1,107 @@
+"""BLAS on all cores without oversubscription.
+
+NumPy's and SciPy's OpenBLAS keep their worker threads spinning for a while after every
+multi-threaded call. On a 2-core machine those spinning threads then take a core from the
+next fused kernel (our C++ and Numba loops run their own threads): measured on the 2-core
+VM, LSTM (64,100,64,128) forward kernel 29 ms right after a threaded GEMM, 10.5 ms with
+BLAS on one thread. So the big GEMMs around the fused kernels run here instead: one
+single-threaded BLAS call per core on a block of rows, from a small pool whose idle
+threads sleep instead of spinning.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import importlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_SPLIT_FLOPS = 4e6  # below this a GEMM runs on the calling thread: dispatch would cost more
+
+_setters = None
+_pool = None
+
+
+def _find_setters():
+    """`openblas_set_num_threads_local` of the OpenBLAS builds bundled with numpy and scipy."""
+    found = []
+    for package in ("numpy", "scipy"):
+        try:
+            module = importlib.import_module(package)
+        except ImportError:
+            continue
+        libs = os.path.join(os.path.dirname(os.path.dirname(module.__file__)), f"{package}.libs")
+        for path in glob.glob(os.path.join(libs, "libscipy_openblas*.so*")):
+            try:
+                fn = ctypes.CDLL(path).openblas_set_num_threads_local
+            except (OSError, AttributeError):
+                continue
+            fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+            found.append(fn)
+    return found
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """Inside the block, BLAS calls from this thread use one thread (a no-op for other BLAS)."""
+    global _setters
+    if _setters is None:
+        _setters = _find_setters()
+    previous = [fn(1) for fn in _setters]
+    try:
+        yield
+    finally:
+        for fn, n in zip(_setters, previous):
+            fn(n)
+
+
+def _one_blas_thread():
+    """Pool thread initializer: this thread's BLAS calls use one thread, for good."""
+    for fn in _find_setters():
+        fn(1)
+
+
+def _parallel(fn, n):
+    """fn(lo, hi) over n rows split in CORES blocks; the caller computes the first block."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(CORES - 1, thread_name_prefix="seqfuse-blas", initializer=_one_blas_thread)
+    edges = np.linspace(0, n, CORES + 1).astype(int)
+    futures = [_pool.submit(fn, lo, hi) for lo, hi in zip(edges[1:-1], edges[2:])]
+    with single_threaded():
+        first = fn(edges[0], edges[1])
+    return [first] + [f.result() for f in futures]
+
+
+def _small(m, k, n):
+    return CORES == 1 or 2.0 * m * k * n < _SPLIT_FLOPS
+
+
+def matmul(a, b):
+    """a [M,K] @ b [K,N] for numpy arrays (cupy: plain @)."""
+    if not isinstance(a, np.ndarray):
+        return a @ b
+    m, k = a.shape
+    if _small(m, k, b.shape[1]):
+        return a @ b  # OpenBLAS runs GEMMs this small on one thread anyway
+    out = np.empty((m, b.shape[1]), np.result_type(a, b))
+    _parallel(lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]), m)
+    return out
+
+
+def matmul_tn(a, b):
+    """aᵀ @ b for a [K,M], b [K,N] (weight gradients): K is split and the parts summed."""
+    if not isinstance(a, np.ndarray):
+        return a.T @ b
+    k, m = a.shape
+    if _small(m, k, b.shape[1]):
+        return a.T @ b
+    parts = _parallel(lambda lo, hi: a[lo:hi].T @ b[lo:hi], k)
+    total = parts[0]
+    for p in parts[1:]:
+        total += p
+    return total
