@@ -3,6 +3,7 @@
 #include "common.hpp"
 #include "cpu/embedding.hpp"
 
+#include <cstdint>
 #include <sstream>
 
 namespace py = pybind11;
@@ -35,24 +36,37 @@ py::array forward(const carray<int64_t>& ids, const py::array& table_in) {
   return out;
 }
 
+// grad keeps its strides (no c_style): Sum's backward hands over a broadcast view, and a C-order
+// copy of it would cost more than the whole kernel. A misaligned view (into packed records)
+// cannot be indexed with element strides, so it is copied (numpy's copy is aligned, C order).
+template <typename T>
+py::array_t<T, py::array::forcecast> strided(const py::array& in) {
+  py::array_t<T, py::array::forcecast> a(in);
+  bool aligned = reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0;
+  for (py::ssize_t i = 0; i < a.ndim(); ++i)
+    aligned = aligned && a.strides(i) % static_cast<py::ssize_t>(sizeof(T)) == 0;
+  return aligned ? a : py::array_t<T, py::array::forcecast>(a.attr("copy")());
+}
+
 template <typename T>
 py::tuple backward(const carray<int64_t>& ids, const py::array& grad_in, int64_t v) {
-  carray<T> grad(grad_in);
+  const auto grad = strided<T>(grad_in);
   require_ndim(grad, "embedding", "grad", 2);
   require_dim(grad, "embedding", "grad", 0, ids.size());
   check_ids(ids, v);
   const int64_t n = ids.size(), d = grad.shape(1);
+  const int64_t row_stride = grad.strides(0) / static_cast<py::ssize_t>(sizeof(T));
+  const int64_t col_stride = grad.strides(1) / static_cast<py::ssize_t>(sizeof(T));
   std::vector<int64_t> rows, perm, starts;
-  py::array_t<T> values;
   {
     py::gil_scoped_release release;
     seqfuse::embedding_segments(ids.data(), n, v, rows, perm, starts);
   }
-  values = py::array_t<T>({static_cast<int64_t>(rows.size()), d});
-  std::fill(values.mutable_data(), values.mutable_data() + values.size(), T(0));
+  py::array_t<T> values({static_cast<int64_t>(rows.size()), d});  // the kernel writes every row
   {
     py::gil_scoped_release release;
-    seqfuse::embedding_backward<T>(grad.data(), d, perm, starts, values.mutable_data());
+    seqfuse::embedding_backward<T>(grad.data(), row_stride, col_stride, d, perm, starts,
+                                   values.mutable_data());
   }
   py::array_t<int64_t> rows_out(static_cast<py::ssize_t>(rows.size()));
   std::copy(rows.begin(), rows.end(), rows_out.mutable_data());
@@ -78,5 +92,6 @@ void bind_embedding(py::module_& m) {
                                                        : backward<float>(ids, grad, num_embeddings);
         },
         py::arg("ids"), py::arg("grad"), py::arg("num_embeddings"),
-        "ids: [N] int64, grad: [N,D] -> (rows [U] sorted distinct ids, values [U,D] summed grads)");
+        "ids: [N] int64, grad: [N,D] any strides -> (rows [U] sorted distinct ids, "
+        "values [U,D] summed grads)");
 }

@@ -26,7 +26,7 @@ std::optional<carray<scalar_t>> recurrent_bias_arg(const py::object& rb_in, py::
 template <typename scalar_t>
 py::tuple forward(const py::array& xw_in, const py::array& U_in, const py::object& rb_in,
                   const py::array& h0_in, const py::object& mask_in, const py::object& dm_in,
-                  bool reset_after) {
+                  bool reset_after, bool save) {
   auto xw = float_arg<scalar_t>(xw_in, OP, "xw");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(xw, OP, "xw", 3);
@@ -41,16 +41,19 @@ py::tuple forward(const py::array& xw_in, const py::array& U_in, const py::objec
   auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
 
-  carray<scalar_t> hs({T, B, H}), gates({T, B, 3 * H});
-  carray<scalar_t> uh = reset_after ? carray<scalar_t>({T, B, H}) : carray<scalar_t>(0);
+  // Without save, gates and uh are one step of scratch (cpu/gru.hpp).
+  const py::ssize_t steps = save ? T : 1;
+  carray<scalar_t> hs({T, B, H}), gates({steps, B, 3 * H});
+  carray<scalar_t> uh = reset_after ? carray<scalar_t>({steps, B, H}) : carray<scalar_t>(0);
   std::vector<scalar_t> u_ws(B * (reset_after ? 3 * H : H)), hd_ws(dm ? B * H : 0);
   {
     py::gil_scoped_release release;
     seqfuse::gru_forward<scalar_t>(T, B, H, xw.data(), U.data(), data_or_null(rb), h0.data(),
-                                   data_or_null(mask), data_or_null(dm), reset_after,
+                                   data_or_null(mask), data_or_null(dm), reset_after, save,
                                    hs.mutable_data(), gates.mutable_data(), uh.mutable_data(),
                                    u_ws.data(), hd_ws.data());
   }
+  if (!save) return py::make_tuple(hs, py::none(), py::none());
   return py::make_tuple(hs, gates, uh);
 }
 
@@ -98,17 +101,20 @@ void bind_gru(py::module_& m) {
   m.def("gru_forward",
         [](const py::array& xw, const py::array& U, const py::object& recurrent_bias,
            const py::array& h0, const py::object& mask, const py::object& dropout_mask,
-           bool reset_after) {
+           bool reset_after, bool save) {
           return is_float64(xw, OP, "xw")
-                     ? forward<double>(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after)
-                     : forward<float>(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after);
+                     ? forward<double>(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after,
+                                       save)
+                     : forward<float>(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after,
+                                      save);
         },
         py::arg("xw"), py::arg("U"), py::arg("recurrent_bias").none(true), py::arg("h0"),
         py::arg("mask").none(true), py::arg("dropout_mask").none(true),
-        py::arg("reset_after") = true,
+        py::arg("reset_after") = true, py::kw_only(), py::arg("save") = true,
         "xw: [T,B,3H], U: [H,3H], recurrent_bias: [3H] or None, h0: [B,H], mask: [T,B] bool or "
         "None, dropout_mask: [B,H] or None -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, "
-        "uh [T,B,H], or [0] when reset_after=False)");
+        "uh [T,B,H], or [0] when reset_after=False); gates and uh are None when save=False "
+        "(inference)");
   m.def("gru_backward",
         [](const py::array& dhs, const py::array& U, const py::object& recurrent_bias,
            const py::array& h0, const py::array& hs, const py::array& gates, const py::array& uh,

@@ -14,7 +14,8 @@ constexpr const char* OP = "lstm";
 
 template <typename scalar_t>
 py::tuple forward(const py::array& xw_in, const py::array& U_in, const py::array& h0_in,
-                  const py::array& c0_in, const py::object& mask_in, const py::object& dm_in) {
+                  const py::array& c0_in, const py::object& mask_in, const py::object& dm_in,
+                  bool save) {
   auto xw = float_arg<scalar_t>(xw_in, OP, "xw");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(xw, OP, "xw", 3);
@@ -30,15 +31,19 @@ py::tuple forward(const py::array& xw_in, const py::array& U_in, const py::array
   auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
 
-  carray<scalar_t> hs({T, B, H}), cs({T, B, H}), gates({T, B, 4 * H});
+  // Without save, cs is a ring of two steps and gates one step of scratch (cpu/lstm.hpp).
+  carray<scalar_t> hs({T, B, H}), cs({save ? T : 2, B, H}), gates({save ? T : 1, B, 4 * H});
   std::vector<scalar_t> hd_ws(dm ? B * H : 0);
   {
     py::gil_scoped_release release;
     seqfuse::lstm_forward<scalar_t>(T, B, H, xw.data(), U.data(), h0.data(), c0.data(),
-                                    data_or_null(mask), data_or_null(dm), hs.mutable_data(),
+                                    data_or_null(mask), data_or_null(dm), save, hs.mutable_data(),
                                     cs.mutable_data(), gates.mutable_data(), hd_ws.data());
   }
-  return py::make_tuple(hs, cs, gates);
+  if (save) return py::make_tuple(hs, cs, gates);
+  // c_T, an output of the layer, is in ring slot (T-1) % 2.
+  const py::ssize_t last = (T - 1) % 2;
+  return py::make_tuple(hs, cs[py::slice(last, last + 1, 1)], py::none());
 }
 
 template <typename scalar_t>
@@ -86,14 +91,15 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
 void bind_lstm(py::module_& m) {
   m.def("lstm_forward",
         [](const py::array& xw, const py::array& U, const py::array& h0, const py::array& c0,
-           const py::object& mask, const py::object& dropout_mask) {
-          return is_float64(xw, OP, "xw") ? forward<double>(xw, U, h0, c0, mask, dropout_mask)
-                                          : forward<float>(xw, U, h0, c0, mask, dropout_mask);
+           const py::object& mask, const py::object& dropout_mask, bool save) {
+          return is_float64(xw, OP, "xw") ? forward<double>(xw, U, h0, c0, mask, dropout_mask, save)
+                                          : forward<float>(xw, U, h0, c0, mask, dropout_mask, save);
         },
         py::arg("xw"), py::arg("U"), py::arg("h0"), py::arg("c0"), py::arg("mask").none(true),
-        py::arg("dropout_mask").none(true),
+        py::arg("dropout_mask").none(true), py::kw_only(), py::arg("save") = true,
         "xw: [T,B,4H], U: [H,4H], h0, c0: [B,H], mask: [T,B] bool or None, dropout_mask: [B,H] "
-        "or None -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o)");
+        "or None -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o); with "
+        "save=False (inference) cs is only its last step [1,B,H] and gates is None");
   m.def("lstm_backward",
         [](const py::array& dhs, const py::array& dc_T, const py::array& U, const py::array& h0,
            const py::array& c0, const py::array& hs, const py::array& cs, const py::array& gates,

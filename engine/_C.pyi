@@ -20,9 +20,11 @@ def embedding_backward(ids: NDArray[np.int64], grad: _Float,
     """ids: [N], grad: [N,D] -> (rows [U] sorted distinct ids, values [U,D])."""
 
 def lstm_forward(xw: _Float, U: _Float, h0: _Float, c0: _Float, mask: _Mask,
-                 dropout_mask: _Float | None) -> tuple[_Float, _Float, _Float]:
+                 dropout_mask: _Float | None, *,
+                 save: bool = True) -> tuple[_Float, _Float, _Float | None]:
     """xw: [T,B,4H], U: [H,4H], h0, c0: [B,H], mask: [T,B], dropout_mask: [B,H]
-    -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o)."""
+    -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o);
+    save=False (inference): cs is only its last step [1,B,H] and gates is None."""
 
 def lstm_backward(dhs: _Float, dc_T: _Float, U: _Float, h0: _Float, c0: _Float, hs: _Float,
                   cs: _Float, gates: _Float, mask: _Mask,
@@ -30,10 +32,11 @@ def lstm_backward(dhs: _Float, dc_T: _Float, U: _Float, h0: _Float, c0: _Float, 
     """dhs: [T,B,H], dc_T: [B,H] -> (dz [T,B,4H], dh0 [B,H], dc0 [B,H])."""
 
 def gru_forward(xw: _Float, U: _Float, recurrent_bias: _Float | None, h0: _Float, mask: _Mask,
-                dropout_mask: _Float | None,
-                reset_after: bool = True) -> tuple[_Float, _Float, _Float]:
+                dropout_mask: _Float | None, reset_after: bool = True, *,
+                save: bool = True) -> tuple[_Float, _Float | None, _Float | None]:
     """xw: [T,B,3H], U: [H,3H], recurrent_bias: [3H] (reset_after only), h0: [B,H]
-    -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, uh [T,B,H], or [0] if not reset_after)."""
+    -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, uh [T,B,H], or [0] if not reset_after);
+    save=False (inference): gates and uh are None."""
 
 def gru_backward(dhs: _Float, U: _Float, recurrent_bias: _Float | None, h0: _Float, hs: _Float,
                  gates: _Float, uh: _Float, mask: _Mask, dropout_mask: _Float | None,

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _blas, backends
 from .function import Function
-from .tensor import Tensor, array_module
+from .tensor import Tensor, array_module, is_grad_enabled
 
 _GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 _STATES = {"lstm": 2, "gru": 1, "simple_rnn": 1}
@@ -120,11 +120,15 @@ class _Recurrent(Function):
         c0 = xp.zeros((B, H), x.dtype) if op == "lstm" and c0 is None else c0
         c0 = None if c0 is None else xp.ascontiguousarray(c0)
         cs = gates = uh = None
+        # Function.apply records a node (so backward may run) only in grad mode with some input
+        # requiring a gradient; otherwise the kernel keeps no cs/gates/uh, only per-step scratch.
+        save = is_grad_enabled() and any(ctx.needs_input_grad)
         fn = _kernel(backend, op, "forward")
         if op == "lstm":
-            hs, cs, gates = fn(xw, U, h0, c0, mask_t, dropout_mask)
+            hs, cs, gates = fn(xw, U, h0, c0, mask_t, dropout_mask, save=save)
         elif op == "gru":
-            hs, gates, uh = fn(xw, U, recurrent_bias, h0, mask_t, dropout_mask, reset_after=reset_after)
+            hs, gates, uh = fn(xw, U, recurrent_bias, h0, mask_t, dropout_mask,
+                               reset_after=reset_after, save=save)
         else:
             hs = fn(xw, U, h0, mask_t, dropout_mask)
         # Keras outputs zeros before a row's first unmasked step (or at every masked step with

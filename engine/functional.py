@@ -52,8 +52,9 @@ class _Embedding(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        result = ctx.backend.embedding_backward(ctx.ids, array_module(grad).ascontiguousarray(grad),
-                                                ctx.shape[0], sparse=ctx.sparse)
+        # grad is passed with its strides (often Sum's read-only broadcast view): backends
+        # read it in place rather than materialise a [*S,D] copy.
+        result = ctx.backend.embedding_backward(ctx.ids, grad, ctx.shape[0], sparse=ctx.sparse)
         if ctx.sparse:
             return None, RowSparse(*result, ctx.shape)
         return None, result

@@ -135,7 +135,9 @@ class Sum(Function):
         xp = array_module(g)
         if not ctx.keepdims and ctx.axis is not None:
             g = xp.expand_dims(g, _axes(ctx.axis, len(ctx.shape)))
-        return (xp.broadcast_to(g, ctx.shape).copy(),)
+        # A read-only view rather than a full-size array of one repeated value: most consumers
+        # only read it; Tensor._accumulate copies it before it becomes a leaf's .grad.
+        return (xp.broadcast_to(g, ctx.shape),)
 
 
 class Max(Function):

@@ -123,8 +123,9 @@ class Tensor:
             grad = _as_array(grad, self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad shape {grad.shape} does not match tensor shape {self.shape}")
+        handed = {id(grad)}  # arrays no leaf may keep as its own: the seed, and each .grad given out
         if self._node is None:
-            self._accumulate(grad)
+            self._accumulate(grad, handed)
             return
         pending = {self._node: [None] * len(self._node.outputs_meta)}
         pending[self._node][self._index] = grad
@@ -145,15 +146,25 @@ class Tensor:
                 if not isinstance(g, RowSparse):
                     g = _unbroadcast(g, tensor.shape).astype(tensor.dtype, copy=False)
                 if tensor._node is None:
-                    tensor._accumulate(g)
+                    tensor._accumulate(g, handed)
                 else:
                     slots = pending.setdefault(tensor._node, [None] * len(tensor._node.outputs_meta))
                     i = tensor._index
                     slots[i] = g if slots[i] is None else slots[i] + g
             node.ctx, node.inputs = None, ()
 
-    def _accumulate(self, g):
-        self.grad = g if self.grad is None else self.grad + g
+    def _accumulate(self, g, handed):
+        if self.grad is not None:
+            self.grad = self.grad + g
+            return
+        # A leaf's .grad must be an array of its own, since users and optimizers may update it
+        # in place: not a view (Sum's backward hands out a read-only broadcast view, Reshape a
+        # view of another gradient), not the caller's seed, not an array another leaf holds
+        # (Add's backward gives the same array to both inputs).
+        if not isinstance(g, RowSparse) and (getattr(g, "base", None) is not None or id(g) in handed):
+            g = g.copy()
+        handed.add(id(g))
+        self.grad = g
 
     # Arithmetic. Python scalars adopt the tensor's dtype so float32 stays float32.
     def __add__(self, other): return _ops.Add.apply(self, _lift(other, self))

@@ -159,6 +159,49 @@ def check_backend(case: Case, backend_name, dtype):
     return errors
 
 
+# Options under which inference must match training bit for bit: the state-carrying paths.
+INFERENCE_OPTIONS = ("plain", "mask_holes", "go_backwards_mask", "dropout", "initial_state",
+                     "everything")
+
+
+def check_inference(variant, option, backend_name, dtype):
+    """Outputs and final states are bit-identical whether the forward saves for backward
+    (inputs require grad) or not (no_grad, or constant inputs), and functional asks the kernel
+    to save exactly when a node is recorded. H = 37 puts vector bodies and scalar tails in
+    every gate loop; same arithmetic on the same inputs must round the same."""
+    c = cast(make_case(variant, option, B=5, T=6, F_=4, H=37), dtype)
+    skip_unless_implemented(backend_name, c.op)
+    module = backends.get(backend_name)
+    kernel = getattr(module, f"{c.op}_forward")
+    calls = []  # (save, what the kernel returned)
+
+    def spy(*args, **kwargs):
+        result = kernel(*args, **kwargs)
+        calls.append((kwargs.get("save", True), result))
+        return result
+
+    with pytest.MonkeyPatch.context() as mp, backends.use_backend(backend_name):
+        mp.setattr(module, f"{c.op}_forward", spy)
+        trained = c.fn(*c.tensors())
+        with no_grad():
+            inferred = c.fn(*c.tensors())
+        constant = c.fn(*[Tensor(a) for a in c.arrays])
+    for name, a, b, k in zip(["outputs", "h_T", "c_T"], trained, inferred, constant):
+        np.testing.assert_array_equal(b.numpy(), a.numpy(), err_msg=f"{name} under no_grad")
+        np.testing.assert_array_equal(k.numpy(), a.numpy(), err_msg=f"{name} of constant inputs")
+    if c.op == "simple_rnn":
+        return  # no save keyword: hs, its output, is all it keeps
+    assert [save for save, _ in calls] == [True, False, False]
+    for save, result in calls:
+        saved = result[1:]
+        if not save and c.op == "lstm":
+            assert saved[0].shape == (1,) + result[0].shape[1:] and saved[1] is None
+        elif not save:
+            assert saved == (None, None)
+        else:
+            assert all(a is not None for a in saved)
+
+
 # External oracles. float64 everywhere, so agreement is to rounding: 1e-9 relative leaves
 # room for the different summation orders of torch's and Keras's GEMMs over T steps.
 ORACLE_RTOL = 1e-9

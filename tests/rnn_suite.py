@@ -1,6 +1,6 @@
 """The tests every recurrent op runs: reference vs finite differences, every backend vs the
-reference, edge shapes, hypothesis, mask semantics, bad input, and the torch / Keras 3 oracles
-(skipped when absent).
+reference, edge shapes, hypothesis, mask semantics, inference (no_grad) vs training forward,
+bad input, and the torch / Keras 3 oracles (skipped when absent).
 
 A test module does `from rnn_suite import *` and sets VARIANTS (the op variants it covers) and
 TORCH_VARIANTS (those torch implements); conftest.py parametrizes `variant` and
@@ -17,7 +17,8 @@ import rnn_cases as rc
 
 __all__ = ["test_reference_matches_finite_differences", "test_backend_matches_reference",
            "test_edge_shapes", "test_hypothesis_shapes_and_options", "test_mask_semantics_without_oracles",
-           "test_one_graph_node_and_no_grad", "test_bad_input_names_the_argument", "test_matches_torch",
+           "test_one_graph_node_and_no_grad", "test_inference_matches_training_forward",
+           "test_bad_input_names_the_argument", "test_matches_torch",
            "test_matches_keras"]
 
 BACKENDS = rc.other_backends()
@@ -66,6 +67,13 @@ def test_mask_semantics_without_oracles(variant):
 
 def test_one_graph_node_and_no_grad(variant):
     rc.check_one_node(variant)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("option", rc.INFERENCE_OPTIONS)
+@pytest.mark.parametrize("backend", ["reference"] + BACKENDS)
+def test_inference_matches_training_forward(backend, variant, option, dtype):
+    rc.check_inference(variant, option, backend, dtype)
 
 
 def test_bad_input_names_the_argument(variant):

@@ -91,3 +91,57 @@ def test_matches_torch():
     (tout * torch.tensor(w)).sum().backward()
     np.testing.assert_array_equal(out.numpy(), tout.detach().numpy())
     np.testing.assert_allclose(ours.grad, theirs.weight.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def _strided_grads(rng, n, dim, dtype):
+    """grad [n,dim] laid out every way a backend may be handed one, each a view (no copy)."""
+    dense = rng.standard_normal((n, dim)).astype(dtype)
+    reversed_rows = np.ascontiguousarray(dense[::-1])[::-1]  # negative row stride
+    fortran = np.asfortranarray(dense)  # column stride != 1
+    wide = np.zeros((n, 2 * dim), dtype)
+    wide[:, ::2] = dense
+    misaligned = np.ndarray((n, dim), dtype, np.zeros(n * dim * dense.itemsize + 1, np.uint8), offset=1)
+    misaligned[...] = dense
+    packed = np.ndarray((n, dim), dtype, np.zeros(n * (dim * dense.itemsize + 2), np.uint8),
+                        strides=(dim * dense.itemsize + 2, dense.itemsize))
+    packed[...] = dense
+    return {
+        "broadcast scalar": np.broadcast_to(dtype(1.5), (n, dim)),  # Sum's backward: strides 0
+        "broadcast row": np.broadcast_to(dense[0], (n, dim)),
+        "reversed rows": reversed_rows,
+        "fortran": fortran,
+        "every other column": wide[:, ::2],
+        "misaligned": misaligned,
+        "packed rows": packed,
+    }
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_backward_reads_strided_and_broadcast_grads(backend, dtype, sparse):
+    rng = np.random.default_rng(5)
+    ids = _ids(rng, (30,), 12)
+    module = en.backends.get(backend)
+    reference = en.backends.get("reference")
+    for layout, grad in _strided_grads(rng, ids.size, 7, dtype).items():
+        expected = reference.embedding_backward(ids, np.ascontiguousarray(grad), 12, sparse=sparse)
+        actual = module.embedding_backward(ids, grad, 12, sparse=sparse)
+        for a, e in zip(actual if sparse else [actual], expected if sparse else [expected]):
+            assert a.dtype == e.dtype, layout
+            np.testing.assert_allclose(a, e, rtol=RTOL[dtype], err_msg=f"{backend}, {layout}")
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_sum_backward_through_embedding(backend, sparse):
+    # .sum() right after the lookup hands the backend a read-only broadcast view.
+    table = en.Tensor(np.zeros((6, 3), np.float32), requires_grad=True)
+    with en.use_backend(backend):
+        F.embedding(np.array([[1, 1, 5], [1, 0, 5]]), table, sparse=sparse).sum().backward()
+    grad = table.grad.to_dense() if sparse else table.grad
+    np.testing.assert_array_equal(grad[:, 0], [1, 3, 0, 0, 0, 2])
+    if sparse:
+        assert table.grad.values.flags.writeable
+    else:
+        assert grad.flags.writeable

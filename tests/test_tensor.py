@@ -95,6 +95,30 @@ def test_gradients_accumulate_across_uses_and_backward_calls():
     np.testing.assert_allclose(x.grad, 2 * x.data + 4)
 
 
+@pytest.mark.parametrize("loss", [lambda x: x.sum(), lambda x: x.sum(axis=0).sum(),
+                                  lambda x: x.reshape(6).sum(), lambda x: x.T.sum(keepdims=True)])
+def test_leaf_grads_are_writable_arrays_of_their_own(loss):
+    # Sum's backward returns a read-only broadcast view; a leaf's .grad must still be an array
+    # the caller may update in place (gradient clipping, optimizers) without touching others.
+    x, y = T(2, 3), T(2, 3)
+    loss(x).backward()
+    (y * 1).sum().backward()
+    for t in (x, y):
+        assert t.grad.flags.writeable and t.grad.strides == (24, 8)
+        t.grad *= 2
+        np.testing.assert_array_equal(t.grad, np.full((2, 3), 2.0))
+
+
+def test_backward_copies_a_read_only_seed_gradient():
+    x = T(3)
+    seed = np.broadcast_to(np.float64(4), (3,))
+    x.backward(seed)
+    assert x.grad.flags.writeable
+    x.grad += 1
+    np.testing.assert_array_equal(seed, [4, 4, 4])
+    np.testing.assert_array_equal(x.grad, [5, 5, 5])
+
+
 def test_shared_subexpression_diamond():
     def fn(x):
         h = x.tanh()  # one node consumed by three others
@@ -191,3 +215,21 @@ def test_unary_matches_torch(name):
     (tout * torch.tensor(w)).sum().backward()
     np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_leaves_never_share_a_gradient_array():
+    a, b = T(3), T(3)
+    (a + b).sum().backward()  # Add hands the same array to both inputs
+    assert a.grad is not b.grad and not np.shares_memory(a.grad, b.grad)
+    a.grad *= 2
+    np.testing.assert_array_equal(b.grad, np.ones(3))
+    c, d = T(2, 3), T(6)
+    (c + d.reshape(2, 3)).sum().backward()  # d's gradient is a reshaped view of c's
+    assert not np.shares_memory(c.grad, d.grad)
+
+
+def test_seed_gradient_is_not_kept_by_a_leaf():
+    a, b = T(3), T(3)
+    seed = np.ones(3)
+    (a + b).backward(seed)
+    assert not np.shares_memory(a.grad, seed) and not np.shares_memory(b.grad, seed)

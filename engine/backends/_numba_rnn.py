@@ -77,6 +77,8 @@ def _sigmoid_overload(x):
 
 
 # Kernels write their outputs in place and allocate nothing. T steps, B rows, H units.
+# The forward kernels index what they save for backward (cs, gates, uh) at step t modulo its
+# length: [T,...] keeps every step, a ring of 1 or 2 steps is inference scratch (save=False).
 # Inner loops index 1-D views with j in range(H) only: an index such as x[H + j] hides its
 # sign from LLVM behind Numba's negative-index wraparound, and the loop then turns into
 # gathers and scatters (measured 6-8x slower). Both sides of each `a if keep else b` are
@@ -90,21 +92,23 @@ def _gate(row, k, H):
 
 @njit(**_JIT)
 def _lstm_forward(xw, U, h0, c0, mask, dm, hs, cs, gates, zbuf, hd):
-    """xw [T,B,4H], U [H,4H], h0/c0 [B,H], mask [T,B], dm [B,H] -> hs, cs [T,B,H], gates [T,B,4H].
-    Scratch: zbuf [B,4H] = hd·U, hd [B,H] = h_{t-1}*dm."""
+    """xw [T,B,4H], U [H,4H], h0/c0 [B,H], mask [T,B], dm [B,H] -> hs [T,B,H], cs [T or 2,B,H],
+    gates [T or 1,B,4H]. Scratch: zbuf [B,4H] = hd·U, hd [B,H] = h_{t-1}*dm."""
     T, B, H = hs.shape
+    nc, ng = cs.shape[0], gates.shape[0]
     hd[:, :] = h0 * dm
     for t in range(T):
         np.dot(hd, U, zbuf)
         h_prev = hs[t - 1] if t > 0 else h0
-        c_prev = cs[t - 1] if t > 0 else c0
+        c_prev = cs[(t - 1) % nc] if t > 0 else c0
+        c_t, g_t = cs[t % nc], gates[t % ng]
         for b in range(B):
             keep = mask[t, b]
-            x, z, g = xw[t, b], zbuf[b], gates[t, b]
+            x, z, g = xw[t, b], zbuf[b], g_t[b]
             xi, xf, xg, xo = _gate(x, 0, H), _gate(x, 1, H), _gate(x, 2, H), _gate(x, 3, H)
             zi, zf, zg, zo = _gate(z, 0, H), _gate(z, 1, H), _gate(z, 2, H), _gate(z, 3, H)
             gi, gf, gg, go = _gate(g, 0, H), _gate(g, 1, H), _gate(g, 2, H), _gate(g, 3, H)
-            hp, cp, h_out, c_out, d, hd_b = h_prev[b], c_prev[b], hs[t, b], cs[t, b], dm[b], hd[b]
+            hp, cp, h_out, c_out, d, hd_b = h_prev[b], c_prev[b], hs[t, b], c_t[b], dm[b], hd[b]
             for j in range(H):
                 i = _sigmoid(xi[j] + zi[j])
                 f = _sigmoid(xf[j] + zf[j])
@@ -158,22 +162,24 @@ def _lstm_backward(dhs, dc_T, UT, c0, hs, cs, gates, mask, dm, dz, dh0, dc0, dh_
 @njit(**_JIT)
 def _gru_forward(xw, U, rb, h0, mask, dm, hs, gates, uh, ubuf, hd):
     """reset_after=True. xw [T,B,3H], U [H,3H], rb [3H], h0 [B,H], mask [T,B], dm [B,H]
-    -> hs [T,B,H], gates [T,B,3H] (z,r,n), uh [T,B,H] = (hd·U + rb)_h.
+    -> hs [T,B,H], gates [T or 1,B,3H] (z,r,n), uh [T or 1,B,H] = (hd·U + rb)_h.
     Scratch: ubuf [B,3H] = hd·U, hd [B,H]."""
     T, B, H = hs.shape
+    ng, nu = gates.shape[0], uh.shape[0]
     one = xw.dtype.type(1)
     rz, rr, rn = _gate(rb, 0, H), _gate(rb, 1, H), _gate(rb, 2, H)
     hd[:, :] = h0 * dm
     for t in range(T):
         np.dot(hd, U, ubuf)
         h_prev = hs[t - 1] if t > 0 else h0
+        g_t, uh_t = gates[t % ng], uh[t % nu]
         for b in range(B):
             keep = mask[t, b]
-            x, u, g = xw[t, b], ubuf[b], gates[t, b]
+            x, u, g = xw[t, b], ubuf[b], g_t[b]
             xz, xr, xn = _gate(x, 0, H), _gate(x, 1, H), _gate(x, 2, H)
             uz, ur, un_ = _gate(u, 0, H), _gate(u, 1, H), _gate(u, 2, H)
             gz, gr, gn = _gate(g, 0, H), _gate(g, 1, H), _gate(g, 2, H)
-            hp, h_out, uh_out, d, hd_b = h_prev[b], hs[t, b], uh[t, b], dm[b], hd[b]
+            hp, h_out, uh_out, d, hd_b = h_prev[b], hs[t, b], uh_t[b], dm[b], hd[b]
             for j in range(H):
                 z = _sigmoid(xz[j] + uz[j] + rz[j])
                 r = _sigmoid(xr[j] + ur[j] + rr[j])
@@ -221,15 +227,18 @@ def _gru_backward(dhs, UT, h0, hs, gates, uh, mask, dm, dxw, du, dh0, dh_rec, ca
 
 @njit(**_JIT)
 def _gru_forward_reset_before(xw, Uzr, Uh, h0, mask, dm, hs, gates, ubuf, rh, nbuf, hd):
-    """reset_after=False. xw [T,B,3H], Uzr [H,2H], Uh [H,H], h0 [B,H] -> hs [T,B,H], gates [T,B,3H].
+    """reset_after=False. xw [T,B,3H], Uzr [H,2H], Uh [H,H], h0 [B,H]
+    -> hs [T,B,H], gates [T or 1,B,3H].
     Scratch: ubuf [B,2H] = hd·Uzr, rh [B,H] = r*hd, nbuf [B,H] = rh·Uh, hd [B,H]."""
     T, B, H = hs.shape
+    ng = gates.shape[0]
     one = xw.dtype.type(1)
     hd[:, :] = h0 * dm
     for t in range(T):
         np.dot(hd, Uzr, ubuf)
+        g_t = gates[t % ng]
         for b in range(B):
-            x, u, g, hd_b, rh_b = xw[t, b], ubuf[b], gates[t, b], hd[b], rh[b]
+            x, u, g, hd_b, rh_b = xw[t, b], ubuf[b], g_t[b], hd[b], rh[b]
             xz, xr, uz, ur = _gate(x, 0, H), _gate(x, 1, H), _gate(u, 0, H), _gate(u, 1, H)
             gz, gr = _gate(g, 0, H), _gate(g, 1, H)
             for j in range(H):
@@ -241,7 +250,7 @@ def _gru_forward_reset_before(xw, Uzr, Uh, h0, mask, dm, hs, gates, ubuf, rh, nb
         h_prev = hs[t - 1] if t > 0 else h0
         for b in range(B):
             keep = mask[t, b]
-            xn, gz, gn = _gate(xw[t, b], 2, H), _gate(gates[t, b], 0, H), _gate(gates[t, b], 2, H)
+            xn, gz, gn = _gate(xw[t, b], 2, H), _gate(g_t[b], 0, H), _gate(g_t[b], 2, H)
             nb, hp, h_out, d, hd_b = nbuf[b], h_prev[b], hs[t, b], dm[b], hd[b]
             for j in range(H):
                 n = _tanh(xn[j] + nb[j])
@@ -398,16 +407,22 @@ def _t(a):
     return np.ascontiguousarray(a.T)
 
 
-def lstm_forward(xw, U, h0, c0, mask, dropout_mask):
+def lstm_forward(xw, U, h0, c0, mask, dropout_mask, *, save=True):
     """xw: [T,B,4H] (gates i,f,c,o), U: [H,4H], h0/c0: [B,H], mask: [T,B] bool or None,
-    dropout_mask: [B,H] or None -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o)."""
+    dropout_mask: [B,H] or None -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o);
+    without `save`, cs is only its last step [1,B,H] (c_T) and gates is None."""
     T, B, H, dt = _dims("lstm", xw, U, 4)
     xw, U, h0, c0 = _floats("lstm", dt, xw=xw, U=U, h0=h0, c0=c0)
     _shapes("lstm", h0=(h0, (B, H)), c0=(c0, (B, H)))
     mask, dm = _options("lstm", T, B, H, dt, mask, dropout_mask)
-    hs, cs, gates = _empty(dt, (T, B, H), (T, B, H), (T, B, 4 * H))
+    # Without save: cs is a ring of c_{t-1}, c_t (two buffers: a step reads one, writes the
+    # other, so the loop has no aliasing to stop vectorization) and gates one step of scratch.
+    hs, cs, gates = _empty(dt, (T, B, H), (T if save else 2, B, H), (T if save else 1, B, 4 * H))
     _run(_lstm_forward, xw, U, h0, c0, mask, dm, hs, cs, gates, *_empty(dt, (B, 4 * H), (B, H)))
-    return hs, cs, gates
+    if save:
+        return hs, cs, gates
+    last = (T - 1) % 2
+    return hs, cs[last:last + 1], None
 
 
 def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
@@ -425,29 +440,32 @@ def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
     return dz, dh0, dc0
 
 
-def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True):
+def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True, *, save=True):
     """xw: [T,B,3H] (gates z,r,h), U: [H,3H], recurrent_bias: [3H] or None (reset_after only),
-    h0: [B,H] -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, uh [T,B,H] = u_h, or [0])."""
+    h0: [B,H] -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, uh [T,B,H] = u_h, or [0]);
+    gates and uh are None when not `save`."""
     T, B, H, dt = _dims("gru", xw, U, 3)
     xw, U, h0 = _floats("gru", dt, xw=xw, U=U, h0=h0)
     _shapes("gru", h0=(h0, (B, H)))
     mask, dm = _options("gru", T, B, H, dt, mask, dropout_mask)
-    hs, gates = _empty(dt, (T, B, H), (T, B, 3 * H))
+    # Without save, gates (and uh) are one step of scratch, overwritten every step.
+    steps = T if save else 1
+    hs, gates = _empty(dt, (T, B, H), (steps, B, 3 * H))
     if not reset_after:
         if recurrent_bias is not None:
             raise ValueError("gru: recurrent_bias must be None when reset_after=False")
         Uzr, Uh = np.ascontiguousarray(U[:, :2 * H]), np.ascontiguousarray(U[:, 2 * H:])
         _run(_gru_forward_reset_before, xw, Uzr, Uh, h0, mask, dm, hs, gates,
              *_empty(dt, (B, 2 * H), (B, H), (B, H), (B, H)))
-        return hs, gates, np.empty((0,), dt)
+        return (hs, gates, np.empty((0,), dt)) if save else (hs, None, None)
     if recurrent_bias is None:
         rb = np.zeros(3 * H, dt)
     else:
         (rb,) = _floats("gru", dt, recurrent_bias=recurrent_bias)
         _shapes("gru", recurrent_bias=(rb, (3 * H,)))
-    uh = np.empty((T, B, H), dt)
+    uh = np.empty((steps, B, H), dt)
     _run(_gru_forward, xw, U, rb, h0, mask, dm, hs, gates, uh, *_empty(dt, (B, 3 * H), (B, H)))
-    return hs, gates, uh
+    return (hs, gates, uh) if save else (hs, None, None)
 
 
 def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True):

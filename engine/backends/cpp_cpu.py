@@ -32,7 +32,7 @@ def embedding_forward(ids, table):
 
 
 def embedding_backward(ids, grad, num_embeddings, sparse=False):
-    """ids: [*S], grad: [*S,D] -> dense [V,D], or (rows [N], values [N,D]) when sparse."""
+    """ids: [*S], grad: [*S,D] any strides -> dense [V,D], or (rows [N], values [N,D]) when sparse."""
     flat_ids = ids.reshape(-1)
     rows, values = _C.embedding_backward(flat_ids, grad.reshape(flat_ids.size, -1), num_embeddings)
     if sparse:
@@ -44,9 +44,10 @@ def embedding_backward(ids, grad, num_embeddings, sparse=False):
 
 # Recurrent ops (docs/kernels.md): time-major, the whole loop in one GIL-free call.
 
-def lstm_forward(xw, U, h0, c0, mask, dropout_mask):
-    """xw: [T,B,4H], U: [H,4H], h0/c0: [B,H] -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H])."""
-    return _C.lstm_forward(xw, U, h0, c0, mask, dropout_mask)
+def lstm_forward(xw, U, h0, c0, mask, dropout_mask, *, save=True):
+    """xw: [T,B,4H], U: [H,4H], h0/c0: [B,H] -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H]);
+    without `save`, cs is only its last step [1,B,H] (c_T) and gates is None."""
+    return _C.lstm_forward(xw, U, h0, c0, mask, dropout_mask, save=save)
 
 
 def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
@@ -54,10 +55,11 @@ def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
     return _C.lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask)
 
 
-def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True):
+def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True, *, save=True):
     """xw: [T,B,3H], U: [H,3H], recurrent_bias: [3H] or None, h0: [B,H]
-    -> (hs [T,B,H], gates [T,B,3H], uh [T,B,H] or [0] when not reset_after)."""
-    return _C.gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after)
+    -> (hs [T,B,H], gates [T,B,3H], uh [T,B,H] or [0] when not reset_after);
+    gates and uh are None when not `save`."""
+    return _C.gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after, save=save)
 
 
 def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True):

@@ -34,11 +34,14 @@ if not _ERROR:
             out[n, :] = table[ids[n], :]
 
     @njit(parallel=True, cache=True, nogil=True)
-    def _segment_sum(sorted_ids, order, grad, starts, values):
-        # values[s] = sum of grad rows whose id is the s-th distinct id; segments are disjoint.
+    def _segment_sum(order, grad, starts, values):
+        # values[s] = sum of grad rows whose id is the s-th distinct id; segments are disjoint
+        # and never empty, so the first row is assigned and values needs no zero-fill.
+        # grad may be any layout (Numba compiles an 'A' version for a broadcast view).
         for s in prange(starts.size - 1):
             row = values[s]
-            for k in range(starts[s], starts[s + 1]):
+            row[:] = grad[order[starts[s]]]
+            for k in range(starts[s] + 1, starts[s + 1]):
                 row += grad[order[k]]
 
 
@@ -59,13 +62,13 @@ def embedding_forward(ids, table):
 
 
 def embedding_backward(ids, grad, num_embeddings, sparse=False):
-    """ids: [*S], grad: [*S,D] -> dense [V,D], or (rows [N], values [N,D]) when sparse."""
+    """ids: [*S], grad: [*S,D] any strides -> dense [V,D], or (rows [N], values [N,D]) when sparse."""
     check_ids(ids, num_embeddings)
     flat_ids = ids.reshape(-1)
     flat_grad = grad.reshape(flat_ids.size, -1)
     order, rows, starts = _unique_sorted(flat_ids)
-    values = np.zeros((rows.size, flat_grad.shape[1]), dtype=grad.dtype)
-    _segment_sum(flat_ids, order, flat_grad, starts, values)
+    values = np.empty((rows.size, flat_grad.shape[1]), dtype=grad.dtype)
+    _segment_sum(order, flat_grad, starts, values)
     if sparse:
         return rows, values
     dense = np.zeros((num_embeddings, flat_grad.shape[1]), dtype=grad.dtype)

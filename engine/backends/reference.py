@@ -28,7 +28,7 @@ def embedding_forward(ids, table):
 
 
 def embedding_backward(ids, grad, num_embeddings, sparse=False):
-    """ids: [*S], grad: [*S,D] -> d table.
+    """ids: [*S], grad: [*S,D] (any strides, read-only views included) -> d table.
 
     sparse=False: dense [V,D]. sparse=True: (rows [N] sorted unique, values [N,D]) summed per row.
     """
@@ -63,14 +63,16 @@ def _keep(mask, t):
     return None if mask is None else mask[t][:, None]
 
 
-def lstm_forward(xw, U, h0, c0, mask, dropout_mask):
+def lstm_forward(xw, U, h0, c0, mask, dropout_mask, *, save=True):
     """xw: [T,B,4H] (gates i,f,c,o), U: [H,4H], h0/c0: [B,H]
-    -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o)."""
+    -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o). Without `save` (inference:
+    nothing kept for backward) cs is only its last step [1,B,H], the final state c_T, and gates
+    is None."""
     T, B, _ = xw.shape
     H = U.shape[0]
     hs = np.empty((T, B, H), dtype=xw.dtype)
-    cs = np.empty((T, B, H), dtype=xw.dtype)
-    gates = np.empty((T, B, 4 * H), dtype=xw.dtype)
+    cs = np.empty((T, B, H), dtype=xw.dtype) if save else None
+    gates = np.empty((T, B, 4 * H), dtype=xw.dtype) if save else None
     h, c = h0, c0
     for t in range(T):
         z = xw[t] + _dropped(h, dropout_mask) @ U
@@ -81,10 +83,12 @@ def lstm_forward(xw, U, h0, c0, mask, dropout_mask):
         keep = _keep(mask, t)
         if keep is not None:
             c_new, h_new = np.where(keep, c_new, c), np.where(keep, h_new, h)
-        gates[t] = np.concatenate([i, f, g, o], axis=1)
-        hs[t], cs[t] = h_new, c_new
+        if save:
+            gates[t] = np.concatenate([i, f, g, o], axis=1)
+            cs[t] = c_new
+        hs[t] = h_new
         h, c = h_new, c_new
-    return hs, cs, gates
+    return (hs, cs, gates) if save else (hs, c[None], None)
 
 
 def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
@@ -114,14 +118,15 @@ def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
     return dz, dh_next, dc_next
 
 
-def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True):
+def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True, *, save=True):
     """xw: [T,B,3H] (gates z,r,h), U: [H,3H], recurrent_bias: [3H] or None, h0: [B,H]
-    -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, uh [T,B,H] = u_h, or [0] if not reset_after)."""
+    -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, uh [T,B,H] = u_h, or [0] if not reset_after);
+    gates and uh are None when not `save` (inference: nothing for backward is kept)."""
     T, B, _ = xw.shape
     H = U.shape[0]
     hs = np.empty((T, B, H), dtype=xw.dtype)
-    gates = np.empty((T, B, 3 * H), dtype=xw.dtype)
-    uh = np.empty((T, B, H) if reset_after else (0,), dtype=xw.dtype)
+    gates = np.empty((T, B, 3 * H), dtype=xw.dtype) if save else None
+    uh = np.empty((T, B, H) if reset_after else (0,), dtype=xw.dtype) if save else None
     h = h0
     for t in range(T):
         hd = _dropped(h, dropout_mask)
@@ -132,7 +137,8 @@ def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True)
             z = _sigmoid(xw[t, :, :H] + u[:, :H])
             r = _sigmoid(xw[t, :, H:2 * H] + u[:, H:2 * H])
             n = np.tanh(xw[t, :, 2 * H:] + r * u[:, 2 * H:])
-            uh[t] = u[:, 2 * H:]
+            if save:
+                uh[t] = u[:, 2 * H:]
         else:
             u = hd @ U[:, :2 * H]
             z = _sigmoid(xw[t, :, :H] + u[:, :H])
@@ -143,7 +149,8 @@ def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True)
         keep = _keep(mask, t)
         if keep is not None:
             h_new = np.where(keep, h_new, h)
-        gates[t] = np.concatenate([z, r, n], axis=1)
+        if save:
+            gates[t] = np.concatenate([z, r, n], axis=1)
         hs[t] = h_new
         h = h_new
     return hs, gates, uh

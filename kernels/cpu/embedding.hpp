@@ -1,6 +1,6 @@
 // Embedding lookup and its gradient on raw pointers.
 //   ids:   [N] int64, already checked to lie in [0, V)
-//   table: [V,D], out: [N,D], grad: [N,D]
+//   table: [V,D], out: [N,D] C-contiguous; grad: [N,D] strided (see embedding_backward)
 // The gradient is a counting sort of ids (stable, O(N+V)) followed by one pass per distinct
 // id that sums its rows; distinct ids own disjoint output rows, so threads never race.
 #pragma once
@@ -36,18 +36,38 @@ inline void embedding_segments(const int64_t* ids, int64_t n, int64_t v, std::ve
   for (int64_t i = 0; i < n; ++i) perm[offset[ids[i]]++] = i;
 }
 
-// values: [U,D] zero-initialised; values[u] = sum of grad rows in segment u.
+// dst: [D] = sum over k in [first, last) of grad row perm[k]; element j of grad row i is
+// grad[i * row_stride + j * col_stride]. Contiguous (col_stride == 1) is its own
+// instantiation so that the inner loops vectorise.
+template <typename T, bool Contiguous>
+void embedding_sum_rows(const T* grad, int64_t row_stride, int64_t col_stride, int64_t d,
+                        const int64_t* perm, int64_t first, int64_t last, T* dst) {
+  const int64_t cs = Contiguous ? 1 : col_stride;
+  const T* src = grad + perm[first] * row_stride;
+  for (int64_t j = 0; j < d; ++j) dst[j] = src[j * cs];
+  for (int64_t k = first + 1; k < last; ++k) {
+    src = grad + perm[k] * row_stride;
+    for (int64_t j = 0; j < d; ++j) dst[j] += src[j * cs];
+  }
+}
+
+// grad: [N,D] with strides in elements (any sign; 0 for a broadcast view), so a strided or
+// broadcast gradient is read in place instead of being copied to C order first.
+// values: [U,D], need not be initialised: each segment's first row is assigned, not added,
+// which saves a zero-fill pass over the whole output.
 template <typename T>
-void embedding_backward(const T* grad, int64_t d, const std::vector<int64_t>& perm,
-                        const std::vector<int64_t>& starts, T* values) {
+void embedding_backward(const T* grad, int64_t row_stride, int64_t col_stride, int64_t d,
+                        const std::vector<int64_t>& perm, const std::vector<int64_t>& starts,
+                        T* values) {
   const int64_t segments = static_cast<int64_t>(starts.size()) - 1;
 #pragma omp parallel for schedule(dynamic, 64) if (segments > 64)
   for (int64_t u = 0; u < segments; ++u) {
-    T* dst = values + u * d;
-    for (int64_t k = starts[u]; k < starts[u + 1]; ++k) {
-      const T* src = grad + perm[k] * d;
-      for (int64_t j = 0; j < d; ++j) dst[j] += src[j];
-    }
+    if (col_stride == 1)
+      embedding_sum_rows<T, true>(grad, row_stride, 1, d, perm.data(), starts[u], starts[u + 1],
+                                  values + u * d);
+    else
+      embedding_sum_rows<T, false>(grad, row_stride, col_stride, d, perm.data(), starts[u],
+                                   starts[u + 1], values + u * d);
   }
 }
 

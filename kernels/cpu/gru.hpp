@@ -5,6 +5,8 @@
 //   rb:    [G]      recurrent bias (reset_after only) or nullptr
 //   h0:    [B,H];  mask: [T,B] (1 = run the step) or nullptr;  dm: [B,H] dropout mask or nullptr
 //   hs:    [T,B,H] states;  gates: [T,B,G] activated z,r,n;  uh: [T,B,H] u_h = (hd·U + rb)_h
+//   save:  false for inference: nothing is kept for backward, so gates is a [B,G] and uh a
+//          [B,H] scratch reused every step
 // reset_after=True:  u = hd·U + rb, n = tanh(xw_h + r*u_h)      — one GEMM per step.
 // reset_after=False: n = tanh(xw_h + (r*hd)·U_h)                — two GEMMs per step, since
 //                    the second one's input needs r from the first.
@@ -71,8 +73,8 @@ inline void gru_row_blend_before(int64_t H, scalar_t* SEQFUSE_RESTRICT g,
 template <typename scalar_t>
 void gru_forward(int64_t T, int64_t B, int64_t H, const scalar_t* xw, const scalar_t* U,
                  const scalar_t* rb, const scalar_t* h0, const bool* mask, const scalar_t* dm,
-                 bool reset_after, scalar_t* hs, scalar_t* gates, scalar_t* uh, scalar_t* u_ws,
-                 scalar_t* hd_ws) {
+                 bool reset_after, bool save, scalar_t* hs, scalar_t* gates, scalar_t* uh,
+                 scalar_t* u_ws, scalar_t* hd_ws) {
   const int64_t G = 3 * H, BH = B * H, BG = B * G;
   parallel_rows<scalar_t>(B, 2.0 * T * B * H * G, [&](int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
@@ -82,7 +84,8 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const scalar_t* xw, const scal
       const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
       const scalar_t* hd = dm ? hd_ws : h_prev;
       const scalar_t* x = xw + t * BG;
-      scalar_t* g = gates + t * BG;
+      scalar_t* g = gates + (save ? t : 0) * BG;
+      scalar_t* uh_t = reset_after ? uh + (save ? t : 0) * BH : nullptr;
       if (reset_after) {
         gemm<scalar_t>(nb, G, H, hd + b0 * H, H, U, G, rb, 0, u_ws + b0 * G, G);
       } else {
@@ -98,9 +101,9 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const scalar_t* xw, const scal
         const scalar_t* hp = h_prev + b * H;
         scalar_t* h = hs + t * BH + b * H;
         if (reset_after && keep)
-          gru_row_forward_after<true>(H, x + b * G, u_ws + b * G, hp, g + b * G, uh + t * BH + b * H, h);
+          gru_row_forward_after<true>(H, x + b * G, u_ws + b * G, hp, g + b * G, uh_t + b * H, h);
         else if (reset_after)
-          gru_row_forward_after<false>(H, x + b * G, u_ws + b * G, hp, g + b * G, uh + t * BH + b * H, h);
+          gru_row_forward_after<false>(H, x + b * G, u_ws + b * G, hp, g + b * G, uh_t + b * H, h);
         else if (keep)
           gru_row_blend_before<true>(H, g + b * G, hp, h);
         else

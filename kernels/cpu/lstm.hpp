@@ -6,6 +6,9 @@
 //   mask:   [T,B]    1 = run step t on row b, 0 = carry the state; nullptr = all run
 //   dm:     [B,H]    recurrent dropout mask multiplying h_{t-1} before ·U; nullptr = none
 //   hs, cs: [T,B,H]  states after each step;  gates: [T,B,G] activated i,f,g,o
+//   save:   false for inference: nothing is kept for backward, so cs is a ring [2,B,H] of
+//           c_{t-1}, c_t (two slots: the row pass takes them as restrict pointers) and gates
+//           a [B,G] scratch reused every step; c_T ends in slot (T-1) % 2
 // Per step: one GEMM hd·U (written straight into gates[t], seeded with xw[t]) and one fused
 // pass over the units that activates the gates in place and applies mask and dropout.
 // Rows of the batch are independent, so threads split them for the whole loop.
@@ -42,23 +45,24 @@ inline void lstm_row_forward(int64_t H, scalar_t* SEQFUSE_RESTRICT z,
 template <typename scalar_t>
 void lstm_forward(int64_t T, int64_t B, int64_t H, const scalar_t* xw, const scalar_t* U,
                   const scalar_t* h0, const scalar_t* c0, const bool* mask, const scalar_t* dm,
-                  scalar_t* hs, scalar_t* cs, scalar_t* gates, scalar_t* hd_ws) {
+                  bool save, scalar_t* hs, scalar_t* cs, scalar_t* gates, scalar_t* hd_ws) {
   const int64_t G = 4 * H, BH = B * H, BG = B * G;
   parallel_rows<scalar_t>(B, 2.0 * T * B * H * G, [&](int64_t b0, int64_t b1) {
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
     for (int64_t t = 0; t < T; ++t) {
       const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
-      const scalar_t* c_prev = t ? cs + (t - 1) * BH : c0;
-      scalar_t* z = gates + t * BG;
+      const scalar_t* c_prev = t ? cs + (save ? t - 1 : (t - 1) & 1) * BH : c0;
+      scalar_t* c_t = cs + (save ? t : t & 1) * BH;
+      scalar_t* z = gates + (save ? t : 0) * BG;
       gemm<scalar_t>(b1 - b0, G, H, (dm ? hd_ws : h_prev) + b0 * H, H, U, G, xw + t * BG + b0 * G, G,
                      z + b0 * G, G);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = hs + t * BH + b * H;
         if (!mask || mask[t * B + b])
-          lstm_row_forward<true>(H, z + b * G, h_prev + b * H, c_prev + b * H, h, cs + t * BH + b * H);
+          lstm_row_forward<true>(H, z + b * G, h_prev + b * H, c_prev + b * H, h, c_t + b * H);
         else
-          lstm_row_forward<false>(H, z + b * G, h_prev + b * H, c_prev + b * H, h, cs + t * BH + b * H);
+          lstm_row_forward<false>(H, z + b * G, h_prev + b * H, c_prev + b * H, h, c_t + b * H);
         if (dm)
           for (int64_t j = 0; j < H; ++j) hd_ws[b * H + j] = h[j] * dm[b * H + j];
       }
