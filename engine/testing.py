@@ -55,21 +55,29 @@ def gradcheck(fn, inputs, eps=1e-6, rtol=1e-6, atol=1e-8, seed=0) -> bool:
         if not (isinstance(x, Tensor) and x.requires_grad):
             continue
         analytic = np.zeros(x.shape) if x.grad is None else np.asarray(_dense(x.grad), dtype=np.float64)
-        numeric = np.zeros(x.shape)
-        flat = x.data.reshape(-1)
-        for k in range(flat.size):
-            saved = flat[k]
-            flat[k] = saved + eps
-            up = objective()
-            flat[k] = saved - eps
-            down = objective()
-            flat[k] = saved
-            numeric.reshape(-1)[k] = (up - down) / (2 * eps)
+        numeric = numerical_gradient(objective, x.data, eps)
         if not np.allclose(analytic, numeric, rtol=rtol, atol=atol):
             worst = np.unravel_index(np.argmax(np.abs(analytic - numeric)), x.shape)
             raise AssertionError(f"gradcheck: input {i} at {worst}: autograd {analytic[worst]!r}, "
                                  f"finite differences {numeric[worst]!r}")
     return True
+
+
+def numerical_gradient(loss, array, eps=1e-6):
+    """d loss() / d array by central differences, perturbing `array` in place (restored after).
+
+    loss: () -> float, reading `array`; array: float64 numpy array.
+    """
+    grad = np.zeros(array.shape)
+    for i in np.ndindex(array.shape):
+        saved = array[i]
+        array[i] = saved + eps
+        up = loss()
+        array[i] = saved - eps
+        down = loss()
+        array[i] = saved
+        grad[i] = (up - down) / (2 * eps)
+    return grad
 
 
 def relative_error(actual, expected) -> float:

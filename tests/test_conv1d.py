@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import engine as en
 import engine.functional as F
 from engine import backends
+from engine.testing import numerical_gradient
 
 FAST = [name for name in backends.available() if name != "reference"]
 DTYPES = (np.float32, np.float64)
@@ -63,19 +64,6 @@ def run(backend, x, kernel, bias, **options):
     return out.numpy(), xt.grad, kt.grad, bt.grad
 
 
-def central_difference(loss, array, eps=1e-6):
-    grad = np.zeros_like(array)
-    for i in np.ndindex(array.shape):
-        old = array[i]
-        array[i] = old + eps
-        up = loss()
-        array[i] = old - eps
-        down = loss()
-        array[i] = old
-        grad[i] = (up - down) / (2 * eps)
-    return grad
-
-
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("strides,dilation_rate", STEPS)
 def test_reference_matches_central_differences(padding, strides, dilation_rate):
@@ -90,7 +78,7 @@ def test_reference_matches_central_differences(padding, strides, dilation_rate):
 
     # The loss is linear in each argument, so central differences are exact up to rounding.
     for name, analytic, array in (("x", dx, x), ("kernel", dkernel, kernel), ("bias", dbias, bias)):
-        assert_close(analytic, central_difference(loss, array), 1e-8, name)
+        assert_close(analytic, numerical_gradient(loss, array), 1e-8, name)
 
 
 @pytest.mark.parametrize("strides,dilation_rate", STEPS)

@@ -3,7 +3,6 @@ through get_weights/set_weights) give the same outputs, masks and parameter coun
 The Keras checks skip cleanly when keras or torch is missing; the rest always run."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -16,16 +15,6 @@ from engine import layers as L
 ATOL = 1e-5
 
 B, T, FEATURES, UNITS = 3, 6, 4, 3
-
-
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    pytest.importorskip("torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"Keras oracle needs KERAS_BACKEND=torch, got {keras.backend.backend()}")
-    return keras
 
 
 def _np(keras, value):

@@ -3,7 +3,6 @@ whole models against Keras 3 with copied weights, the training loop's contract, 
 learning test. Keras checks skip cleanly when keras or torch is missing."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -15,16 +14,6 @@ from engine import layers as L
 # float32 models, as Keras; a few layers of float32 rounding stay well under 1e-5, while a
 # semantic difference (mask, gate order, merge) moves outputs by O(0.01) or more.
 ATOL = 1e-5
-
-
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    pytest.importorskip("torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"Keras oracle needs KERAS_BACKEND=torch, got {keras.backend.backend()}")
-    return keras
 
 
 def _padded_ids(n=8, T=7, vocab=20, seed=0, padding="right"):

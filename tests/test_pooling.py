@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import engine as en
 import engine.functional as F
 from engine import backends
+from engine.testing import numerical_gradient
 
 FAST = [name for name in backends.available() if name != "reference"]
 DTYPES = (np.float32, np.float64)
@@ -53,19 +54,6 @@ def naive_max_pool(x, pool_size, strides, padding):
     return out
 
 
-def central_difference(loss, array, eps=1e-6):
-    grad = np.zeros_like(array)
-    for i in np.ndindex(array.shape):
-        old = array[i]
-        array[i] = old + eps
-        up = loss()
-        array[i] = old - eps
-        down = loss()
-        array[i] = old
-        grad[i] = (up - down) / (2 * eps)
-    return grad
-
-
 @pytest.mark.parametrize("pool_size,strides,padding", OPTIONS)
 def test_reference_max_pool_matches_naive_and_central_differences(pool_size, strides, padding):
     x = distinct((2, 9, 3))
@@ -79,7 +67,7 @@ def test_reference_max_pool_matches_naive_and_central_differences(pool_size, str
             return float((F.max_pool1d(x, **options).numpy() * weights).sum())
 
     # eps is far below the 0.01 gap between values, so no window changes its winner.
-    np.testing.assert_allclose(dx, central_difference(loss, x), rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(dx, numerical_gradient(loss, x), rtol=1e-7, atol=1e-8)
 
 
 @pytest.mark.parametrize("backend", FAST)
