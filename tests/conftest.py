@@ -1,18 +1,13 @@
 """Shared test configuration."""
-import os
-
 import pytest
+
+from oracles import keras_or_skip
 
 
 @pytest.fixture(scope="module")
 def keras():
     """Keras 3 on its torch backend, the oracle for layer semantics (skips when absent)."""
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    pytest.importorskip("torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"Keras oracle needs KERAS_BACKEND=torch, got {keras.backend.backend()}")
-    return keras
+    return keras_or_skip()
 
 
 def pytest_generate_tests(metafunc):

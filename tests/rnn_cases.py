@@ -16,6 +16,7 @@ import pytest
 import engine.functional as F
 from engine import backends, testing
 from engine.tensor import Tensor, no_grad
+from oracles import keras_or_skip
 
 # variant -> (functional op, extra keyword arguments, gates per unit)
 VARIANTS = {
@@ -286,17 +287,6 @@ def check_against_torch(variant, option, B=3, T=6, F_=4, H=5):
 KERAS_RTOL = 1e-6
 KERAS_OPTIONS = ("mask_holes", "go_backwards_mask", "masked_row", "zero_output_for_mask",
                  "left_padding", "dropout", "everything", "no_bias")
-
-
-def keras_or_skip():
-    """Keras 3 on the torch backend, or a skip saying why not."""
-    import os
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    pytest.importorskip("torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"Keras runs on {keras.backend.backend()!r}; these checks need KERAS_BACKEND=torch")
-    return keras
 
 
 def check_against_keras(variant, option, B=3, T=5, F_=3, H=4):
