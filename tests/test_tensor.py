@@ -233,3 +233,30 @@ def test_seed_gradient_is_not_kept_by_a_leaf():
     seed = np.ones(3)
     (a + b).backward(seed)
     assert not np.shares_memory(a.grad, seed) and not np.shares_memory(b.grad, seed)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY) + ["matmul", "concatenate", "stack", "where"])
+def test_binary_and_joining_ops_match_torch(name):
+    torch = pytest.importorskip("torch")
+    a_np = np.abs(rng.standard_normal((3, 4))) + 0.5
+    b_np = np.abs(rng.standard_normal((3, 4) if name in ("concatenate", "stack", "where") else (4, 4)
+                                      if name == "matmul" else (1, 4))) + 0.5
+    cond = rng.random((3, 4)) > 0.5
+    ours_fn = {**BINARY, "matmul": lambda a, b: a @ b,
+               "concatenate": lambda a, b: en.concatenate([a, b], axis=1),
+               "stack": lambda a, b: en.stack([a, b], axis=0),
+               "where": lambda a, b: en.where(cond, a, b)}[name]
+    torch_fn = {"add_broadcast": lambda a, b: a + b, "sub": lambda a, b: a - b,
+                "mul": lambda a, b: a * b, "div": lambda a, b: a / b, "pow": lambda a, b: a ** b,
+                "matmul": lambda a, b: a @ b, "concatenate": lambda a, b: torch.cat([a, b], 1),
+                "stack": lambda a, b: torch.stack([a, b], 0),
+                "where": lambda a, b: torch.where(torch.tensor(cond), a, b)}[name]
+    a, b = en.Tensor(a_np, requires_grad=True), en.Tensor(b_np, requires_grad=True)
+    ta, tb = torch.tensor(a_np, requires_grad=True), torch.tensor(b_np, requires_grad=True)
+    out, tout = ours_fn(a, b), torch_fn(ta, tb)
+    w = rng.standard_normal(out.shape)
+    (out * w).sum().backward()
+    (tout * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(a.grad, ta.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b.grad, tb.grad.numpy(), rtol=1e-10, atol=1e-12)
