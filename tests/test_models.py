@@ -369,3 +369,21 @@ def test_fit_and_evaluate_on_batched_datasets():
     assert loss == pytest.approx(model.evaluate(x_all, y_all, batch_size=len(x_all))[0], rel=1e-5)
     with pytest.raises(ValueError, match="validation_split needs array inputs"):
         model.fit(data, validation_split=0.2, verbose=0)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
+def test_sparse_embedding_trains_and_leaves_unused_rows_alone(optimizer):
+    en.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 50, (64, 6))  # ids 50..99 never occur
+    y = (x[:, 0] > 25).astype("float32")
+    model = en.Sequential([L.Embedding(100, 4, sparse=True), L.GlobalAveragePooling1D(),
+                           L.Dense(1, activation="sigmoid")])
+    model.compile(optimizer, "binary_crossentropy")
+    model.build((None, 6))
+    before = model.layers[0].get_weights()[0]
+    history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    after = model.layers[0].get_weights()[0]
+    assert all(np.isfinite(history.history["loss"]))
+    assert not np.allclose(after[1:50], before[1:50])
+    np.testing.assert_array_equal(after[50:], before[50:])
