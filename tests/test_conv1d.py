@@ -2,8 +2,6 @@
 backend × option × dtype vs the reference, edge cases, bad input, and torch/Keras oracles."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -232,15 +230,6 @@ def test_torch_conv1d_oracle(strides, dilation_rate, padding):
     for name, a, b in (("out", out, ty.detach()), ("dx", dx, tx.grad), ("dkernel", dkernel, tk.grad),
                        ("dbias", dbias, tb.grad)):
         assert_close(a, b.numpy(), 1e-10, f"torch {name}")
-
-
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"Keras oracle needs KERAS_BACKEND=torch, got {keras.backend.backend()}")
-    return keras
 
 
 @pytest.mark.parametrize("padding", ["same", "causal", "valid"])

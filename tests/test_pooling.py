@@ -2,8 +2,6 @@
 every backend × option × dtype vs the reference, edge cases, bad input, torch/Keras oracles."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -194,15 +192,6 @@ def test_torch_max_pool1d_oracle(pool_size, strides):
     (ty * torch.tensor(np.random.default_rng(1).standard_normal(out.shape))).sum().backward()
     np.testing.assert_array_equal(out, ty.detach().numpy())
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-14, atol=1e-14)
-
-
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"Keras oracle needs KERAS_BACKEND=torch, got {keras.backend.backend()}")
-    return keras
 
 
 @pytest.mark.parametrize("L,pool_size,strides", [(10, 2, None), (11, 3, 2), (10, 4, 1), (9, 2, 3), (7, 5, 2)])
