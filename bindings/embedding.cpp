@@ -1,4 +1,4 @@
-// engine._C.embedding_forward / embedding_backward: validate, allocate, release the GIL, call
+// engine._C.embedding_forward / embedding_coalesce: validate, allocate, release the GIL, call
 // kernels/cpu/embedding.hpp.
 #include "common.hpp"
 #include "cpu/embedding.hpp"
@@ -36,9 +36,10 @@ py::array forward(const carray<int64_t>& ids, const py::array& table_in) {
   return out;
 }
 
-// grad keeps its strides (no c_style): Sum's backward hands over a broadcast view, and a C-order
-// copy of it would cost more than the whole kernel. A misaligned view (into packed records)
-// cannot be indexed with element strides, so it is copied (numpy's copy is aligned, C order).
+// values keep their strides (no c_style): a sparse gradient's values are often Sum's broadcast
+// view, and a C-order copy of it would cost more than the whole kernel. A misaligned view (into
+// packed records) cannot be indexed with element strides, so it is copied (numpy's copy is
+// aligned, C order).
 template <typename T>
 py::array_t<T, py::array::forcecast> strided(const py::array& in) {
   py::array_t<T, py::array::forcecast> a(in);
@@ -49,28 +50,28 @@ py::array_t<T, py::array::forcecast> strided(const py::array& in) {
 }
 
 template <typename T>
-py::tuple backward(const carray<int64_t>& ids, const py::array& grad_in, int64_t v) {
-  const auto grad = strided<T>(grad_in);
-  require_ndim(grad, "embedding", "grad", 2);
-  require_dim(grad, "embedding", "grad", 0, ids.size());
+py::tuple coalesce(const carray<int64_t>& ids, const py::array& values_in, int64_t v) {
+  const auto values = strided<T>(values_in);
+  require_ndim(values, "embedding_coalesce", "values", 2);
+  require_dim(values, "embedding_coalesce", "values", 0, ids.size());
   check_ids(ids, v);
-  const int64_t n = ids.size(), d = grad.shape(1);
-  const int64_t row_stride = grad.strides(0) / static_cast<py::ssize_t>(sizeof(T));
-  const int64_t col_stride = grad.strides(1) / static_cast<py::ssize_t>(sizeof(T));
+  const int64_t n = ids.size(), d = values.shape(1);
+  const int64_t row_stride = values.strides(0) / static_cast<py::ssize_t>(sizeof(T));
+  const int64_t col_stride = values.strides(1) / static_cast<py::ssize_t>(sizeof(T));
   std::vector<int64_t> rows, perm, starts;
   {
     py::gil_scoped_release release;
     seqfuse::embedding_segments(ids.data(), n, v, rows, perm, starts);
   }
-  py::array_t<T> values({static_cast<int64_t>(rows.size()), d});  // the kernel writes every row
+  py::array_t<T> summed({static_cast<int64_t>(rows.size()), d});  // the kernel writes every row
   {
     py::gil_scoped_release release;
-    seqfuse::embedding_backward<T>(grad.data(), row_stride, col_stride, d, perm, starts,
-                                   values.mutable_data());
+    seqfuse::embedding_sum_segments<T>(values.data(), row_stride, col_stride, d, perm, starts,
+                                       summed.mutable_data());
   }
   py::array_t<int64_t> rows_out(static_cast<py::ssize_t>(rows.size()));
   std::copy(rows.begin(), rows.end(), rows_out.mutable_data());
-  return py::make_tuple(rows_out, values);
+  return py::make_tuple(rows_out, summed);
 }
 
 }  // namespace
@@ -84,14 +85,15 @@ void bind_embedding(py::module_& m) {
         },
         py::arg("ids"), py::arg("table"),
         "ids: [N] int64, table: [V,D] -> [N,D] rows of table");
-  m.def("embedding_backward",
-        [](const carray<int64_t>& ids, const py::array& grad, int64_t num_embeddings) {
-          require_ndim(ids, "embedding", "ids", 1);
-          if (num_embeddings <= 0) throw py::value_error("embedding: num_embeddings must be positive");
-          return is_float64(grad, "embedding", "grad") ? backward<double>(ids, grad, num_embeddings)
-                                                       : backward<float>(ids, grad, num_embeddings);
+  m.def("embedding_coalesce",
+        [](const carray<int64_t>& ids, const py::array& values, int64_t num_rows) {
+          require_ndim(ids, "embedding_coalesce", "ids", 1);
+          if (num_rows <= 0) throw py::value_error("embedding_coalesce: num_rows must be positive");
+          return is_float64(values, "embedding_coalesce", "values")
+                     ? coalesce<double>(ids, values, num_rows)
+                     : coalesce<float>(ids, values, num_rows);
         },
-        py::arg("ids"), py::arg("grad"), py::arg("num_embeddings"),
-        "ids: [N] int64, grad: [N,D] any strides -> (rows [U] sorted distinct ids, "
-        "values [U,D] summed grads)");
+        py::arg("ids"), py::arg("values"), py::arg("num_rows"),
+        "ids: [N] int64 in [0, num_rows), values: [N,D] any strides -> (rows [U] sorted distinct "
+        "ids, summed [U,D] values summed per id)");
 }

@@ -24,16 +24,16 @@ std::optional<carray<scalar_t>> recurrent_bias_arg(const py::object& rb_in, py::
 }
 
 template <typename scalar_t>
-py::tuple forward(const py::array& xw_in, const py::array& U_in, const py::object& rb_in,
-                  const py::array& h0_in, const py::object& mask_in, const py::object& dm_in,
-                  bool reset_after, bool save) {
-  auto xw = float_arg<scalar_t>(xw_in, OP, "xw");
+py::tuple forward(const py::array& x_in, const py::array& kernel_in, const py::object& bias_in,
+                  const py::array& U_in, const py::object& rb_in, const py::array& h0_in,
+                  const py::object& mask_in, const py::object& dm_in, bool reset_after,
+                  bool go_backwards, bool save) {
   auto U = float_arg<scalar_t>(U_in, OP, "U");
-  require_ndim(xw, OP, "xw", 3);
   require_ndim(U, OP, "U", 2);
-  const py::ssize_t T = xw.shape(0), B = xw.shape(1), H = U.shape(0);
+  const py::ssize_t H = U.shape(0);
   require_shape(U, OP, "U", "(H, 3H)", {H, 3 * H});
-  require_shape(xw, OP, "xw", "(T, B, 3H)", {T, B, 3 * H});
+  auto in = projection_args<scalar_t>(x_in, kernel_in, bias_in, OP, "3H", 3 * H);
+  const py::ssize_t B = in.x.shape(0), T = in.x.shape(1);
   auto rb = recurrent_bias_arg<scalar_t>(rb_in, H, reset_after);
   auto h0 = float_arg<scalar_t>(h0_in, OP, "h0");
   require_shape(h0, OP, "h0", "(B, H)", {B, H});
@@ -45,13 +45,13 @@ py::tuple forward(const py::array& xw_in, const py::array& U_in, const py::objec
   const py::ssize_t steps = save ? T : 1;
   carray<scalar_t> hs({T, B, H}), gates({steps, B, 3 * H});
   carray<scalar_t> uh = reset_after ? carray<scalar_t>({steps, B, H}) : carray<scalar_t>(0);
-  std::vector<scalar_t> u_ws(B * (reset_after ? 3 * H : H)), hd_ws(dm ? B * H : 0);
+  std::vector<scalar_t> xw_ws(B * 3 * H), u_ws(B * (reset_after ? 3 * H : H)), hd_ws(dm ? B * H : 0);
   {
     py::gil_scoped_release release;
-    seqfuse::gru_forward<scalar_t>(T, B, H, xw.data(), U.data(), data_or_null(rb), h0.data(),
-                                   data_or_null(mask), data_or_null(dm), reset_after, save,
-                                   hs.mutable_data(), gates.mutable_data(), uh.mutable_data(),
-                                   u_ws.data(), hd_ws.data());
+    seqfuse::gru_forward<scalar_t>(T, B, H, in.projection(go_backwards), U.data(), data_or_null(rb),
+                                   h0.data(), data_or_null(mask), data_or_null(dm), reset_after,
+                                   save, hs.mutable_data(), gates.mutable_data(),
+                                   uh.mutable_data(), xw_ws.data(), u_ws.data(), hd_ws.data());
   }
   if (!save) return py::make_tuple(hs, py::none(), py::none());
   return py::make_tuple(hs, gates, uh);
@@ -61,7 +61,7 @@ template <typename scalar_t>
 py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::object& rb_in,
                    const py::array& h0_in, const py::array& hs_in, const py::array& gates_in,
                    const py::array& uh_in, const py::object& mask_in, const py::object& dm_in,
-                   bool reset_after) {
+                   bool reset_after, const py::object& kernel_in, bool go_backwards) {
   auto dhs = float_arg<scalar_t>(dhs_in, OP, "dhs");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(dhs, OP, "dhs", 3);
@@ -82,52 +82,59 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
   auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
 
+  auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, 3 * H, go_backwards);
+
   carray<scalar_t> dxw({T, B, 3 * H}), du({T, B, 3 * H}), dh0({B, H});
   std::vector<scalar_t> Ut(3 * H * H), dh_ws(B * H), dhd_ws(B * H), drh_ws(reset_after ? 0 : B * H);
   {
     py::gil_scoped_release release;
     seqfuse::gru_backward<scalar_t>(T, B, H, dhs.data(), U.data(), h0.data(), hs.data(),
                                     gates.data(), uh.data(), data_or_null(mask), data_or_null(dm),
-                                    reset_after, dxw.mutable_data(), du.mutable_data(),
-                                    dh0.mutable_data(), Ut.data(), dh_ws.data(), dhd_ws.data(),
-                                    drh_ws.data());
+                                    reset_after, in.projection, dxw.mutable_data(), in.dx_data(),
+                                    du.mutable_data(), dh0.mutable_data(), Ut.data(), in.Wt.data(),
+                                    dh_ws.data(), dhd_ws.data(), drh_ws.data());
   }
-  return py::make_tuple(dxw, du, dh0);
+  return py::make_tuple(dxw, in.result(), du, dh0);
 }
 
 }  // namespace
 
 void bind_gru(py::module_& m) {
   m.def("gru_forward",
-        [](const py::array& xw, const py::array& U, const py::object& recurrent_bias,
-           const py::array& h0, const py::object& mask, const py::object& dropout_mask,
-           bool reset_after, bool save) {
-          return is_float64(xw, OP, "xw")
-                     ? forward<double>(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after,
-                                       save)
-                     : forward<float>(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after,
-                                      save);
+        [](const py::array& x, const py::array& kernel, const py::object& bias, const py::array& U,
+           const py::object& recurrent_bias, const py::array& h0, const py::object& mask,
+           const py::object& dropout_mask, bool reset_after, bool go_backwards, bool save) {
+          return is_float64(x, OP, "x")
+                     ? forward<double>(x, kernel, bias, U, recurrent_bias, h0, mask, dropout_mask,
+                                       reset_after, go_backwards, save)
+                     : forward<float>(x, kernel, bias, U, recurrent_bias, h0, mask, dropout_mask,
+                                      reset_after, go_backwards, save);
         },
-        py::arg("xw"), py::arg("U"), py::arg("recurrent_bias").none(true), py::arg("h0"),
-        py::arg("mask").none(true), py::arg("dropout_mask").none(true),
-        py::arg("reset_after") = true, py::kw_only(), py::arg("save") = true,
-        "xw: [T,B,3H], U: [H,3H], recurrent_bias: [3H] or None, h0: [B,H], mask: [T,B] bool or "
-        "None, dropout_mask: [B,H] or None -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, "
-        "uh [T,B,H], or [0] when reset_after=False); gates and uh are None when save=False "
-        "(inference)");
+        py::arg("x"), py::arg("kernel"), py::arg("bias").none(true), py::arg("U"),
+        py::arg("recurrent_bias").none(true), py::arg("h0"), py::arg("mask").none(true),
+        py::arg("dropout_mask").none(true), py::arg("reset_after") = true, py::kw_only(),
+        py::arg("go_backwards") = false, py::arg("save") = true,
+        "x: [B,T,F], kernel: [F,3H], bias: [3H] (input bias) or None, U: [H,3H], "
+        "recurrent_bias: [3H] or None, h0: [B,H], mask: [T,B] bool (processing order) or None, "
+        "dropout_mask: [B,H] or None -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, "
+        "uh [T,B,H], or [0] when reset_after=False), time-major in processing order; gates and "
+        "uh are None when save=False (inference)");
   m.def("gru_backward",
         [](const py::array& dhs, const py::array& U, const py::object& recurrent_bias,
            const py::array& h0, const py::array& hs, const py::array& gates, const py::array& uh,
-           const py::object& mask, const py::object& dropout_mask, bool reset_after) {
+           const py::object& mask, const py::object& dropout_mask, bool reset_after,
+           const py::object& kernel, bool go_backwards) {
           return is_float64(dhs, OP, "dhs")
                      ? backward<double>(dhs, U, recurrent_bias, h0, hs, gates, uh, mask,
-                                        dropout_mask, reset_after)
+                                        dropout_mask, reset_after, kernel, go_backwards)
                      : backward<float>(dhs, U, recurrent_bias, h0, hs, gates, uh, mask,
-                                       dropout_mask, reset_after);
+                                       dropout_mask, reset_after, kernel, go_backwards);
         },
         py::arg("dhs"), py::arg("U"), py::arg("recurrent_bias").none(true), py::arg("h0"),
         py::arg("hs"), py::arg("gates"), py::arg("uh"), py::arg("mask").none(true),
-        py::arg("dropout_mask").none(true), py::arg("reset_after") = true,
-        "dhs: [T,B,H], rest as gru_forward's inputs and outputs -> (dxw [T,B,3H], "
-        "du [T,B,3H] gradient of the recurrent pre-activations, dh0 [B,H])");
+        py::arg("dropout_mask").none(true), py::arg("reset_after") = true, py::kw_only(),
+        py::arg("kernel").none(true) = py::none(), py::arg("go_backwards") = false,
+        "dhs: [T,B,H], rest as gru_forward's inputs and outputs; kernel: [F,3H] for dx, or None "
+        "-> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H] gradient of the recurrent "
+        "pre-activations, dh0 [B,H])");
 }

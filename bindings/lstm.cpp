@@ -13,16 +13,16 @@ namespace {
 constexpr const char* OP = "lstm";
 
 template <typename scalar_t>
-py::tuple forward(const py::array& xw_in, const py::array& U_in, const py::array& h0_in,
-                  const py::array& c0_in, const py::object& mask_in, const py::object& dm_in,
+py::tuple forward(const py::array& x_in, const py::array& kernel_in, const py::object& bias_in,
+                  const py::array& U_in, const py::array& h0_in, const py::array& c0_in,
+                  const py::object& mask_in, const py::object& dm_in, bool go_backwards,
                   bool save) {
-  auto xw = float_arg<scalar_t>(xw_in, OP, "xw");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
-  require_ndim(xw, OP, "xw", 3);
   require_ndim(U, OP, "U", 2);
-  const py::ssize_t T = xw.shape(0), B = xw.shape(1), H = U.shape(0);
+  const py::ssize_t H = U.shape(0);
   require_shape(U, OP, "U", "(H, 4H)", {H, 4 * H});
-  require_shape(xw, OP, "xw", "(T, B, 4H)", {T, B, 4 * H});
+  auto in = projection_args<scalar_t>(x_in, kernel_in, bias_in, OP, "4H", 4 * H);
+  const py::ssize_t B = in.x.shape(0), T = in.x.shape(1);
   auto h0 = float_arg<scalar_t>(h0_in, OP, "h0");
   auto c0 = float_arg<scalar_t>(c0_in, OP, "c0");
   require_shape(h0, OP, "h0", "(B, H)", {B, H});
@@ -36,7 +36,7 @@ py::tuple forward(const py::array& xw_in, const py::array& U_in, const py::array
   std::vector<scalar_t> hd_ws(dm ? B * H : 0);
   {
     py::gil_scoped_release release;
-    seqfuse::lstm_forward<scalar_t>(T, B, H, xw.data(), U.data(), h0.data(), c0.data(),
+    seqfuse::lstm_forward<scalar_t>(T, B, H, in.projection(go_backwards), U.data(), h0.data(), c0.data(),
                                     data_or_null(mask), data_or_null(dm), save, hs.mutable_data(),
                                     cs.mutable_data(), gates.mutable_data(), hd_ws.data());
   }
@@ -50,7 +50,7 @@ template <typename scalar_t>
 py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::array& U_in,
                    const py::array& h0_in, const py::array& c0_in, const py::array& hs_in,
                    const py::array& cs_in, const py::array& gates_in, const py::object& mask_in,
-                   const py::object& dm_in) {
+                   const py::object& dm_in, const py::object& kernel_in, bool go_backwards) {
   auto dhs = float_arg<scalar_t>(dhs_in, OP, "dhs");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(dhs, OP, "dhs", 3);
@@ -73,6 +73,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
   auto mask = mask_arg(mask_in, OP, T, B);
   auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
+  auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, 4 * H, go_backwards);
 
   carray<scalar_t> dz({T, B, 4 * H}), dh0({B, H}), dc0({B, H});
   std::vector<scalar_t> Ut(4 * H * H), dh_ws(B * H), dhd_ws(B * H), dc_ws(B * H);
@@ -80,37 +81,46 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
     py::gil_scoped_release release;
     seqfuse::lstm_backward<scalar_t>(T, B, H, dhs.data(), dc_T.data(), U.data(), c0.data(),
                                      cs.data(), gates.data(), data_or_null(mask), data_or_null(dm),
-                                     dz.mutable_data(), dh0.mutable_data(), dc0.mutable_data(),
-                                     Ut.data(), dh_ws.data(), dhd_ws.data(), dc_ws.data());
+                                     in.projection, dz.mutable_data(), in.dx_data(),
+                                     dh0.mutable_data(), dc0.mutable_data(), Ut.data(),
+                                     in.Wt.data(), dh_ws.data(), dhd_ws.data(), dc_ws.data());
   }
-  return py::make_tuple(dz, dh0, dc0);
+  return py::make_tuple(dz, in.result(), dh0, dc0);
 }
 
 }  // namespace
 
 void bind_lstm(py::module_& m) {
   m.def("lstm_forward",
-        [](const py::array& xw, const py::array& U, const py::array& h0, const py::array& c0,
-           const py::object& mask, const py::object& dropout_mask, bool save) {
-          return is_float64(xw, OP, "xw") ? forward<double>(xw, U, h0, c0, mask, dropout_mask, save)
-                                          : forward<float>(xw, U, h0, c0, mask, dropout_mask, save);
+        [](const py::array& x, const py::array& kernel, const py::object& bias, const py::array& U,
+           const py::array& h0, const py::array& c0, const py::object& mask,
+           const py::object& dropout_mask, bool go_backwards, bool save) {
+          return is_float64(x, OP, "x")
+                     ? forward<double>(x, kernel, bias, U, h0, c0, mask, dropout_mask, go_backwards, save)
+                     : forward<float>(x, kernel, bias, U, h0, c0, mask, dropout_mask, go_backwards, save);
         },
-        py::arg("xw"), py::arg("U"), py::arg("h0"), py::arg("c0"), py::arg("mask").none(true),
-        py::arg("dropout_mask").none(true), py::kw_only(), py::arg("save") = true,
-        "xw: [T,B,4H], U: [H,4H], h0, c0: [B,H], mask: [T,B] bool or None, dropout_mask: [B,H] "
-        "or None -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o); with "
-        "save=False (inference) cs is only its last step [1,B,H] and gates is None");
+        py::arg("x"), py::arg("kernel"), py::arg("bias").none(true), py::arg("U"), py::arg("h0"),
+        py::arg("c0"), py::arg("mask").none(true), py::arg("dropout_mask").none(true),
+        py::kw_only(), py::arg("go_backwards") = false, py::arg("save") = true,
+        "x: [B,T,F], kernel: [F,4H], bias: [4H] or None, U: [H,4H], h0, c0: [B,H], mask: [T,B] "
+        "bool (processing order) or None, dropout_mask: [B,H] or None -> (hs [T,B,H], cs [T,B,H], "
+        "gates [T,B,4H] activated i,f,g,o), time-major in processing order; with save=False "
+        "(inference) cs is only its last step [1,B,H] and gates is None");
   m.def("lstm_backward",
         [](const py::array& dhs, const py::array& dc_T, const py::array& U, const py::array& h0,
            const py::array& c0, const py::array& hs, const py::array& cs, const py::array& gates,
-           const py::object& mask, const py::object& dropout_mask) {
+           const py::object& mask, const py::object& dropout_mask, const py::object& kernel,
+           bool go_backwards) {
           return is_float64(dhs, OP, "dhs")
-                     ? backward<double>(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask)
-                     : backward<float>(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask);
+                     ? backward<double>(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask,
+                                        kernel, go_backwards)
+                     : backward<float>(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask,
+                                       kernel, go_backwards);
         },
         py::arg("dhs"), py::arg("dc_T"), py::arg("U"), py::arg("h0"), py::arg("c0"), py::arg("hs"),
         py::arg("cs"), py::arg("gates"), py::arg("mask").none(true),
-        py::arg("dropout_mask").none(true),
-        "dhs: [T,B,H], dc_T: [B,H], rest as lstm_forward's inputs and outputs "
-        "-> (dz [T,B,4H], dh0 [B,H], dc0 [B,H])");
+        py::arg("dropout_mask").none(true), py::kw_only(), py::arg("kernel").none(true) = py::none(),
+        py::arg("go_backwards") = false,
+        "dhs: [T,B,H], dc_T: [B,H], rest as lstm_forward's inputs and outputs; kernel: [F,4H] "
+        "for dx, or None -> (dz [T,B,4H], dx [B,T,F] or None, dh0 [B,H], dc0 [B,H])");
 }

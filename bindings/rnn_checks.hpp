@@ -3,11 +3,13 @@
 // are checked against the sizes T, B, H read from xw and U before any kernel runs.
 #pragma once
 #include "common.hpp"
+#include "cpu/projection.hpp"
 
 #include <initializer_list>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace seqfuse_bind {
 
@@ -80,6 +82,63 @@ inline std::optional<carray<bool>> mask_arg(const py::object& a, const char* op,
 template <typename A>
 auto data_or_null(const std::optional<A>& a) -> decltype(a->data()) {
   return a ? a->data() : nullptr;
+}
+
+// The layer input and the input projection's weights, validated and kept alive for the
+// kernel: x [B,T,F], kernel [F,G], bias [G] or None (G = gates·H).
+template <typename scalar_t>
+struct ProjectionArgs {
+  carray<scalar_t> x, kernel;
+  std::optional<carray<scalar_t>> bias;
+
+  seqfuse::InputProjection<scalar_t> projection(bool go_backwards) const {
+    return {x.data(), kernel.data(), data_or_null(bias), x.shape(1), x.shape(2), kernel.shape(1),
+            go_backwards};
+  }
+};
+
+template <typename scalar_t>
+ProjectionArgs<scalar_t> projection_args(const py::array& x_in, const py::array& kernel_in,
+                                         const py::object& bias_in, const char* op,
+                                         const char* g_symbol, py::ssize_t G) {
+  auto x = float_arg<scalar_t>(x_in, op, "x");
+  require_ndim(x, op, "x", 3);
+  auto kernel = float_arg<scalar_t>(kernel_in, op, "kernel");
+  require_shape(kernel, op, "kernel", (std::string("(F, ") + g_symbol + ")").c_str(),
+                {x.shape(2), G});
+  auto bias = optional_float_arg<scalar_t>(bias_in, op, "bias");
+  if (bias) require_shape(*bias, op, "bias", (std::string("(") + g_symbol + ",)").c_str(), {G});
+  return {x, kernel, bias};
+}
+
+// Backward's dx = dz·kernelᵀ, written by the kernel in x's layout [B,T,F]: kernel [F,G], or
+// None when dx is not wanted (then dx() is nullptr and result() None).
+template <typename scalar_t>
+struct InputGradient {
+  std::optional<carray<scalar_t>> kernel, dx;
+  std::vector<scalar_t> Wt;  // kernelᵀ [G,F], filled by the kernel
+  seqfuse::InputProjection<scalar_t> projection;
+
+  scalar_t* dx_data() { return dx ? dx->mutable_data() : nullptr; }
+  py::object result() const { return dx ? py::object(*dx) : py::object(py::none()); }
+};
+
+template <typename scalar_t>
+InputGradient<scalar_t> input_gradient_arg(const py::object& kernel_in, const char* op,
+                                           py::ssize_t T, py::ssize_t B, py::ssize_t G,
+                                           bool go_backwards) {
+  InputGradient<scalar_t> out;
+  out.kernel = optional_float_arg<scalar_t>(kernel_in, op, "kernel");
+  py::ssize_t F = 0;
+  if (out.kernel) {
+    require_ndim(*out.kernel, op, "kernel", 2);
+    require_dim(*out.kernel, op, "kernel", 1, G);
+    F = out.kernel->shape(0);
+    out.dx.emplace(std::vector<py::ssize_t>{B, T, F});
+  }
+  out.Wt.resize(G * F);
+  out.projection = {nullptr, data_or_null(out.kernel), nullptr, T, F, G, go_backwards};
+  return out;
 }
 
 }  // namespace seqfuse_bind

@@ -13,15 +13,15 @@ namespace {
 constexpr const char* OP = "simple_rnn";
 
 template <typename scalar_t>
-py::array forward(const py::array& xw_in, const py::array& U_in, const py::array& h0_in,
-                  const py::object& mask_in, const py::object& dm_in) {
-  auto xw = float_arg<scalar_t>(xw_in, OP, "xw");
+py::array forward(const py::array& x_in, const py::array& kernel_in, const py::object& bias_in,
+                  const py::array& U_in, const py::array& h0_in, const py::object& mask_in,
+                  const py::object& dm_in, bool go_backwards) {
   auto U = float_arg<scalar_t>(U_in, OP, "U");
-  require_ndim(xw, OP, "xw", 3);
   require_ndim(U, OP, "U", 2);
-  const py::ssize_t T = xw.shape(0), B = xw.shape(1), H = U.shape(0);
+  const py::ssize_t H = U.shape(0);
   require_shape(U, OP, "U", "(H, H)", {H, H});
-  require_shape(xw, OP, "xw", "(T, B, H)", {T, B, H});
+  auto in = projection_args<scalar_t>(x_in, kernel_in, bias_in, OP, "H", H);
+  const py::ssize_t B = in.x.shape(0), T = in.x.shape(1);
   auto h0 = float_arg<scalar_t>(h0_in, OP, "h0");
   require_shape(h0, OP, "h0", "(B, H)", {B, H});
   auto mask = mask_arg(mask_in, OP, T, B);
@@ -32,7 +32,7 @@ py::array forward(const py::array& xw_in, const py::array& U_in, const py::array
   std::vector<scalar_t> hd_ws(dm ? B * H : 0);
   {
     py::gil_scoped_release release;
-    seqfuse::simple_rnn_forward<scalar_t>(T, B, H, xw.data(), U.data(), h0.data(),
+    seqfuse::simple_rnn_forward<scalar_t>(T, B, H, in.projection(go_backwards), U.data(), h0.data(),
                                           data_or_null(mask), data_or_null(dm), hs.mutable_data(),
                                           hd_ws.data());
   }
@@ -41,7 +41,8 @@ py::array forward(const py::array& xw_in, const py::array& U_in, const py::array
 
 template <typename scalar_t>
 py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::array& h0_in,
-                   const py::array& hs_in, const py::object& mask_in, const py::object& dm_in) {
+                   const py::array& hs_in, const py::object& mask_in, const py::object& dm_in,
+                   const py::object& kernel_in, bool go_backwards) {
   auto dhs = float_arg<scalar_t>(dhs_in, OP, "dhs");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(dhs, OP, "dhs", 3);
@@ -57,38 +58,48 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::arr
   auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
 
+  auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, H, go_backwards);
+
   carray<scalar_t> dz({T, B, H}), dh0({B, H});
   std::vector<scalar_t> Ut(H * H), dh_ws(B * H), dhd_ws(B * H);
   {
     py::gil_scoped_release release;
     seqfuse::simple_rnn_backward<scalar_t>(T, B, H, dhs.data(), U.data(), hs.data(),
-                                           data_or_null(mask), data_or_null(dm), dz.mutable_data(),
-                                           dh0.mutable_data(), Ut.data(), dh_ws.data(),
-                                           dhd_ws.data());
+                                           data_or_null(mask), data_or_null(dm), in.projection,
+                                           dz.mutable_data(), in.dx_data(), dh0.mutable_data(),
+                                           Ut.data(), in.Wt.data(), dh_ws.data(), dhd_ws.data());
   }
-  return py::make_tuple(dz, dh0);
+  return py::make_tuple(dz, in.result(), dh0);
 }
 
 }  // namespace
 
 void bind_simple_rnn(py::module_& m) {
   m.def("simple_rnn_forward",
-        [](const py::array& xw, const py::array& U, const py::array& h0, const py::object& mask,
-           const py::object& dropout_mask) {
-          return is_float64(xw, OP, "xw") ? forward<double>(xw, U, h0, mask, dropout_mask)
-                                          : forward<float>(xw, U, h0, mask, dropout_mask);
+        [](const py::array& x, const py::array& kernel, const py::object& bias, const py::array& U,
+           const py::array& h0, const py::object& mask, const py::object& dropout_mask,
+           bool go_backwards) {
+          return is_float64(x, OP, "x")
+                     ? forward<double>(x, kernel, bias, U, h0, mask, dropout_mask, go_backwards)
+                     : forward<float>(x, kernel, bias, U, h0, mask, dropout_mask, go_backwards);
         },
-        py::arg("xw"), py::arg("U"), py::arg("h0"), py::arg("mask").none(true),
-        py::arg("dropout_mask").none(true),
-        "xw: [T,B,H], U: [H,H], h0: [B,H], mask: [T,B] bool or None, dropout_mask: [B,H] or "
-        "None -> hs [T,B,H]");
+        py::arg("x"), py::arg("kernel"), py::arg("bias").none(true), py::arg("U"), py::arg("h0"),
+        py::arg("mask").none(true), py::arg("dropout_mask").none(true), py::kw_only(),
+        py::arg("go_backwards") = false,
+        "x: [B,T,F], kernel: [F,H], bias: [H] or None, U: [H,H], h0: [B,H], mask: [T,B] bool "
+        "(processing order) or None, dropout_mask: [B,H] or None -> hs [T,B,H], time-major in "
+        "processing order");
   m.def("simple_rnn_backward",
         [](const py::array& dhs, const py::array& U, const py::array& h0, const py::array& hs,
-           const py::object& mask, const py::object& dropout_mask) {
-          return is_float64(dhs, OP, "dhs") ? backward<double>(dhs, U, h0, hs, mask, dropout_mask)
-                                            : backward<float>(dhs, U, h0, hs, mask, dropout_mask);
+           const py::object& mask, const py::object& dropout_mask, const py::object& kernel,
+           bool go_backwards) {
+          return is_float64(dhs, OP, "dhs")
+                     ? backward<double>(dhs, U, h0, hs, mask, dropout_mask, kernel, go_backwards)
+                     : backward<float>(dhs, U, h0, hs, mask, dropout_mask, kernel, go_backwards);
         },
         py::arg("dhs"), py::arg("U"), py::arg("h0"), py::arg("hs"), py::arg("mask").none(true),
-        py::arg("dropout_mask").none(true),
-        "dhs: [T,B,H], rest as simple_rnn_forward's inputs and output -> (dz [T,B,H], dh0 [B,H])");
+        py::arg("dropout_mask").none(true), py::kw_only(),
+        py::arg("kernel").none(true) = py::none(), py::arg("go_backwards") = false,
+        "dhs: [T,B,H], rest as simple_rnn_forward's inputs and output; kernel: [F,H] for dx, or "
+        "None -> (dz [T,B,H], dx [B,T,F] or None, dh0 [B,H])");
 }

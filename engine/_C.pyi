@@ -15,38 +15,46 @@ _Mask = NDArray[np.bool_] | None
 def embedding_forward(ids: NDArray[np.int64], table: _Float) -> _Float:
     """ids: [N] int64, table: [V,D] -> [N,D]."""
 
-def embedding_backward(ids: NDArray[np.int64], grad: _Float,
-                       num_embeddings: int) -> tuple[NDArray[np.int64], _Float]:
-    """ids: [N], grad: [N,D] -> (rows [U] sorted distinct ids, values [U,D])."""
+def embedding_coalesce(ids: NDArray[np.int64], values: _Float,
+                       num_rows: int) -> tuple[NDArray[np.int64], _Float]:
+    """ids: [N] in [0, num_rows), values: [N,D] any strides
+    -> (rows [U] sorted distinct ids, summed [U,D] values summed per id)."""
 
-def lstm_forward(xw: _Float, U: _Float, h0: _Float, c0: _Float, mask: _Mask,
-                 dropout_mask: _Float | None, *,
+def lstm_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float, h0: _Float,
+                 c0: _Float, mask: _Mask, dropout_mask: _Float | None, *,
+                 go_backwards: bool = False,
                  save: bool = True) -> tuple[_Float, _Float, _Float | None]:
-    """xw: [T,B,4H], U: [H,4H], h0, c0: [B,H], mask: [T,B], dropout_mask: [B,H]
-    -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o);
+    """x: [B,T,F], kernel: [F,4H], bias: [4H], U: [H,4H], h0, c0: [B,H], mask: [T,B],
+    dropout_mask: [B,H] -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o);
     save=False (inference): cs is only its last step [1,B,H] and gates is None."""
 
 def lstm_backward(dhs: _Float, dc_T: _Float, U: _Float, h0: _Float, c0: _Float, hs: _Float,
-                  cs: _Float, gates: _Float, mask: _Mask,
-                  dropout_mask: _Float | None) -> tuple[_Float, _Float, _Float]:
-    """dhs: [T,B,H], dc_T: [B,H] -> (dz [T,B,4H], dh0 [B,H], dc0 [B,H])."""
+                  cs: _Float, gates: _Float, mask: _Mask, dropout_mask: _Float | None, *,
+                  kernel: _Float | None = None, go_backwards: bool = False
+                  ) -> tuple[_Float, _Float | None, _Float, _Float]:
+    """dhs: [T,B,H], dc_T: [B,H] -> (dz [T,B,4H], dx [B,T,F] or None, dh0 [B,H], dc0 [B,H])."""
 
-def gru_forward(xw: _Float, U: _Float, recurrent_bias: _Float | None, h0: _Float, mask: _Mask,
+def gru_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float,
+                recurrent_bias: _Float | None, h0: _Float, mask: _Mask,
                 dropout_mask: _Float | None, reset_after: bool = True, *,
+                go_backwards: bool = False,
                 save: bool = True) -> tuple[_Float, _Float | None, _Float | None]:
-    """xw: [T,B,3H], U: [H,3H], recurrent_bias: [3H] (reset_after only), h0: [B,H]
-    -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, uh [T,B,H], or [0] if not reset_after);
-    save=False (inference): gates and uh are None."""
+    """x: [B,T,F], kernel: [F,3H], bias: [3H] input bias, U: [H,3H], recurrent_bias: [3H]
+    (reset_after only), h0: [B,H] -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, uh [T,B,H],
+    or [0] if not reset_after); save=False (inference): gates and uh are None."""
 
 def gru_backward(dhs: _Float, U: _Float, recurrent_bias: _Float | None, h0: _Float, hs: _Float,
                  gates: _Float, uh: _Float, mask: _Mask, dropout_mask: _Float | None,
-                 reset_after: bool = True) -> tuple[_Float, _Float, _Float]:
-    """dhs: [T,B,H] -> (dxw [T,B,3H], du [T,B,3H], dh0 [B,H])."""
+                 reset_after: bool = True, *, kernel: _Float | None = None,
+                 go_backwards: bool = False) -> tuple[_Float, _Float | None, _Float, _Float]:
+    """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H], dh0 [B,H])."""
 
-def simple_rnn_forward(xw: _Float, U: _Float, h0: _Float, mask: _Mask,
-                       dropout_mask: _Float | None) -> _Float:
-    """xw: [T,B,H], U: [H,H], h0: [B,H] -> hs [T,B,H]."""
+def simple_rnn_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float, h0: _Float,
+                       mask: _Mask, dropout_mask: _Float | None, *,
+                       go_backwards: bool = False) -> _Float:
+    """x: [B,T,F], kernel: [F,H], bias: [H], U: [H,H], h0: [B,H] -> hs [T,B,H]."""
 
 def simple_rnn_backward(dhs: _Float, U: _Float, h0: _Float, hs: _Float, mask: _Mask,
-                        dropout_mask: _Float | None) -> tuple[_Float, _Float]:
-    """dhs: [T,B,H] -> (dz [T,B,H], dh0 [B,H])."""
+                        dropout_mask: _Float | None, *, kernel: _Float | None = None,
+                        go_backwards: bool = False) -> tuple[_Float, _Float | None, _Float]:
+    """dhs: [T,B,H] -> (dz [T,B,H], dx [B,T,F] or None, dh0 [B,H])."""

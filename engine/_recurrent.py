@@ -1,8 +1,8 @@
 """The recurrent ops behind F.lstm, F.gru and F.simple_rnn: validation and one autograd node.
 
-Kept out of functional.py so that file stays a short list of public ops. The node does the
-big GEMMs with the array module (input projection for all T·B rows before the loop, weight
-gradients once after it) and hands the time loop to the backend (docs/kernels.md).
+Kept out of functional.py so that file stays a short list of public ops. The backend runs
+the time loop together with the input projection x·kernel + bias and its gradient dx
+(docs/kernels.md); the node does the weight-gradient GEMMs once after the loop.
 Layouts are Keras's: x (B,T,F) batch-major, kernel (F,G·H), recurrent_kernel (H,G·H), with
 G = 4 gates for lstm (i,f,c,o), 3 for gru (z,r,h), 1 for simple_rnn.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _blas, backends
+from .backends._projection import time_major
 from .function import Function
 from .tensor import Tensor, array_module, is_grad_enabled
 
@@ -102,19 +103,15 @@ class _Recurrent(Function):
         backend = backends.for_array(x)
         B, T, F = x.shape
         H = U.shape[0]
-        xt = x.transpose(1, 0, 2)                       # [T,B,F]
-        mask_t = None if mask is None else mask.T       # [T,B]
-        if go_backwards:
-            xt = xt[::-1]
-            mask_t = None if mask_t is None else mask_t[::-1]
-        xt = xp.ascontiguousarray(xt)
+        mask_t = None if mask is None else mask.T       # [T,B] in processing order
+        if go_backwards and mask_t is not None:
+            mask_t = mask_t[::-1]
         mask_t = None if mask_t is None else xp.ascontiguousarray(mask_t)
-        U = xp.ascontiguousarray(U)
-        xw = _blas.matmul(xt.reshape(T * B, F), kernel).reshape(T, B, -1)
-        recurrent_bias = None
+        x, kernel, U = (xp.ascontiguousarray(a) for a in (x, kernel, U))
+        input_bias = recurrent_bias = None
         if bias is not None:
             split = op == "gru" and reset_after
-            xw += bias[0] if split else bias
+            input_bias = xp.ascontiguousarray(bias[0] if split else bias)
             recurrent_bias = xp.ascontiguousarray(bias[1]) if split else None
         h0 = xp.zeros((B, H), x.dtype) if h0 is None else xp.ascontiguousarray(h0)
         c0 = xp.zeros((B, H), x.dtype) if op == "lstm" and c0 is None else c0
@@ -124,13 +121,15 @@ class _Recurrent(Function):
         # requiring a gradient; otherwise the kernel keeps no cs/gates/uh, only per-step scratch.
         save = is_grad_enabled() and any(ctx.needs_input_grad)
         fn = _kernel(backend, op, "forward")
+        projection = (x, kernel, input_bias)
         if op == "lstm":
-            hs, cs, gates = fn(xw, U, h0, c0, mask_t, dropout_mask, save=save)
+            hs, cs, gates = fn(*projection, U, h0, c0, mask_t, dropout_mask,
+                               go_backwards=go_backwards, save=save)
         elif op == "gru":
-            hs, gates, uh = fn(xw, U, recurrent_bias, h0, mask_t, dropout_mask,
-                               reset_after=reset_after, save=save)
+            hs, gates, uh = fn(*projection, U, recurrent_bias, h0, mask_t, dropout_mask,
+                               reset_after=reset_after, go_backwards=go_backwards, save=save)
         else:
-            hs = fn(xw, U, h0, mask_t, dropout_mask)
+            hs = fn(*projection, U, h0, mask_t, dropout_mask, go_backwards=go_backwards)
         # Keras outputs zeros before a row's first unmasked step (or at every masked step with
         # zero_output_for_mask) and the carried state elsewhere.
         factor = None
@@ -139,7 +138,7 @@ class _Recurrent(Function):
             factor = keep.astype(x.dtype)[:, :, None]
         out = hs if factor is None else hs * factor
         outputs = xp.ascontiguousarray(out.transpose(1, 0, 2)) if return_sequences else out[-1].copy()
-        ctx.__dict__.update(op=op, backend=backend, xt=xt, kernel=kernel, U=U, h0=h0, c0=c0,
+        ctx.__dict__.update(op=op, backend=backend, x=x, kernel=kernel, U=U, h0=h0, c0=c0,
                             recurrent_bias=recurrent_bias, hs=hs, cs=cs, gates=gates, uh=uh,
                             mask_t=mask_t, dropout_mask=dropout_mask, factor=factor,
                             go_backwards=go_backwards, return_sequences=return_sequences,
@@ -153,35 +152,34 @@ class _Recurrent(Function):
         c = ctx
         xp = array_module(c.hs)
         T, B, H = c.hs.shape
-        dhs = xp.zeros((T, B, H), c.hs.dtype)
         if c.return_sequences:
-            dhs[...] = g_out.transpose(1, 0, 2)
+            dhs = xp.array(g_out.transpose(1, 0, 2), order="C")  # always a copy: updated below
         else:
+            dhs = xp.zeros((T, B, H), c.hs.dtype)
             dhs[-1] = g_out
         if c.factor is not None:
             dhs *= c.factor
         dhs[-1] += g_h
         fn = _kernel(c.backend, c.op, "backward")
+        need = c.needs_input_grad
+        # The kernel also returns dx = dxw·kernelᵀ (in x's layout) when given the kernel.
+        dx_args = dict(kernel=c.kernel if need[0] else None, go_backwards=c.go_backwards)
         dc0 = None
         if c.op == "lstm":
-            dxw, dh0, dc0 = fn(dhs, xp.ascontiguousarray(g_c), c.U, c.h0, c.c0, c.hs, c.cs, c.gates,
-                               c.mask_t, c.dropout_mask)
+            dxw, dx, dh0, dc0 = fn(dhs, xp.ascontiguousarray(g_c), c.U, c.h0, c.c0, c.hs, c.cs,
+                                   c.gates, c.mask_t, c.dropout_mask, **dx_args)
             du = dxw
         elif c.op == "gru":
-            dxw, du, dh0 = fn(dhs, c.U, c.recurrent_bias, c.h0, c.hs, c.gates, c.uh, c.mask_t,
-                              c.dropout_mask, reset_after=c.reset_after)
+            dxw, dx, du, dh0 = fn(dhs, c.U, c.recurrent_bias, c.h0, c.hs, c.gates, c.uh, c.mask_t,
+                                  c.dropout_mask, reset_after=c.reset_after, **dx_args)
         else:
-            dxw, dh0 = fn(dhs, c.U, c.h0, c.hs, c.mask_t, c.dropout_mask)
+            dxw, dx, dh0 = fn(dhs, c.U, c.h0, c.hs, c.mask_t, c.dropout_mask, **dx_args)
             du = dxw
-        need = c.needs_input_grad
         G = dxw.shape[2]
         flat_dxw = dxw.reshape(T * B, G)
-        dx = dkernel = dU = dbias = None
-        if need[0]:
-            dx = _blas.matmul(flat_dxw, c.kernel.T).reshape(T, B, -1)
-            dx = xp.ascontiguousarray((dx[::-1] if c.go_backwards else dx).transpose(1, 0, 2))
+        dkernel = dU = dbias = None
         if need[1]:
-            dkernel = _blas.matmul_tn(c.xt.reshape(T * B, -1), flat_dxw)
+            dkernel = _blas.matmul_tn(time_major(c.x, c.go_backwards).reshape(T * B, -1), flat_dxw)
         if need[2]:
             dU = _recurrent_kernel_grad(c, du, xp)
         if need[3] and c.has_bias:

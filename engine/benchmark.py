@@ -3,9 +3,10 @@
 For each op and size: float32, forward+backward ("train") and forward under no_grad
 ("infer"); every contender is timed once per round, rounds repeat `--repeat` times (≥5),
 and the median is reported with the ratio torch/ours (> 1 means we are faster).
-Between two timed calls the process sleeps SETTLE_S, so the worker threads one library
-leaves spinning (OpenBLAS, OpenMP) have parked before the next library runs; without it
-each contender is timed while the other's threads still hold the two cores.
+Before a contender runs the process sleeps SETTLE_S, so the worker threads the other library
+leaves spinning (OpenBLAS, OpenMP) have parked; without it each contender is timed while the
+other's threads still hold the two cores. Then one untimed call brings the cores back from
+idle, and the next call is timed: steady state, as in consecutive training steps.
 PyTorch is optional (the `compat` extra); without it only our times are printed.
 """
 from __future__ import annotations
@@ -109,13 +110,18 @@ def theirs(op, size, rng):
 
 
 def _median_ms(fn_by_name, repeat):
-    """Interleaved rounds: each contender once per round, after one warm-up call each."""
-    for fn in fn_by_name.values():
-        fn()
+    """Interleaved rounds: in each round every contender is timed once, in steady state.
+
+    Before its timed call a contender gets the settle pause (the other library's threads
+    park) and then one untimed call of its own: on the 2-vCPU VM a call right after an idle
+    pause runs both libraries' two-thread loops ~1.5× slower (the idle vCPU is slow to come
+    back), which is not what consecutive training steps see.
+    """
     samples = {name: [] for name in fn_by_name}
     for _ in range(repeat):
         for name, fn in fn_by_name.items():
             time.sleep(SETTLE_S)
+            fn()
             start = time.perf_counter()
             fn()
             samples[name].append((time.perf_counter() - start) * 1e3)

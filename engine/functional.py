@@ -54,17 +54,22 @@ class _Embedding(Function):
     def backward(ctx, grad):
         # grad is passed with its strides (often Sum's read-only broadcast view): backends
         # read it in place rather than materialise a [*S,D] copy.
-        result = ctx.backend.embedding_backward(ctx.ids, grad, ctx.shape[0], sparse=ctx.sparse)
-        if ctx.sparse:
-            return None, RowSparse(*result, ctx.shape)
-        return None, result
+        if not ctx.sparse:
+            return None, ctx.backend.embedding_backward(ctx.ids, grad, ctx.shape[0])
+        # Uncoalesced, as torch's sparse gradient: one row per id, a view of grad whenever
+        # NumPy can reshape without copying, so backward does no per-row work; coalesce()
+        # sums repeated ids when an update needs it. The ids are copied (N int64s): the
+        # caller may refill its batch buffer while the gradient is still held.
+        values = grad.reshape(ctx.ids.size, ctx.shape[1])
+        return None, RowSparse(ctx.ids.reshape(-1).copy(), values, ctx.shape)
 
 
 def embedding(ids, table, sparse: bool = False) -> Tensor:
     """Rows of `table` at `ids`: ids int [*S], table [V,D] -> [*S,D].
 
-    sparse=True leaves a RowSparse gradient in table.grad (only the rows the batch used),
-    which the optimizers apply without building the dense [V,D] array.
+    sparse=True leaves a RowSparse gradient in table.grad: one row per id, uncoalesced, as
+    PyTorch's; the optimizers sum repeated ids and update only those rows, without building
+    the dense [V,D] array.
     Ids outside [0, V) raise IndexError before any kernel runs.
     """
     table = _float_tensor(table, "embedding", "table", ndim=2)

@@ -136,7 +136,8 @@ class Sum(Function):
         if not ctx.keepdims and ctx.axis is not None:
             g = xp.expand_dims(g, _axes(ctx.axis, len(ctx.shape)))
         # A read-only view rather than a full-size array of one repeated value: most consumers
-        # only read it; Tensor._accumulate copies it before it becomes a leaf's .grad.
+        # only read it; Tensor._accumulate copies it before it becomes a leaf's dense .grad
+        # (a sparse embedding gradient keeps it: its values stay read-only until coalesced).
         return (xp.broadcast_to(g, ctx.shape),)
 
 

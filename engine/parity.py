@@ -33,9 +33,12 @@ def _cases(rng):
             return fn, [x, k, u, b], [True] * 4
         return make
 
-    def embedding(dtype):
-        return (lambda i, t: F.embedding(i, t), [ids, rng.standard_normal((50, 6)).astype(dtype)],
-                [False, True])
+    def embedding(sparse):
+        # sparse: the uncoalesced gradient is densified with each backend's embedding_coalesce.
+        def make(dtype):
+            return (lambda i, t: F.embedding(i, t, sparse=sparse),
+                    [ids, rng.standard_normal((50, 6)).astype(dtype)], [False, True])
+        return make
 
     def conv(padding, strides, dilation):
         def make(dtype):
@@ -54,7 +57,8 @@ def _cases(rng):
         return make
 
     return {
-        "embedding": embedding,
+        "embedding": embedding(False),
+        "embedding sparse": embedding(True),
         "lstm mask": rnn("lstm", 4),
         "lstm backwards": rnn("lstm", 4, go_backwards=True),
         "gru reset_after mask": rnn("gru", 3),

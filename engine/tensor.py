@@ -119,11 +119,12 @@ class Tensor:
             if self.data.size != 1:
                 raise RuntimeError(f"backward: grad can be implicit only for a scalar, got shape {self.shape}")
             grad = xp.ones_like(self.data)
+            handed = set()  # ids of memory no leaf may keep: the implicit seed is nobody's yet
         else:
             grad = _as_array(grad, self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad shape {grad.shape} does not match tensor shape {self.shape}")
-        handed = {id(grad)}  # arrays no leaf may keep as its own: the seed, and each .grad given out
+            handed = {id(grad), id(_memory_owner(grad))}  # the caller's seed and what it views
         if self._node is None:
             self._accumulate(grad, handed)
             return
@@ -157,13 +158,22 @@ class Tensor:
         if self.grad is not None:
             self.grad = self.grad + g
             return
-        # A leaf's .grad must be an array of its own, since users and optimizers may update it
+        # A leaf's .grad must be memory of its own, since users and optimizers may update it
         # in place: not a view (Sum's backward hands out a read-only broadcast view, Reshape a
         # view of another gradient), not the caller's seed, not an array another leaf holds
-        # (Add's backward gives the same array to both inputs).
-        if not isinstance(g, RowSparse) and (getattr(g, "base", None) is not None or id(g) in handed):
-            g = g.copy()
-        handed.add(id(g))
+        # (Add's backward gives the same array to both inputs). `handed` collects the ids of
+        # what the caller and the leaves hold.
+        if isinstance(g, RowSparse):
+            # Embedding's sparse gradient is a view of the gradient that reached it, and keeps
+            # it (no [N,D] copy) unless the caller or another leaf holds that memory. Its
+            # values may be read-only (Sum's broadcast view); every update coalesces first.
+            if id(_memory_owner(g.values)) in handed:
+                g = RowSparse(g.indices, g.values.copy(), g.shape)
+            handed.add(id(_memory_owner(g.values)))
+        else:
+            if getattr(g, "base", None) is not None or id(g) in handed:
+                g = g.copy()
+            handed.add(id(g))
         self.grad = g
 
     # Arithmetic. Python scalars adopt the tensor's dtype so float32 stays float32.
@@ -241,6 +251,12 @@ def _unwrap_index(index):
     if isinstance(index, tuple):
         return tuple(_raw(i) for i in index)
     return _raw(index)
+
+
+def _memory_owner(array):
+    """The array whose memory `array` uses: NumPy and CuPy point a view's base straight at it."""
+    base = getattr(array, "base", None)
+    return array if base is None else base
 
 
 def _unbroadcast(grad, shape):

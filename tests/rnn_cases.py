@@ -379,3 +379,39 @@ def check_bad_input(variant):
     for error, message, args, kwargs in bad:
         with pytest.raises(error, match=message):
             op(*args, **kwargs, **extra)
+
+
+def check_cpp_boundary(variant):
+    """engine._C is a C boundary: bad arrays handed straight to it raise, naming the argument."""
+    _C = pytest.importorskip("engine._C")
+    case = make_case(variant, "plain", B=2, T=3, F_=3, H=2)
+    d = dict(zip(case.names, case.arrays))
+    x, k, u = d["x"], d["kernel"], d["recurrent_kernel"]
+    G, H = k.shape[1], u.shape[0]
+    h0, mask_t = np.zeros((2, H)), None
+    rest = {"lstm": (u, h0, h0, mask_t, None), "gru": (u, None, h0, mask_t, None),
+            "simple_rnn": (u, h0, mask_t, None)}[case.op]
+    forward = getattr(_C, f"{case.op}_forward")
+    bad = [
+        (ValueError, r"kernel must have shape \(F, %s\) = \(3, %d\), got \(2, %d\)"
+         % ({4: "4H", 3: "3H", 1: "H"}[G // H], G, G), (x, k[:2], None)),
+        (ValueError, r"bias must have shape", (x, k, np.zeros(G + 1))),
+        (ValueError, r"x must have 3 dimensions", (x[0], k, None)),
+        (TypeError, r"kernel must be float64 like the other float inputs, got float32",
+         (x, k.astype(np.float32), None)),
+    ]
+    for error, message, projection in bad:
+        with pytest.raises(error, match=message):
+            forward(*projection, *rest)
+    # backward's kernel (for dx) must match the gates: [F, G].
+    outputs = forward(x, k, None, *rest)
+    hs = outputs if case.op == "simple_rnn" else outputs[0]
+    backward = getattr(_C, f"{case.op}_backward")
+    saved = {"lstm": lambda: (hs, np.zeros((2, H)), u, h0, h0, hs, outputs[1], outputs[2], None, None),
+             "gru": lambda: (hs, u, None, h0, hs, outputs[1], outputs[2], None, None),
+             "simple_rnn": lambda: (hs, u, h0, hs, None, None)}[case.op]()
+    with pytest.raises(ValueError, match=r"kernel must have size %d on axis 1" % G):
+        backward(*saved, kernel=k[:, :-1])
+    grads = backward(*saved, kernel=k, go_backwards=True)
+    assert grads[1].shape == x.shape
+    assert backward(*saved)[1] is None

@@ -18,7 +18,8 @@ import rnn_cases as rc
 __all__ = ["test_reference_matches_finite_differences", "test_backend_matches_reference",
            "test_edge_shapes", "test_hypothesis_shapes_and_options", "test_mask_semantics_without_oracles",
            "test_one_graph_node_and_no_grad", "test_inference_matches_training_forward",
-           "test_bad_input_names_the_argument", "test_matches_torch",
+           "test_bad_input_names_the_argument", "test_cpp_kernels_check_their_arguments",
+           "test_matches_torch",
            "test_matches_keras"]
 
 BACKENDS = rc.other_backends()
@@ -78,6 +79,10 @@ def test_inference_matches_training_forward(backend, variant, option, dtype):
 
 def test_bad_input_names_the_argument(variant):
     rc.check_bad_input(variant)
+
+
+def test_cpp_kernels_check_their_arguments(variant):
+    rc.check_cpp_boundary(variant)
 
 
 @pytest.mark.parametrize("option", rc.TORCH_OPTIONS)

@@ -20,8 +20,9 @@ def test_unavailable_backends_say_why():
 
 
 def test_every_backend_has_the_same_kernel_table():
-    ops = {name for name in dir(en.backends.get("reference")) if name.endswith(("_forward", "_backward"))}
-    assert {"embedding_forward", "embedding_backward"} <= ops
+    ops = {name for name in dir(en.backends.get("reference"))
+           if name.endswith(("_forward", "_backward", "_coalesce")) and not name.startswith("_")}
+    assert {"embedding_forward", "embedding_backward", "embedding_coalesce"} <= ops
     for name in en.backends.names():
         module = en.backends._discover()[name]
         assert module.NAME == name and module.DEVICE in ("cpu", "cuda")

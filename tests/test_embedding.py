@@ -4,6 +4,7 @@ import pytest
 
 import engine as en
 import engine.functional as F
+from engine.sparse import RowSparse
 from engine.testing import assert_backends_match, gradcheck
 
 CPU_BACKENDS = [n for n in en.backends.available() if en.backends.get(n).DEVICE == "cpu"]
@@ -45,9 +46,11 @@ def test_sparse_gradient_holds_only_touched_rows(backend):
     table = en.Tensor(np.ones((100_000, 4), np.float32), requires_grad=True)
     with en.use_backend(backend):
         F.embedding(np.array([[7, 99_999, 7]]), table, sparse=True).sum().backward()
-    assert isinstance(table.grad, en.sparse.RowSparse)
-    np.testing.assert_array_equal(table.grad.indices, [7, 99_999])
-    np.testing.assert_array_equal(table.grad.values, [[2] * 4, [1] * 4])
+        assert isinstance(table.grad, RowSparse)
+        np.testing.assert_array_equal(table.grad.indices, [7, 99_999, 7])  # uncoalesced, as torch
+        merged = table.grad.coalesce()
+    np.testing.assert_array_equal(merged.indices, [7, 99_999])
+    np.testing.assert_array_equal(merged.values, [[2] * 4, [1] * 4])
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
@@ -59,6 +62,8 @@ def test_out_of_range_ids_raise_index_error_naming_the_id(backend, bad):
         F.embedding(ids, table)
     with pytest.raises(IndexError, match=str(bad)):
         en.backends.get(backend).embedding_backward(ids, np.zeros((2, 2, 2)), 10)
+    with pytest.raises(IndexError, match=str(bad)):
+        en.backends.get(backend).embedding_coalesce(ids.reshape(-1), np.zeros((4, 2)), 10)
 
 
 def test_bad_arguments():
@@ -118,18 +123,18 @@ def _strided_grads(rng, n, dim, dtype):
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("sparse", [False, True])
-def test_backward_reads_strided_and_broadcast_grads(backend, dtype, sparse):
+def test_backward_and_coalesce_read_strided_and_broadcast_grads(backend, dtype):
     rng = np.random.default_rng(5)
     ids = _ids(rng, (30,), 12)
     module = en.backends.get(backend)
     reference = en.backends.get("reference")
     for layout, grad in _strided_grads(rng, ids.size, 7, dtype).items():
-        expected = reference.embedding_backward(ids, np.ascontiguousarray(grad), 12, sparse=sparse)
-        actual = module.embedding_backward(ids, grad, 12, sparse=sparse)
-        for a, e in zip(actual if sparse else [actual], expected if sparse else [expected]):
-            assert a.dtype == e.dtype, layout
-            np.testing.assert_allclose(a, e, rtol=RTOL[dtype], err_msg=f"{backend}, {layout}")
+        contiguous = np.ascontiguousarray(grad)
+        pairs = [(module.embedding_backward(ids, grad, 12), reference.embedding_backward(ids, contiguous, 12))]
+        pairs += zip(module.embedding_coalesce(ids, grad, 12), reference.embedding_coalesce(ids, contiguous, 12))
+        for actual, expected in pairs:
+            assert actual.dtype == expected.dtype, layout
+            np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], err_msg=f"{backend}, {layout}")
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
@@ -139,9 +144,90 @@ def test_sum_backward_through_embedding(backend, sparse):
     table = en.Tensor(np.zeros((6, 3), np.float32), requires_grad=True)
     with en.use_backend(backend):
         F.embedding(np.array([[1, 1, 5], [1, 0, 5]]), table, sparse=sparse).sum().backward()
-    grad = table.grad.to_dense() if sparse else table.grad
+        grad = table.grad.to_dense() if sparse else table.grad
     np.testing.assert_array_equal(grad[:, 0], [1, 3, 0, 0, 0, 2])
-    if sparse:
-        assert table.grad.values.flags.writeable
-    else:
-        assert grad.flags.writeable
+    assert grad.flags.writeable
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_sparse_gradient_is_an_uncoalesced_view(backend):
+    # As torch: one row per id, and no [N,D] copy of Sum's broadcast gradient in backward.
+    ids = np.array([[1, 1, 5], [1, 0, 5]])
+    table = en.Tensor(np.zeros((6, 3), np.float32), requires_grad=True)
+    with en.use_backend(backend):
+        F.embedding(ids, table, sparse=True).sum().backward()
+        grad = table.grad
+        np.testing.assert_array_equal(grad.indices, ids.reshape(-1))
+        assert grad.values.shape == (6, 3) and grad.values.strides == (0, 0)  # the view itself
+        assert not grad.values.flags.writeable
+        merged = grad.coalesce()
+    assert merged.values.flags.writeable and merged.values.strides == (12, 4)
+    np.testing.assert_array_equal(merged.values[:, 0], [1, 3, 2])
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ids", [[0, 9, 0, 9, 4, 0], [9], [0], [3, 3, 3], list(range(10))[::-1], []],
+                         ids=["ends repeated", "last", "first", "one id thrice", "reversed", "empty"])
+def test_coalesce_matches_reference(backend, dtype, ids):
+    rng = np.random.default_rng(len(ids))
+    ids = np.array(ids, np.int64)
+    values = rng.standard_normal((ids.size, 4)).astype(dtype)
+    sparse = RowSparse(ids, values, (10, 4))
+    with en.use_backend("reference"):
+        expected = sparse.coalesce()
+        dense = sparse.to_dense()
+    with en.use_backend(backend):
+        actual = sparse.coalesce()
+        np.testing.assert_allclose(sparse.to_dense(), dense, rtol=RTOL[dtype])
+    np.testing.assert_array_equal(actual.indices, np.unique(ids))
+    np.testing.assert_array_equal(expected.indices, np.unique(ids))
+    assert actual.values.dtype == dtype and actual.values.shape == (np.unique(ids).size, 4)
+    np.testing.assert_allclose(actual.values, expected.values, rtol=RTOL[dtype])
+    for row, value in zip(actual.indices, actual.values):  # each row is the sum over its id
+        np.testing.assert_allclose(value, values[ids == row].sum(axis=0), rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_sparse_gradients_accumulate(backend):
+    ids_a, ids_b = np.array([[1, 4], [4, 4]]), np.array([0, 4])
+    w = np.arange(12.0).reshape(2, 2, 3)
+    expected = np.zeros((5, 3))
+    np.add.at(expected, ids_a.reshape(-1), w.reshape(4, 3))
+    np.add.at(expected, ids_b, 1.0)
+    with en.use_backend(backend):
+        for sparse_a, sparse_b in [(True, True), (True, False), (False, True)]:
+            table = en.Tensor(np.zeros((5, 3)), requires_grad=True)  # one table, two lookups
+            loss = (F.embedding(ids_a, table, sparse=sparse_a) * en.Tensor(w)).sum() + \
+                F.embedding(ids_b, table, sparse=sparse_b).sum()
+            loss.backward()
+            grad = table.grad
+            assert isinstance(grad, RowSparse) == (sparse_a and sparse_b)
+            np.testing.assert_array_equal(grad.to_dense() if isinstance(grad, RowSparse) else grad,
+                                          expected)
+        F.embedding(ids_b, table, sparse=True).sum().backward()  # a second backward adds to .grad
+        expected[ids_b] += 1
+        np.testing.assert_array_equal(table.grad, expected)
+
+
+def test_sparse_gradient_shares_no_memory_a_caller_or_other_leaf_may_write():
+    ids = np.array([2, 0])
+    table = en.Tensor(np.zeros((3, 2)), requires_grad=True)
+    x = en.Tensor(np.zeros((2, 2)), requires_grad=True)
+    # Add hands one array (Mul's fresh, writable product) to both sides. x reaches its leaf
+    # at once, or after the embedding's backward when it passes through one more Add.
+    for join in (lambda rows: x + rows, lambda rows: rows + (x + 0.0)):
+        table.grad = x.grad = None
+        (join(F.embedding(ids, table, sparse=True)) * en.Tensor(np.ones((2, 2)))).sum().backward()
+        assert not np.shares_memory(table.grad.values, x.grad)
+        x.grad *= 5
+        np.testing.assert_array_equal(table.grad.to_dense(), [[1, 1], [0, 0], [1, 1]])
+    table.grad = None
+    seed = np.ones((2, 3, 2))
+    F.embedding(np.array([0, 1, 1]), table, sparse=True).backward(seed[1])  # a view of the caller's array
+    assert not np.shares_memory(table.grad.values, seed)
+    table.grad = None
+    two = en.Tensor(np.zeros((3, 2)), requires_grad=True)
+    (F.embedding(ids, table, sparse=True) + F.embedding(ids, two, sparse=True)).sum().backward()
+    for t in (table, two):  # both were handed the same broadcast view
+        np.testing.assert_array_equal(t.grad.to_dense(), [[1, 1], [0, 0], [1, 1]])

@@ -61,6 +61,30 @@ def test_row_sparse_update_touches_only_its_rows(name, kwargs):
     np.testing.assert_allclose(sparse_p.data[[1, 4]], reference.data, rtol=1e-12)
 
 
+@pytest.mark.parametrize("backend", [n for n in en.backends.available() if en.backends.get(n).DEVICE == "cpu"])
+@pytest.mark.parametrize("name,kwargs", CONFIGS)
+def test_sparse_embedding_gradients_update_as_dense_ones(backend, name, kwargs):
+    # The same ids every step, so the dense rule never sees a row the sparse one skips; ids
+    # repeat and include both ends of the table, so the uncoalesced gradient needs summing.
+    ids = np.array([[0, 5, 9, 5], [9, 9, 2, 0]])
+    touched, untouched = np.unique(ids), [1, 3, 4, 6, 7, 8]
+    start = np.random.default_rng(8).standard_normal((10, 3))
+    weights = _grads(3, ids.shape + (3,))
+    results = {}
+    for sparse in (False, True):
+        table = en.Tensor(start.copy(), requires_grad=True)
+        opt = getattr(optimizers, name)(learning_rate=0.0625, **kwargs)
+        with en.use_backend(backend):
+            for w in weights:
+                table.grad = None
+                (en.functional.embedding(ids, table, sparse=sparse) * en.Tensor(w)).sum().backward()
+                assert isinstance(table.grad, RowSparse) == sparse
+                opt.step([table])
+        results[sparse] = table.data
+    np.testing.assert_allclose(results[True][touched], results[False][touched], rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(results[True][untouched], start[untouched])
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="only one of clipnorm"):
         optimizers.Adam(clipnorm=1.0, clipvalue=1.0)

@@ -1,7 +1,8 @@
 """The kernel table: one module per backend, same function names in each.
 
 A backend module has `NAME`, `DEVICE` ("cpu" or "cuda"), `available()`, `why_unavailable()`
-and `<op>_forward` / `<op>_backward` for every fused op. Modules are discovered by file
+and `<op>_forward` / `<op>_backward` for every fused op, plus `embedding_coalesce` (the
+row-sparse gradient's coalescing; docs/kernels.md). Modules are discovered by file
 name in this package; adding a backend is adding a file.
 
 Choosing one, from strongest to weakest:

@@ -31,51 +31,66 @@ def embedding_forward(ids, table):
     return out.reshape(ids.shape + (table.shape[1],))
 
 
-def embedding_backward(ids, grad, num_embeddings, sparse=False):
-    """ids: [*S], grad: [*S,D] any strides -> dense [V,D], or (rows [N], values [N,D]) when sparse."""
+def embedding_backward(ids, grad, num_embeddings):
+    """ids: [*S], grad: [*S,D] any strides -> dense [V,D]."""
     flat_ids = ids.reshape(-1)
-    rows, values = _C.embedding_backward(flat_ids, grad.reshape(flat_ids.size, -1), num_embeddings)
-    if sparse:
-        return rows, values
+    rows, values = _C.embedding_coalesce(flat_ids, grad.reshape(flat_ids.size, grad.shape[-1]),
+                                         num_embeddings)
     dense = np.zeros((num_embeddings, values.shape[1]), dtype=values.dtype)
     dense[rows] = values
     return dense
 
 
-# Recurrent ops (docs/kernels.md): time-major, the whole loop in one GIL-free call.
-
-def lstm_forward(xw, U, h0, c0, mask, dropout_mask, *, save=True):
-    """xw: [T,B,4H], U: [H,4H], h0/c0: [B,H] -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H]);
-    without `save`, cs is only its last step [1,B,H] (c_T) and gates is None."""
-    return _C.lstm_forward(xw, U, h0, c0, mask, dropout_mask, save=save)
+def embedding_coalesce(ids, values, num_rows):
+    """ids: [N] int64 in [0, num_rows), values: [N,D] any strides
+    -> (rows [U] sorted distinct ids, summed [U,D])."""
+    return _C.embedding_coalesce(ids, values, num_rows)
 
 
-def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
-    """dhs: [T,B,H], dc_T: [B,H] -> (dz [T,B,4H], dh0 [B,H], dc0 [B,H])."""
-    return _C.lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask)
+# Recurrent ops (docs/kernels.md): the whole loop in one GIL-free call, with the input
+# projection x_t·kernel + bias computed step by step inside it (kernels/cpu/projection.hpp).
+
+def lstm_forward(x, kernel, bias, U, h0, c0, mask, dropout_mask, *, go_backwards=False, save=True):
+    """x: [B,T,F], kernel: [F,4H], bias: [4H] or None, U: [H,4H], h0/c0: [B,H]
+    -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H]); without `save`, cs is only its last step
+    [1,B,H] (c_T) and gates is None."""
+    return _C.lstm_forward(x, kernel, bias, U, h0, c0, mask, dropout_mask,
+                           go_backwards=go_backwards, save=save)
 
 
-def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True, *, save=True):
-    """xw: [T,B,3H], U: [H,3H], recurrent_bias: [3H] or None, h0: [B,H]
-    -> (hs [T,B,H], gates [T,B,3H], uh [T,B,H] or [0] when not reset_after);
-    gates and uh are None when not `save`."""
-    return _C.gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after, save=save)
+def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask, *, kernel=None,
+                  go_backwards=False):
+    """dhs: [T,B,H], dc_T: [B,H] -> (dz [T,B,4H], dx [B,T,F] or None, dh0 [B,H], dc0 [B,H])."""
+    return _C.lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask,
+                            kernel=kernel, go_backwards=go_backwards)
 
 
-def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True):
-    """dhs: [T,B,H] -> (dxw [T,B,3H], du [T,B,3H], dh0 [B,H])."""
+def gru_forward(x, kernel, bias, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True, *,
+                go_backwards=False, save=True):
+    """x: [B,T,F], kernel: [F,3H], bias: [3H] (input bias) or None, U: [H,3H],
+    recurrent_bias: [3H] or None, h0: [B,H] -> (hs [T,B,H], gates [T,B,3H], uh [T,B,H] or [0]
+    when not reset_after); gates and uh are None when not `save`."""
+    return _C.gru_forward(x, kernel, bias, U, recurrent_bias, h0, mask, dropout_mask, reset_after,
+                          go_backwards=go_backwards, save=save)
+
+
+def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True,
+                 *, kernel=None, go_backwards=False):
+    """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H], dh0 [B,H])."""
     return _C.gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask,
-                           reset_after)
+                           reset_after, kernel=kernel, go_backwards=go_backwards)
 
 
-def simple_rnn_forward(xw, U, h0, mask, dropout_mask):
-    """xw: [T,B,H], U: [H,H], h0: [B,H] -> hs [T,B,H]."""
-    return _C.simple_rnn_forward(xw, U, h0, mask, dropout_mask)
+def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwards=False):
+    """x: [B,T,F], kernel: [F,H], bias: [H] or None, U: [H,H], h0: [B,H] -> hs [T,B,H]."""
+    return _C.simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask,
+                                 go_backwards=go_backwards)
 
 
-def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask):
-    """dhs: [T,B,H] -> (dz [T,B,H], dh0 [B,H])."""
-    return _C.simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask)
+def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask, *, kernel=None, go_backwards=False):
+    """dhs: [T,B,H] -> (dz [T,B,H], dx [B,T,F] or None, dh0 [B,H])."""
+    return _C.simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask, kernel=kernel,
+                                  go_backwards=go_backwards)
 
 
 def conv1d_forward(x, kernel, strides, dilation_rate):

@@ -31,16 +31,19 @@ def embedding_forward(ids, table):
     return table[ids]
 
 
-def embedding_backward(ids, grad, num_embeddings, sparse=False):
-    """ids: [*S], grad: [*S,D] -> dense [V,D], or (rows [N], values [N,D]) when sparse."""
+def embedding_backward(ids, grad, num_embeddings):
+    """ids: [*S], grad: [*S,D] -> dense [V,D]."""
     check_ids(ids, num_embeddings)
     flat_ids = ids.reshape(-1)
-    flat_grad = grad.reshape(flat_ids.size, -1)
-    if sparse:
-        rows, inverse = cupy.unique(flat_ids, return_inverse=True)
-        values = cupy.zeros((rows.size, flat_grad.shape[1]), dtype=grad.dtype)
-        cupyx.scatter_add(values, inverse.reshape(-1), flat_grad)
-        return rows, values
-    dense = cupy.zeros((num_embeddings, flat_grad.shape[1]), dtype=grad.dtype)
-    cupyx.scatter_add(dense, flat_ids, flat_grad)
+    dense = cupy.zeros((num_embeddings, grad.shape[-1]), dtype=grad.dtype)
+    cupyx.scatter_add(dense, flat_ids, grad.reshape(flat_ids.size, grad.shape[-1]))
     return dense
+
+
+def embedding_coalesce(ids, values, num_rows):
+    """ids: [N] in [0, num_rows), values: [N,D] -> (rows [U] sorted distinct ids, summed [U,D])."""
+    check_ids(ids, num_rows)
+    rows, inverse = cupy.unique(ids, return_inverse=True)
+    summed = cupy.zeros((rows.size, values.shape[1]), dtype=values.dtype)
+    cupyx.scatter_add(summed, inverse.reshape(-1), values)
+    return rows, summed

@@ -34,22 +34,24 @@ if not _ERROR:
             out[n, :] = table[ids[n], :]
 
     @njit(parallel=True, cache=True, nogil=True)
-    def _segment_sum(order, grad, starts, values):
-        # values[s] = sum of grad rows whose id is the s-th distinct id; segments are disjoint
-        # and never empty, so the first row is assigned and values needs no zero-fill.
-        # grad may be any layout (Numba compiles an 'A' version for a broadcast view).
+    def _segment_sum(order, values, starts, summed):
+        # summed[s] = sum of the values rows whose id is the s-th distinct id; segments are
+        # disjoint and never empty, so the first row is assigned and summed needs no zero-fill.
+        # values may be any layout (Numba compiles an 'A' version for a broadcast view).
         for s in prange(starts.size - 1):
-            row = values[s]
-            row[:] = grad[order[starts[s]]]
+            row = summed[s]
+            row[:] = values[order[starts[s]]]
             for k in range(starts[s] + 1, starts[s + 1]):
-                row += grad[order[k]]
+                row += values[order[k]]
 
 
 def _unique_sorted(ids):
+    """(order, rows, starts): ids[order[starts[u]:starts[u+1]]] == rows[u], rows ascending."""
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
-    boundary = np.flatnonzero(np.diff(sorted_ids)) + 1
-    starts = np.concatenate(([0], boundary, [ids.size])).astype(np.int64)
+    first = np.ones(ids.size, dtype=bool)
+    first[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    starts = np.append(np.flatnonzero(first), ids.size).astype(np.int64)
     return order, sorted_ids[starts[:-1]], starts
 
 
@@ -61,24 +63,36 @@ def embedding_forward(ids, table):
     return out.reshape(ids.shape + (table.shape[1],))
 
 
-def embedding_backward(ids, grad, num_embeddings, sparse=False):
-    """ids: [*S], grad: [*S,D] any strides -> dense [V,D], or (rows [N], values [N,D]) when sparse."""
-    check_ids(ids, num_embeddings)
+def embedding_backward(ids, grad, num_embeddings):
+    """ids: [*S], grad: [*S,D] any strides -> dense [V,D]."""
     flat_ids = ids.reshape(-1)
-    flat_grad = grad.reshape(flat_ids.size, -1)
-    order, rows, starts = _unique_sorted(flat_ids)
-    values = np.empty((rows.size, flat_grad.shape[1]), dtype=grad.dtype)
-    _segment_sum(order, flat_grad, starts, values)
-    if sparse:
-        return rows, values
-    dense = np.zeros((num_embeddings, flat_grad.shape[1]), dtype=grad.dtype)
+    rows, values = embedding_coalesce(flat_ids, grad.reshape(flat_ids.size, grad.shape[-1]),
+                                      num_embeddings)
+    dense = np.zeros((num_embeddings, grad.shape[-1]), dtype=grad.dtype)
     dense[rows] = values
     return dense
+
+
+def embedding_coalesce(ids, values, num_rows):
+    """ids: [N] in [0, num_rows), values: [N,D] any strides -> (rows [U] sorted distinct, summed [U,D])."""
+    check_ids(ids, num_rows)
+    order, rows, starts = _unique_sorted(ids)
+    summed = np.empty((rows.size, values.shape[1]), dtype=values.dtype)
+    _segment_sum(order, values, starts, summed)
+    return rows, summed
 
 
 if not _ERROR:
     # The recurrent and convolution kernels live in their own modules (docs/kernels.md).
     from ._numba_conv1d import (conv1d_backward, conv1d_forward,  # noqa: E402,F401
                                 max_pool1d_backward, max_pool1d_forward)
-    from ._numba_rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward,  # noqa: E402,F401
-                             simple_rnn_backward, simple_rnn_forward)
+    from . import _numba_rnn  # noqa: E402
+    from ._projection import projected_backward as _projected_backward, projected_forward as _projected_forward  # noqa: E402
+
+    # The Numba loops take the input projection precomputed (one GEMM before, one after).
+    lstm_forward = _projected_forward(_numba_rnn.lstm_forward)
+    lstm_backward = _projected_backward(_numba_rnn.lstm_backward)
+    gru_forward = _projected_forward(_numba_rnn.gru_forward)
+    gru_backward = _projected_backward(_numba_rnn.gru_backward)
+    simple_rnn_forward = _projected_forward(_numba_rnn.simple_rnn_forward)
+    simple_rnn_backward = _projected_backward(_numba_rnn.simple_rnn_backward)

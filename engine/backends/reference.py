@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import check_ids
+from ._projection import projected_backward as _projected_backward, projected_forward as _projected_forward
 
 NAME = "reference"
 DEVICE = "cpu"
@@ -27,26 +28,28 @@ def embedding_forward(ids, table):
     return table[ids]
 
 
-def embedding_backward(ids, grad, num_embeddings, sparse=False):
-    """ids: [*S], grad: [*S,D] (any strides, read-only views included) -> d table.
-
-    sparse=False: dense [V,D]. sparse=True: (rows [N] sorted unique, values [N,D]) summed per row.
-    """
+def embedding_backward(ids, grad, num_embeddings):
+    """ids: [*S], grad: [*S,D] (any strides, read-only views included) -> dense d table [V,D]."""
     check_ids(ids, num_embeddings)
     flat_ids = ids.reshape(-1)
-    flat_grad = grad.reshape(flat_ids.size, -1)
-    if sparse:
-        rows, inverse = np.unique(flat_ids, return_inverse=True)
-        values = np.zeros((rows.size, flat_grad.shape[1]), dtype=grad.dtype)
-        np.add.at(values, inverse.reshape(-1), flat_grad)
-        return rows, values
-    dense = np.zeros((num_embeddings, flat_grad.shape[1]), dtype=grad.dtype)
-    np.add.at(dense, flat_ids, flat_grad)
+    dense = np.zeros((num_embeddings, grad.shape[-1]), dtype=grad.dtype)
+    np.add.at(dense, flat_ids, grad.reshape(flat_ids.size, grad.shape[-1]))
     return dense
 
 
-# Recurrent ops (docs/kernels.md). Time-major: xw [T,B,G*H], mask [T,B] bool or None,
-# dropout_mask [B,H] or None. Plain loops over t: this is the spec, not the fast path.
+def embedding_coalesce(ids, values, num_rows):
+    """ids: [N] in [0, num_rows), values: [N,D] any strides
+    -> (rows [U] sorted distinct ids, summed [U,D]: the sum of values over each id's positions)."""
+    check_ids(ids, num_rows)
+    rows, inverse = np.unique(ids, return_inverse=True)
+    summed = np.zeros((rows.size, values.shape[1]), dtype=values.dtype)
+    np.add.at(summed, inverse.reshape(-1), values)
+    return rows, summed
+
+
+# Recurrent ops (docs/kernels.md). The loops are time-major: xw [T,B,G*H] (the input
+# projection, see _projection.py), mask [T,B] bool or None, dropout_mask [B,H] or None.
+# Plain loops over t: this is the spec, not the fast path.
 
 def _sigmoid(x):
     # The tanh form cannot overflow (1/(1+exp(-x)) does for float32 x < -88) and is the
@@ -63,7 +66,7 @@ def _keep(mask, t):
     return None if mask is None else mask[t][:, None]
 
 
-def lstm_forward(xw, U, h0, c0, mask, dropout_mask, *, save=True):
+def _lstm_forward(xw, U, h0, c0, mask, dropout_mask, *, save=True):
     """xw: [T,B,4H] (gates i,f,c,o), U: [H,4H], h0/c0: [B,H]
     -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o). Without `save` (inference:
     nothing kept for backward) cs is only its last step [1,B,H], the final state c_T, and gates
@@ -91,7 +94,7 @@ def lstm_forward(xw, U, h0, c0, mask, dropout_mask, *, save=True):
     return (hs, cs, gates) if save else (hs, c[None], None)
 
 
-def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
+def _lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
     """dhs: [T,B,H] total grad of each h_t, dc_T: [B,H]
     -> (dz [T,B,4H] grad of the pre-activations = d xw, dh0 [B,H], dc0 [B,H])."""
     T, B, H = hs.shape
@@ -118,7 +121,7 @@ def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
     return dz, dh_next, dc_next
 
 
-def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True, *, save=True):
+def _gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True, *, save=True):
     """xw: [T,B,3H] (gates z,r,h), U: [H,3H], recurrent_bias: [3H] or None, h0: [B,H]
     -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, uh [T,B,H] = u_h, or [0] if not reset_after);
     gates and uh are None when not `save` (inference: nothing for backward is kept)."""
@@ -156,7 +159,7 @@ def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True,
     return hs, gates, uh
 
 
-def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True):
+def _gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True):
     """dhs: [T,B,H] -> (dxw [T,B,3H], du [T,B,3H] grad of the recurrent pre-activations, dh0 [B,H]).
 
     reset_after=True: du = d(hd·U + rb). reset_after=False: du[..., :2H] = d(hd·U_zr),
@@ -193,7 +196,7 @@ def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, 
     return dxw, du, dh_next
 
 
-def simple_rnn_forward(xw, U, h0, mask, dropout_mask):
+def _simple_rnn_forward(xw, U, h0, mask, dropout_mask):
     """xw: [T,B,H], U: [H,H], h0: [B,H] -> hs [T,B,H], h_t = tanh(xw[t] + hd_{t-1}·U)."""
     hs = np.empty(xw.shape, dtype=xw.dtype)
     h = h0
@@ -207,7 +210,7 @@ def simple_rnn_forward(xw, U, h0, mask, dropout_mask):
     return hs
 
 
-def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask):
+def _simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask):
     """dhs: [T,B,H] -> (dz [T,B,H] grad of the pre-activation = d xw, dh0 [B,H])."""
     dz = np.empty(hs.shape, dtype=hs.dtype)
     dh_next = np.zeros(h0.shape, dtype=hs.dtype)
@@ -221,6 +224,12 @@ def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask):
         dz[t] = dz_t
         dh_next = dh_prev
     return dz, dh_next
+
+
+lstm_forward, lstm_backward = _projected_forward(_lstm_forward), _projected_backward(_lstm_backward)
+gru_forward, gru_backward = _projected_forward(_gru_forward), _projected_backward(_gru_backward)
+simple_rnn_forward = _projected_forward(_simple_rnn_forward)
+simple_rnn_backward = _projected_backward(_simple_rnn_backward)
 
 
 # Conv1D and max pooling (docs/kernels.md): channels-last, on an x that functional has

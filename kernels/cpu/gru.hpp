@@ -1,6 +1,7 @@
 // GRU time loop, forward and backward, on raw pointers (docs/kernels.md, "gru").
-// Keras gate order z,r,h; G = 3H. All arrays C-contiguous, time-major:
-//   xw:    [T,B,G]  input projection x·kernel + input bias (computed by functional)
+// Keras gate order z,r,h; G = 3H. All arrays C-contiguous, time-major except x and dx:
+//   in:    the input projection xw_t = x_t·kernel + input bias, computed per step into a
+//          [B,G] scratch (cpu/projection.hpp)
 //   U:     [H,G]    recurrent kernel;  Ut: [G,H] its transpose (backward workspace)
 //   rb:    [G]      recurrent bias (reset_after only) or nullptr
 //   h0:    [B,H];  mask: [T,B] (1 = run the step) or nullptr;  dm: [B,H] dropout mask or nullptr
@@ -16,6 +17,7 @@
 
 #include "common/cell.hpp"
 #include "cpu/gemm.hpp"
+#include "cpu/projection.hpp"
 
 namespace seqfuse {
 
@@ -68,22 +70,25 @@ inline void gru_row_blend_before(int64_t H, scalar_t* SEQFUSE_RESTRICT g,
   }
 }
 
-// Workspaces: u_ws [B,G] (reset_after) or [B,H] holding r*hd (otherwise); hd_ws [B,H]
-// holding h_{t-1}·dm (unused when dm is nullptr). uh is unused when !reset_after.
+// Workspaces: xw_ws [B,G] the step's input projection; u_ws [B,G] (reset_after) or [B,H]
+// holding r*hd (otherwise); hd_ws [B,H] holding h_{t-1}·dm (unused when dm is nullptr).
+// uh is unused when !reset_after.
 template <typename scalar_t>
-void gru_forward(int64_t T, int64_t B, int64_t H, const scalar_t* xw, const scalar_t* U,
+void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t>& in,
+                 const scalar_t* U,
                  const scalar_t* rb, const scalar_t* h0, const bool* mask, const scalar_t* dm,
                  bool reset_after, bool save, scalar_t* hs, scalar_t* gates, scalar_t* uh,
-                 scalar_t* u_ws, scalar_t* hd_ws) {
+                 scalar_t* xw_ws, scalar_t* u_ws, scalar_t* hd_ws) {
   const int64_t G = 3 * H, BH = B * H, BG = B * G;
-  parallel_rows<scalar_t>(B, 2.0 * T * B * H * G, [&](int64_t b0, int64_t b1) {
+  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * G, [&](int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
     for (int64_t t = 0; t < T; ++t) {
       const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
       const scalar_t* hd = dm ? hd_ws : h_prev;
-      const scalar_t* x = xw + t * BG;
+      in.forward(t, b0, b1, xw_ws, G);
+      const scalar_t* x = xw_ws;
       scalar_t* g = gates + (save ? t : 0) * BG;
       scalar_t* uh_t = reset_after ? uh + (save ? t : 0) * BH : nullptr;
       if (reset_after) {
@@ -166,20 +171,24 @@ inline void gru_row_reset_before(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 //   dxw: [T,B,G] out, gradient of xw;  du: [T,B,G] out, gradient of the recurrent
 //        pre-activations (reset_after: of hd·U + rb; otherwise [:, :2H] of hd·U_zr and
 //        [:, 2H:] of (r*hd)·U_h); both zero at masked steps
+//   dx:  [B,T,F] out, dxw·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
 //   dh0: [B,H] out
-//   Workspaces: Ut [G,H] filled here; dh_ws, dhd_ws, drh_ws [B,H] (drh_ws: !reset_after only).
+//   Workspaces: Ut [G,H] filled here; Wt [G,F] kernelᵀ (when dx); dh_ws, dhd_ws, drh_ws [B,H]
+//   (drh_ws: !reset_after only).
 // dh_ws holds the part of dh_{t-1} that does not come through the last GEMM (dh·z, plus
 // (dn·U_hᵀ)·dm·r when !reset_after; the whole dh at a masked step); dhd_ws the GEMM's
 // (du·Uᵀ)·dm, exactly zero on a masked row since its du is zero.
 template <typename scalar_t>
 void gru_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const scalar_t* U,
                   const scalar_t* h0, const scalar_t* hs, const scalar_t* gates, const scalar_t* uh,
-                  const bool* mask, const scalar_t* dm, bool reset_after, scalar_t* dxw,
-                  scalar_t* du, scalar_t* dh0, scalar_t* Ut, scalar_t* dh_ws, scalar_t* dhd_ws,
+                  const bool* mask, const scalar_t* dm, bool reset_after,
+                  const InputProjection<scalar_t>& in, scalar_t* dxw, scalar_t* dx, scalar_t* du,
+                  scalar_t* dh0, scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws,
                   scalar_t* drh_ws) {
   const int64_t G = 3 * H, BH = B * H, BG = B * G;
   transpose(H, G, U, Ut);
-  parallel_rows<scalar_t>(B, 2.0 * T * B * H * G, [&](int64_t b0, int64_t b1) {
+  if (dx) transpose(in.F, G, in.W, Wt);
+  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * G, [&](int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
     for (int64_t t = T - 1; t >= 0; --t) {
@@ -212,6 +221,7 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const sc
           gru_row_reset_before(H, gates + t * BG + b * G, h_prev + b * H, drh_ws + b * H,
                                dxw + t * BG + b * G, du + t * BG + b * G, dh_ws + b * H);
       }
+      if (dx) in.backward(t, b0, b1, dxw + t * BG, G, Wt, dx);
       // reset_after: dhd = du·Uᵀ; otherwise only the z,r columns (U_h's part went via drh).
       gemm<scalar_t>(nb, H, reset_after ? G : 2 * H, du + t * BG + b0 * G, G, Ut, H, nullptr, 0,
                      dhd_ws + b0 * H, H);

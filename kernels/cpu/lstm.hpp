@@ -1,6 +1,6 @@
 // LSTM time loop, forward and backward, on raw pointers (docs/kernels.md, "lstm").
-// Keras gate order i,f,c,o; G = 4H. All arrays C-contiguous, time-major:
-//   xw:     [T,B,G]  input projection x·kernel + bias (computed by functional)
+// Keras gate order i,f,c,o; G = 4H. All arrays C-contiguous, time-major except x and dx:
+//   in:     the input projection x_t·kernel + bias, computed per step (cpu/projection.hpp)
 //   U:      [H,G]    recurrent kernel;  Ut: [G,H] its transpose (backward workspace)
 //   h0, c0: [B,H]    initial state
 //   mask:   [T,B]    1 = run step t on row b, 0 = carry the state; nullptr = all run
@@ -9,14 +9,15 @@
 //   save:   false for inference: nothing is kept for backward, so cs is a ring [2,B,H] of
 //           c_{t-1}, c_t (two slots: the row pass takes them as restrict pointers) and gates
 //           a [B,G] scratch reused every step; c_T ends in slot (T-1) % 2
-// Per step: one GEMM hd·U (written straight into gates[t], seeded with xw[t]) and one fused
-// pass over the units that activates the gates in place and applies mask and dropout.
+// Per step: the input projection written into gates[t], one GEMM adding hd·U to it, and one
+// fused pass over the units that activates the gates in place and applies mask and dropout.
 // Rows of the batch are independent, so threads split them for the whole loop.
 #pragma once
 #include <cstdint>
 
 #include "common/cell.hpp"
 #include "cpu/gemm.hpp"
+#include "cpu/projection.hpp"
 
 namespace seqfuse {
 
@@ -43,11 +44,12 @@ inline void lstm_row_forward(int64_t H, scalar_t* SEQFUSE_RESTRICT z,
 
 // hd_ws: [B,H] workspace holding h_{t-1}·dm (unused when dm is nullptr).
 template <typename scalar_t>
-void lstm_forward(int64_t T, int64_t B, int64_t H, const scalar_t* xw, const scalar_t* U,
+void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t>& in,
+                  const scalar_t* U,
                   const scalar_t* h0, const scalar_t* c0, const bool* mask, const scalar_t* dm,
                   bool save, scalar_t* hs, scalar_t* cs, scalar_t* gates, scalar_t* hd_ws) {
   const int64_t G = 4 * H, BH = B * H, BG = B * G;
-  parallel_rows<scalar_t>(B, 2.0 * T * B * H * G, [&](int64_t b0, int64_t b1) {
+  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * G, [&](int64_t b0, int64_t b1) {
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
     for (int64_t t = 0; t < T; ++t) {
@@ -55,7 +57,8 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const scalar_t* xw, const sca
       const scalar_t* c_prev = t ? cs + (save ? t - 1 : (t - 1) & 1) * BH : c0;
       scalar_t* c_t = cs + (save ? t : t & 1) * BH;
       scalar_t* z = gates + (save ? t : 0) * BG;
-      gemm<scalar_t>(b1 - b0, G, H, (dm ? hd_ws : h_prev) + b0 * H, H, U, G, xw + t * BG + b0 * G, G,
+      in.forward(t, b0, b1, z, G);
+      gemm<scalar_t>(b1 - b0, G, H, (dm ? hd_ws : h_prev) + b0 * H, H, U, G, z + b0 * G, G,
                      z + b0 * G, G);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = hs + t * BH + b * H;
@@ -102,20 +105,23 @@ inline void lstm_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 // Backward through the whole loop, t = T-1..0.
 //   dhs:  [T,B,H] total gradient reaching each hs[t];  dc_T: [B,H] gradient of c_{T-1}
 //   dz:   [T,B,G] out, gradient of the pre-activations (= d xw), zero at masked steps
+//   dx:   [B,T,F] out, dz·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
 //   dh0, dc0: [B,H] out
-//   Ut: [G,H] workspace filled here; dh_ws, dhd_ws, dc_ws: [B,H] workspaces.
+//   Ut: [G,H] workspace filled here; Wt: [G,F] kernelᵀ (when dx); dh_ws, dhd_ws, dc_ws: [B,H].
 // dh_ws holds the part of dh_{t-1} that does not come through the GEMM (the whole dh at a
 // masked step, which carries it back unchanged); dhd_ws the GEMM's (dz_t·Uᵀ)·dm. A masked
 // row's dz_t is zero, so its GEMM row is exactly zero and needs no test.
 template <typename scalar_t>
 void lstm_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const scalar_t* dc_T,
                    const scalar_t* U, const scalar_t* c0, const scalar_t* cs,
-                   const scalar_t* gates, const bool* mask, const scalar_t* dm, scalar_t* dz,
-                   scalar_t* dh0, scalar_t* dc0, scalar_t* Ut, scalar_t* dh_ws, scalar_t* dhd_ws,
+                   const scalar_t* gates, const bool* mask, const scalar_t* dm,
+                   const InputProjection<scalar_t>& in, scalar_t* dz, scalar_t* dx, scalar_t* dh0,
+                   scalar_t* dc0, scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws,
                    scalar_t* dc_ws) {
   const int64_t G = 4 * H, BH = B * H, BG = B * G;
   transpose(H, G, U, Ut);
-  parallel_rows<scalar_t>(B, 2.0 * T * B * H * G, [&](int64_t b0, int64_t b1) {
+  if (dx) transpose(in.F, G, in.W, Wt);
+  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * G, [&](int64_t b0, int64_t b1) {
     for (int64_t k = b0 * H; k < b1 * H; ++k) {
       dh_ws[k] = dhd_ws[k] = 0;
       dc_ws[k] = dc_T[k];
@@ -132,6 +138,7 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const s
                                    dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H, dc_ws + b * H);
       }
       gemm<scalar_t>(b1 - b0, H, G, dz + t * BG + b0 * G, G, Ut, H, nullptr, 0, dhd_ws + b0 * H, H);
+      if (dx) in.backward(t, b0, b1, dz + t * BG, G, Wt, dx);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
     }

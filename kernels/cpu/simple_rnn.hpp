@@ -1,15 +1,16 @@
 // SimpleRNN (tanh) time loop, forward and backward, on raw pointers (docs/kernels.md,
-// "simple_rnn"). All arrays C-contiguous, time-major:
-//   xw:   [T,B,H]  input projection x·kernel + bias (computed by functional)
+// "simple_rnn"). All arrays C-contiguous, time-major except x and dx:
+//   in:   the input projection x_t·kernel + bias, computed per step (cpu/projection.hpp)
 //   U:    [H,H]    recurrent kernel;  Ut: [H,H] its transpose (backward workspace)
 //   h0:   [B,H];  mask: [T,B] (1 = run the step) or nullptr;  dm: [B,H] dropout mask or nullptr
 //   hs:   [T,B,H]  states after each step
-// Per step: one GEMM xw[t] + hd·U written straight into hs[t], then tanh in place.
+// Per step: the input projection written into hs[t], one GEMM adding hd·U, then tanh in place.
 #pragma once
 #include <cstdint>
 
 #include "common/cell.hpp"
 #include "cpu/gemm.hpp"
+#include "cpu/projection.hpp"
 
 namespace seqfuse {
 
@@ -38,18 +39,19 @@ inline void simple_rnn_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT 
 
 // hd_ws: [B,H] workspace holding h_{t-1}·dm (unused when dm is nullptr).
 template <typename scalar_t>
-void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const scalar_t* xw, const scalar_t* U,
-                        const scalar_t* h0, const bool* mask, const scalar_t* dm, scalar_t* hs,
-                        scalar_t* hd_ws) {
+void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t>& in,
+                        const scalar_t* U, const scalar_t* h0, const bool* mask, const scalar_t* dm,
+                        scalar_t* hs, scalar_t* hd_ws) {
   const int64_t BH = B * H;
-  parallel_rows<scalar_t>(B, 2.0 * T * B * H * H, [&](int64_t b0, int64_t b1) {
+  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * H, [&](int64_t b0, int64_t b1) {
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
     for (int64_t t = 0; t < T; ++t) {
       const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
       scalar_t* h_t = hs + t * BH;
-      gemm<scalar_t>(b1 - b0, H, H, (dm ? hd_ws : h_prev) + b0 * H, H, U, H, xw + t * BH + b0 * H,
-                     H, h_t + b0 * H, H);
+      in.forward(t, b0, b1, h_t, H);
+      gemm<scalar_t>(b1 - b0, H, H, (dm ? hd_ws : h_prev) + b0 * H, H, U, H, h_t + b0 * H, H,
+                     h_t + b0 * H, H);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = h_t + b * H;
         if (!mask || mask[t * B + b])
@@ -66,16 +68,20 @@ void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const scalar_t* xw, con
 // Backward through the whole loop, t = T-1..0.
 //   dhs: [T,B,H] total gradient reaching each hs[t]
 //   dz:  [T,B,H] out, gradient of the pre-activation (= d xw), zero at masked steps
+//   dx:  [B,T,F] out, dz·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
 //   dh0: [B,H] out
-//   Workspaces: Ut [H,H] filled here; dh_ws, dhd_ws [B,H]. dh_ws carries dh through masked
+//   Workspaces: Ut [H,H] filled here; Wt [H,F] kernelᵀ (when dx); dh_ws, dhd_ws [B,H]. dh_ws carries dh through masked
 //   steps; dhd_ws holds the GEMM's (dz_t·Uᵀ)·dm, exactly zero on a masked row (dz_t = 0).
 template <typename scalar_t>
 void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const scalar_t* U,
-                         const scalar_t* hs, const bool* mask, const scalar_t* dm, scalar_t* dz,
-                         scalar_t* dh0, scalar_t* Ut, scalar_t* dh_ws, scalar_t* dhd_ws) {
+                         const scalar_t* hs, const bool* mask, const scalar_t* dm,
+                         const InputProjection<scalar_t>& in, scalar_t* dz, scalar_t* dx,
+                         scalar_t* dh0, scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws,
+                         scalar_t* dhd_ws) {
   const int64_t BH = B * H;
   transpose(H, H, U, Ut);
-  parallel_rows<scalar_t>(B, 2.0 * T * B * H * H, [&](int64_t b0, int64_t b1) {
+  if (dx) transpose(in.F, H, in.W, Wt);
+  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * H, [&](int64_t b0, int64_t b1) {
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t b = b0; b < b1; ++b) {
@@ -86,6 +92,7 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, c
           simple_rnn_row_backward<false>(H, hs + r, dhs + r, dhd_ws + b * H, dz + r, dh_ws + b * H);
       }
       gemm<scalar_t>(b1 - b0, H, H, dz + t * BH + b0 * H, H, Ut, H, nullptr, 0, dhd_ws + b0 * H, H);
+      if (dx) in.backward(t, b0, b1, dz + t * BH, H, Wt, dx);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
     }

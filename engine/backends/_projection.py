@@ -1,0 +1,55 @@
+"""The input projection of the recurrent ops for backends whose time loop takes it precomputed.
+
+The kernel table's recurrent ops receive the layer input x [B,T,F] with its kernel and input
+bias (docs/kernels.md, "input projection"): the C++ loops compute x_t·kernel + bias step by
+step inside the loop. The reference and Numba loops take the projection for all steps as one
+time-major array xw [T,B,G] instead; `projected_forward` / `projected_backward` turn such a
+loop into the table's signature with one GEMM before it (xw) and one after it (dx).
+"""
+from __future__ import annotations
+
+import functools
+
+from .. import _blas
+from ..tensor import array_module
+
+
+def time_major(x, go_backwards):
+    """x [B,T,F] -> contiguous [T,B,F] in processing order (reversed in time for go_backwards)."""
+    xt = x.transpose(1, 0, 2)
+    return array_module(x).ascontiguousarray(xt[::-1] if go_backwards else xt)
+
+
+def input_projection(x, kernel, bias, go_backwards):
+    """xw [T,B,G] = x·kernel + bias, time-major in processing order."""
+    B, T, F = x.shape
+    xw = _blas.matmul(time_major(x, go_backwards).reshape(T * B, F), kernel).reshape(T, B, -1)
+    if bias is not None:
+        xw += bias
+    return xw
+
+
+def input_gradient(dxw, kernel, go_backwards):
+    """dx [B,T,F] = dxw·kernelᵀ back in x's layout, from dxw [T,B,G] in processing order."""
+    T, B, G = dxw.shape
+    dx = _blas.matmul(dxw.reshape(T * B, G), kernel.T).reshape(T, B, -1)
+    return array_module(dxw).ascontiguousarray((dx[::-1] if go_backwards else dx).transpose(1, 0, 2))
+
+
+def projected_forward(loop):
+    """Table forward `(x, kernel, bias, *rest, go_backwards=False, **kw)` around `loop(xw, *rest, **kw)`."""
+    @functools.wraps(loop)
+    def forward(x, kernel, bias, *args, go_backwards=False, **kwargs):
+        return loop(input_projection(x, kernel, bias, go_backwards), *args, **kwargs)
+    return forward
+
+
+def projected_backward(loop):
+    """Table backward `(*args, kernel=None, go_backwards=False)` around a loop returning
+    (dxw, *rest): returns (dxw, dx, *rest), dx None when no kernel is given."""
+    @functools.wraps(loop)
+    def backward(*args, kernel=None, go_backwards=False, **kwargs):
+        dxw, *rest = loop(*args, **kwargs)
+        dx = None if kernel is None else input_gradient(dxw, kernel, go_backwards)
+        return (dxw, dx, *rest)
+    return backward

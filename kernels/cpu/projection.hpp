@@ -1,0 +1,40 @@
+// The input projection of a recurrent layer, x_t·kernel + bias, done one step at a time inside
+// the time loop (docs/kernels.md, "input projection").
+//
+// Computing it per step instead of as one [T,B,G] array before the loop means that array is
+// never written to memory and read back (13 MB per call at (B,T,F,H) = (64,100,64,128)),
+// the step GEMM runs on the same register-blocked kernel as the recurrent one while the rows
+// are hot, and x is read in the layer's own batch-major layout, so no transposed copy of it
+// is made. Backward mirrors it: dx_t = dz_t·kernelᵀ is written straight into dx [B,T,F].
+#pragma once
+#include <cstdint>
+
+#include "cpu/gemm.hpp"
+
+namespace seqfuse {
+
+template <typename scalar_t>
+struct InputProjection {
+  const scalar_t* x;     // [B,T,F] batch-major, as the layer gets it
+  const scalar_t* W;     // [F,G] the layer's kernel
+  const scalar_t* bias;  // [G] or nullptr
+  int64_t T, F, G;
+  bool go_backwards;     // processing step t reads timestep T-1-t
+
+  int64_t timestep(int64_t t) const { return go_backwards ? T - 1 - t : t; }
+
+  // out rows b0..b1 (row b at out + b·ldo) = x[b, timestep(t)]·W + bias.
+  void forward(int64_t t, int64_t b0, int64_t b1, scalar_t* out, int64_t ldo) const {
+    gemm<scalar_t>(b1 - b0, G, F, x + (b0 * T + timestep(t)) * F, T * F, W, G, bias, 0,
+                   out + b0 * ldo, ldo);
+  }
+
+  // dx[b, timestep(t)] = dz rows b0..b1 (row b at dz + b·ldz) · Wt, Wt: [G,F] = Wᵀ.
+  void backward(int64_t t, int64_t b0, int64_t b1, const scalar_t* dz, int64_t ldz,
+                const scalar_t* Wt, scalar_t* dx) const {
+    gemm<scalar_t>(b1 - b0, F, G, dz + b0 * ldz, ldz, Wt, F, nullptr, 0,
+                   dx + (b0 * T + timestep(t)) * F, T * F);
+  }
+};
+
+}  // namespace seqfuse
