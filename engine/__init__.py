@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 
+from . import _memory  # noqa: F401  (keeps freed memory for reuse: see _memory.py)
 from .backends import get_backend, set_backend, use_backend
 from .tensor import Tensor, concatenate, is_grad_enabled, no_grad, stack, where
 

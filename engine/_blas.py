@@ -5,8 +5,9 @@ multi-threaded call. On a 2-core machine those spinning threads then take a core
 next fused kernel (our C++ and Numba loops run their own threads): measured on the 2-core
 VM, LSTM (64,100,64,128) forward kernel 29 ms right after a threaded GEMM, 10.5 ms with
 BLAS on one thread. So the big GEMMs around the fused kernels run here instead: one
-single-threaded BLAS call per core on a block of rows, from a small pool whose idle
-threads sleep instead of spinning.
+single-threaded BLAS call per core on a block of rows, on the C++ kernels' own OpenMP threads
+(engine._C.parallel) so that no third set of threads competes for the cores, or, without the
+C++ extension, on a small pool of Python threads whose idle threads sleep.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (o
 _SPLIT_FLOPS = 4e6  # below this a GEMM runs on the calling thread: dispatch would cost more
 
 _setters = None
-_pool = None
+_run = None
 
 
 def _find_setters():
@@ -59,22 +60,35 @@ def single_threaded():
             fn(n)
 
 
-def _one_blas_thread():
-    """Pool thread initializer: this thread's BLAS calls use one thread, for good."""
-    for fn in _find_setters():
-        fn(1)
-
-
 def _parallel(fn, n):
-    """fn(lo, hi) over n rows split in CORES blocks; the caller computes the first block."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(CORES - 1, thread_name_prefix="seqfuse-blas", initializer=_one_blas_thread)
+    """[fn(lo, hi) for each of CORES blocks of n rows], the blocks on all cores at once."""
     edges = np.linspace(0, n, CORES + 1).astype(int)
-    futures = [_pool.submit(fn, lo, hi) for lo, hi in zip(edges[1:-1], edges[2:])]
-    with single_threaded():
-        first = fn(edges[0], edges[1])
-    return [first] + [f.result() for f in futures]
+    results = [None] * CORES
+    run = _runner()
+
+    def block(i):
+        with single_threaded():
+            results[i] = fn(edges[i], edges[i + 1])
+    run(block, CORES)
+    return results
+
+
+def _runner():
+    """run(block, n): block(0..n-1) on n threads at once."""
+    global _run
+    if _run is None:
+        try:
+            from . import _C
+            _run = _C.parallel
+        except ImportError:
+            pool = ThreadPoolExecutor(CORES - 1, thread_name_prefix="seqfuse-blas")
+
+            def _run(block, n):
+                futures = [pool.submit(block, i) for i in range(1, n)]
+                block(0)
+                for f in futures:
+                    f.result()
+    return _run
 
 
 def _small(m, k, n):

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import engine as en
@@ -62,3 +63,43 @@ def test_environment_variable_selects_backend(tmp_path):
     out = subprocess.run([sys.executable, "-c", "import engine; print(engine.get_backend())"],
                          env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
     assert out.stdout.strip() == "reference"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blas_split_gemms_match_numpy(dtype):
+    """engine._blas splits big GEMMs over the cores (on engine._C.parallel when built)."""
+    from engine import _blas
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3001, 64)).astype(dtype), rng.standard_normal((64, 129)).astype(dtype)
+    c = rng.standard_normal((3001, 129)).astype(dtype)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(_blas.matmul(a, b), a @ b, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(_blas.matmul_tn(a, c), a.T @ c, rtol=rtol, atol=rtol * 100)
+    assert _blas.matmul(a[:2], b).shape == (2, 129)  # small: one call, no split
+
+
+def test_cpp_parallel_runs_every_index_and_raises_the_first_error():
+    _C = pytest.importorskip("engine._C")
+    seen = []
+    _C.parallel(seen.append, 5)
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+
+    def fail(i):
+        if i == 3:
+            raise KeyError("block 3")
+    with pytest.raises(KeyError, match="block 3"):
+        _C.parallel(fail, 4)
+    with pytest.raises(ValueError, match="n must be >= 1, got 0"):
+        _C.parallel(seen.append, 0)
+
+
+def test_freed_memory_policy_applies_once_and_can_be_declined():
+    code = "import engine._memory as m; print(m.KEPT)"
+    env = dict(os.environ, SEQFUSE_MALLOC="default")
+    declined = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                              check=True)
+    assert declined.stdout.strip() == "False"
+    kept = subprocess.run([sys.executable, "-c", code], env={k: v for k, v in env.items()
+                                                            if k != "SEQFUSE_MALLOC"},
+                          capture_output=True, text=True, check=True)
+    assert kept.stdout.strip() == ("True" if os.confstr("CS_GNU_LIBC_VERSION") else "False")

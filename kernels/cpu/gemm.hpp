@@ -107,12 +107,13 @@ void transpose(int64_t K, int64_t N, const T* in, T* out) {
 // independent (row b of h_t depends only on row b of h_{t-1}), so each thread runs the whole
 // time loop on its rows with no barrier per step. Ranges are whole register tiles; small
 // problems (flops: the work of the whole call) stay on the calling thread.
-// Plain threads, started per call, rather than an OpenMP pool: a call is long (≥ ~0.5 ms)
-// next to a thread start (~20 µs), and no idle worker is left spinning after it. Spinning
-// pool workers (libgomp's beside OpenBLAS's) fight over a 2-core machine: measured here, F.lstm
-// forward+backward at (B,T,F,H) = (32,100,32,32) took ~80 ms with an OpenMP pool, ~4 ms with
-// OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1. The thread count follows OMP_NUM_THREADS
-// and the CPU affinity when OpenMP is there.
+// The threads are OpenMP's, the same pool as conv1d's and the one engine/_blas.py runs the
+// GEMMs around these loops on (engine._C.parallel), so only one worker per core exists. Its
+// workers spin briefly after a region, so the next kernel of a training step starts without
+// waking a sleeping core (LSTM (32,100,32,32) train 3.0 -> 2.5 ms, (64,100,64,128) 28 -> 26 ms
+// against threads started per call, medians over processes on the 2-core VM). Before the
+// GEMMs moved onto this pool, its spinning workers took the GEMM threads' core (weight
+// gradients 8 -> 15 ms), which is why the loops used to start plain threads per call.
 template <typename T, typename F>
 void parallel_rows(int64_t rows, double flops, F&& fn) {
 #if defined(SEQFUSE_OPENMP)
@@ -128,6 +129,11 @@ void parallel_rows(int64_t rows, double flops, F&& fn) {
     const int64_t b1 = std::min(rows, tiles * (id + 1) / n * MR);
     if (b0 < b1) fn(b0, b1);
   };
+#if defined(SEQFUSE_OPENMP)
+  // A worksharing loop, so every range runs even if OpenMP grants fewer threads than n.
+#pragma omp parallel for num_threads(n) schedule(static, 1)
+  for (int64_t id = 0; id < n; ++id) range(id);
+#else
   std::vector<std::thread> workers;
   workers.reserve(n - 1);
   for (int64_t id = 1; id < n; ++id) {
@@ -139,6 +145,7 @@ void parallel_rows(int64_t rows, double flops, F&& fn) {
   }
   range(0);
   for (auto& w : workers) w.join();
+#endif
 }
 
 }  // namespace seqfuse

@@ -1,0 +1,50 @@
+// engine._C.parallel(fn, n): fn(0) .. fn(n-1) on the OpenMP threads that run the kernels.
+//
+// engine/_blas.py splits its NumPy GEMMs over the cores with this, so the GEMMs around a
+// recurrent kernel run on the same threads as the kernel itself. With a second pool of
+// Python threads for them, the kernels' OpenMP workers (which spin briefly after each
+// region, so the next kernel starts without a wake-up) took that pool's core during the
+// GEMMs: LSTM (64,100,64,128) weight-gradient GEMMs 8 ms -> 15 ms (bench/RESULTS.md).
+// Each call of fn holds the GIL; NumPy releases it inside the GEMM, so the GEMMs overlap.
+#include <pybind11/pybind11.h>
+
+#include <exception>
+#include <string>
+#if defined(SEQFUSE_OPENMP)
+#include <omp.h>
+#endif
+
+namespace py = pybind11;
+
+namespace {
+
+void parallel(const py::function& fn, int n) {
+  if (n < 1) throw py::value_error("parallel: n must be >= 1, got " + std::to_string(n));
+  std::exception_ptr error;
+  {
+    py::gil_scoped_release release;
+#if defined(SEQFUSE_OPENMP)
+#pragma omp parallel for num_threads(n) schedule(static, 1)
+#endif
+    for (int i = 0; i < n; ++i) {
+      py::gil_scoped_acquire acquire;
+      try {
+        fn(i);
+      } catch (...) {
+#if defined(SEQFUSE_OPENMP)
+#pragma omp critical(seqfuse_parallel_error)
+#endif
+        if (!error) error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);  // with the GIL held again
+}
+
+}  // namespace
+
+void bind_parallel(py::module_& m) {
+  m.def("parallel", &parallel, py::arg("fn"), py::arg("n"),
+        "fn(i) for i in range(n), each on its own OpenMP thread holding the GIL while in "
+        "Python (NumPy releases it in a GEMM); the first error is raised after all return");
+}
