@@ -5,8 +5,9 @@ For each op and size: float32, forward+backward ("train") and forward under no_g
 and the median is reported with the ratio torch/ours (> 1 means we are faster).
 Before a contender runs the process sleeps SETTLE_S, so the worker threads the other library
 leaves spinning (OpenBLAS, OpenMP) have parked; without it each contender is timed while the
-other's threads still hold the two cores. Then one untimed call brings the cores back from
-idle, and the next call is timed: steady state, as in consecutive training steps.
+other's threads still hold the two cores. Then untimed calls (≥ WARM_CALLS, ≥ WARM_S) bring
+the cores back from idle, and the next call is timed: steady state, as in consecutive
+training steps.
 PyTorch is optional (the `compat` extra); without it only our times are printed.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ SIZES = {
 }
 _GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 SETTLE_S = 0.2
+WARM_CALLS, WARM_S = 2, 0.05
 
 
 def ours(op, size, rng):
@@ -113,15 +115,19 @@ def _median_ms(fn_by_name, repeat):
     """Interleaved rounds: in each round every contender is timed once, in steady state.
 
     Before its timed call a contender gets the settle pause (the other library's threads
-    park) and then one untimed call of its own: on the 2-vCPU VM a call right after an idle
-    pause runs both libraries' two-thread loops ~1.5× slower (the idle vCPU is slow to come
-    back), which is not what consecutive training steps see.
+    park) and then warms up with untimed calls of its own, at least WARM_CALLS and WARM_S:
+    on the 2-vCPU VM the first one or two calls after an idle pause run both libraries'
+    two-thread loops several ms slower (the idle vCPU is slow to come back), which is not
+    what consecutive training steps see.
     """
     samples = {name: [] for name in fn_by_name}
     for _ in range(repeat):
         for name, fn in fn_by_name.items():
             time.sleep(SETTLE_S)
-            fn()
+            start, calls = time.perf_counter(), 0
+            while calls < WARM_CALLS or time.perf_counter() - start < WARM_S:
+                fn()
+                calls += 1
             start = time.perf_counter()
             fn()
             samples[name].append((time.perf_counter() - start) * 1e3)
