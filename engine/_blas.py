@@ -101,7 +101,8 @@ def matmul(a, b):
         return a @ b
     m, k = a.shape
     if _small(m, k, b.shape[1]):
-        return a @ b  # OpenBLAS runs GEMMs this small on one thread anyway
+        with single_threaded():  # OpenBLAS's own threads would fight the kernels' workers
+            return a @ b
     out = np.empty((m, b.shape[1]), np.result_type(a, b))
     _parallel(lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]), m)
     return out
@@ -113,7 +114,8 @@ def matmul_tn(a, b):
         return a.T @ b
     k, m = a.shape
     if _small(m, k, b.shape[1]):
-        return a.T @ b
+        with single_threaded():
+            return a.T @ b
     parts = _parallel(lambda lo, hi: a[lo:hi].T @ b[lo:hi], k)
     total = parts[0]
     for p in parts[1:]:
