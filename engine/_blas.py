@@ -121,3 +121,14 @@ def matmul_tn(a, b):
     for p in parts[1:]:
         total += p
     return total
+
+
+def any_matmul(a, b):
+    """a @ b for any numpy operands (ops.MatMul): 2-D by 2-D through `matmul`, the rest with
+    one OpenBLAS thread, so no BLAS threads of its own compete with the kernels' workers."""
+    if not isinstance(a, np.ndarray):
+        return a @ b
+    if a.ndim == 2 and b.ndim == 2:
+        return matmul(a, b)
+    with single_threaded():
+        return a @ b

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _blas
 from .function import Function
 from .tensor import array_module
 
@@ -102,7 +103,7 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a @ b
+        return _blas.any_matmul(a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -115,8 +116,8 @@ class MatMul(Function):
             g2 = xp.expand_dims(g2, -1)
         if a.ndim == 1:
             g2 = xp.expand_dims(g2, -2)
-        ga = g2 @ xp.swapaxes(b2, -1, -2)
-        gb = xp.swapaxes(a2, -1, -2) @ g2
+        ga = _blas.any_matmul(g2, xp.swapaxes(b2, -1, -2))
+        gb = _blas.any_matmul(xp.swapaxes(a2, -1, -2), g2)
         if a.ndim == 1:  # extra leading axes are summed away by Tensor.backward
             ga = ga[..., 0, :]
         if b.ndim == 1:
