@@ -10,6 +10,7 @@ void bind_simple_rnn(py::module_& m);
 void bind_conv1d(py::module_& m);
 void bind_max_pool1d(py::module_& m);
 void bind_parallel(py::module_& m);
+void bind_blas(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "seqfuse C++ kernels (private; use engine.functional)";
@@ -20,4 +21,5 @@ PYBIND11_MODULE(_C, m) {
   bind_conv1d(m);
   bind_max_pool1d(m);
   bind_parallel(m);
+  bind_blas(m);
 }

@@ -1,10 +1,9 @@
 // engine._C.parallel(fn, n): fn(0) .. fn(n-1) on the OpenMP threads that run the kernels.
 //
-// engine/_blas.py splits its NumPy GEMMs over the cores with this, so the GEMMs around a
-// recurrent kernel run on the same threads as the kernel itself. With a second pool of
-// Python threads for them, the kernels' OpenMP workers (which spin briefly after each
-// region, so the next kernel starts without a wake-up) took that pool's core during the
-// GEMMs: LSTM (64,100,64,128) weight-gradient GEMMs 8 ms -> 15 ms (bench/RESULTS.md).
+// engine/_blas.py's fallback for GEMMs engine._C.gemm cannot take (another NumPy build without
+// its bundled OpenBLAS, strided operands): Python blocks still run on the kernels' threads, so
+// no second pool competes with the kernels' briefly spinning OpenMP workers (with a pool of
+// Python threads, LSTM (64,100,64,128) weight-gradient GEMMs took 15 ms instead of 8).
 // Each call of fn holds the GIL; NumPy releases it inside the GEMM, so the GEMMs overlap.
 #include <pybind11/pybind11.h>
 

@@ -4,10 +4,14 @@ NumPy's and SciPy's OpenBLAS keep their worker threads spinning for a while afte
 multi-threaded call. On a 2-core machine those spinning threads then take a core from the
 next fused kernel (our C++ and Numba loops run their own threads): measured on the 2-core
 VM, LSTM (64,100,64,128) forward kernel 29 ms right after a threaded GEMM, 10.5 ms with
-BLAS on one thread. So the big GEMMs around the fused kernels run here instead: one
-single-threaded BLAS call per core on a block of rows, on the C++ kernels' own OpenMP threads
-(engine._C.parallel) so that no third set of threads competes for the cores, or, without the
-C++ extension, on a small pool of Python threads whose idle threads sleep.
+BLAS on one thread. So the big GEMMs around the fused kernels run here instead, as one
+single-threaded BLAS call per core on a block of rows (or of the summed dimension):
+- on the C++ kernels' own OpenMP threads, calling NumPy's bundled OpenBLAS from C++
+  (engine._C.gemm / gemm_tn), so no third set of threads competes for the cores and no GIL
+  passes between threads (a sleeping worker took ~1 ms to pick it up on the VM);
+- otherwise (other NumPy builds, strided operands) as Python blocks on those threads
+  (engine._C.parallel), or without the C++ extension on a small pool of Python threads.
+GEMMs too small to split run on the calling thread, also with one BLAS thread.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ _SPLIT_FLOPS = 4e6  # below this a GEMM runs on the calling thread: dispatch wou
 
 _setters = None
 _run = None
+_gemm = None  # engine._C wired to NumPy's OpenBLAS, False when unavailable
 
 
 def _find_setters():
@@ -95,6 +100,36 @@ def _small(m, k, n):
     return CORES == 1 or 2.0 * m * k * n < _SPLIT_FLOPS
 
 
+def _native(*arrays):
+    """engine._C (gemm/gemm_tn on NumPy's OpenBLAS) when it can take these arrays."""
+    global _gemm
+    if _gemm is None:
+        _gemm = _load_native() or False
+    if _gemm and all(x.dtype == arrays[0].dtype for x in arrays) and \
+            arrays[0].dtype in (np.float32, np.float64):
+        return _gemm
+    return None
+
+
+def _load_native():
+    """engine._C wired to NumPy's bundled OpenBLAS (ILP64 cblas), or None."""
+    try:
+        from . import _C
+    except ImportError:
+        return None
+    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in glob.glob(os.path.join(libs, "libscipy_openblas64_*.so*")):
+        try:
+            lib = ctypes.CDLL(path)
+            names = ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", "openblas_set_num_threads_local")
+            sgemm, dgemm, setter = (ctypes.cast(getattr(lib, n), ctypes.c_void_p).value for n in names)
+        except (OSError, AttributeError):
+            continue
+        _C.set_blas(sgemm, dgemm, setter)
+        return _C
+    return None  # another NumPy build: the Python blocks below serve
+
+
 def matmul(a, b):
     """a [M,K] @ b [K,N] for numpy arrays (cupy: plain @)."""
     if not isinstance(a, np.ndarray):
@@ -103,6 +138,11 @@ def matmul(a, b):
     if _small(m, k, b.shape[1]):
         with single_threaded():  # OpenBLAS's own threads would fight the kernels' workers
             return a @ b
+    native = _native(a, b)
+    if native is not None and a.flags.c_contiguous:
+        return native.gemm(a, np.ascontiguousarray(b))
+    if native is not None and a.T.flags.c_contiguous:
+        return native.gemm_tn(a.T, np.ascontiguousarray(b))
     out = np.empty((m, b.shape[1]), np.result_type(a, b))
     _parallel(lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]), m)
     return out
@@ -116,6 +156,9 @@ def matmul_tn(a, b):
     if _small(m, k, b.shape[1]):
         with single_threaded():
             return a.T @ b
+    native = _native(a, b)
+    if native is not None and a.flags.c_contiguous and b.flags.c_contiguous:
+        return native.gemm_tn(a, b)
     parts = _parallel(lambda lo, hi: a[lo:hi].T @ b[lo:hi], k)
     total = parts[0]
     for p in parts[1:]:

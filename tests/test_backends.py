@@ -103,3 +103,29 @@ def test_freed_memory_policy_applies_once_and_can_be_declined():
                                                             if k != "SEQFUSE_MALLOC"},
                           capture_output=True, text=True, check=True)
     assert kept.stdout.strip() == ("True" if os.confstr("CS_GNU_LIBC_VERSION") else "False")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpp_gemm_on_numpys_blas(dtype):
+    """engine._C.gemm / gemm_tn (rows or K split over the OpenMP threads) against NumPy."""
+    from engine import _blas
+    _C = pytest.importorskip("engine._C")
+    if _blas._native(np.zeros(1, dtype)) is None:
+        pytest.skip("NumPy's bundled OpenBLAS was not found")
+    rng = np.random.default_rng(1)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for K, M, N in [(1, 1, 1), (3, 5, 2), (257, 33, 65), (4000, 7, 130)]:
+        a, b = rng.standard_normal((K, M)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+        np.testing.assert_allclose(_C.gemm_tn(a, b), a.T @ b, rtol=rtol, atol=rtol * K)
+        w = rng.standard_normal((M, N)).astype(dtype)
+        np.testing.assert_allclose(_C.gemm(a, w), a @ w, rtol=rtol, atol=rtol * M)
+        np.testing.assert_allclose(_C.gemm(a[::2], w[:, ::-1]), a[::2] @ w[:, ::-1], rtol=rtol,
+                                   atol=rtol * M)  # strided inputs are copied, not misread
+    with pytest.raises(ValueError, match=r"gemm: a \(3, 5\) and b \(4, 2\) do not chain"):
+        _C.gemm(np.zeros((3, 5), dtype), np.zeros((4, 2), dtype))
+    with pytest.raises(ValueError, match=r"gemm_tn: a \(3, 5\) and b \(4, 2\) do not chain"):
+        _C.gemm_tn(np.zeros((3, 5), dtype), np.zeros((4, 2), dtype))
+    with pytest.raises(TypeError, match="a and b must have one dtype"):
+        _C.gemm(np.zeros((3, 5), dtype), np.zeros((5, 2), np.float32 if dtype == np.float64 else np.float64))
+    with pytest.raises(TypeError, match="a must be float32 or float64, got int64"):
+        _C.gemm(np.zeros((3, 5), np.int64), np.zeros((5, 2), dtype))

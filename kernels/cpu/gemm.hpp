@@ -108,7 +108,7 @@ void transpose(int64_t K, int64_t N, const T* in, T* out) {
 // time loop on its rows with no barrier per step. Ranges are whole register tiles; small
 // problems (flops: the work of the whole call) stay on the calling thread.
 // The threads are OpenMP's, the same pool as conv1d's and the one engine/_blas.py runs the
-// GEMMs around these loops on (engine._C.parallel), so only one worker per core exists. Its
+// GEMMs around these loops on (engine._C.gemm), so only one worker per core exists. Its
 // workers spin briefly after a region, so the next kernel of a training step starts without
 // waking a sleeping core (LSTM (32,100,32,32) train 3.0 -> 2.5 ms, (64,100,64,128) 28 -> 26 ms
 // against threads started per call, medians over processes on the 2-core VM). Before the

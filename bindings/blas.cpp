@@ -1,0 +1,164 @@
+// engine._C.gemm / gemm_tn: the big GEMMs around the fused kernels (input projections,
+// weight gradients, Dense layers), split over the kernels' OpenMP threads, each block one
+// single-threaded call of the OpenBLAS NumPy ships (its cblas_sgemm/dgemm, ILP64, found by
+// engine/_blas.py and handed over once as addresses).
+//
+// No Python runs on the worker threads, so no GIL passes between them: with Python blocks
+// (engine._C.parallel) each split GEMM waited ~1 ms for the sleeping worker to take the GIL
+// on the 2-vCPU VM, which was half of an LSTM (32,100,32,32) training step.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+#if defined(SEQFUSE_OPENMP)
+#include <omp.h>
+#endif
+
+#include "common.hpp"
+
+namespace py = pybind11;
+using namespace seqfuse_bind;
+
+namespace {
+
+using blas_int = int64_t;  // NumPy's OpenBLAS is built with 64-bit integers (ILP64)
+enum : int { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };  // CBLAS enums
+template <typename T>
+using cblas_gemm = void(int, int, int, blas_int, blas_int, blas_int, T, const T*, blas_int, const T*,
+                        blas_int, T, T*, blas_int);
+
+struct Blas {
+  cblas_gemm<float>* sgemm = nullptr;
+  cblas_gemm<double>* dgemm = nullptr;
+  int (*set_threads_local)(int) = nullptr;  // OpenBLAS's per-thread thread count, or nullptr
+};
+Blas blas;
+
+template <typename T>
+cblas_gemm<T>* gemm_fn();
+template <>
+cblas_gemm<float>* gemm_fn<float>() { return blas.sgemm; }
+template <>
+cblas_gemm<double>* gemm_fn<double>() { return blas.dgemm; }
+
+void set_blas(std::uintptr_t sgemm, std::uintptr_t dgemm, std::uintptr_t set_threads_local) {
+  if (!sgemm || !dgemm) throw py::value_error("set_blas: sgemm and dgemm must be function addresses");
+  blas.sgemm = reinterpret_cast<cblas_gemm<float>*>(sgemm);
+  blas.dgemm = reinterpret_cast<cblas_gemm<double>*>(dgemm);
+  blas.set_threads_local = reinterpret_cast<int (*)(int)>(set_threads_local);
+}
+
+int threads() {
+#if defined(SEQFUSE_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+template <typename T>
+void check(const carray<T>& a, const carray<T>& b, py::ssize_t shared_a, py::ssize_t shared_b,
+           const char* op) {
+  if (a.ndim() != 2 || b.ndim() != 2 || shared_a != shared_b) {
+    std::ostringstream s;
+    s << op << ": a " << shape_str(a) << " and b " << shape_str(b) << " do not chain";
+    throw py::value_error(s.str());
+  }
+  if (!gemm_fn<T>()) throw std::runtime_error(std::string(op) + ": set_blas was not called");
+}
+
+// C[M,N] = A[M,K]·B[K,N], rows split over the threads.
+template <typename T>
+py::array gemm(const carray<T>& a, const carray<T>& b) {
+  check(a, b, a.shape(1), b.shape(0), "gemm");
+  const py::ssize_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
+  carray<T> c({M, N});
+  const int parts = static_cast<int>(std::max<py::ssize_t>(1, std::min<py::ssize_t>(threads(), M)));
+  const T *A = a.data(), *B = b.data();
+  T* C = c.mutable_data();
+  {
+    py::gil_scoped_release release;
+#if defined(SEQFUSE_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+#endif
+    for (int p = 0; p < parts; ++p) {
+      const py::ssize_t lo = M * p / parts, hi = M * (p + 1) / parts;
+      if (blas.set_threads_local) blas.set_threads_local(1);
+      if (hi > lo)
+        gemm_fn<T>()(kRowMajor, kNoTrans, kNoTrans, hi - lo, N, K, T(1), A + lo * K, K, B, N, T(0),
+                     C + lo * N, N);
+    }
+  }
+  return c;
+}
+
+// C[M,N] = Aᵀ·B for A[K,M], B[K,N]: K split over the threads, the parts summed.
+template <typename T>
+py::array gemm_tn(const carray<T>& a, const carray<T>& b) {
+  check(a, b, a.shape(0), b.shape(0), "gemm_tn");
+  const py::ssize_t K = a.shape(0), M = a.shape(1), N = b.shape(1);
+  carray<T> c({M, N});
+  const int parts = static_cast<int>(std::max<py::ssize_t>(1, std::min<py::ssize_t>(threads(), K)));
+  std::vector<T> partial(static_cast<size_t>(parts - 1) * M * N);
+  const T *A = a.data(), *B = b.data();
+  T* C = c.mutable_data();
+  {
+    py::gil_scoped_release release;
+#if defined(SEQFUSE_OPENMP)
+#pragma omp parallel num_threads(parts)
+#endif
+    {
+#if defined(SEQFUSE_OPENMP)
+#pragma omp for schedule(static, 1)
+#endif
+      for (int p = 0; p < parts; ++p) {
+        const py::ssize_t lo = K * p / parts, hi = K * (p + 1) / parts;
+        T* out = p == 0 ? C : partial.data() + (p - 1) * M * N;
+        if (blas.set_threads_local) blas.set_threads_local(1);
+        if (hi > lo)
+          gemm_fn<T>()(kRowMajor, kTrans, kNoTrans, M, N, hi - lo, T(1), A + lo * M, M, B + lo * N,
+                       N, T(0), out, N);
+        else
+          std::fill(out, out + M * N, T(0));
+      }
+#if defined(SEQFUSE_OPENMP)
+#pragma omp for schedule(static)
+#endif
+      for (py::ssize_t e = 0; e < M * N; ++e)
+        for (int p = 1; p < parts; ++p) C[e] += partial[(p - 1) * M * N + e];
+    }
+  }
+  return c;
+}
+
+template <template <typename> class Op>
+py::array dispatch(const py::array& a, const py::array& b, const char* op) {
+  const bool f64 = is_float64(a, op, "a");
+  if (f64 != is_float64(b, op, "b")) throw py::type_error(std::string(op) + ": a and b must have one dtype");
+  return f64 ? Op<double>::run(carray<double>(a), carray<double>(b))
+             : Op<float>::run(carray<float>(a), carray<float>(b));
+}
+template <typename T>
+struct Gemm {
+  static py::array run(const carray<T>& a, const carray<T>& b) { return gemm<T>(a, b); }
+};
+template <typename T>
+struct GemmTN {
+  static py::array run(const carray<T>& a, const carray<T>& b) { return gemm_tn<T>(a, b); }
+};
+
+}  // namespace
+
+void bind_blas(py::module_& m) {
+  m.def("set_blas", &set_blas, py::arg("sgemm"), py::arg("dgemm"), py::arg("set_threads_local"),
+        "addresses of an ILP64 cblas_sgemm and cblas_dgemm (NumPy's OpenBLAS) and of that "
+        "library's openblas_set_num_threads_local (or 0)");
+  m.def("gemm", [](const py::array& a, const py::array& b) { return dispatch<Gemm>(a, b, "gemm"); },
+        py::arg("a"), py::arg("b"), "a [M,K] @ b [K,N], float32 or float64, rows split over the OpenMP threads");
+  m.def("gemm_tn", [](const py::array& a, const py::array& b) { return dispatch<GemmTN>(a, b, "gemm_tn"); },
+        py::arg("a"), py::arg("b"), "a [K,M]ᵀ @ b [K,N], K split over the OpenMP threads and summed");
+}
