@@ -71,12 +71,19 @@ void check(const carray<T>& a, const carray<T>& b, py::ssize_t shared_a, py::ssi
   if (!gemm_fn<T>()) throw std::runtime_error(std::string(op) + ": set_blas was not called");
 }
 
+template <typename T>
+py::array zeros(carray<T>& c) {
+  std::fill(c.mutable_data(), c.mutable_data() + c.size(), T(0));
+  return c;
+}
+
 // C[M,N] = A[M,K]·B[K,N], rows split over the threads.
 template <typename T>
 py::array gemm(const carray<T>& a, const carray<T>& b) {
   check(a, b, a.shape(1), b.shape(0), "gemm");
   const py::ssize_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
   carray<T> c({M, N});
+  if (M * N == 0 || K == 0) return zeros(c);  // BLAS rejects leading dimensions of 0
   const int parts = static_cast<int>(std::max<py::ssize_t>(1, std::min<py::ssize_t>(threads(), M)));
   const T *A = a.data(), *B = b.data();
   T* C = c.mutable_data();
@@ -102,6 +109,7 @@ py::array gemm_tn(const carray<T>& a, const carray<T>& b) {
   check(a, b, a.shape(0), b.shape(0), "gemm_tn");
   const py::ssize_t K = a.shape(0), M = a.shape(1), N = b.shape(1);
   carray<T> c({M, N});
+  if (M * N == 0 || K == 0) return zeros(c);
   const int parts = static_cast<int>(std::max<py::ssize_t>(1, std::min<py::ssize_t>(threads(), K)));
   std::vector<T> partial(static_cast<size_t>(parts - 1) * M * N);
   const T *A = a.data(), *B = b.data();

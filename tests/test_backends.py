@@ -121,6 +121,10 @@ def test_cpp_gemm_on_numpys_blas(dtype):
         np.testing.assert_allclose(_C.gemm(a, w), a @ w, rtol=rtol, atol=rtol * M)
         np.testing.assert_allclose(_C.gemm(a[::2], w[:, ::-1]), a[::2] @ w[:, ::-1], rtol=rtol,
                                    atol=rtol * M)  # strided inputs are copied, not misread
+    for K, M, N in [(0, 3, 2), (4, 0, 2), (4, 3, 0)]:
+        a, b, w = np.ones((K, M), dtype), np.ones((K, N), dtype), np.ones((M, N), dtype)
+        np.testing.assert_array_equal(_C.gemm_tn(a, b), a.T @ b)
+        np.testing.assert_array_equal(_C.gemm(a.T.copy(), b), a.T @ b)
     with pytest.raises(ValueError, match=r"gemm: a \(3, 5\) and b \(4, 2\) do not chain"):
         _C.gemm(np.zeros((3, 5), dtype), np.zeros((4, 2), dtype))
     with pytest.raises(ValueError, match=r"gemm_tn: a \(3, 5\) and b \(4, 2\) do not chain"):
