@@ -2,9 +2,12 @@
 
 Float arrays are float32 or float64, all of one dtype per call (TypeError otherwise, never a
 silent cast); shapes are checked before any kernel runs (ValueError naming the argument).
-Recurrent ops are time-major; see docs/kernels.md for the math.
+Recurrent ops take x batch-major [B,T,F] and return time-major sequences [T,B,...];
+see docs/kernels.md for the math. The last four functions serve engine/_blas.py.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -58,3 +61,17 @@ def simple_rnn_backward(dhs: _Float, U: _Float, h0: _Float, hs: _Float, mask: _M
                         dropout_mask: _Float | None, *, kernel: _Float | None = None,
                         go_backwards: bool = False) -> tuple[_Float, _Float | None, _Float]:
     """dhs: [T,B,H] -> (dz [T,B,H], dx [B,T,F] or None, dh0 [B,H])."""
+
+def parallel(fn: Callable[[int], object], n: int) -> None:
+    """fn(i) for i in range(n), each on an OpenMP thread of the kernels' pool (holding the GIL
+    while in Python); the first error is raised after all return."""
+
+def set_blas(sgemm: int, dgemm: int, set_threads_local: int) -> None:
+    """Addresses of an ILP64 cblas_sgemm / cblas_dgemm (NumPy's OpenBLAS) and of that
+    library's openblas_set_num_threads_local (or 0), used by gemm and gemm_tn."""
+
+def gemm(a: _Float, b: _Float) -> _Float:
+    """a [M,K] @ b [K,N]; rows split over the OpenMP threads, one BLAS call each."""
+
+def gemm_tn(a: _Float, b: _Float) -> _Float:
+    """a [K,M]ᵀ @ b [K,N]; K split over the OpenMP threads and the parts summed."""
