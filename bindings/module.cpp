@@ -1,6 +1,11 @@
 // The one PYBIND11_MODULE of engine._C. Each op's bindings live in bindings/<op>.cpp.
 #include <pybind11/pybind11.h>
 
+#include <pthread.h>
+#if defined(SEQFUSE_OPENMP)
+#include <omp.h>
+#endif
+
 namespace py = pybind11;
 
 void bind_embedding(py::module_& m);
@@ -12,8 +17,22 @@ void bind_max_pool1d(py::module_& m);
 void bind_parallel(py::module_& m);
 void bind_blas(py::module_& m);
 
+namespace {
+
+// GNU OpenMP cannot start a team in a forked child: the parent's pool threads are gone and the
+// child would wait for them forever (multiprocessing's default start method on Linux). A child
+// of a process that used the kernels therefore runs them on one thread.
+void one_thread_after_fork() {
+#if defined(SEQFUSE_OPENMP)
+  omp_set_num_threads(1);
+#endif
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "seqfuse C++ kernels (private; use engine.functional)";
+  pthread_atfork(nullptr, nullptr, one_thread_after_fork);
   bind_embedding(m);
   bind_lstm(m);
   bind_gru(m);

@@ -7,6 +7,7 @@
 // Each call of fn holds the GIL; NumPy releases it inside the GEMM, so the GEMMs overlap.
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <exception>
 #include <string>
 #if defined(SEQFUSE_OPENMP)
@@ -23,7 +24,9 @@ void parallel(const py::function& fn, int n) {
   {
     py::gil_scoped_release release;
 #if defined(SEQFUSE_OPENMP)
-#pragma omp parallel for num_threads(n) schedule(static, 1)
+    // Never more threads than OpenMP allows (one in a forked child: bindings/module.cpp).
+    const int team = std::min(n, omp_get_max_threads());
+#pragma omp parallel for num_threads(team) schedule(static, 1)
 #endif
     for (int i = 0; i < n; ++i) {
       py::gil_scoped_acquire acquire;

@@ -133,3 +133,36 @@ def test_cpp_gemm_on_numpys_blas(dtype):
         _C.gemm(np.zeros((3, 5), dtype), np.zeros((5, 2), np.float32 if dtype == np.float64 else np.float64))
     with pytest.raises(TypeError, match="a must be float32 or float64, got int64"):
         _C.gemm(np.zeros((3, 5), np.int64), np.zeros((5, 2), dtype))
+
+
+FORK_SCRIPT = """
+import os, numpy as np
+import engine as en, engine.functional as F
+from engine.benchmark import ours
+
+def steps():
+    rng = np.random.default_rng(0)
+    for op, size in [("lstm", (16, 20, 8, 32)), ("gru", (16, 20, 8, 32)), ("conv1d", (4, 50, 8, 8, 3)),
+                     ("embedding", (1000, 16, 8, 20, True))]:
+        ours(op, size, rng)[0]()
+    a = en.Tensor(rng.standard_normal((3000, 64)).astype("float32"), requires_grad=True)
+    (a @ a.T[:, :64]).sum().backward()
+
+steps()
+pid = os.fork()
+if pid == 0:
+    steps()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child exit", os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_can_run_every_kernel():
+    """GNU OpenMP cannot start a team in a forked child; the child must run them on one thread
+    instead of waiting forever (multiprocessing's default start method on Linux)."""
+    done = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "child exit 0" in done.stdout
