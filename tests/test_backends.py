@@ -137,8 +137,9 @@ def test_cpp_gemm_on_numpys_blas(dtype):
 
 FORK_SCRIPT = """
 import os, numpy as np
-import engine as en, engine.functional as F
+import engine as en
 from engine.benchmark import ours
+en.set_backend("cpp")  # numba's own OpenMP layer terminates forked children on purpose
 
 def steps():
     rng = np.random.default_rng(0)
@@ -159,10 +160,13 @@ print("child exit", os.waitstatus_to_exitcode(status))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
-def test_a_forked_child_can_run_every_kernel():
+def test_a_forked_child_can_run_every_kernel(tmp_path):
     """GNU OpenMP cannot start a team in a forked child; the child must run them on one thread
     instead of waiting forever (multiprocessing's default start method on Linux)."""
+    if "cpp" not in en.backends.available():
+        pytest.skip(en.backends.why_unavailable().get("cpp", "cpp backend unavailable"))
+    # Outside the checkout, so the child imports the same engine (with its _C) as this process.
     done = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "child exit 0" in done.stdout
