@@ -143,21 +143,12 @@ py::array gemm_tn(const carray<T>& a, const carray<T>& b) {
   return c;
 }
 
-template <template <typename> class Op>
-py::array dispatch(const py::array& a, const py::array& b, const char* op) {
+// True for float64, false for float32; TypeError unless a and b share one of them.
+bool both_float64(const py::array& a, const py::array& b, const char* op) {
   const bool f64 = is_float64(a, op, "a");
   if (f64 != is_float64(b, op, "b")) throw py::type_error(std::string(op) + ": a and b must have one dtype");
-  return f64 ? Op<double>::run(carray<double>(a), carray<double>(b))
-             : Op<float>::run(carray<float>(a), carray<float>(b));
+  return f64;
 }
-template <typename T>
-struct Gemm {
-  static py::array run(const carray<T>& a, const carray<T>& b) { return gemm<T>(a, b); }
-};
-template <typename T>
-struct GemmTN {
-  static py::array run(const carray<T>& a, const carray<T>& b) { return gemm_tn<T>(a, b); }
-};
 
 }  // namespace
 
@@ -165,8 +156,16 @@ void bind_blas(py::module_& m) {
   m.def("set_blas", &set_blas, py::arg("sgemm"), py::arg("dgemm"), py::arg("set_threads_local"),
         "addresses of an ILP64 cblas_sgemm and cblas_dgemm (NumPy's OpenBLAS) and of that "
         "library's openblas_set_num_threads_local (or 0)");
-  m.def("gemm", [](const py::array& a, const py::array& b) { return dispatch<Gemm>(a, b, "gemm"); },
+  m.def("gemm",
+        [](const py::array& a, const py::array& b) {
+          return both_float64(a, b, "gemm") ? gemm<double>(carray<double>(a), carray<double>(b))
+                                            : gemm<float>(carray<float>(a), carray<float>(b));
+        },
         py::arg("a"), py::arg("b"), "a [M,K] @ b [K,N], float32 or float64, rows split over the OpenMP threads");
-  m.def("gemm_tn", [](const py::array& a, const py::array& b) { return dispatch<GemmTN>(a, b, "gemm_tn"); },
+  m.def("gemm_tn",
+        [](const py::array& a, const py::array& b) {
+          return both_float64(a, b, "gemm_tn") ? gemm_tn<double>(carray<double>(a), carray<double>(b))
+                                               : gemm_tn<float>(carray<float>(a), carray<float>(b));
+        },
         py::arg("a"), py::arg("b"), "a [K,M]ᵀ @ b [K,N], K split over the OpenMP threads and summed");
 }
