@@ -14,11 +14,9 @@
 #include <sstream>
 #include <string>
 #include <vector>
-#if defined(SEQFUSE_OPENMP)
-#include <omp.h>
-#endif
 
 #include "common.hpp"
+#include "cpu/threads.hpp"
 
 namespace py = pybind11;
 using namespace seqfuse_bind;
@@ -52,14 +50,6 @@ void set_blas(std::uintptr_t sgemm, std::uintptr_t dgemm, std::uintptr_t set_thr
   blas.set_threads_local = reinterpret_cast<int (*)(int)>(set_threads_local);
 }
 
-int threads() {
-#if defined(SEQFUSE_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
 template <typename T>
 void check(const carray<T>& a, const carray<T>& b, py::ssize_t shared_a, py::ssize_t shared_b,
            const char* op) {
@@ -84,7 +74,7 @@ py::array gemm(const carray<T>& a, const carray<T>& b) {
   const py::ssize_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
   carray<T> c({M, N});
   if (M * N == 0 || K == 0) return zeros(c);  // BLAS rejects leading dimensions of 0
-  const int parts = static_cast<int>(std::max<py::ssize_t>(1, std::min<py::ssize_t>(threads(), M)));
+  const int parts = static_cast<int>(std::max<py::ssize_t>(1, std::min<py::ssize_t>(seqfuse::pool_threads(), M)));
   const T *A = a.data(), *B = b.data();
   T* C = c.mutable_data();
   {
@@ -110,7 +100,7 @@ py::array gemm_tn(const carray<T>& a, const carray<T>& b) {
   const py::ssize_t K = a.shape(0), M = a.shape(1), N = b.shape(1);
   carray<T> c({M, N});
   if (M * N == 0 || K == 0) return zeros(c);
-  const int parts = static_cast<int>(std::max<py::ssize_t>(1, std::min<py::ssize_t>(threads(), K)));
+  const int parts = static_cast<int>(std::max<py::ssize_t>(1, std::min<py::ssize_t>(seqfuse::pool_threads(), K)));
   std::vector<T> partial(static_cast<size_t>(parts - 1) * M * N);
   const T *A = a.data(), *B = b.data();
   T* C = c.mutable_data();

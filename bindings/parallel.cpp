@@ -10,9 +10,8 @@
 #include <algorithm>
 #include <exception>
 #include <string>
-#if defined(SEQFUSE_OPENMP)
-#include <omp.h>
-#endif
+
+#include "cpu/threads.hpp"
 
 namespace py = pybind11;
 
@@ -24,8 +23,7 @@ void parallel(const py::function& fn, int n) {
   {
     py::gil_scoped_release release;
 #if defined(SEQFUSE_OPENMP)
-    // Never more threads than OpenMP allows (one in a forked child: bindings/module.cpp).
-    const int team = std::min(n, omp_get_max_threads());
+    const int team = std::min(n, seqfuse::pool_threads());
 #pragma omp parallel for num_threads(team) schedule(static, 1)
 #endif
     for (int i = 0; i < n; ++i) {

@@ -84,10 +84,11 @@ auto data_or_null(const std::optional<A>& a) -> decltype(a->data()) {
   return a ? a->data() : nullptr;
 }
 
+// (The two structs below hold pybind11 arrays, whose types are hidden: so are they.)
 // The layer input and the input projection's weights, validated and kept alive for the
 // kernel: x [B,T,F], kernel [F,G], bias [G] or None (G = gates·H).
 template <typename scalar_t>
-struct ProjectionArgs {
+struct __attribute__((visibility("hidden"))) ProjectionArgs {
   carray<scalar_t> x, kernel;
   std::optional<carray<scalar_t>> bias;
 
@@ -114,7 +115,7 @@ ProjectionArgs<scalar_t> projection_args(const py::array& x_in, const py::array&
 // Backward's dx = dz·kernelᵀ, written by the kernel in x's layout [B,T,F]: kernel [F,G], or
 // None when dx is not wanted (then dx() is nullptr and result() None).
 template <typename scalar_t>
-struct InputGradient {
+struct __attribute__((visibility("hidden"))) InputGradient {
   std::optional<carray<scalar_t>> kernel, dx;
   std::vector<scalar_t> Wt;  // kernelᵀ [G,F], filled by the kernel
   seqfuse::InputProjection<scalar_t> projection;

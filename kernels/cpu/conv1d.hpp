@@ -12,9 +12,7 @@
 #include <cstring>
 #include <vector>
 
-#ifdef SEQFUSE_OPENMP
-#include <omp.h>
-#endif
+#include "cpu/threads.hpp"
 
 namespace seqfuse {
 namespace conv1d_detail {
@@ -114,22 +112,6 @@ inline void strided_gemm(const Strided<T>& g, int64_t rows, int64_t cols, bool a
 
 constexpr int64_t kChunk = 128;  // output rows per task: x, grad and out chunks stay in L2
 
-inline int thread_count() {
-#ifdef SEQFUSE_OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-inline int thread_id() {
-#ifdef SEQFUSE_OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
 }  // namespace conv1d_detail
 
 inline int64_t conv1d_output_length(int64_t length, int64_t size, int64_t strides, int64_t dilation) {
@@ -166,7 +148,7 @@ void conv1d_backward(const T* grad, const T* x, int64_t B, int64_t L, int64_t C,
   for (int64_t k = 0; k < K; ++k)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t o = 0; o < O; ++o) kernel_t[(k * O + o) * C + c] = kernel[(k * C + c) * O + o];
-  std::vector<T> partial(static_cast<size_t>(thread_count()) * kco, T(0));
+  std::vector<T> partial(static_cast<size_t>(pool_threads()) * kco, T(0));
 
 #pragma omp parallel
   {
@@ -185,7 +167,7 @@ void conv1d_backward(const T* grad, const T* x, int64_t B, int64_t L, int64_t C,
       }
     }
     // dkernel[k][c, o] = Σ_{b,t} x[b, t·s + k·d, c] · grad[b, t, o], summed per thread.
-    T* mine = partial.data() + thread_id() * kco;
+    T* mine = partial.data() + pool_thread_id() * kco;
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; ++b)
       for (int64_t c0 = 0; c0 < chunks; ++c0) {
@@ -197,7 +179,7 @@ void conv1d_backward(const T* grad, const T* x, int64_t B, int64_t L, int64_t C,
         }
       }
   }
-  const int threads = thread_count();
+  const int threads = pool_threads();
 #pragma omp parallel for schedule(static) if (kco > 65536)
   for (int64_t e = 0; e < kco; ++e) {
     T sum = 0;

@@ -14,9 +14,8 @@
 #include <system_error>
 #include <thread>
 #include <vector>
-#if defined(SEQFUSE_OPENMP)
-#include <omp.h>
-#endif
+
+#include "cpu/threads.hpp"
 
 namespace seqfuse {
 
@@ -117,7 +116,7 @@ void transpose(int64_t K, int64_t N, const T* in, T* out) {
 template <typename T, typename F>
 void parallel_rows(int64_t rows, double flops, F&& fn) {
 #if defined(SEQFUSE_OPENMP)
-  const int64_t max_threads = omp_get_max_threads();
+  const int64_t max_threads = pool_threads();
 #else
   const int64_t max_threads = std::max(1u, std::thread::hardware_concurrency());
 #endif
