@@ -35,13 +35,17 @@ int64_t check_conv1d(const py::array& x, const py::array& kernel, int64_t stride
 }
 
 template <typename T>
-py::array forward(const py::array& x_in, const py::array& kernel_in, int64_t s, int64_t d, int64_t lo) {
+py::array forward(const py::array& x_in, const py::array& kernel_in, const py::object& bias_in,
+                  int64_t s, int64_t d, int64_t lo) {
   carray<T> x(x_in), kernel(kernel_in);
   const int64_t B = x.shape(0), L = x.shape(1), C = x.shape(2), K = kernel.shape(0), O = kernel.shape(2);
+  auto bias = optional_float_arg<T>(bias_in, "conv1d", "bias");
+  if (bias) require_shape(*bias, "conv1d", "bias", "(O,)", {O});
   carray<T> out({B, lo, O});
   {
     py::gil_scoped_release release;
-    seqfuse::conv1d_forward<T>(x.data(), B, L, C, kernel.data(), K, O, s, d, out.mutable_data());
+    seqfuse::conv1d_forward<T>(x.data(), B, L, C, kernel.data(), data_or_null(bias), K, O, s, d,
+                               out.mutable_data());
   }
   return out;
 }
@@ -51,26 +55,30 @@ py::tuple backward(const py::array& grad_in, const py::array& x_in, const py::ar
                    int64_t s, int64_t d) {
   carray<T> grad(grad_in), x(x_in), kernel(kernel_in);
   const int64_t B = x.shape(0), L = x.shape(1), C = x.shape(2), K = kernel.shape(0), O = kernel.shape(2);
-  carray<T> dx({B, L, C}), dkernel({K, C, O});
+  carray<T> dx({B, L, C}), dkernel({K, C, O}), dbias({O});
   {
     py::gil_scoped_release release;
     seqfuse::conv1d_backward<T>(grad.data(), x.data(), B, L, C, kernel.data(), K, O, s, d,
-                                dx.mutable_data(), dkernel.mutable_data());
+                                dx.mutable_data(), dkernel.mutable_data(), dbias.mutable_data());
   }
-  return py::make_tuple(dx, dkernel);
+  return py::make_tuple(dx, dkernel, dbias);
 }
 
 }  // namespace
 
 void bind_conv1d(py::module_& m) {
   m.def("conv1d_forward",
-        [](const py::array& x, const py::array& kernel, int64_t strides, int64_t dilation_rate) {
+        [](const py::array& x, const py::array& kernel, const py::object& bias, int64_t strides,
+           int64_t dilation_rate) {
           const int64_t lo = check_conv1d(x, kernel, strides, dilation_rate);
-          return is_float64(x, "conv1d", "x") ? forward<double>(x, kernel, strides, dilation_rate, lo)
-                                              : forward<float>(x, kernel, strides, dilation_rate, lo);
+          return is_float64(x, "conv1d", "x")
+                     ? forward<double>(x, kernel, bias, strides, dilation_rate, lo)
+                     : forward<float>(x, kernel, bias, strides, dilation_rate, lo);
         },
-        py::arg("x"), py::arg("kernel"), py::arg("strides"), py::arg("dilation_rate"),
-        "x: [B,L,C] padded, kernel: [K,C,O] -> [B,L_out,O], out[b,t] = sum_k x[b,t*s+k*d] . kernel[k]");
+        py::arg("x"), py::arg("kernel"), py::arg("bias").none(true), py::arg("strides"),
+        py::arg("dilation_rate"),
+        "x: [B,L,C] padded, kernel: [K,C,O], bias: [O] or None -> [B,L_out,O], "
+        "out[b,t] = bias + sum_k x[b,t*s+k*d] . kernel[k]");
   m.def("conv1d_backward",
         [](const py::array& grad, const py::array& x, const py::array& kernel, int64_t strides,
            int64_t dilation_rate) {
@@ -84,5 +92,6 @@ void bind_conv1d(py::module_& m) {
                                               : backward<float>(grad, x, kernel, strides, dilation_rate);
         },
         py::arg("grad"), py::arg("x"), py::arg("kernel"), py::arg("strides"), py::arg("dilation_rate"),
-        "grad: [B,L_out,O], x: [B,L,C], kernel: [K,C,O] -> (dx [B,L,C], dkernel [K,C,O])");
+        "grad: [B,L_out,O], x: [B,L,C], kernel: [K,C,O] -> (dx [B,L,C], dkernel [K,C,O], "
+        "dbias [O] = grad summed over B and L_out)");
 }

@@ -62,6 +62,14 @@ def simple_rnn_backward(dhs: _Float, U: _Float, h0: _Float, hs: _Float, mask: _M
                         go_backwards: bool = False) -> tuple[_Float, _Float | None, _Float]:
     """dhs: [T,B,H] -> (dz [T,B,H], dx [B,T,F] or None, dh0 [B,H])."""
 
+def conv1d_forward(x: _Float, kernel: _Float, bias: _Float | None, strides: int,
+                   dilation_rate: int) -> _Float:
+    """x: [B,L,C] padded, kernel: [K,C,O], bias: [O] or None -> [B,L_out,O]."""
+
+def conv1d_backward(grad: _Float, x: _Float, kernel: _Float, strides: int,
+                    dilation_rate: int) -> tuple[_Float, _Float, _Float]:
+    """grad: [B,L_out,O] -> (dx [B,L,C], dkernel [K,C,O], dbias [O])."""
+
 def parallel(fn: Callable[[int], object], n: int) -> None:
     """fn(i) for i in range(n), each on an OpenMP thread of the kernels' pool (holding the GIL
     while in Python); the first error is raised after all return."""

@@ -202,9 +202,7 @@ class _Conv1D(Function):
         xp = array_module(x)
         padded = _pad_length(x, *pad)
         kernel = xp.ascontiguousarray(kernel)
-        out = backend.conv1d_forward(padded, kernel, strides, dilation_rate)
-        if bias is not None:
-            out += bias
+        out = backend.conv1d_forward(padded, kernel, bias, strides, dilation_rate)
         ctx.backend, ctx.options, ctx.pad, ctx.length = backend, (strides, dilation_rate), pad, x.shape[1]
         ctx.has_bias = bias is not None
         ctx.save_for_backward(padded, kernel)
@@ -214,10 +212,9 @@ class _Conv1D(Function):
     def backward(ctx, grad):
         padded, kernel = ctx.saved
         grad = array_module(grad).ascontiguousarray(grad)
-        dx, dkernel = ctx.backend.conv1d_backward(grad, padded, kernel, *ctx.options)
+        dx, dkernel, dbias = ctx.backend.conv1d_backward(grad, padded, kernel, *ctx.options)
         dx = dx[:, ctx.pad[0]:ctx.pad[0] + ctx.length]
-        dbias = grad.sum(axis=(0, 1)) if ctx.has_bias else None
-        return dx, dkernel, dbias
+        return dx, dkernel, dbias if ctx.has_bias else None
 
 
 def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1) -> Tensor:

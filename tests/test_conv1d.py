@@ -83,7 +83,7 @@ def test_reference_matches_central_differences(padding, strides, dilation_rate):
 def test_reference_forward_matches_naive_loop(strides, dilation_rate):
     x, kernel, _ = inputs(2, 12, 3, 4, 3)
     expected = naive_conv1d(x, kernel, strides, dilation_rate)
-    assert_close(backends.get("reference").conv1d_forward(x, kernel, strides, dilation_rate), expected, 1e-12)
+    assert_close(backends.get("reference").conv1d_forward(x, kernel, None, strides, dilation_rate), expected, 1e-12)
 
 
 @pytest.mark.parametrize("backend", FAST)
@@ -103,14 +103,18 @@ def test_backend_matches_reference(backend, dtype, padding, strides, dilation_ra
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_backend_kernel_table_matches_reference_at_bench_like_width(backend, dtype):
     # Channel counts past one register tile (and not a multiple of it) exercise the edges.
-    x, kernel, _ = inputs(2, 40, 37, 45, 4, dtype)
+    # The bias is fused into the kernels: forward starts from it, backward returns its sum.
+    x, kernel, bias = inputs(2, 40, 37, 45, 4, dtype)
     module, ref = backends.get(backend), backends.get("reference")
     grad = np.random.default_rng(2).standard_normal((2, 37, 45)).astype(dtype)
-    assert_close(module.conv1d_forward(x, kernel, 1, 1), ref.conv1d_forward(x, kernel, 1, 1),
-                 FORWARD_TOL[dtype], "out")
-    for name, a, b in zip(("dx", "dkernel"), module.conv1d_backward(grad, x, kernel, 1, 1),
-                          ref.conv1d_backward(grad, x, kernel, 1, 1)):
+    for b in (bias, None):
+        assert_close(module.conv1d_forward(x, kernel, b, 1, 1), ref.conv1d_forward(x, kernel, b, 1, 1),
+                     FORWARD_TOL[dtype], "out")
+    got = module.conv1d_backward(grad, x, kernel, 1, 1)
+    assert len(got) == 3 and all(a.dtype == dtype for a in got)
+    for name, a, b in zip(("dx", "dkernel", "dbias"), got, ref.conv1d_backward(grad, x, kernel, 1, 1)):
         assert_close(a, b, GRAD_TOL[dtype], name)
+    assert_close(got[2], grad.sum(axis=(0, 1)), GRAD_TOL[dtype], "dbias = grad summed")
 
 
 EDGES = [  # (B, L, C, O, K, strides, dilation_rate, padding)
@@ -184,9 +188,12 @@ def test_bad_input_is_a_clear_error(args, kwargs, error, match):
 def test_kernel_table_rejects_bad_shapes(backend):
     module = backends.get(backend)
     with pytest.raises(ValueError, match="empty|shorter"):
-        module.conv1d_forward(np.zeros((1, 2, 1)), np.zeros((3, 1, 1)), 1, 1)
+        module.conv1d_forward(np.zeros((1, 2, 1)), np.zeros((3, 1, 1)), None, 1, 1)
     with pytest.raises(ValueError):
-        module.conv1d_forward(np.zeros((1, 5, 2)), np.zeros((3, 4, 1)), 1, 1)
+        module.conv1d_forward(np.zeros((1, 5, 2)), np.zeros((3, 4, 1)), None, 1, 1)
+    if backend != "reference":  # the reference trusts functional's checks
+        with pytest.raises(ValueError, match="bias"):
+            module.conv1d_forward(np.zeros((1, 5, 2)), np.zeros((3, 2, 4)), np.zeros(3), 1, 1)
     with pytest.raises(ValueError):
         module.conv1d_backward(np.zeros((1, 9, 1)), np.zeros((1, 5, 1)), np.zeros((3, 1, 1)), 1, 1)
 

@@ -40,10 +40,12 @@ def _tap(xs, k, strides, dilation_rate, channels, rows):
 
 
 @njit(cache=True, nogil=True)
-def _conv1d_forward_rows(xs, kernel, strides, dilation_rate, rows):
-    """xs: [B·Ls, s·C], kernel: [K,C,O] -> acc [rows, O], acc[m] = Σ_k tap_k[m] · kernel[k]."""
+def _conv1d_forward_rows(xs, kernel, bias, strides, dilation_rate, rows):
+    """xs: [B·Ls, s·C], kernel: [K,C,O], bias: [O]
+    -> acc [rows, O], acc[m] = bias + Σ_k tap_k[m] · kernel[k]."""
     K, C, O = kernel.shape
-    acc = np.zeros((rows, O), dtype=xs.dtype)
+    acc = np.empty((rows, O), dtype=xs.dtype)
+    acc[:] = bias
     product = np.empty((rows, O), dtype=xs.dtype)
     for k in range(K):
         np.dot(_tap(xs, k, strides, dilation_rate, C, rows), kernel[k], product)
@@ -98,19 +100,25 @@ def _grouped(x, strides):
     return np.ascontiguousarray(x).reshape(B * group, strides * C), group
 
 
-def conv1d_forward(x, kernel, strides, dilation_rate):
-    """x: [B,L,C], kernel: [K,C,O] -> [B,L_out,O] (no bias)."""
+def conv1d_forward(x, kernel, bias, strides, dilation_rate):
+    """x: [B,L,C], kernel: [K,C,O], bias: [O] or None -> [B,L_out,O]."""
     length_out = _check_conv1d(x, kernel, strides, dilation_rate)
+    O = kernel.shape[2]
+    if bias is None:
+        bias = np.zeros(O, dtype=x.dtype)
+    elif bias.shape != (O,) or bias.dtype != x.dtype:
+        raise ValueError(f"conv1d: bias must have shape ({O},) and dtype {x.dtype}, "
+                         f"got {bias.shape} and {bias.dtype}")
     xs, group = _grouped(x, strides)
     rows = (x.shape[0] - 1) * group + length_out
-    acc = _conv1d_forward_rows(xs, np.ascontiguousarray(kernel), strides, dilation_rate, rows)
+    acc = _conv1d_forward_rows(xs, np.ascontiguousarray(kernel), bias, strides, dilation_rate, rows)
     out = np.empty((x.shape[0], length_out, kernel.shape[2]), dtype=x.dtype)
     _ungroup(acc, group, out)
     return out
 
 
 def conv1d_backward(grad, x, kernel, strides, dilation_rate):
-    """grad: [B,L_out,O] -> (dx [B,L,C], dkernel [K,C,O])."""
+    """grad: [B,L_out,O] -> (dx [B,L,C], dkernel [K,C,O], dbias [O])."""
     length_out = _check_conv1d(x, kernel, strides, dilation_rate)
     expected = (x.shape[0], length_out, kernel.shape[2])
     if grad.shape != expected or grad.dtype != x.dtype:
@@ -122,7 +130,7 @@ def conv1d_backward(grad, x, kernel, strides, dilation_rate):
     dxs = np.zeros(xs.shape, dtype=x.dtype)
     dkernel = np.empty(kernel.shape, dtype=x.dtype)
     _conv1d_backward_rows(grad_rows, xs, np.ascontiguousarray(kernel), strides, dilation_rate, dxs, dkernel)
-    return dxs.reshape(B, group * strides, C)[:, :L], dkernel
+    return dxs.reshape(B, group * strides, C)[:, :L], dkernel, grad_rows.sum(axis=0)
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -93,13 +93,13 @@ def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask, *, kernel=None, go_b
                                   go_backwards=go_backwards)
 
 
-def conv1d_forward(x, kernel, strides, dilation_rate):
-    """x: [B,L,C] padded, kernel: [K,C,O] -> [B,L_out,O] (no bias)."""
-    return _C.conv1d_forward(x, kernel, int(strides), int(dilation_rate))
+def conv1d_forward(x, kernel, bias, strides, dilation_rate):
+    """x: [B,L,C] padded, kernel: [K,C,O], bias: [O] or None -> [B,L_out,O]."""
+    return _C.conv1d_forward(x, kernel, bias, int(strides), int(dilation_rate))
 
 
 def conv1d_backward(grad, x, kernel, strides, dilation_rate):
-    """grad: [B,L_out,O] -> (dx [B,L,C], dkernel [K,C,O])."""
+    """grad: [B,L_out,O] -> (dx [B,L,C], dkernel [K,C,O], dbias [O])."""
     return _C.conv1d_backward(grad, x, kernel, int(strides), int(dilation_rate))
 
 

@@ -256,22 +256,25 @@ def _tap(k, length_out, strides, dilation_rate):
     return slice(start, start + (length_out - 1) * strides + 1, strides)
 
 
-def conv1d_forward(x, kernel, strides, dilation_rate):
-    """x: [B,L,C], kernel: [K,C,O] -> out [B,L_out,O], no bias.
+def conv1d_forward(x, kernel, bias, strides, dilation_rate):
+    """x: [B,L,C], kernel: [K,C,O], bias: [O] or None -> out [B,L_out,O].
 
-    out[b,t] = Σ_k x[b, t·s + k·d] · kernel[k]  (cross-correlation, as Keras and PyTorch).
+    out[b,t] = bias + Σ_k x[b, t·s + k·d] · kernel[k]  (cross-correlation, as Keras and PyTorch).
     """
     B, L, _ = x.shape
     K, _, O = kernel.shape
     length_out = conv1d_output_length(L, K, strides, dilation_rate)
     out = np.zeros((B, length_out, O), dtype=x.dtype)
+    if bias is not None:
+        out += bias
     for k in range(K):
         out += x[:, _tap(k, length_out, strides, dilation_rate)] @ kernel[k]
     return out
 
 
 def conv1d_backward(grad, x, kernel, strides, dilation_rate):
-    """grad: [B,L_out,O] -> (dx [B,L,C], dkernel [K,C,O]); the transpose of each tap's GEMM."""
+    """grad: [B,L_out,O] -> (dx [B,L,C], dkernel [K,C,O], dbias [O]); the transpose of each
+    tap's GEMM, and dbias = grad summed over B and L_out."""
     B, length_out, O = grad.shape
     K, C, _ = kernel.shape
     dx = np.zeros(x.shape, dtype=x.dtype)
@@ -281,7 +284,7 @@ def conv1d_backward(grad, x, kernel, strides, dilation_rate):
         rows = _tap(k, length_out, strides, dilation_rate)
         dkernel[k] = x[:, rows].reshape(B * length_out, C).T @ rows_grad
         dx[:, rows] += grad @ kernel[k].T
-    return dx, dkernel
+    return dx, dkernel, rows_grad.sum(axis=0)
 
 
 def max_pool1d_forward(x, pool_size, strides):
