@@ -84,17 +84,22 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
 
   auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, 3 * H, go_backwards);
 
+  // dbias: (Σ dxw, Σ du) with reset_after (the layer's [2,3H] bias), else Σ dxw.
+  const py::ssize_t sums = (reset_after ? 2 : 1) * 3 * H;
   carray<scalar_t> dxw({T, B, 3 * H}), du({T, B, 3 * H}), dh0({B, H});
-  std::vector<scalar_t> Ut(3 * H * H), dh_ws(B * H), dhd_ws(B * H), drh_ws(reset_after ? 0 : B * H);
+  carray<scalar_t> dbias = reset_after ? carray<scalar_t>({py::ssize_t(2), 3 * H}) : carray<scalar_t>({3 * H});
+  std::vector<scalar_t> Ut(3 * H * H), dh_ws(B * H), dhd_ws(B * H), drh_ws(reset_after ? 0 : B * H),
+      sums_ws(seqfuse::max_row_ranges() * sums);
   {
     py::gil_scoped_release release;
     seqfuse::gru_backward<scalar_t>(T, B, H, dhs.data(), U.data(), h0.data(), hs.data(),
                                     gates.data(), uh.data(), data_or_null(mask), data_or_null(dm),
                                     reset_after, in.projection, dxw.mutable_data(), in.dx_data(),
-                                    du.mutable_data(), dh0.mutable_data(), Ut.data(), in.Wt.data(),
-                                    dh_ws.data(), dhd_ws.data(), drh_ws.data());
+                                    du.mutable_data(), dbias.mutable_data(), dh0.mutable_data(),
+                                    {sums_ws.data(), sums}, Ut.data(), in.Wt.data(), dh_ws.data(),
+                                    dhd_ws.data(), drh_ws.data());
   }
-  return py::make_tuple(dxw, in.result(), du, dh0);
+  return py::make_tuple(dxw, in.result(), du, dbias, dh0);
 }
 
 }  // namespace
@@ -136,5 +141,6 @@ void bind_gru(py::module_& m) {
         py::arg("kernel").none(true) = py::none(), py::arg("go_backwards") = false,
         "dhs: [T,B,H], rest as gru_forward's inputs and outputs; kernel: [F,3H] for dx, or None "
         "-> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H] gradient of the recurrent "
-        "pre-activations, dh0 [B,H])");
+        "pre-activations, dbias [2,3H] = (dxw, du) summed over T and B, or [3H] = dxw's sum when "
+        "reset_after=False, dh0 [B,H])");
 }

@@ -75,17 +75,19 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
   auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, 4 * H, go_backwards);
 
-  carray<scalar_t> dz({T, B, 4 * H}), dh0({B, H}), dc0({B, H});
-  std::vector<scalar_t> Ut(4 * H * H), dh_ws(B * H), dhd_ws(B * H), dc_ws(B * H);
+  carray<scalar_t> dz({T, B, 4 * H}), dbias({4 * H}), dh0({B, H}), dc0({B, H});
+  std::vector<scalar_t> Ut(4 * H * H), dh_ws(B * H), dhd_ws(B * H), dc_ws(B * H),
+      sums_ws(seqfuse::max_row_ranges() * 4 * H);
   {
     py::gil_scoped_release release;
     seqfuse::lstm_backward<scalar_t>(T, B, H, dhs.data(), dc_T.data(), U.data(), c0.data(),
                                      cs.data(), gates.data(), data_or_null(mask), data_or_null(dm),
                                      in.projection, dz.mutable_data(), in.dx_data(),
-                                     dh0.mutable_data(), dc0.mutable_data(), Ut.data(),
-                                     in.Wt.data(), dh_ws.data(), dhd_ws.data(), dc_ws.data());
+                                     dbias.mutable_data(), dh0.mutable_data(), dc0.mutable_data(),
+                                     {sums_ws.data(), 4 * H}, Ut.data(), in.Wt.data(),
+                                     dh_ws.data(), dhd_ws.data(), dc_ws.data());
   }
-  return py::make_tuple(dz, in.result(), dh0, dc0);
+  return py::make_tuple(dz, in.result(), dbias, dh0, dc0);
 }
 
 }  // namespace
@@ -122,5 +124,6 @@ void bind_lstm(py::module_& m) {
         py::arg("dropout_mask").none(true), py::kw_only(), py::arg("kernel").none(true) = py::none(),
         py::arg("go_backwards") = false,
         "dhs: [T,B,H], dc_T: [B,H], rest as lstm_forward's inputs and outputs; kernel: [F,4H] "
-        "for dx, or None -> (dz [T,B,4H], dx [B,T,F] or None, dh0 [B,H], dc0 [B,H])");
+        "for dx, or None -> (dz [T,B,4H], dx [B,T,F] or None, dbias [4H] = dz summed over T and B, "
+        "dh0 [B,H], dc0 [B,H])");
 }

@@ -60,16 +60,17 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::arr
 
   auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, H, go_backwards);
 
-  carray<scalar_t> dz({T, B, H}), dh0({B, H});
-  std::vector<scalar_t> Ut(H * H), dh_ws(B * H), dhd_ws(B * H);
+  carray<scalar_t> dz({T, B, H}), dbias({H}), dh0({B, H});
+  std::vector<scalar_t> Ut(H * H), dh_ws(B * H), dhd_ws(B * H), sums_ws(seqfuse::max_row_ranges() * H);
   {
     py::gil_scoped_release release;
     seqfuse::simple_rnn_backward<scalar_t>(T, B, H, dhs.data(), U.data(), hs.data(),
                                            data_or_null(mask), data_or_null(dm), in.projection,
-                                           dz.mutable_data(), in.dx_data(), dh0.mutable_data(),
-                                           Ut.data(), in.Wt.data(), dh_ws.data(), dhd_ws.data());
+                                           dz.mutable_data(), in.dx_data(), dbias.mutable_data(),
+                                           dh0.mutable_data(), {sums_ws.data(), H}, Ut.data(),
+                                           in.Wt.data(), dh_ws.data(), dhd_ws.data());
   }
-  return py::make_tuple(dz, in.result(), dh0);
+  return py::make_tuple(dz, in.result(), dbias, dh0);
 }
 
 }  // namespace
@@ -101,5 +102,5 @@ void bind_simple_rnn(py::module_& m) {
         py::arg("dropout_mask").none(true), py::kw_only(),
         py::arg("kernel").none(true) = py::none(), py::arg("go_backwards") = false,
         "dhs: [T,B,H], rest as simple_rnn_forward's inputs and output; kernel: [F,H] for dx, or "
-        "None -> (dz [T,B,H], dx [B,T,F] or None, dh0 [B,H])");
+        "None -> (dz [T,B,H], dx [B,T,F] or None, dbias [H] = dz summed over T and B, dh0 [B,H])");
 }

@@ -34,8 +34,9 @@ def lstm_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float, h0: 
 def lstm_backward(dhs: _Float, dc_T: _Float, U: _Float, h0: _Float, c0: _Float, hs: _Float,
                   cs: _Float, gates: _Float, mask: _Mask, dropout_mask: _Float | None, *,
                   kernel: _Float | None = None, go_backwards: bool = False
-                  ) -> tuple[_Float, _Float | None, _Float, _Float]:
-    """dhs: [T,B,H], dc_T: [B,H] -> (dz [T,B,4H], dx [B,T,F] or None, dh0 [B,H], dc0 [B,H])."""
+                  ) -> tuple[_Float, _Float | None, _Float, _Float, _Float]:
+    """dhs: [T,B,H], dc_T: [B,H]
+    -> (dz [T,B,4H], dx [B,T,F] or None, dbias [4H], dh0 [B,H], dc0 [B,H])."""
 
 def gru_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float,
                 recurrent_bias: _Float | None, h0: _Float, mask: _Mask,
@@ -49,8 +50,10 @@ def gru_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float,
 def gru_backward(dhs: _Float, U: _Float, recurrent_bias: _Float | None, h0: _Float, hs: _Float,
                  gates: _Float, uh: _Float, mask: _Mask, dropout_mask: _Float | None,
                  reset_after: bool = True, *, kernel: _Float | None = None,
-                 go_backwards: bool = False) -> tuple[_Float, _Float | None, _Float, _Float]:
-    """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H], dh0 [B,H])."""
+                 go_backwards: bool = False
+                 ) -> tuple[_Float, _Float | None, _Float, _Float, _Float]:
+    """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H],
+    dbias [2,3H] (reset_after) or [3H], dh0 [B,H])."""
 
 def simple_rnn_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float, h0: _Float,
                        mask: _Mask, dropout_mask: _Float | None, *,
@@ -59,8 +62,9 @@ def simple_rnn_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float
 
 def simple_rnn_backward(dhs: _Float, U: _Float, h0: _Float, hs: _Float, mask: _Mask,
                         dropout_mask: _Float | None, *, kernel: _Float | None = None,
-                        go_backwards: bool = False) -> tuple[_Float, _Float | None, _Float]:
-    """dhs: [T,B,H] -> (dz [T,B,H], dx [B,T,F] or None, dh0 [B,H])."""
+                        go_backwards: bool = False
+                        ) -> tuple[_Float, _Float | None, _Float, _Float]:
+    """dhs: [T,B,H] -> (dz [T,B,H], dx [B,T,F] or None, dbias [H], dh0 [B,H])."""
 
 def conv1d_forward(x: _Float, kernel: _Float, bias: _Float | None, strides: int,
                    dilation_rate: int) -> _Float:

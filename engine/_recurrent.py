@@ -1,8 +1,8 @@
 """The recurrent ops behind F.lstm, F.gru and F.simple_rnn: validation and one autograd node.
 
 Kept out of functional.py so that file stays a short list of public ops. The backend runs
-the time loop together with the input projection x·kernel + bias and its gradient dx
-(docs/kernels.md); the node does the weight-gradient GEMMs once after the loop.
+the time loop together with the input projection x·kernel + bias and its gradients dx and
+dbias (docs/kernels.md); the node does the weight-gradient GEMMs once after the loop.
 Layouts are Keras's: x (B,T,F) batch-major, kernel (F,G·H), recurrent_kernel (H,G·H), with
 G = 4 gates for lstm (i,f,c,o), 3 for gru (z,r,h), 1 for simple_rnn.
 """
@@ -164,28 +164,26 @@ class _Recurrent(Function):
         need = c.needs_input_grad
         # The kernel also returns dx = dxw·kernelᵀ (in x's layout) when given the kernel.
         dx_args = dict(kernel=c.kernel if need[0] else None, go_backwards=c.go_backwards)
+        # It returns the bias gradient too, in the layer's bias layout (docs/kernels.md).
         dc0 = None
         if c.op == "lstm":
-            dxw, dx, dh0, dc0 = fn(dhs, xp.ascontiguousarray(g_c), c.U, c.h0, c.c0, c.hs, c.cs,
-                                   c.gates, c.mask_t, c.dropout_mask, **dx_args)
+            dxw, dx, dbias, dh0, dc0 = fn(dhs, xp.ascontiguousarray(g_c), c.U, c.h0, c.c0, c.hs,
+                                          c.cs, c.gates, c.mask_t, c.dropout_mask, **dx_args)
             du = dxw
         elif c.op == "gru":
-            dxw, dx, du, dh0 = fn(dhs, c.U, c.recurrent_bias, c.h0, c.hs, c.gates, c.uh, c.mask_t,
-                                  c.dropout_mask, reset_after=c.reset_after, **dx_args)
+            dxw, dx, du, dbias, dh0 = fn(dhs, c.U, c.recurrent_bias, c.h0, c.hs, c.gates, c.uh,
+                                         c.mask_t, c.dropout_mask, reset_after=c.reset_after,
+                                         **dx_args)
         else:
-            dxw, dx, dh0 = fn(dhs, c.U, c.h0, c.hs, c.mask_t, c.dropout_mask, **dx_args)
+            dxw, dx, dbias, dh0 = fn(dhs, c.U, c.h0, c.hs, c.mask_t, c.dropout_mask, **dx_args)
             du = dxw
-        G = dxw.shape[2]
-        flat_dxw = dxw.reshape(T * B, G)
-        dkernel = dU = dbias = None
+        dkernel = dU = None
         if need[1]:
-            dkernel = _blas.matmul_tn(time_major(c.x, c.go_backwards).reshape(T * B, -1), flat_dxw)
+            dkernel = _blas.matmul_tn(time_major(c.x, c.go_backwards).reshape(T * B, -1),
+                                      dxw.reshape(T * B, -1))
         if need[2]:
             dU = _recurrent_kernel_grad(c, du, xp)
-        if need[3] and c.has_bias:
-            dbias = flat_dxw.sum(axis=0)
-            if c.op == "gru" and c.reset_after:
-                dbias = xp.stack([dbias, du.reshape(T * B, G).sum(axis=0)])
+        dbias = dbias if need[3] and c.has_bias else None
         return dx, dkernel, dU, dbias, dh0 if need[4] else None, dc0 if need[5] else None
 
 

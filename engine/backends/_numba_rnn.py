@@ -23,6 +23,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from .._blas import single_threaded
+from ._projection import bias_gradient
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -427,7 +428,7 @@ def lstm_forward(xw, U, h0, c0, mask, dropout_mask, *, save=True):
 
 def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
     """dhs: [T,B,H] total grad of each h_t, dc_T: [B,H], the rest as forward gave them
-    -> (dz [T,B,4H] = d xw, dh0 [B,H], dc0 [B,H])."""
+    -> (dz [T,B,4H] = d xw, dbias [4H], dh0 [B,H], dc0 [B,H])."""
     T, B, H, dt = _dims("lstm", gates, U, 4)
     dhs, dc_T, U, h0, c0, hs, cs, gates = _floats(
         "lstm", dt, dhs=dhs, dc_T=dc_T, U=U, h0=h0, c0=c0, hs=hs, cs=cs, gates=gates)
@@ -437,7 +438,7 @@ def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
     dz, dh0, dc0 = _empty(dt, (T, B, 4 * H), (B, H), (B, H))
     _run(_lstm_backward, dhs, dc_T, _t(U), c0, hs, cs, gates, mask, dm, dz, dh0, dc0,
          *_empty(dt, (B, H), (B, H)))
-    return dz, dh0, dc0
+    return dz, bias_gradient(dz), dh0, dc0
 
 
 def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True, *, save=True):
@@ -469,10 +470,11 @@ def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True,
 
 
 def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True):
-    """dhs: [T,B,H], the rest as forward gave them -> (dxw [T,B,3H], du [T,B,3H], dh0 [B,H]).
+    """dhs: [T,B,H], the rest as forward gave them
+    -> (dxw [T,B,3H], du [T,B,3H], dbias [2,3H] or [3H], dh0 [B,H]).
 
     du is the gradient of the recurrent pre-activations: d(hd·U + rb) with reset_after;
-    without, du[..., :2H] = d(hd·U_zr) and du[..., 2H:] = d((r*hd)·U_h).
+    without, du[..., :2H] = d(hd·U_zr) and du[..., 2H:] = d((r*hd)·U_h). dbias: bias_gradient.
     recurrent_bias does not enter the gradients (it is in the signature for symmetry).
     """
     T, B, H, dt = _dims("gru", gates, U, 3)
@@ -487,7 +489,7 @@ def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, 
     else:
         _run(_gru_backward_reset_before, dhs, _t(U[:, :2 * H]), _t(U[:, 2 * H:]), h0, hs, gates,
              mask, dm, dxw, du, dh0, dh_rec, carry, *_empty(dt, (B, H), (B, H), (B, 2 * H)))
-    return dxw, du, dh0
+    return dxw, du, bias_gradient(dxw, du if reset_after else None), dh0
 
 
 def simple_rnn_forward(xw, U, h0, mask, dropout_mask):
@@ -502,11 +504,11 @@ def simple_rnn_forward(xw, U, h0, mask, dropout_mask):
 
 
 def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask):
-    """dhs: [T,B,H], hs: [T,B,H] from forward -> (dz [T,B,H] = d xw, dh0 [B,H])."""
+    """dhs: [T,B,H], hs: [T,B,H] from forward -> (dz [T,B,H] = d xw, dbias [H], dh0 [B,H])."""
     T, B, H, dt = _dims("simple_rnn", hs, U, 1)
     dhs, U, h0, hs = _floats("simple_rnn", dt, dhs=dhs, U=U, h0=h0, hs=hs)
     _shapes("simple_rnn", dhs=(dhs, (T, B, H)), h0=(h0, (B, H)))
     mask, dm = _options("simple_rnn", T, B, H, dt, mask, dropout_mask)
     dz, dh0 = _empty(dt, (T, B, H), (B, H))
     _run(_simple_rnn_backward, dhs, _t(U), hs, mask, dm, dz, dh0, *_empty(dt, (B, H), (B, H)))
-    return dz, dh0
+    return dz, bias_gradient(dz), dh0

@@ -36,6 +36,15 @@ def input_gradient(dxw, kernel, go_backwards):
     return array_module(dxw).ascontiguousarray((dx[::-1] if go_backwards else dx).transpose(1, 0, 2))
 
 
+def bias_gradient(dxw, du=None):
+    """The bias gradients a recurrent backward returns: Σ_{t,b} dxw [G], or for gru with
+    reset_after (du given) the layer's [2,G] = (Σ dxw, Σ du). The C++ loops sum them as they go."""
+    total = dxw.reshape(-1, dxw.shape[-1]).sum(axis=0)
+    if du is None:
+        return total
+    return array_module(dxw).stack([total, du.reshape(-1, du.shape[-1]).sum(axis=0)])
+
+
 def projected_forward(loop):
     """Table forward `(x, kernel, bias, *rest, go_backwards=False, **kw)` around `loop(xw, *rest, **kw)`."""
     @functools.wraps(loop)

@@ -60,7 +60,8 @@ def lstm_forward(x, kernel, bias, U, h0, c0, mask, dropout_mask, *, go_backwards
 
 def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask, *, kernel=None,
                   go_backwards=False):
-    """dhs: [T,B,H], dc_T: [B,H] -> (dz [T,B,4H], dx [B,T,F] or None, dh0 [B,H], dc0 [B,H])."""
+    """dhs: [T,B,H], dc_T: [B,H]
+    -> (dz [T,B,4H], dx [B,T,F] or None, dbias [4H], dh0 [B,H], dc0 [B,H])."""
     return _C.lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask,
                             kernel=kernel, go_backwards=go_backwards)
 
@@ -76,7 +77,8 @@ def gru_forward(x, kernel, bias, U, recurrent_bias, h0, mask, dropout_mask, rese
 
 def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True,
                  *, kernel=None, go_backwards=False):
-    """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H], dh0 [B,H])."""
+    """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H],
+    dbias [2,3H] (reset_after) or [3H], dh0 [B,H])."""
     return _C.gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask,
                            reset_after, kernel=kernel, go_backwards=go_backwards)
 
@@ -88,7 +90,7 @@ def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwar
 
 
 def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask, *, kernel=None, go_backwards=False):
-    """dhs: [T,B,H] -> (dz [T,B,H], dx [B,T,F] or None, dh0 [B,H])."""
+    """dhs: [T,B,H] -> (dz [T,B,H], dx [B,T,F] or None, dbias [H], dh0 [B,H])."""
     return _C.simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask, kernel=kernel,
                                   go_backwards=go_backwards)
 

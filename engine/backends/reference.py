@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import check_ids
+from ._projection import bias_gradient as _bias_gradient
 from ._projection import projected_backward as _projected_backward, projected_forward as _projected_forward
 
 NAME = "reference"
@@ -96,7 +97,7 @@ def _lstm_forward(xw, U, h0, c0, mask, dropout_mask, *, save=True):
 
 def _lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
     """dhs: [T,B,H] total grad of each h_t, dc_T: [B,H]
-    -> (dz [T,B,4H] grad of the pre-activations = d xw, dh0 [B,H], dc0 [B,H])."""
+    -> (dz [T,B,4H] grad of the pre-activations = d xw, dbias [4H], dh0 [B,H], dc0 [B,H])."""
     T, B, H = hs.shape
     dz = np.empty((T, B, 4 * H), dtype=hs.dtype)
     dh_next = np.zeros((B, H), dtype=hs.dtype)
@@ -118,7 +119,7 @@ def _lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
             dh_prev, dc_prev = np.where(keep, dh_prev, dh), np.where(keep, dc_prev, dc_next)
         dz[t] = dz_t
         dh_next, dc_next = dh_prev, dc_prev
-    return dz, dh_next, dc_next
+    return dz, _bias_gradient(dz), dh_next, dc_next
 
 
 def _gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True, *, save=True):
@@ -160,10 +161,12 @@ def _gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True
 
 
 def _gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True):
-    """dhs: [T,B,H] -> (dxw [T,B,3H], du [T,B,3H] grad of the recurrent pre-activations, dh0 [B,H]).
+    """dhs: [T,B,H] -> (dxw [T,B,3H], du [T,B,3H] grad of the recurrent pre-activations,
+    dbias, dh0 [B,H]).
 
-    reset_after=True: du = d(hd·U + rb). reset_after=False: du[..., :2H] = d(hd·U_zr),
-    du[..., 2H:] = d((r*hd)·U_h). recurrent_bias does not enter the gradients.
+    reset_after=True: du = d(hd·U + rb), dbias [2,3H] = (Σ dxw, Σ du). reset_after=False:
+    du[..., :2H] = d(hd·U_zr), du[..., 2H:] = d((r*hd)·U_h), dbias [3H] = Σ dxw.
+    recurrent_bias does not enter the gradients.
     """
     T, B, H = hs.shape
     dxw = np.empty((T, B, 3 * H), dtype=hs.dtype)
@@ -193,7 +196,7 @@ def _gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask,
             dh_prev = np.where(keep, dh_prev, dh)
         dxw[t], du[t] = dxw_t, du_t
         dh_next = dh_prev
-    return dxw, du, dh_next
+    return dxw, du, _bias_gradient(dxw, du if reset_after else None), dh_next
 
 
 def _simple_rnn_forward(xw, U, h0, mask, dropout_mask):
@@ -211,7 +214,7 @@ def _simple_rnn_forward(xw, U, h0, mask, dropout_mask):
 
 
 def _simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask):
-    """dhs: [T,B,H] -> (dz [T,B,H] grad of the pre-activation = d xw, dh0 [B,H])."""
+    """dhs: [T,B,H] -> (dz [T,B,H] grad of the pre-activation = d xw, dbias [H], dh0 [B,H])."""
     dz = np.empty(hs.shape, dtype=hs.dtype)
     dh_next = np.zeros(h0.shape, dtype=hs.dtype)
     for t in reversed(range(hs.shape[0])):
@@ -223,7 +226,7 @@ def _simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask):
             dz_t, dh_prev = np.where(keep, dz_t, 0), np.where(keep, dh_prev, dh)
         dz[t] = dz_t
         dh_next = dh_prev
-    return dz, dh_next
+    return dz, _bias_gradient(dz), dh_next
 
 
 lstm_forward, lstm_backward = _projected_forward(_lstm_forward), _projected_backward(_lstm_backward)

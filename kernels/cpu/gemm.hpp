@@ -102,7 +102,17 @@ void transpose(int64_t K, int64_t N, const T* in, T* out) {
     for (int64_t j = 0; j < N; ++j) out[j * K + k] = in[k * N + j];
 }
 
-// Runs fn(b0, b1) on disjoint ranges of batch rows, one range per thread. Recurrent rows are
+// The most row ranges parallel_rows makes: the size of per-range workspaces (column_sums).
+inline int64_t max_row_ranges() {
+#if defined(SEQFUSE_OPENMP)
+  return pool_threads();
+#else
+  return std::max(1u, std::thread::hardware_concurrency());
+#endif
+}
+
+// Runs fn(range, b0, b1) on disjoint ranges of batch rows, one range per thread, range in
+// [0, max_row_ranges()). Recurrent rows are
 // independent (row b of h_t depends only on row b of h_{t-1}), so each thread runs the whole
 // time loop on its rows with no barrier per step. Ranges are whole register tiles; small
 // problems (flops: the work of the whole call) stay on the calling thread.
@@ -115,18 +125,13 @@ void transpose(int64_t K, int64_t N, const T* in, T* out) {
 // gradients 8 -> 15 ms), which is why the loops used to start plain threads per call.
 template <typename T, typename F>
 void parallel_rows(int64_t rows, double flops, F&& fn) {
-#if defined(SEQFUSE_OPENMP)
-  const int64_t max_threads = pool_threads();
-#else
-  const int64_t max_threads = std::max(1u, std::thread::hardware_concurrency());
-#endif
   constexpr int64_t MR = gemm_tile<T>::mr;
   const int64_t tiles = (rows + MR - 1) / MR;
-  const int64_t n = flops > 4e6 ? std::min(max_threads, tiles) : 1;
+  const int64_t n = flops > 4e6 ? std::min(max_row_ranges(), tiles) : 1;
   auto range = [&](int64_t id) {
     const int64_t b0 = std::min(rows, tiles * id / n * MR);
     const int64_t b1 = std::min(rows, tiles * (id + 1) / n * MR);
-    if (b0 < b1) fn(b0, b1);
+    if (b0 < b1) fn(id, b0, b1);
   };
 #if defined(SEQFUSE_OPENMP)
   // A worksharing loop, so every range runs even if OpenMP grants fewer threads than n.

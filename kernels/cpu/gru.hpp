@@ -80,7 +80,7 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
                  bool reset_after, bool save, scalar_t* hs, scalar_t* gates, scalar_t* uh,
                  scalar_t* xw_ws, scalar_t* u_ws, scalar_t* hd_ws) {
   const int64_t G = 3 * H, BH = B * H, BG = B * G;
-  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * G, [&](int64_t b0, int64_t b1) {
+  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * G, [&](int64_t, int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
@@ -172,6 +172,8 @@ inline void gru_row_reset_before(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 //        pre-activations (reset_after: of hd·U + rb; otherwise [:, :2H] of hd·U_zr and
 //        [:, 2H:] of (r*hd)·U_h); both zero at masked steps
 //   dx:  [B,T,F] out, dxw·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
+//   dbias: out, reset_after: [2,G] = (Σ dxw, Σ du), else [G] = Σ dxw, sums over t and b
+//        (sums: their per-range workspace, N = 2G or G)
 //   dh0: [B,H] out
 //   Workspaces: Ut [G,H] filled here; Wt [G,F] kernelᵀ (when dx); dh_ws, dhd_ws, drh_ws [B,H]
 //   (drh_ws: !reset_after only).
@@ -183,12 +185,14 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const sc
                   const scalar_t* h0, const scalar_t* hs, const scalar_t* gates, const scalar_t* uh,
                   const bool* mask, const scalar_t* dm, bool reset_after,
                   const InputProjection<scalar_t>& in, scalar_t* dxw, scalar_t* dx, scalar_t* du,
-                  scalar_t* dh0, scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws,
-                  scalar_t* drh_ws) {
+                  scalar_t* dbias, scalar_t* dh0, const ColumnSums<scalar_t>& sums, scalar_t* Ut,
+                  scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws, scalar_t* drh_ws) {
   const int64_t G = 3 * H, BH = B * H, BG = B * G;
   transpose(H, G, U, Ut);
   if (dx) transpose(in.F, G, in.W, Wt);
-  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * G, [&](int64_t b0, int64_t b1) {
+  sums.zero();
+  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * G, [&](int64_t range, int64_t b0,
+                                                                           int64_t b1) {
     const int64_t nb = b1 - b0;
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
     for (int64_t t = T - 1; t >= 0; --t) {
@@ -221,6 +225,10 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const sc
           gru_row_reset_before(H, gates + t * BG + b * G, h_prev + b * H, drh_ws + b * H,
                                dxw + t * BG + b * G, du + t * BG + b * G, dh_ws + b * H);
       }
+      sums.add(range, b0, b1, dxw + t * BG, G, 0, G);
+      // du's z and r columns equal dxw's (so do the two biases' z,r gradients): of du only
+      // the h columns are summed, the z,r sums are copied after the loop.
+      if (reset_after) sums.add(range, b0, b1, du + t * BG + 2 * H, G, G + 2 * H, H);
       if (dx) in.backward(t, b0, b1, dxw + t * BG, G, Wt, dx);
       // reset_after: dhd = du·Uᵀ; otherwise only the z,r columns (U_h's part went via drh).
       gemm<scalar_t>(nb, H, reset_after ? G : 2 * H, du + t * BG + b0 * G, G, Ut, H, nullptr, 0,
@@ -230,6 +238,9 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const sc
     }
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh0[k] = dh_ws[k] + dhd_ws[k];
   });
+  sums.total(dbias);
+  if (reset_after)
+    for (int64_t j = 0; j < 2 * H; ++j) dbias[G + j] = dbias[j];
 }
 
 }  // namespace seqfuse

@@ -49,7 +49,7 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_
                   const scalar_t* h0, const scalar_t* c0, const bool* mask, const scalar_t* dm,
                   bool save, scalar_t* hs, scalar_t* cs, scalar_t* gates, scalar_t* hd_ws) {
   const int64_t G = 4 * H, BH = B * H, BG = B * G;
-  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * G, [&](int64_t b0, int64_t b1) {
+  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * G, [&](int64_t, int64_t b0, int64_t b1) {
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
     for (int64_t t = 0; t < T; ++t) {
@@ -106,6 +106,7 @@ inline void lstm_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 //   dhs:  [T,B,H] total gradient reaching each hs[t];  dc_T: [B,H] gradient of c_{T-1}
 //   dz:   [T,B,G] out, gradient of the pre-activations (= d xw), zero at masked steps
 //   dx:   [B,T,F] out, dz·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
+//   dbias: [G] out, Σ_{t,b} dz (sums: its per-range workspace, N = G)
 //   dh0, dc0: [B,H] out
 //   Ut: [G,H] workspace filled here; Wt: [G,F] kernelᵀ (when dx); dh_ws, dhd_ws, dc_ws: [B,H].
 // dh_ws holds the part of dh_{t-1} that does not come through the GEMM (the whole dh at a
@@ -115,13 +116,15 @@ template <typename scalar_t>
 void lstm_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const scalar_t* dc_T,
                    const scalar_t* U, const scalar_t* c0, const scalar_t* cs,
                    const scalar_t* gates, const bool* mask, const scalar_t* dm,
-                   const InputProjection<scalar_t>& in, scalar_t* dz, scalar_t* dx, scalar_t* dh0,
-                   scalar_t* dc0, scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws,
-                   scalar_t* dc_ws) {
+                   const InputProjection<scalar_t>& in, scalar_t* dz, scalar_t* dx,
+                   scalar_t* dbias, scalar_t* dh0, scalar_t* dc0, const ColumnSums<scalar_t>& sums,
+                   scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws, scalar_t* dc_ws) {
   const int64_t G = 4 * H, BH = B * H, BG = B * G;
   transpose(H, G, U, Ut);
   if (dx) transpose(in.F, G, in.W, Wt);
-  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * G, [&](int64_t b0, int64_t b1) {
+  sums.zero();
+  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * G, [&](int64_t range, int64_t b0,
+                                                                           int64_t b1) {
     for (int64_t k = b0 * H; k < b1 * H; ++k) {
       dh_ws[k] = dhd_ws[k] = 0;
       dc_ws[k] = dc_T[k];
@@ -137,6 +140,7 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const s
           lstm_row_backward<false>(H, gates + t * BG + b * G, cs + r, c_prev + b * H, dhs + r,
                                    dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H, dc_ws + b * H);
       }
+      sums.add(range, b0, b1, dz + t * BG, G, 0, G);
       gemm<scalar_t>(b1 - b0, H, G, dz + t * BG + b0 * G, G, Ut, H, nullptr, 0, dhd_ws + b0 * H, H);
       if (dx) in.backward(t, b0, b1, dz + t * BG, G, Wt, dx);
       if (dm)
@@ -147,6 +151,7 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const s
       dc0[k] = dc_ws[k];
     }
   });
+  sums.total(dbias);
 }
 
 }  // namespace seqfuse

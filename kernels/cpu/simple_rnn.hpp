@@ -43,7 +43,7 @@ void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<s
                         const scalar_t* U, const scalar_t* h0, const bool* mask, const scalar_t* dm,
                         scalar_t* hs, scalar_t* hd_ws) {
   const int64_t BH = B * H;
-  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * H, [&](int64_t b0, int64_t b1) {
+  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * H, [&](int64_t, int64_t b0, int64_t b1) {
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
     for (int64_t t = 0; t < T; ++t) {
@@ -69,6 +69,7 @@ void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<s
 //   dhs: [T,B,H] total gradient reaching each hs[t]
 //   dz:  [T,B,H] out, gradient of the pre-activation (= d xw), zero at masked steps
 //   dx:  [B,T,F] out, dz·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
+//   dbias: [H] out, Σ_{t,b} dz (sums: its per-range workspace, N = H)
 //   dh0: [B,H] out
 //   Workspaces: Ut [H,H] filled here; Wt [H,F] kernelᵀ (when dx); dh_ws, dhd_ws [B,H]. dh_ws carries dh through masked
 //   steps; dhd_ws holds the GEMM's (dz_t·Uᵀ)·dm, exactly zero on a masked row (dz_t = 0).
@@ -76,12 +77,14 @@ template <typename scalar_t>
 void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const scalar_t* U,
                          const scalar_t* hs, const bool* mask, const scalar_t* dm,
                          const InputProjection<scalar_t>& in, scalar_t* dz, scalar_t* dx,
-                         scalar_t* dh0, scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws,
-                         scalar_t* dhd_ws) {
+                         scalar_t* dbias, scalar_t* dh0, const ColumnSums<scalar_t>& sums,
+                         scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws) {
   const int64_t BH = B * H;
   transpose(H, H, U, Ut);
   if (dx) transpose(in.F, H, in.W, Wt);
-  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * H, [&](int64_t b0, int64_t b1) {
+  sums.zero();
+  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * H, [&](int64_t range, int64_t b0,
+                                                                           int64_t b1) {
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t b = b0; b < b1; ++b) {
@@ -91,6 +94,7 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, c
         else
           simple_rnn_row_backward<false>(H, hs + r, dhs + r, dhd_ws + b * H, dz + r, dh_ws + b * H);
       }
+      sums.add(range, b0, b1, dz + t * BH, H, 0, H);
       gemm<scalar_t>(b1 - b0, H, H, dz + t * BH + b0 * H, H, Ut, H, nullptr, 0, dhd_ws + b0 * H, H);
       if (dx) in.backward(t, b0, b1, dz + t * BH, H, Wt, dx);
       if (dm)
@@ -98,6 +102,7 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, c
     }
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh0[k] = dh_ws[k] + dhd_ws[k];
   });
+  sums.total(dbias);
 }
 
 }  // namespace seqfuse
