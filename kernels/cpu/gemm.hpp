@@ -33,66 +33,89 @@ struct gemm_tile {
   static constexpr int nr = 32;
 };
 
-// X may be nullptr (zeros), may alias C, and ldx = 0 broadcasts one row (a bias).
-template <typename T, int MR, int NR>
-inline void gemm_micro(int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, const T* X,
-                       int64_t ldx, T* C, int64_t ldc) {
+// One product A[M,K]·B[K,N] of a GEMM (row-major, leading dimensions lda, ldb).
+template <typename T>
+struct Product {
+  int64_t K;
+  const T* A;
+  int64_t lda;
+  const T* B;
+  int64_t ldb;
+};
+
+// C tile = X + Σ_p A_p·B_p for the NP products, rows r0.., columns j0.. of each. X may be
+// nullptr (zeros), may alias C, and ldx = 0 broadcasts one row (a bias). Summing two products
+// in one tile (a step's x_t·kernel and h_{t-1}·U) stores and reloads the tile once, not twice.
+template <typename T, int MR, int NR, int NP>
+inline void gemm_micro(const Product<T> (&p)[NP], int64_t r0, int64_t j0, const T* X, int64_t ldx,
+                       T* C, int64_t ldc) {
   T acc[MR][NR];
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NR; ++j) acc[r][j] = X ? X[r * ldx + j] : T(0);
-  for (int64_t k = 0; k < K; ++k) {
-    const T* b = B + k * ldb;
-    for (int r = 0; r < MR; ++r) {
-      const T a = A[r * lda + k];
-      for (int j = 0; j < NR; ++j) acc[r][j] += a * b[j];
+  for (int q = 0; q < NP; ++q) {
+    const T* A = p[q].A + r0 * p[q].lda;
+    const int64_t lda = p[q].lda, ldb = p[q].ldb;
+    for (int64_t k = 0; k < p[q].K; ++k) {
+      const T* b = p[q].B + k * ldb + j0;
+      for (int r = 0; r < MR; ++r) {
+        const T a = A[r * lda + k];
+        for (int j = 0; j < NR; ++j) acc[r][j] += a * b[j];
+      }
     }
   }
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NR; ++j) C[r * ldc + j] = acc[r][j];
 }
 
-// Column tail narrower than the vector passes (N not a multiple of NR/4): one row of A
-// against n columns, one dot product each.
-template <typename T>
-inline void gemm_tail_cols(int64_t K, int64_t n, const T* A, const T* B, int64_t ldb, const T* X,
+// Column tail narrower than the vector passes (N not a multiple of NR/4): row r against n
+// columns from j0, one dot product each.
+template <typename T, int NP>
+inline void gemm_tail_cols(const Product<T> (&p)[NP], int64_t r, int64_t j0, int64_t n, const T* X,
                            T* C) {
   for (int64_t j = 0; j < n; ++j) {
     T acc = X ? X[j] : T(0);
-    for (int64_t k = 0; k < K; ++k) acc += A[k] * B[k * ldb + j];
+    for (int q = 0; q < NP; ++q)
+      for (int64_t k = 0; k < p[q].K; ++k)
+        acc += p[q].A[r * p[q].lda + k] * p[q].B[k * p[q].ldb + j0 + j];
     C[j] = acc;
   }
 }
 
-// One column panel of width NR (B: [K,NR] slice) against every row of A: the panel stays in
-// L1/L2 while the row blocks stream past it, so U is read from memory once per step even
-// when it outgrows L2 (H = 256: 1 MB).
-template <typename T, int NR>
-inline void gemm_panel(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-                       const T* X, int64_t ldx, T* C, int64_t ldc) {
+// One column panel of width NR (columns j0..j0+NR of each B) against every row: the panel
+// stays in L1/L2 while the row blocks stream past it, so U is read from memory once per step
+// even when it outgrows L2 (H = 256: 1 MB).
+template <typename T, int NR, int NP>
+inline void gemm_panel(int64_t M, const Product<T> (&p)[NP], int64_t j0, const T* X, int64_t ldx,
+                       T* C, int64_t ldc) {
   constexpr int MR = gemm_tile<T>::mr;
   auto x_at = [&](int64_t r) { return X ? X + r * ldx : nullptr; };
   int64_t r = 0;
-  for (; r + MR <= M; r += MR)
-    gemm_micro<T, MR, NR>(K, A + r * lda, lda, B, ldb, x_at(r), ldx, C + r * ldc, ldc);
-  for (; r + 2 <= M; r += 2)
-    gemm_micro<T, 2, NR>(K, A + r * lda, lda, B, ldb, x_at(r), ldx, C + r * ldc, ldc);
-  if (r < M) gemm_micro<T, 1, NR>(K, A + r * lda, lda, B, ldb, x_at(r), ldx, C + r * ldc, ldc);
+  for (; r + MR <= M; r += MR) gemm_micro<T, MR, NR>(p, r, j0, x_at(r), ldx, C + r * ldc, ldc);
+  for (; r + 2 <= M; r += 2) gemm_micro<T, 2, NR>(p, r, j0, x_at(r), ldx, C + r * ldc, ldc);
+  if (r < M) gemm_micro<T, 1, NR>(p, r, j0, x_at(r), ldx, C + r * ldc, ldc);
+}
+
+// C[M,N] = X + Σ_p A_p·B_p. Each A_p: [M,K_p], B_p: [K_p,N]; X: [M,N] (ldx) or nullptr;
+// C: [M,N] (ldc).
+template <typename T, int NP>
+void gemm(int64_t M, int64_t N, const Product<T> (&p)[NP], const T* X, int64_t ldx, T* C,
+          int64_t ldc) {
+  constexpr int NR = gemm_tile<T>::nr;
+  constexpr int NR_SMALL = NR / 4;  // a quarter tile: one ymm of float
+  int64_t j = 0;
+  for (; j + NR <= N; j += NR) gemm_panel<T, NR>(M, p, j, X ? X + j : nullptr, ldx, C + j, ldc);
+  for (; j + NR_SMALL <= N; j += NR_SMALL)
+    gemm_panel<T, NR_SMALL>(M, p, j, X ? X + j : nullptr, ldx, C + j, ldc);
+  for (int64_t r = 0; j < N && r < M; ++r)
+    gemm_tail_cols<T>(p, r, j, N - j, X ? X + r * ldx + j : nullptr, C + r * ldc + j);
 }
 
 // C[M,N] = X + A·B. A: [M,K] (lda), B: [K,N] (ldb), X: [M,N] (ldx) or nullptr, C: [M,N] (ldc).
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
           const T* X, int64_t ldx, T* C, int64_t ldc) {
-  constexpr int NR = gemm_tile<T>::nr;
-  constexpr int NR_SMALL = NR / 4;  // a quarter tile: one ymm of float
-  int64_t j = 0;
-  for (; j + NR <= N; j += NR)
-    gemm_panel<T, NR>(M, K, A, lda, B + j, ldb, X ? X + j : nullptr, ldx, C + j, ldc);
-  for (; j + NR_SMALL <= N; j += NR_SMALL)
-    gemm_panel<T, NR_SMALL>(M, K, A, lda, B + j, ldb, X ? X + j : nullptr, ldx, C + j, ldc);
-  for (int64_t r = 0; j < N && r < M; ++r)
-    gemm_tail_cols<T>(K, N - j, A + r * lda, B + j, ldb, X ? X + r * ldx + j : nullptr,
-                      C + r * ldc + j);
+  const Product<T> p[1] = {{K, A, lda, B, ldb}};
+  gemm<T, 1>(M, N, p, X, ldx, C, ldc);
 }
 
 // out[N,K] = inᵀ for in: [K,N] row-major; backward multiplies by Uᵀ with the same kernel.

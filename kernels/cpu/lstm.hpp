@@ -57,9 +57,7 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_
       const scalar_t* c_prev = t ? cs + (save ? t - 1 : (t - 1) & 1) * BH : c0;
       scalar_t* c_t = cs + (save ? t : t & 1) * BH;
       scalar_t* z = gates + (save ? t : 0) * BG;
-      in.forward(t, b0, b1, z, G);
-      gemm<scalar_t>(b1 - b0, G, H, (dm ? hd_ws : h_prev) + b0 * H, H, U, G, z + b0 * G, G,
-                     z + b0 * G, G);
+      in.forward(t, b0, b1, {H, dm ? hd_ws : h_prev, H, U, G}, z, G);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = hs + t * BH + b * H;
         if (!mask || mask[t * B + b])

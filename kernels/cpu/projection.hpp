@@ -35,6 +35,16 @@ struct InputProjection {
                    out + b0 * ldo, ldo);
   }
 
+  // The same plus the step's recurrent product (rows b0..b1 of its A, all of its [K,G] B) in
+  // one pass over the output tiles: out = x[b, timestep(t)]·W + bias + A·B.
+  void forward(int64_t t, int64_t b0, int64_t b1, const Product<scalar_t>& recurrent,
+               scalar_t* out, int64_t ldo) const {
+    const Product<scalar_t> p[2] = {
+        {F, x + (b0 * T + timestep(t)) * F, T * F, W, G},
+        {recurrent.K, recurrent.A + b0 * recurrent.lda, recurrent.lda, recurrent.B, recurrent.ldb}};
+    gemm<scalar_t, 2>(b1 - b0, G, p, bias, 0, out + b0 * ldo, ldo);
+  }
+
   // dx[b, timestep(t)] = dz rows b0..b1 (row b at dz + b·ldz) · Wt, Wt: [G,F] = Wᵀ.
   void backward(int64_t t, int64_t b0, int64_t b1, const scalar_t* dz, int64_t ldz,
                 const scalar_t* Wt, scalar_t* dx) const {

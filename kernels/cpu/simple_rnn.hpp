@@ -49,9 +49,7 @@ void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<s
     for (int64_t t = 0; t < T; ++t) {
       const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
       scalar_t* h_t = hs + t * BH;
-      in.forward(t, b0, b1, h_t, H);
-      gemm<scalar_t>(b1 - b0, H, H, (dm ? hd_ws : h_prev) + b0 * H, H, U, H, h_t + b0 * H, H,
-                     h_t + b0 * H, H);
+      in.forward(t, b0, b1, {H, dm ? hd_ws : h_prev, H, U, H}, h_t, H);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = h_t + b * H;
         if (!mask || mask[t * B + b])
