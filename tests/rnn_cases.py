@@ -125,6 +125,35 @@ def cast(case: Case, dtype) -> Case:
     return Case(case.variant, case.option, case.names, [a.astype(dtype) for a in case.arrays], kwargs)
 
 
+def bias_sum_case(backend_name, variant, B=64, T=100, F_=8, H=32, seed=0):
+    """float32 (dbias, exact) from the backend's kernel table on a long sequence: the bias
+    gradient the backward returns, and the float64 sum of the pre-activation gradients it
+    returned with it (Σ dxw, and Σ du for gru with reset_after)."""
+    op, extra, G = VARIANTS[variant]
+    module = backends.get(backend_name)
+    rng = np.random.default_rng(seed)
+    f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
+    x, kernel, U = f32(B, T, F_), f32(F_, G * H) * 0.3, f32(H, G * H) * 0.3
+    bias, h0, dhs = f32(G * H), np.zeros((B, H), np.float32), f32(T, B, H)
+    if op == "lstm":
+        hs, cs, gates = module.lstm_forward(x, kernel, bias, U, h0, h0, None, None)
+        dxw, _, dbias, _, _ = module.lstm_backward(dhs, h0, U, h0, h0, hs, cs, gates, None, None)
+        sums = [dxw]
+    elif op == "gru":
+        reset_after = extra["reset_after"]
+        rb = bias if reset_after else None
+        hs, gates, uh = module.gru_forward(x, kernel, bias, U, rb, h0, None, None, reset_after)
+        dxw, _, du, dbias, _ = module.gru_backward(dhs, U, rb, h0, hs, gates, uh, None, None,
+                                                   reset_after)
+        sums = [dxw, du] if reset_after else [dxw]
+    else:
+        hs = module.simple_rnn_forward(x, kernel, bias, U, h0, None, None)
+        dxw, _, dbias, _ = module.simple_rnn_backward(dhs, U, h0, hs, None, None)
+        sums = [dxw]
+    exact = np.stack([a.astype(np.float64).reshape(-1, G * H).sum(axis=0) for a in sums])
+    return dbias, exact.reshape(dbias.shape)
+
+
 def other_backends() -> list:
     """Every working CPU backend but the reference: the ones judged against it."""
     return [n for n in backends.available() if n != "reference" and backends.get(n).DEVICE == "cpu"]
