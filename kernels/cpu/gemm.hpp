@@ -125,7 +125,7 @@ void transpose(int64_t K, int64_t N, const T* in, T* out) {
     for (int64_t j = 0; j < N; ++j) out[j * K + k] = in[k * N + j];
 }
 
-// The most row ranges parallel_rows makes: the size of per-range workspaces (column_sums).
+// The most row ranges parallel_rows makes: the size of per-range workspaces (ColumnSums).
 inline int64_t max_row_ranges() {
 #if defined(SEQFUSE_OPENMP)
   return pool_threads();
@@ -135,9 +135,8 @@ inline int64_t max_row_ranges() {
 }
 
 // Runs fn(range, b0, b1) on disjoint ranges of batch rows, one range per thread, range in
-// [0, max_row_ranges()). Recurrent rows are
-// independent (row b of h_t depends only on row b of h_{t-1}), so each thread runs the whole
-// time loop on its rows with no barrier per step. Ranges are whole register tiles; small
+// [0, max_row_ranges()). Recurrent rows are independent (row b of h_t depends only on row b
+// of h_{t-1}), so each thread runs the whole time loop on its rows with no barrier per step. Ranges are whole register tiles; small
 // problems (flops: the work of the whole call) stay on the calling thread.
 // The threads are OpenMP's, the same pool as conv1d's and the one engine/_blas.py runs the
 // GEMMs around these loops on (engine._C.gemm), so only one worker per core exists. Its
