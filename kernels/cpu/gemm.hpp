@@ -136,8 +136,9 @@ inline int64_t max_row_ranges() {
 
 // Runs fn(range, b0, b1) on disjoint ranges of batch rows, one range per thread, range in
 // [0, max_row_ranges()). Recurrent rows are independent (row b of h_t depends only on row b
-// of h_{t-1}), so each thread runs the whole time loop on its rows with no barrier per step. Ranges are whole register tiles; small
-// problems (flops: the work of the whole call) stay on the calling thread.
+// of h_{t-1}), so each thread runs the whole time loop on its rows with no barrier per step.
+// Ranges are whole register tiles; small problems (flops: the work of the whole call) stay on
+// the calling thread.
 // The threads are OpenMP's, the same pool as conv1d's and the one engine/_blas.py runs the
 // GEMMs around these loops on (engine._C.gemm), so only one worker per core exists. Its
 // workers spin briefly after a region, so the next kernel of a training step starts without
