@@ -117,6 +117,20 @@ def test_backend_kernel_table_matches_reference_at_bench_like_width(backend, dty
     assert_close(got[2], grad.sum(axis=(0, 1)), GRAD_TOL[dtype], "dbias = grad summed")
 
 
+@pytest.mark.parametrize("backend", ["reference"] + FAST)
+def test_float32_dbias_is_summed_exactly(backend):
+    # 8 × 4,000 rows per column: summed in float32 row after row the bias gradient loses
+    # ~3e-6 of its largest entry; every backend sums it in float64 and rounds once.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 4002, 3)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 4)).astype(np.float32)
+    grad = (rng.standard_normal((8, 4000, 4)) + 0.5).astype(np.float32)
+    dbias = backends.get(backend).conv1d_backward(grad, x, kernel, 1, 1)[2]
+    exact = grad.astype(np.float64).sum(axis=(0, 1))
+    assert dbias.dtype == np.float32
+    assert np.abs(dbias - exact).max() <= 2e-7 * np.abs(exact).max()
+
+
 EDGES = [  # (B, L, C, O, K, strides, dilation_rate, padding)
     (1, 5, 2, 3, 1, 1, 1, "valid"),    # K=1: a plain per-row matmul
     (2, 4, 3, 2, 4, 1, 1, "valid"),    # L=K: one output row

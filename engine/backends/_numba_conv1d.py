@@ -130,7 +130,8 @@ def conv1d_backward(grad, x, kernel, strides, dilation_rate):
     dxs = np.zeros(xs.shape, dtype=x.dtype)
     dkernel = np.empty(kernel.shape, dtype=x.dtype)
     _conv1d_backward_rows(grad_rows, xs, np.ascontiguousarray(kernel), strides, dilation_rate, dxs, dkernel)
-    return dxs.reshape(B, group * strides, C)[:, :L], dkernel, grad_rows.sum(axis=0)
+    dbias = grad_rows.sum(axis=0, dtype=np.float64).astype(x.dtype)  # as reference's
+    return dxs.reshape(B, group * strides, C)[:, :L], dkernel, dbias
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -277,7 +277,7 @@ def conv1d_forward(x, kernel, bias, strides, dilation_rate):
 
 def conv1d_backward(grad, x, kernel, strides, dilation_rate):
     """grad: [B,L_out,O] -> (dx [B,L,C], dkernel [K,C,O], dbias [O]); the transpose of each
-    tap's GEMM, and dbias = grad summed over B and L_out."""
+    tap's GEMM, and dbias = grad summed over B and L_out (in float64, rounded once)."""
     B, length_out, O = grad.shape
     K, C, _ = kernel.shape
     dx = np.zeros(x.shape, dtype=x.dtype)
@@ -287,7 +287,7 @@ def conv1d_backward(grad, x, kernel, strides, dilation_rate):
         rows = _tap(k, length_out, strides, dilation_rate)
         dkernel[k] = x[:, rows].reshape(B * length_out, C).T @ rows_grad
         dx[:, rows] += grad @ kernel[k].T
-    return dx, dkernel, rows_grad.sum(axis=0)
+    return dx, dkernel, rows_grad.sum(axis=0, dtype=np.float64).astype(grad.dtype)
 
 
 def max_pool1d_forward(x, pool_size, strides):

@@ -157,9 +157,10 @@ void conv1d_backward(const T* grad, const T* x, int64_t B, int64_t L, int64_t C,
   for (int64_t k = 0; k < K; ++k)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t o = 0; o < O; ++o) kernel_t[(k * O + o) * C + c] = kernel[(k * C + c) * O + o];
-  // Per thread: its dkernel partial [K,C,O] followed by its dbias partial [O].
-  const int64_t part = kco + O;
-  std::vector<T> partial(static_cast<size_t>(pool_threads()) * part, T(0));
+  std::vector<T> partial(static_cast<size_t>(pool_threads()) * kco, T(0));
+  // dbias sums B·Lo rows per column: in double, as the recurrent ops' bias sums
+  // (cpu/projection.hpp, ColumnSums), so only the final rounding is left.
+  std::vector<double> partial_bias(static_cast<size_t>(pool_threads()) * O, 0.0);
 
 #pragma omp parallel
   {
@@ -178,8 +179,8 @@ void conv1d_backward(const T* grad, const T* x, int64_t B, int64_t L, int64_t C,
       }
     }
     // dkernel[k][c, o] = Σ_{b,t} x[b, t·s + k·d, c] · grad[b, t, o], summed per thread.
-    T* mine = partial.data() + pool_thread_id() * part;
-    T* mine_bias = mine + kco;
+    T* mine = partial.data() + pool_thread_id() * kco;
+    double* mine_bias = partial_bias.data() + pool_thread_id() * O;
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; ++b)
       for (int64_t c0 = 0; c0 < chunks; ++c0) {
@@ -194,11 +195,16 @@ void conv1d_backward(const T* grad, const T* x, int64_t B, int64_t L, int64_t C,
       }
   }
   const int threads = pool_threads();
-#pragma omp parallel for schedule(static) if (part > 65536)
-  for (int64_t e = 0; e < part; ++e) {
+#pragma omp parallel for schedule(static) if (kco > 65536)
+  for (int64_t e = 0; e < kco; ++e) {
     T sum = 0;
-    for (int t = 0; t < threads; ++t) sum += partial[t * part + e];
-    (e < kco ? dkernel[e] : dbias[e - kco]) = sum;
+    for (int t = 0; t < threads; ++t) sum += partial[t * kco + e];
+    dkernel[e] = sum;
+  }
+  for (int64_t o = 0; o < O; ++o) {
+    double sum = 0;
+    for (int t = 0; t < threads; ++t) sum += partial_bias[t * O + o];
+    dbias[o] = static_cast<T>(sum);
   }
 }
 
