@@ -1,8 +1,8 @@
 """Where one recurrent training step's time goes, on the C++ backend (bench/RESULTS.md).
 
-Times each part of `F.<op>(x, kernel, recurrent_kernel, bias)[0].sum().backward()` on its
-own, in a steady-state loop (median of --repeat calls after warm-up calls), and the whole
-step, with the step's GEMM work in GFLOP/s:
+Times each part of `F.<op>(x, kernel, recurrent_kernel, bias)[0].sum().backward()` (the
+training step `seqfuse bench` times) on its own, in a steady-state loop (median of --repeat
+calls after warm-up calls), and the whole step, with the step's GEMM work in GFLOP/s:
 
     python bench/profile_step.py lstm 64 100 64 128
 
@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from engine import _blas, functional as F
+from engine import _blas, backends
 from engine.backends import _projection, cpp_cpu
-from engine.tensor import Tensor
+from engine.benchmark import ours
 
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
@@ -77,13 +77,9 @@ def main(argv=None):
         "drecurrent": median_ms(lambda: _blas.matmul_tn(hs.reshape(rows, H), du.reshape(rows, -1)),
                                 args.repeat),
     }
-    tensors = [Tensor(a, requires_grad=True) for a in (x, kernel, U, bias)]
-
-    def step():
-        for t in tensors:
-            t.grad = None
-        getattr(F, op)(*tensors)[0].sum().backward()
-    total = median_ms(step, args.repeat)
+    with backends.use_backend("cpp"):
+        step = ours(op, (B, T, Fe, H), np.random.default_rng(0))[0]  # what `seqfuse bench` times
+        total = median_ms(step, args.repeat)
     # GEMM flops: forward x·W and h·U; backward dz·Uᵀ and dz·Wᵀ; xᵀ·dz and hᵀ·dz.
     gflop = {"forward": 2 * rows * (Fe + H) * G * H, "backward": 2 * rows * (Fe + H) * G * H,
              "dkernel": 2 * rows * Fe * G * H, "drecurrent": 2 * rows * H * G * H}

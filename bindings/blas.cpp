@@ -61,6 +61,19 @@ void check(const carray<T>& a, const carray<T>& b, py::ssize_t shared_a, py::ssi
   if (!gemm_fn<T>()) throw std::runtime_error(std::string(op) + ": set_blas was not called");
 }
 
+// How many blocks a dimension of n splits into: one per OpenMP thread, at most n.
+int blocks(py::ssize_t n) {
+  return static_cast<int>(std::max<py::ssize_t>(1, std::min<py::ssize_t>(seqfuse::pool_threads(), n)));
+}
+
+// One single-threaded BLAS call from the calling (OpenMP) thread.
+template <typename T>
+void gemm_block(int trans_a, py::ssize_t M, py::ssize_t N, py::ssize_t K, const T* A, py::ssize_t lda,
+                const T* B, T* C) {
+  if (blas.set_threads_local) blas.set_threads_local(1);
+  gemm_fn<T>()(kRowMajor, trans_a, kNoTrans, M, N, K, T(1), A, lda, B, N, T(0), C, N);
+}
+
 template <typename T>
 py::array zeros(carray<T>& c) {
   std::fill(c.mutable_data(), c.mutable_data() + c.size(), T(0));
@@ -74,7 +87,7 @@ py::array gemm(const carray<T>& a, const carray<T>& b) {
   const py::ssize_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
   carray<T> c({M, N});
   if (M * N == 0 || K == 0) return zeros(c);  // BLAS rejects leading dimensions of 0
-  const int parts = static_cast<int>(std::max<py::ssize_t>(1, std::min<py::ssize_t>(seqfuse::pool_threads(), M)));
+  const int parts = blocks(M);
   const T *A = a.data(), *B = b.data();
   T* C = c.mutable_data();
   {
@@ -84,10 +97,7 @@ py::array gemm(const carray<T>& a, const carray<T>& b) {
 #endif
     for (int p = 0; p < parts; ++p) {
       const py::ssize_t lo = M * p / parts, hi = M * (p + 1) / parts;
-      if (blas.set_threads_local) blas.set_threads_local(1);
-      if (hi > lo)
-        gemm_fn<T>()(kRowMajor, kNoTrans, kNoTrans, hi - lo, N, K, T(1), A + lo * K, K, B, N, T(0),
-                     C + lo * N, N);
+      if (hi > lo) gemm_block<T>(kNoTrans, hi - lo, N, K, A + lo * K, K, B, C + lo * N);
     }
   }
   return c;
@@ -100,7 +110,7 @@ py::array gemm_tn(const carray<T>& a, const carray<T>& b) {
   const py::ssize_t K = a.shape(0), M = a.shape(1), N = b.shape(1);
   carray<T> c({M, N});
   if (M * N == 0 || K == 0) return zeros(c);
-  const int parts = static_cast<int>(std::max<py::ssize_t>(1, std::min<py::ssize_t>(seqfuse::pool_threads(), K)));
+  const int parts = blocks(K);
   std::vector<T> partial(static_cast<size_t>(parts - 1) * M * N);
   const T *A = a.data(), *B = b.data();
   T* C = c.mutable_data();
@@ -116,10 +126,8 @@ py::array gemm_tn(const carray<T>& a, const carray<T>& b) {
       for (int p = 0; p < parts; ++p) {
         const py::ssize_t lo = K * p / parts, hi = K * (p + 1) / parts;
         T* out = p == 0 ? C : partial.data() + (p - 1) * M * N;
-        if (blas.set_threads_local) blas.set_threads_local(1);
         if (hi > lo)
-          gemm_fn<T>()(kRowMajor, kTrans, kNoTrans, M, N, hi - lo, T(1), A + lo * M, M, B + lo * N,
-                       N, T(0), out, N);
+          gemm_block<T>(kTrans, M, N, hi - lo, A + lo * M, M, B + lo * N, out);
         else
           std::fill(out, out + M * N, T(0));
       }

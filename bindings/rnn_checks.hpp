@@ -5,7 +5,6 @@
 #include "common.hpp"
 #include "cpu/projection.hpp"
 
-#include <initializer_list>
 #include <optional>
 #include <sstream>
 #include <string>

@@ -12,6 +12,7 @@
 // instead of a NumPy pass reading the whole [T,B,G] array back: that pass took 8.8 ms of a
 // 263 ms GRU (128,200,128,256) training step on the 2-core VM (78 MB read twice).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "common/cell.hpp"
@@ -69,9 +70,7 @@ struct ColumnSums {
   double* ws;
   int64_t N;
 
-  void zero() const {
-    for (int64_t k = 0; k < max_row_ranges() * N; ++k) ws[k] = 0;
-  }
+  void zero() const { std::fill(ws, ws + max_row_ranges() * N, 0.0); }
 
   // ws[range, col:col+n] += Σ rows b0..b1 of src (row b at src + b·ld).
   void add(int64_t range, int64_t b0, int64_t b1, const scalar_t* src, int64_t ld, int64_t col,
@@ -85,9 +84,10 @@ struct ColumnSums {
 
   // out[j] = Σ over ranges of ws[range, j].
   void total(scalar_t* out) const {
+    const int64_t ranges = max_row_ranges();
     for (int64_t j = 0; j < N; ++j) {
       double sum = 0;
-      for (int64_t r = 0; r < max_row_ranges(); ++r) sum += ws[r * N + j];
+      for (int64_t r = 0; r < ranges; ++r) sum += ws[r * N + j];
       out[j] = static_cast<scalar_t>(sum);
     }
   }
