@@ -13,64 +13,7 @@ import json
 import sys
 import time
 
-import numpy as np
-
-
-def _text_model(kind, vocabulary, units, L):
-    embed = L.Embedding(vocabulary, 32, mask_zero=kind != "conv1d")
-    body = {
-        "lstm": [L.LSTM(units)], "gru": [L.GRU(units)], "simple_rnn": [L.SimpleRNN(units)],
-        "bilstm": [L.Bidirectional(L.LSTM(units))],
-        "conv1d": [L.Conv1D(units, 5, activation="relu"), L.MaxPooling1D(2),
-                   L.Conv1D(units, 5, activation="relu"), L.GlobalMaxPooling1D()],
-    }[kind]
-    return [embed] + body + [L.Dense(1, activation="sigmoid")]
-
-
-def _train_movie_reviews(args, en):
-    (x_train, y_train), (x_test, y_test) = en.datasets.movie_reviews.load_data(seed=args.seed)
-    vectorize = en.text.TextVectorization(max_tokens=args.max_tokens,
-                                          output_sequence_length=args.sequence_length)
-    start = time.perf_counter()
-    vectorize.adapt(x_train)
-    print(f"vocabulary: {vectorize.vocabulary_size()} tokens (adapt {time.perf_counter() - start:.2f}s); "
-          f"{len(x_train)} train / {len(x_test)} test sentences")
-    x_train, x_test = vectorize(x_train), vectorize(x_test)
-    model = en.Sequential(_text_model(args.model, vectorize.vocabulary_size(), args.units, en.layers))
-    model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["acc"])
-    history = model.fit(x_train, y_train.astype(np.float32), epochs=args.epochs,
-                        batch_size=args.batch_size, validation_split=0.2)
-    loss, accuracy = model.evaluate(x_test, y_test.astype(np.float32), batch_size=args.batch_size)
-    print(f"test: loss {loss:.4f} - acc {accuracy:.4f}")
-    return model, history, {"test_loss": loss, "test_acc": accuracy}
-
-
-def _train_jfk_weather(args, en):
-    _, values, columns = en.datasets.jfk_weather.load_data(regular=True)
-    hours = len(values)
-    train_end, val_end = int(hours * 0.6), int(hours * 0.8)
-    mean, std = en.data.fit_normalization(values, train_end=train_end)
-    series = ((values - mean) / std).astype(np.float32)
-    temp = columns.index("temp")
-    lookback, delay, step = args.sequence_length * 3, 24, 3  # 5 days seen every 3 h, 24 h ahead
-    targets = series[lookback + delay - 1:, temp]
-
-    def windows(start, end):
-        return en.data.timeseries_dataset_from_array(
-            series[:-delay], targets, sequence_length=lookback // step, sampling_rate=step,
-            batch_size=args.batch_size, start_index=start, end_index=end)
-
-    layer = {"lstm": en.layers.LSTM, "gru": en.layers.GRU, "simple_rnn": en.layers.SimpleRNN}.get(args.model)
-    if layer is None:
-        raise SystemExit(f"seqfuse train: --model for jfk_weather must be lstm, gru or simple_rnn, got {args.model}")
-    model = en.Sequential([layer(args.units), en.layers.Dense(1)])
-    model.compile(optimizer="rmsprop", loss="mse", metrics=["mae"])
-    history = model.fit(windows(0, train_end), epochs=args.epochs,
-                        validation_data=windows(train_end, val_end))
-    test = model.evaluate(windows(val_end, None), return_dict=True)
-    mae_f = test["mae"] * std[temp]
-    print(f"test: mae {mae_f:.2f} °F (normalized {test['mae']:.4f})")
-    return model, history, {"test_mae_fahrenheit": float(mae_f)}
+from . import tasks
 
 
 def _train(args):
@@ -80,8 +23,11 @@ def _train(args):
         en.set_backend(args.backend)
     print(f"backend: {en.get_backend()} (available: {', '.join(en.backends.available())})")
     start = time.perf_counter()
-    task = {"movie_reviews": _train_movie_reviews, "jfk_weather": _train_jfk_weather}[args.data]
-    model, history, results = task(args, en)
+    task = tasks.get(args.data)
+    if args.model not in task.MODELS:
+        raise SystemExit(f"seqfuse train: --model for {args.data} must be one of {', '.join(task.MODELS)}, "
+                         f"got {args.model}")
+    model, history, results = task.run(args, en)
     print(f"trained in {time.perf_counter() - start:.1f}s")
     if args.save:
         model.save(args.save)
@@ -117,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a model on a bundled data set")
-    train.add_argument("--data", choices=["movie_reviews", "jfk_weather"], default="movie_reviews")
-    train.add_argument("--model", choices=["lstm", "gru", "simple_rnn", "bilstm", "conv1d"], default="lstm")
+    train.add_argument("--data", choices=tasks.names(), default="movie_reviews")
+    train.add_argument("--model", choices=tasks.model_choices(), default="lstm")
     train.add_argument("--epochs", type=int, default=3)
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--units", type=int, default=32)

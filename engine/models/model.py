@@ -1,4 +1,4 @@
-"""Model and Sequential: compile / fit / evaluate / predict / summary / save, as in Keras.
+"""Model: compile / fit / evaluate / predict / summary / save, as in Keras.
 
 Example:
     >>> model = en.Sequential([en.layers.Embedding(10_000, 32, mask_zero=True),
@@ -8,19 +8,15 @@ Example:
 """
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
-from . import callbacks as callbacks_module
-from . import layers as layers_module
-from . import losses, metrics as metrics_module, optimizers
-from .random import generator
-from .tensor import Tensor, no_grad
+from .. import callbacks as callbacks_module
+from .. import losses, metrics as metrics_module, optimizers
+from ..random import generator
+from ..tensor import Tensor, no_grad
 
 
 class Model:
@@ -254,87 +250,8 @@ class Model:
 
     def save(self, path):
         """Architecture (JSON) and weights in one .npz; written to a temp file, then renamed."""
-        path = os.fspath(path)
-        arrays = {f"w{i}": w for i, w in enumerate(self.get_weights())}
-        config = json.dumps(self.get_config())
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        try:
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a saved model is an ordinary file
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, config=np.array(config), **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-
-
-class Sequential(Model):
-    """Layers applied in order; masks (Embedding(mask_zero=True)) flow from layer to layer."""
-
-    def __init__(self, layers=None, name="sequential"):
-        super().__init__(name)
-        self._layers = []
-        for layer in layers or []:
-            self.add(layer)
-
-    def add(self, layer):
-        if not isinstance(layer, layers_module.Layer):
-            raise TypeError(f"Sequential.add: expected a Layer, got {type(layer).__name__}")
-        self._layers.append(layer)
-
-    @property
-    def layers(self):
-        return list(self._layers)
-
-    def build(self, input_shape):
-        """Create every weight for inputs of `input_shape` (None = any batch size)."""
-        self._input_shape = tuple(input_shape)
-        shape = self._input_shape
-        for layer in self._layers:
-            shape = layer.output_shape(shape)
-
-    def call(self, x, training=False):
-        if getattr(self, "_input_shape", None) is None:
-            self._input_shape = (None,) + tuple(np.shape(x)[1:])
-        for layer in self._layers:
-            x = layer(x, training=training)
-        return x
-
-    def get_config(self):
-        return {"class_name": "Sequential", "name": self.name,
-                "input_shape": list(getattr(self, "_input_shape", None) or []),
-                "layers": [_layer_config(layer) for layer in self._layers]}
-
-
-def _layer_config(layer):
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
-
-
-def _layer_from_config(entry):
-    cls = getattr(layers_module, entry["class_name"], None)
-    if cls is None:
-        raise ValueError(f"load_model: unknown layer class {entry['class_name']!r}")
-    config = dict(entry["config"])
-    if entry["class_name"] == "Bidirectional":
-        config["layer"] = _layer_from_config(config["layer"])
-    return cls(**config)
-
-
-def load_model(path) -> Model:
-    """Rebuild a model saved by Model.save (architecture and weights)."""
-    with np.load(os.fspath(path), allow_pickle=False) as data:
-        config = json.loads(str(data["config"]))
-        weights = [data[f"w{i}"] for i in range(len(data.files) - 1)]
-    if config.get("class_name") != "Sequential":
-        raise ValueError(f"load_model: {path} does not hold a saved Sequential model")
-    model = Sequential([_layer_from_config(e) for e in config["layers"]], name=config["name"])
-    if config["input_shape"]:
-        model.build(tuple(None if d is None else d for d in config["input_shape"]))
-    model.set_weights(weights)
-    return model
-
+        from .saving import save_model
+        save_model(self, path)
 
 def _check_positive_int(value, what, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -349,9 +266,3 @@ def _as_arrays(x, y, what):
     if len(x) != len(y):
         raise ValueError(f"{what}: x and y must have the same number of samples, got {len(x)} and {len(y)}")
     return x, y
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -1,0 +1,30 @@
+"""One module per `seqfuse train --data NAME` task.
+
+Each module has MODELS (the --model choices it accepts) and run(args, en) -> (model, history,
+results): it loads its bundled data, builds and trains the model, prints its report and
+returns the numbers written to --history.
+"""
+from __future__ import annotations
+
+import importlib
+
+TASKS = ("movie_reviews", "jfk_weather")
+
+
+def names() -> list[str]:
+    return list(TASKS)
+
+
+def get(name):
+    """The task module for `name`."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def model_choices() -> list[str]:
+    """Every --model any task accepts, in first-seen order."""
+    seen = {}
+    for name in TASKS:
+        seen.update(dict.fromkeys(get(name).MODELS))
+    return list(seen)
