@@ -1,9 +1,11 @@
 """Losses with Keras 3's names, formulas and reduction (mean over the last axis, then over
 the batch: "sum_over_batch_size").
 
-Every loss takes (y_true, y_pred) and returns a scalar Tensor. Probabilities are clipped to
-[1e-7, 1 − 1e-7] as Keras does; `from_logits=True` uses the stable log-sigmoid/log-softmax
-forms instead.
+Every loss takes (y_true, y_pred, mask=None) and returns a scalar Tensor. Probabilities are
+clipped to [1e-7, 1 − 1e-7] as Keras does; `from_logits=True` uses the stable
+log-sigmoid/log-softmax forms instead. A mask (y_pred's shape without the last axis, e.g. the
+[B,T] mask of a sequence output) drops the masked entries: the loss is the sum over the kept
+entries divided by their count, as Keras 3 applies an output's mask.
 
 Example:
     >>> loss = binary_crossentropy(np.array([[1.0]]), model_output)
@@ -34,7 +36,7 @@ def _same_shape(y_true, y_pred, name):
     return Tensor(y_true.astype(y_pred.dtype, copy=False))
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False) -> Tensor:
+def binary_crossentropy(y_true, y_pred, from_logits=False, mask=None) -> Tensor:
     """−mean(y·log p + (1−y)·log(1−p)) over the last axis, then over the batch."""
     y_true, y_pred = _pair(y_true, y_pred, "binary_crossentropy")
     y = _same_shape(y_true, y_pred, "binary_crossentropy")
@@ -45,17 +47,30 @@ def binary_crossentropy(y_true, y_pred, from_logits=False) -> Tensor:
     else:
         p = y_pred.clip(EPSILON, 1 - EPSILON)
         per = -(y * p.log() + (1 - y) * (1 - p).log())
-    return per.mean(axis=-1).mean()
+    return _reduce(per.mean(axis=-1), mask)
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False) -> Tensor:
+def _reduce(per_sample, mask) -> Tensor:
+    """per_sample: [B, ...] losses -> their mean, over the entries where mask is true."""
+    if mask is None:
+        return per_sample.mean()
+    xp = array_module(per_sample.data)
+    mask = xp.asarray(mask.data if isinstance(mask, Tensor) else mask)
+    if mask.shape != per_sample.shape:
+        raise ValueError(f"loss: mask shape {mask.shape} does not match the per-sample loss shape "
+                         f"{per_sample.shape}")
+    kept = mask.astype(per_sample.dtype)
+    return (per_sample * Tensor(kept)).sum() / max(float(kept.sum()), 1.0)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, mask=None) -> Tensor:
     """−sum(y·log p) over classes (p renormalised, clipped as Keras), mean over the batch."""
     y_true, y_pred = _pair(y_true, y_pred, "categorical_crossentropy")
     y = _same_shape(y_true, y_pred, "categorical_crossentropy")
-    return -(y * _log_probs(y_pred, from_logits)).sum(axis=-1).mean()
+    return _reduce(-(y * _log_probs(y_pred, from_logits)).sum(axis=-1), mask)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False) -> Tensor:
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, mask=None) -> Tensor:
     """−log p[label] with integer labels y_true [...] and y_pred [..., classes]."""
     y_true, y_pred = _pair(y_true, y_pred, "sparse_categorical_crossentropy")
     labels = y_true.reshape(y_pred.shape[:-1]) if y_true.size == int(np.prod(y_pred.shape[:-1])) else None
@@ -69,7 +84,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False) -> Tensor
                          f"got {int(labels.min())}..{int(labels.max())}")
     log_p = _log_probs(y_pred, from_logits).reshape(-1, classes)
     picked = log_p[np.arange(labels.size), labels.reshape(-1)]
-    return -picked.mean()
+    return _reduce(-picked.reshape(labels.shape), mask)
 
 
 def _log_probs(y_pred, from_logits):
@@ -79,15 +94,15 @@ def _log_probs(y_pred, from_logits):
     return p.clip(EPSILON, 1 - EPSILON).log()
 
 
-def mean_squared_error(y_true, y_pred) -> Tensor:
+def mean_squared_error(y_true, y_pred, mask=None) -> Tensor:
     y_true, y_pred = _pair(y_true, y_pred, "mean_squared_error")
     diff = y_pred - _same_shape(y_true, y_pred, "mean_squared_error")
-    return (diff * diff).mean(axis=-1).mean()
+    return _reduce((diff * diff).mean(axis=-1), mask)
 
 
-def mean_absolute_error(y_true, y_pred) -> Tensor:
+def mean_absolute_error(y_true, y_pred, mask=None) -> Tensor:
     y_true, y_pred = _pair(y_true, y_pred, "mean_absolute_error")
-    return (y_pred - _same_shape(y_true, y_pred, "mean_absolute_error")).abs().mean(axis=-1).mean()
+    return _reduce((y_pred - _same_shape(y_true, y_pred, "mean_absolute_error")).abs().mean(axis=-1), mask)
 
 
 mse, mae = mean_squared_error, mean_absolute_error

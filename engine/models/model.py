@@ -17,6 +17,7 @@ from .. import callbacks as callbacks_module
 from .. import losses, metrics as metrics_module, optimizers
 from ..random import generator
 from ..tensor import Tensor, no_grad
+from . import _data
 
 
 class Model:
@@ -75,29 +76,49 @@ class Model:
     def count_params(self) -> int:
         return int(sum(w.size for w in self.weights))
 
+    @property
+    def output_names(self) -> list[str]:
+        """One name per model output (loss, metric and log names use them with several outputs)."""
+        return [self.layers[-1].name] if self.layers else ["output"]
+
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """optimizer: name or Optimizer; loss: Keras name or callable; metrics: names/callables."""
+        """optimizer: name or Optimizer; loss: Keras name or callable; metrics: names/callables.
+
+        With several outputs, loss is one loss for all, a list (one per output) or a dict keyed
+        by output name; metrics is a flat list (every output), a list of lists or a dict.
+        """
         if loss is None:
             raise ValueError("compile: a loss is required (a Keras loss name or a callable)")
+        names = self.output_names
         self.optimizer = optimizers.get(optimizer)
-        self.loss = losses.get(loss)
-        self._loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "loss")
-        self._metrics = [metrics_module.get(m, self._loss_name) for m in (metrics or [])]
+        per_loss = _data.by_name(loss, names, "compile", "loss", broadcast=True)
+        if any(spec is None for spec in per_loss):
+            raise ValueError(f"compile: every output needs a loss; outputs {names}, got {loss!r}")
+        self._losses = [(_loss_name(spec), losses.get(spec)) for spec in per_loss]
+        self.loss = self._losses[0][1] if len(names) == 1 else loss
+        self._loss_name = self._losses[0][0]
+        nested = isinstance(metrics, dict) or (
+            len(names) > 1 and isinstance(metrics, (list, tuple)) and metrics
+            and all(isinstance(m, (list, tuple)) or m is None for m in metrics))
+        per_metrics = (_data.by_name(metrics, names, "compile", "metrics") if nested
+                       else [metrics] * len(names))
+        self._metrics = [[metrics_module.get(m, loss_name) for m in (specs or [])]
+                         for specs, (loss_name, _) in zip(per_metrics, self._losses)]
 
     def _check_compiled(self, what):
         if self.loss is None:
             raise RuntimeError(f"{what}: call compile(optimizer, loss, metrics) first")
 
     def _batches(self, x, y, batch_size, shuffle):
-        n = len(x)
+        n = _data.num_samples(x, "fit")
         order = generator().permutation(n) if shuffle else np.arange(n)
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
-            yield x[idx], (None if y is None else y[idx])
+            yield _data.take(x, idx), (None if y is None else _data.take(y, idx))
 
     def _dataset(self, x, y, batch_size, shuffle):
         """Batches from arrays, or from a re-iterable of (x, y) batches (engine.data datasets)."""
-        if y is None and not isinstance(x, np.ndarray):
+        if y is None and not _data.is_arrays(x):
             return iter(x)
         return self._batches(x, y, batch_size, shuffle)
 
@@ -105,7 +126,8 @@ class Model:
             validation_split=0.0, validation_data=None, shuffle=True):
         """Train; returns a History (history.history maps loss/metric names to per-epoch lists).
 
-        x: array [N, ...] with y [N, ...], or a re-iterable of (x, y) batches.
+        x: array [N, ...] with y [N, ...] (lists or dicts of arrays for several inputs or
+        outputs), or a re-iterable of (x, y) batches.
         validation_split takes the last fraction of x/y before shuffling, as Keras. A NaN or
         infinite loss stops training with a message: that batch's update is skipped, the
         epoch is logged with its non-finite loss, and weights and checkpoints written so far
@@ -117,15 +139,16 @@ class Model:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if not 0 <= validation_split < 1:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
-        if isinstance(x, np.ndarray) or y is not None:
-            x, y = _as_arrays(x, y, "fit")
+        if _data.is_arrays(x) or y is not None:
+            x, y = _data.as_arrays(x, y, "fit")
             if validation_split:
-                cut = int(len(x) * (1 - validation_split))
-                if cut == 0 or cut == len(x):
-                    raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples "
-                                     f"leaves {cut} for training and {len(x) - cut} for validation")
-                validation_data = (x[cut:], y[cut:])
-                x, y = x[:cut], y[:cut]
+                n = _data.num_samples(x, "fit")
+                cut = int(n * (1 - validation_split))
+                if cut == 0 or cut == n:
+                    raise ValueError(f"fit: validation_split={validation_split} of {n} samples "
+                                     f"leaves {cut} for training and {n - cut} for validation")
+                validation_data = (_data.take(x, slice(cut, None)), _data.take(y, slice(cut, None)))
+                x, y = _data.take(x, slice(None, cut)), _data.take(y, slice(None, cut))
         elif not hasattr(x, "__iter__"):
             raise TypeError(f"fit: x must be an array or an iterable of (x, y) batches, got {type(x).__name__}")
         elif validation_split:
@@ -155,40 +178,62 @@ class Model:
         return history
 
     def _train_epoch(self, x, y, batch_size, shuffle, epoch) -> dict:
-        """One pass over the data; logs are sample-weighted means over the batches, as Keras."""
-        totals, seen = {}, 0
+        """One pass over the data; logs are weighted means over the batches, as Keras."""
+        means = _Means()
         for batch, (xb, yb) in enumerate(self._dataset(x, y, batch_size, shuffle)):
-            logs = self.train_on_batch(xb, yb)
+            logs, weights = self._train_step(xb, yb)
             if not np.isfinite(logs["loss"]):
                 print(f"fit: loss became {logs['loss']} at epoch {epoch + 1}, batch {batch + 1}; "
                       "training stopped (weights and checkpoints so far are kept)", file=sys.stderr)
                 self.stop_training = True
-                return {**{k: v / max(seen, 1) for k, v in totals.items()}, "loss": logs["loss"]}
-            seen += len(xb)
-            for k, v in logs.items():
-                totals[k] = totals.get(k, 0.0) + v * len(xb)
-        if seen == 0:
+                return {**means.result(), "loss": logs["loss"]}
+            means.add(logs, weights)
+        if not means.seen:
             raise ValueError("fit: the training data is empty")
-        return {k: v / seen for k, v in totals.items()}
+        return means.result()
 
     def train_on_batch(self, x, y) -> dict:
         """One optimizer step on one batch; returns {"loss": ..., metric: ...}.
 
         A non-finite loss skips the step, so the weights stay as they were.
         """
+        return self._train_step(x, y)[0]
+
+    def _train_step(self, x, y):
+        """(logs, weight of each log entry) for one optimizer step on one batch."""
         params = self.trainable_weights
         for p in params:
             p.grad = None
         out = self(x, training=True)
-        loss = self.loss(y, out)
-        value = loss.item()
-        if np.isfinite(value):
+        loss, logs, weights = self._loss_and_metrics(y, out, "fit")
+        if np.isfinite(logs["loss"]):
             loss.backward()
             self.optimizer.step(params)
-        return {"loss": value, **self._metric_values(y, out.numpy())}
+        return logs, weights
 
-    def _metric_values(self, y, pred):
-        return {name: fn(y, pred) for name, fn in self._metrics}
+    def _loss_and_metrics(self, y, out, what):
+        """(total loss Tensor, logs, weights): each output's loss is masked by the output's mask
+        (a sequence output of a masked model), and so are its metrics, as Keras."""
+        names = self.output_names
+        outs = _data.by_name(out, names, what, "the model output")
+        ys = _data.by_name(y, names, what, "y")
+        n = len(_data.flatten(ys)[0])
+        total, logs, weights = None, {"loss": 0.0}, {"loss": n}
+        for name, (loss_name, loss_fn), metric_fns, yo, o in zip(names, self._losses, self._metrics, ys, outs):
+            mask = getattr(o, "_keras_mask", None)
+            mask = None if mask is None else np.asarray(mask.numpy() if isinstance(mask, Tensor) else mask)
+            value = loss_fn(yo, o, mask=mask) if _takes_mask(loss_fn) else loss_fn(yo, o)
+            total = value if total is None else total + value
+            prefix = f"{name}_" if len(names) > 1 else ""
+            if prefix:
+                logs[f"{name}_loss"], weights[f"{name}_loss"] = value.item(), n
+            pred = o.numpy()
+            count = n if mask is None else int(mask.sum())
+            for metric_name, fn in metric_fns:
+                values = fn(yo, pred, mask=mask) if _takes_mask(fn) else fn(yo, pred)
+                logs[prefix + metric_name], weights[prefix + metric_name] = values, count
+        logs["loss"] = total.item()
+        return total, logs, weights
 
     def evaluate(self, x, y=None, batch_size=32, verbose=0, return_dict=False):
         """Loss and metrics over the data (size-weighted mean of batches).
@@ -198,19 +243,16 @@ class Model:
         """
         self._check_compiled("evaluate")
         _check_positive_int(batch_size, "evaluate", "batch_size")
-        if isinstance(x, np.ndarray) or y is not None:
-            x, y = _as_arrays(x, y, "evaluate")
-        totals, seen = {}, 0
+        if _data.is_arrays(x) or y is not None:
+            x, y = _data.as_arrays(x, y, "evaluate")
+        means = _Means()
         with no_grad():
             for xb, yb in self._dataset(x, y, batch_size, shuffle=False):
-                out = self(xb)
-                values = {"loss": self.loss(yb, out).item(), **self._metric_values(yb, out.numpy())}
-                seen += len(xb)
-                for k, v in values.items():
-                    totals[k] = totals.get(k, 0.0) + v * len(xb)
-        if seen == 0:
+                _, logs, weights = self._loss_and_metrics(yb, self(xb), "evaluate")
+                means.add(logs, weights)
+        if not means.seen:
             raise ValueError("evaluate: the data is empty")
-        result = {k: v / seen for k, v in totals.items()}
+        result = means.result()
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         if return_dict:
@@ -218,14 +260,18 @@ class Model:
         return result["loss"] if len(result) == 1 else list(result.values())
 
     def predict(self, x, batch_size=32):
-        """Model outputs for x [N, ...], batch by batch, as one numpy array [N, ...]."""
+        """Model outputs for x [N, ...] (a list or dict of arrays for several inputs), batch by
+        batch, as one numpy array [N, ...] (a list of arrays for several outputs)."""
         _check_positive_int(batch_size, "predict", "batch_size")
-        x = np.asarray(x)
-        if len(x) == 0:
-            raise ValueError(f"predict: x must hold at least one sample, got shape {x.shape}")
+        x = _data.map_structure(lambda a: a.numpy() if isinstance(a, Tensor) else np.asarray(a), x)
+        n = _data.num_samples(x, "predict")
+        if n == 0:
+            raise ValueError(f"predict: x must hold at least one sample, got shapes "
+                             f"{[a.shape for a in _data.flatten(x)]}")
         with no_grad():
-            outs = [self(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
-        return np.concatenate(outs)
+            outs = [_data.map_structure(lambda t: t.numpy(), self(_data.take(x, slice(i, i + batch_size))))
+                    for i in range(0, n, batch_size)]
+        return _concatenate(outs)
 
     def summary(self, print_fn=print):
         """Layer, output shape and parameter count of each layer (after the model is built)."""
@@ -258,11 +304,36 @@ def _check_positive_int(value, what, name):
         raise ValueError(f"{what}: {name} must be a positive int, got {value!r}")
 
 
-def _as_arrays(x, y, what):
-    x = np.asarray(x)
-    if y is None:
-        raise ValueError(f"{what}: y is required with array inputs")
-    y = np.asarray(y)
-    if len(x) != len(y):
-        raise ValueError(f"{what}: x and y must have the same number of samples, got {len(x)} and {len(y)}")
-    return x, y
+class _Means:
+    """Running weighted means of log entries (loss by batch size, masked metrics by kept entries)."""
+
+    def __init__(self):
+        self.totals, self.weights, self.seen = {}, {}, 0
+
+    def add(self, logs, weights):
+        self.seen += 1
+        for k, v in logs.items():
+            self.totals[k] = self.totals.get(k, 0.0) + v * weights[k]
+            self.weights[k] = self.weights.get(k, 0) + weights[k]
+
+    def result(self) -> dict:
+        return {k: v / max(self.weights[k], 1) for k, v in self.totals.items()}
+
+
+def _concatenate(batches):
+    """Per-batch outputs (arrays, or lists/dicts of arrays) -> one output over all samples."""
+    first = batches[0]
+    if isinstance(first, dict):
+        return {k: np.concatenate([b[k] for b in batches]) for k in first}
+    if isinstance(first, (list, tuple)):
+        return [np.concatenate([b[i] for b in batches]) for i in range(len(first))]
+    return np.concatenate(batches)
+
+
+def _loss_name(spec) -> str:
+    return spec if isinstance(spec, str) else getattr(spec, "__name__", "loss")
+
+
+def _takes_mask(fn) -> bool:
+    """Built-in losses and metrics take mask=; a user's callable may not."""
+    return getattr(fn, "__module__", None) in (losses.__name__, metrics_module.__name__)
