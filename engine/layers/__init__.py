@@ -2,8 +2,12 @@
 from .base import Layer
 from .convolutional import Conv1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .core import Activation, Dense, Dropout, Embedding, Flatten
+from .input_layer import InputLayer
+from .merging import Add, Average, Concatenate, Dot, Multiply, Subtract
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+from .reshaping import RepeatVector, TimeDistributed
 
 __all__ = ["Layer", "Activation", "Dense", "Dropout", "Embedding", "Flatten", "SimpleRNN", "LSTM",
            "GRU", "Bidirectional", "Conv1D", "MaxPooling1D", "GlobalMaxPooling1D",
-           "GlobalAveragePooling1D"]
+           "GlobalAveragePooling1D", "InputLayer", "Add", "Subtract", "Multiply", "Average",
+           "Concatenate", "Dot", "RepeatVector", "TimeDistributed"]

@@ -2,10 +2,13 @@
 Keras-style masks along (`tensor._keras_mask`)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .. import initializers
 from ..tensor import Tensor, no_grad
+from . import symbolic
 
 
 class Layer:
@@ -20,12 +23,10 @@ class Layer:
     _count: dict = {}
 
     def __init__(self, name=None, trainable=True, dtype="float32"):
-        base = type(self).__name__.lower()
-        if name is None:
-            n = Layer._count[base] = Layer._count.get(base, -1) + 1
-            name = base if n == 0 else f"{base}_{n}"
-        self.name, self.trainable, self.dtype = name, trainable, np.dtype(dtype)
+        self.name = unique_name(type(self).__name__) if name is None else name
+        self.trainable, self.dtype = trainable, np.dtype(dtype)
         self.built = False
+        self._inbound_nodes: list = []  # calls on symbolic tensors (Functional API)
         self._weights: list[Tensor] = []
         self._weight_names: list[str] = []
 
@@ -47,10 +48,15 @@ class Layer:
         return mask if self.supports_masking else None
 
     def __call__(self, x, mask=None, training=False, **kwargs):
+        if symbolic.any_symbolic((x, kwargs)):
+            if mask is not None or training:
+                raise TypeError(f"{self.name}: mask= and training= are decided when the model runs; "
+                                "do not pass them to a symbolic call")
+            return symbolic.call(self, x, kwargs)
         if mask is None:
-            mask = getattr(x, "_keras_mask", None)
+            mask = _input_mask(x)
         if not self.built:
-            self.build(tuple(x.shape))
+            self.build([tuple(t.shape) for t in x] if isinstance(x, (list, tuple)) else tuple(x.shape))
             self.built = True
         out = self.call(x, mask=mask, training=training, **kwargs)
         out_mask = self.compute_mask(x, mask)
@@ -103,3 +109,21 @@ class Layer:
 
     def _takes_floats(self) -> bool:
         return True
+
+
+def _input_mask(x):
+    """The Keras mask carried by x; for a list of inputs (merge layers) the list of their masks,
+    or None when none has one."""
+    if isinstance(x, (list, tuple)):
+        masks = [getattr(t, "_keras_mask", None) for t in x]
+        return None if all(m is None for m in masks) else masks
+    return getattr(x, "_keras_mask", None)
+
+
+def unique_name(class_name: str) -> str:
+    """Keras's default layer names: snake_case of the class, then _1, _2, ... for later ones
+    (SimpleRNN -> simple_rnn, GlobalMaxPooling1D -> global_max_pooling1d)."""
+    base = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", class_name)
+    base = re.sub("([a-z])([A-Z])", r"\1_\2", base).lower()
+    n = Layer._count[base] = Layer._count.get(base, -1) + 1
+    return base if n == 0 else f"{base}_{n}"

@@ -16,20 +16,36 @@ import numpy as np
 from .. import callbacks as callbacks_module
 from .. import losses, metrics as metrics_module, optimizers
 from ..random import generator
+from ..layers import symbolic
 from ..tensor import Tensor, no_grad
 from . import _data
 
 
 class Model:
-    """A stack of layers trained by one loss and one optimizer. Subclasses define `call`."""
+    """Layers trained by one optimizer on one loss per output. `en.Model(inputs, outputs)` makes
+    a functional model (engine/models/functional.py); subclasses define `call`.
+
+    Example:
+        >>> x = en.Input((None, 12)); model = en.Model(x, en.layers.Dense(9)(en.layers.LSTM(32)(x)))
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (args or "inputs" in kwargs):
+            from .functional import Functional
+            return super().__new__(Functional)
+        return super().__new__(cls)
 
     def __init__(self, name="model"):
         self.name = name
+        self.trainable = True
         self.stop_training = False
         self.optimizer = self.loss = None
         self._metrics = []
+        self._inbound_nodes = []  # calls on symbolic tensors: a model used as a layer
 
     def __call__(self, x, training=False):
+        if symbolic.any_symbolic(x):
+            return symbolic.call(self, x, {})
         return self.call(x, training=training)
 
     def call(self, x, training=False):
@@ -54,9 +70,28 @@ class Model:
         return [w for _, w in self._named_weights()]
 
     @property
+    def _weight_names(self) -> list[str]:
+        return [name for name, _ in self._named_weights()]
+
+    @property
     def trainable_weights(self) -> list[Tensor]:
+        if not self.trainable:
+            return []
         keep = {id(w) for layer in self.layers for w in layer.trainable_weights}
         return [w for w in self.weights if id(w) in keep]
+
+    def get_layer(self, name=None, index=None):
+        """A layer by name or by position in `layers`, as Keras."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer: give exactly one of name and index")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"get_layer: index {index} is out of range for {len(self.layers)} layers")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer: no layer named {name!r}; layers: {[l.name for l in self.layers]}")
 
     def get_weights(self):
         return [w.numpy().copy() for w in self.weights]
@@ -283,12 +318,15 @@ class Model:
                 shape = layer.output_shape(shape)
                 out = str(shape)
             rows.append((f"{layer.name} ({type(layer).__name__})", out, str(layer.count_params())))
-        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
+        self._print_table(rows, print_fn)
+
+    def _print_table(self, rows, print_fn):
+        widths = [max(len(r[i]) for r in rows) + 2 for i in range(len(rows[0]))]
         line = "-" * sum(widths)
         print_fn(f'Model: "{self.name}"')
         print_fn(line)
         for i, r in enumerate(rows):
-            print_fn("".join(c.ljust(w) for c, w in zip(r, widths)))
+            print_fn("".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
             print_fn("=" * len(line) if i == 0 else line)
         trainable = sum(w.size for w in self.trainable_weights)
         print_fn(f"Total params: {self.count_params()}\nTrainable params: {trainable}\n"

@@ -15,25 +15,36 @@ import numpy as np
 from .. import layers as layers_module
 
 
+_MODELS = ("Sequential", "Functional")
+
+
 def layer_config(layer) -> dict:
-    """{"class_name", "config"} of a layer, as Keras serializes it."""
+    """{"class_name", "config"} of a layer, as Keras serializes it (a model used as a layer
+    gives its whole model config)."""
+    if type(layer).__name__ in _MODELS:
+        return layer.get_config()
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
 def layer_from_config(entry):
-    """The layer an entry of layer_config describes (no weights yet)."""
+    """The layer (or nested model) an entry of layer_config describes (no weights yet)."""
+    if entry.get("class_name") in _MODELS:
+        return model_from_config(entry)
     cls = getattr(layers_module, entry["class_name"], None)
-    if cls is None:
+    if cls is None or not isinstance(cls, type) or not issubclass(cls, layers_module.Layer):
         raise ValueError(f"load_model: unknown layer class {entry['class_name']!r}")
     config = dict(entry["config"])
-    if entry["class_name"] == "Bidirectional":
+    if entry["class_name"] in ("Bidirectional", "TimeDistributed"):
         config["layer"] = layer_from_config(config["layer"])
     return cls(**config)
 
 
 def model_from_config(config):
     """The model a get_config() dict describes, built, with fresh weights."""
+    from .functional import Functional
     from .sequential import Sequential
+    if config.get("class_name") == "Functional":
+        return Functional.from_config(config, layer_from_config)
     if config.get("class_name") != "Sequential":
         raise ValueError(f"load_model: unknown model class {config.get('class_name')!r}")
     model = Sequential([layer_from_config(e) for e in config["layers"]], name=config["name"])
@@ -71,7 +82,11 @@ def load_model(path):
     """Rebuild a model saved by Model.save (architecture and weights)."""
     with np.load(os.fspath(path), allow_pickle=False) as data:
         config = json.loads(str(data["config"]))
-        weights = [data[f"w{i}"] for i in range(len(data.files) - 1)]
+        names = sorted(k for k in data.files if k != "config")
+        expected = sorted(f"w{i}" for i in range(len(names)))
+        if names != expected:
+            raise ValueError(f"load_model: {path}: weight arrays {sorted(set(expected) - set(names))} are missing")
+        weights = [data[f"w{i}"] for i in range(len(names))]
     model = model_from_config(config)
     model.set_weights(weights)
     return model
