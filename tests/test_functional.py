@@ -277,3 +277,10 @@ def test_loading_unknown_layers_or_missing_weights_fails_clearly(tmp_path):
     np.savez(tmp_path / "missing.npz", **arrays)
     with pytest.raises(ValueError, match="missing"):
         en.load_model(tmp_path / "missing.npz")
+
+
+def test_sequential_may_start_with_an_input_and_builds_at_once():
+    model = en.Sequential([en.Input((T,), dtype="int64"), L.Embedding(V, 3), L.GRU(4), L.Dense(1)])
+    assert [w.shape for w in model.get_weights()] == [(V, 3), (3, 12), (4, 12), (2, 12), (4, 1), (1,)]
+    with pytest.raises(ValueError, match="Input can only come first"):
+        en.Sequential([L.Dense(2), en.Input((F,))])

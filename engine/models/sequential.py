@@ -4,12 +4,19 @@ from __future__ import annotations
 import numpy as np
 
 from .. import layers as layers_module
+from ..layers.symbolic import KerasTensor
 from .model import Model
 from .saving import layer_config
 
 
 class Sequential(Model):
-    """Layers applied in order; masks (Embedding(mask_zero=True)) flow from layer to layer."""
+    """Layers applied in order; masks (Embedding(mask_zero=True)) flow from layer to layer.
+
+    As in Keras, the list may start with `en.Input(shape)`: the weights are then built at once.
+
+    Example:
+        >>> model = en.Sequential([en.Input((None,)), en.layers.Embedding(100, 8), en.layers.GRU(4)])
+    """
 
     def __init__(self, layers=None, name="sequential"):
         super().__init__(name)
@@ -18,9 +25,19 @@ class Sequential(Model):
             self.add(layer)
 
     def add(self, layer):
+        if isinstance(layer, KerasTensor) and isinstance(layer._history[0], layers_module.InputLayer):
+            layer = layer._history[0]
+        if isinstance(layer, layers_module.InputLayer):
+            if self._layers:
+                raise ValueError(f"Sequential.add: an Input can only come first, got it after "
+                                 f"{len(self._layers)} layers")
+            self._input_shape = layer.batch_shape
+            return
         if not isinstance(layer, layers_module.Layer):
             raise TypeError(f"Sequential.add: expected a Layer, got {type(layer).__name__}")
         self._layers.append(layer)
+        if getattr(self, "_input_shape", None) is not None:
+            self.build(self._input_shape)
 
     @property
     def layers(self):
