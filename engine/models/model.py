@@ -333,9 +333,53 @@ class Model:
                  f"Non-trainable params: {self.count_params() - trainable}")
 
     def save(self, path):
-        """Architecture (JSON) and weights in one .npz; written to a temp file, then renamed."""
+        """Architecture and weights in one file: a Keras 3 archive for `.keras` (keras.saving
+        .load_model opens it; needs h5py), else seqfuse's .npz. Written to a temp file, then renamed.
+
+        Example:
+            >>> model.save("model.keras"); en.load_model("model.keras").predict(x)
+        """
         from .saving import save_model
         save_model(self, path)
+
+    def save_weights(self, path):
+        """The weights alone, in Keras 3's `.weights.h5` layout (the name must end so).
+
+        Example:
+            >>> model.save_weights("model.weights.h5")   # Keras: keras_model.load_weights(...)
+        """
+        from .keras_format import save_weights
+        save_weights(self, path)
+
+    def load_weights(self, path):
+        """Read a `.weights.h5` file (from save_weights or Keras) into this built model."""
+        from .keras_format import load_weights
+        load_weights(self, path)
+
+    def torch_state_dict(self):
+        """The weights as a PyTorch state_dict ({"<layer name>.<torch parameter>": tensor}).
+
+        Keys follow a torch module holding one submodule per seqfuse layer, named as the
+        layer: Dense -> nn.Linear ("dense.weight", "dense.bias"), Embedding -> nn.Embedding,
+        Conv1D -> nn.Conv1d, LSTM/GRU/SimpleRNN -> nn.LSTM/GRU/RNN(batch_first=True)
+        ("lstm.weight_ih_l0", ...), Bidirectional -> bidirectional=True (..._l0_reverse).
+        See engine.convert.
+
+        Example:
+            >>> torch_module.load_state_dict(model.torch_state_dict())
+        """
+        from ..convert import model_to_torch
+        return model_to_torch(self)
+
+    def load_torch_state_dict(self, state_dict):
+        """Set the weights from a PyTorch state_dict keyed as torch_state_dict() makes them.
+
+        Example:
+            >>> model.load_torch_state_dict(torch_module.state_dict())
+        """
+        from ..convert import model_from_torch
+        model_from_torch(self, state_dict)
+
 
 def _check_positive_int(value, what, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
