@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from ..layers.base import snake_case
+from ..layers.core import ACTIVATIONS
 from .saving import atomic_write, bad_file, describe_head, model_from_config
 
 KERAS_VERSION = "3.15.1"     # written to metadata.json: the Keras release this layout was checked on
@@ -246,9 +247,9 @@ def _option_from_keras(cls, key, value, where, path):
             raise bad_file(path, f"has {where} with {key}={value!r}; a 1-D layer takes one value")
         return value[0]
     if key == "activation":
-        if not isinstance(value, str):
-            raise bad_file(path, f"has {where} with activation={value!r}; seqfuse reads the built-in "
-                                 "activations by name only")
+        if not isinstance(value, str) or value not in ACTIVATIONS:
+            raise bad_file(path, f"has {where} with activation={value!r}, which seqfuse does not have "
+                                 f"(it has {', '.join(k for k in ACTIVATIONS if k)})")
         if value == "linear" and cls != "Activation":
             return None
     return value

@@ -48,7 +48,10 @@ def layer_from_config(entry):
     config = dict(entry["config"])
     if entry["class_name"] in ("Bidirectional", "TimeDistributed"):
         config["layer"] = layer_from_config(config["layer"])
-    return cls(**config)
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"layer {config.get('name')!r} ({entry['class_name']}): {e}") from None
 
 
 def model_from_config(config):
@@ -131,31 +134,15 @@ def _read_npz(path):
     """(config dict, list of weight arrays) from a seqfuse .npz, or bad_file's error."""
     with open(path, "rb") as f:          # a missing file stays FileNotFoundError
         head = f.read(8)
-    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        raise bad_file(path, f"is not a seqfuse model file ({describe_head(head)})")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except _DAMAGED:
-        raise bad_file(path, "is truncated or corrupt (its zip directory cannot be read)") from None
-    with data:
-        names = set(data.files)
-        if "config" not in names:
-            shown = ", ".join(sorted(names)[:6]) or "nothing"
-            raise bad_file(path, f"is not a seqfuse model file (it holds {shown}; "
-                                 "a seqfuse .npz holds config and w0, w1, ...)")
-        weight_names = sorted((n for n in names if re.fullmatch(r"w\d+", n)), key=lambda n: int(n[1:]))
-        extra = names - {"config", "format_version", *weight_names}
-        if weight_names != [f"w{i}" for i in range(len(weight_names))] or extra:
-            raise bad_file(path, f"is not a seqfuse model file (unexpected entries: "
-                                 f"{', '.join(sorted(extra)) or 'weights not numbered w0..wN-1'})")
-        version = _entry(data, "format_version", path) if "format_version" in names else np.array(0)
-        if version.shape != () or version.dtype.kind not in "iu":
-            raise bad_file(path, f"is corrupt (format_version is {version!r}, not an integer)")
-        if version > FORMAT_VERSION:
-            raise bad_file(path, f"was written by a newer seqfuse (model format version {int(version)}; "
-                                 f"this one reads versions up to {FORMAT_VERSION})")
-        text = _entry(data, "config", path)
-        weights = [_entry(data, n, path) for n in weight_names]
+        if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            raise bad_file(path, f"is not a seqfuse model file ({describe_head(head)})")
+        f.seek(0)
+        try:
+            data = np.load(f, allow_pickle=False)
+        except _DAMAGED:
+            raise bad_file(path, "is truncated or corrupt (its zip directory cannot be read)") from None
+        with data:
+            text, weights = _npz_entries(data, path)
     try:
         config = json.loads(str(text))
     except ValueError:
@@ -163,6 +150,29 @@ def _read_npz(path):
     if not isinstance(config, dict):
         raise bad_file(path, "is corrupt (its config is not a JSON object)")
     return config, weights
+
+
+def _npz_entries(data, path):
+    """(config text, weights) of an open seqfuse .npz, after checking what it holds."""
+    names = set(data.files)
+    if "config" not in names:
+        shown = ", ".join(sorted(names)[:6]) or "nothing"
+        raise bad_file(path, f"is not a seqfuse model file (it holds {shown}; "
+                             "a seqfuse .npz holds config and w0, w1, ...)")
+    weight_names = sorted((n for n in names if re.fullmatch(r"w\d+", n)), key=lambda n: int(n[1:]))
+    extra = names - {"config", "format_version", *weight_names}
+    if weight_names != [f"w{i}" for i in range(len(weight_names))] or extra:
+        raise bad_file(path, f"is not a seqfuse model file (unexpected entries: "
+                             f"{', '.join(sorted(extra)) or 'weights not numbered w0..wN-1'})")
+    version = _entry(data, "format_version", path) if "format_version" in names else np.array(0)
+    if version.shape != () or version.dtype.kind not in "iu":
+        raise bad_file(path, f"is corrupt (format_version is {version!r}, not an integer)")
+    if version > FORMAT_VERSION:
+        raise bad_file(path, f"was written by a newer seqfuse (model format version {int(version)}; "
+                             f"this one reads versions up to {FORMAT_VERSION})")
+    text = _entry(data, "config", path)
+    weights = [_entry(data, n, path) for n in weight_names]
+    return text, weights
 
 
 # zipfile, zlib and numpy report damage with their own types and words; each becomes bad_file's.
