@@ -221,13 +221,18 @@ def _keras_weights(layer, params):
     return weights
 
 
-def _weighted_layers(model):
-    """Layers with weights, each once (a shared layer appears once), in model order."""
+def _weighted_layers(model, prefix=""):
+    """(key prefix, layer) for each layer with weights, once (a shared layer appears once), in
+    model order; a nested model's layers go under "<its name>.", as torch nests submodules."""
     seen, out = set(), []
     for layer in model.layers:
-        if layer.weights and id(layer) not in seen:
-            seen.add(id(layer))
-            out.append(layer)
+        if not layer.weights or id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if type(layer).__name__ in ("Sequential", "Functional"):
+            out += _weighted_layers(layer, f"{prefix}{layer.name}.")
+        else:
+            out.append((f"{prefix}{layer.name}", layer))
     return out
 
 
@@ -238,9 +243,9 @@ def model_to_torch(model):
     except ImportError:
         raise ImportError('torch_state_dict needs PyTorch: pip install "seqfuse[compat]"') from None
     state = {}
-    for layer in _weighted_layers(model):
+    for key, layer in _weighted_layers(model):
         for name, value in _torch_params(layer, layer.get_weights()).items():
-            state[f"{layer.name}.{name}"] = torch.from_numpy(np.ascontiguousarray(value))
+            state[f"{key}.{name}"] = torch.from_numpy(np.ascontiguousarray(value))
     return state
 
 
@@ -251,23 +256,23 @@ def model_from_torch(model, state_dict) -> None:
     is set unless all of them convert to the right shapes.
     """
     layers = _weighted_layers(model)
-    expected = {layer.name: set(_torch_params(layer, layer.get_weights())) for layer in layers}
-    wanted = {f"{name}.{p}" for name, params in expected.items() for p in params}
+    expected = {key: set(_torch_params(layer, layer.get_weights())) for key, layer in layers}
+    wanted = {f"{key}.{p}" for key, params in expected.items() for p in params}
     missing, unexpected = sorted(wanted - set(state_dict)), sorted(set(state_dict) - wanted)
     if missing or unexpected:
         raise KeyError(f"load_torch_state_dict: missing keys {missing}, unexpected keys {unexpected} "
                        "(keys are '<seqfuse layer name>.<torch parameter>'; see engine.convert)")
     values = []
-    for layer in layers:
-        params = {p: _numpy(state_dict[f"{layer.name}.{p}"]) for p in expected[layer.name]}
+    for key, layer in layers:
+        params = {p: _numpy(state_dict[f"{key}.{p}"]) for p in expected[key]}
         try:
             weights = _keras_weights(layer, params)
         except ValueError as e:
-            raise ValueError(f"load_torch_state_dict: layer {layer.name!r}: {e}") from None
+            raise ValueError(f"load_torch_state_dict: layer {key!r}: {e}") from None
         for w, value, name in zip(layer.weights, weights, layer._weight_names):
             if value.shape != w.shape:
-                raise ValueError(f"load_torch_state_dict: layer {layer.name!r}: {name} would get shape "
-                                 f"{value.shape} from keys {sorted(expected[layer.name])}, expected {w.shape}")
+                raise ValueError(f"load_torch_state_dict: layer {key!r}: {name} would get shape "
+                                 f"{value.shape} from keys {sorted(expected[key])}, expected {w.shape}")
         values.append((layer, weights))
     for layer, weights in values:
         layer.set_weights(weights)

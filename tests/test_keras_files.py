@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import engine as en
+from test_functional import GRAPHS, _api, _data, encoder_decoder, siamese
 
 pytest.importorskip("h5py")
 
@@ -47,6 +48,8 @@ ARCHITECTURES = {
         M.Conv1D(4, 3, padding="causal", dilation_rate=2, activation="relu"), M.MaxPooling1D(2),
         M.Conv1D(5, 2, strides=2, padding="same"), M.GlobalMaxPooling1D(), M.Dropout(0.3),
         M.Dense(2, use_bias=False)]),
+    "repeat_time_distributed": ((4,), "float32", lambda M: [
+        M.Dense(3), M.RepeatVector(5), M.LSTM(4, return_sequences=True), M.TimeDistributed(M.Dense(2))]),
     "conv_flatten": ((5, 2), "float32", lambda M: [
         M.Conv1D(3, 2, activation="tanh"), M.MaxPooling1D(2, strides=1, padding="same"),
         M.Flatten(), M.Dense(4, activation="sigmoid")]),
@@ -254,3 +257,79 @@ def test_keras_archive_is_what_keras_writes(tmp_path):
         }
         assert h5["layers/dense/vars"].attrs["name"] == "hidden"
         assert h5["layers/dense_1/vars"].attrs["name"] == "out"
+
+
+def _keras_api(keras):
+    """test_functional's graph builders on Keras, decoders called as Keras users write them
+    (initial_state= only; Keras then drops the Embedding's mask there, so the data has no padding)."""
+    api = _api(keras)
+    api.with_state = lambda layer, x, ids, state: layer(x, initial_state=state)
+    return api
+
+
+def _unpadded(graph):
+    x, _ = _data(graph)
+    return [np.where(a == 0, 1, a) for a in x] if isinstance(x, list) else np.where(x == 0, 1, x)
+
+
+@pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.__name__)
+def test_functional_models_both_ways(keras, graph, tmp_path):
+    theirs, _ = graph(_keras_api(keras))
+    rng = np.random.default_rng(4)
+    theirs.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in theirs.get_weights()])
+    theirs.save(tmp_path / "keras.keras")
+    ours = en.load_model(tmp_path / "keras.keras")
+    assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers]
+    x = _unpadded(graph)
+    for a, b in zip(_as_list(ours.predict(x)), _as_list(theirs.predict(x, verbose=0))):
+        np.testing.assert_allclose(a, np.asarray(b), atol=ATOL, rtol=0)
+
+    ours, _ = graph(_api())
+    ours.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in ours.get_weights()])
+    ours.save(tmp_path / "ours.keras")
+    theirs = keras.saving.load_model(tmp_path / "ours.keras")
+    assert [layer.name for layer in theirs.layers] == [layer.name for layer in ours.layers]
+    for a, b in zip(_as_list(theirs.predict(x, verbose=0)), _as_list(ours.predict(x))):
+        np.testing.assert_allclose(np.asarray(a), b, atol=ATOL, rtol=0)
+    again = en.load_model(tmp_path / "ours.keras")
+    assert json.dumps(again.get_config()) == json.dumps(ours.get_config())
+
+
+def _as_list(outputs):
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def test_functional_weights_files_both_ways(keras, tmp_path):
+    theirs, _ = siamese(_keras_api(keras))
+    ours, _ = siamese(_api())
+    rng = np.random.default_rng(5)
+    theirs.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in theirs.get_weights()])
+    theirs.save_weights(tmp_path / "k.weights.h5")
+    ours.load_weights(tmp_path / "k.weights.h5")
+    x = _unpadded(siamese)
+    np.testing.assert_allclose(ours.predict(x), np.asarray(theirs.predict(x, verbose=0)), atol=ATOL, rtol=0)
+    ours.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in ours.get_weights()])
+    ours.save_weights(tmp_path / "ours.weights.h5")
+    theirs.load_weights(tmp_path / "ours.weights.h5")
+    np.testing.assert_allclose(np.asarray(theirs.predict(x, verbose=0)), ours.predict(x), atol=ATOL, rtol=0)
+
+
+def test_embedding_masks_keras_writes_as_ops_load_and_other_masks_are_refused(keras, tmp_path):
+    # Keras 3 writes an Embedding(mask_zero=True) mask that reaches a layer as a not_equal op
+    # feeding that layer's mask=; the lead's Keras variant of the encoder-decoder also passes the
+    # decoder's mask so (Keras would drop it there), which makes padded data agree exactly.
+    theirs, _ = encoder_decoder(_api(keras))
+    rng = np.random.default_rng(6)
+    theirs.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in theirs.get_weights()])
+    theirs.save(tmp_path / "masked.keras")
+    ours = en.load_model(tmp_path / "masked.keras")
+    x, _ = _data(encoder_decoder)
+    assert (x[0] == 0).any() and (x[1] == 0).any()
+    np.testing.assert_allclose(ours.predict(x), np.asarray(theirs.predict(x, verbose=0)), atol=ATOL, rtol=0)
+
+    source = keras.Input((T,), dtype="int32")
+    embedded = keras.layers.Embedding(20, 3)(source)        # no mask_zero: the mask is the user's
+    model = keras.Model(source, keras.layers.LSTM(2)(embedded, mask=keras.ops.not_equal(source, 0)))
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(ValueError, match=r"m\.keras has layer 'lstm\S*' called with an explicit mask="):
+        en.load_model(tmp_path / "m.keras")

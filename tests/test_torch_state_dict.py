@@ -153,3 +153,62 @@ def test_layers_without_a_torch_counterpart_are_named():
     model.build((None, 3))
     with pytest.raises(ValueError, match=r"layer 'scale' \(Scale\) has weights but no PyTorch counterpart"):
         model.torch_state_dict()
+
+
+class _Seq2Seq(torch.nn.Module):
+    """Encoder LSTM whose final (h, c) start a decoder LSTM; a Linear on every decoder step."""
+
+    def __init__(self):
+        super().__init__()
+        self.source_words = torch.nn.Embedding(20, 4)
+        self.target_words = torch.nn.Embedding(20, 4)
+        self.encoder = torch.nn.LSTM(4, 6, batch_first=True)
+        self.decoder = torch.nn.LSTM(4, 6, batch_first=True)
+        self.step = torch.nn.Linear(6, 20)
+
+    def forward(self, source, target):
+        _, state = self.encoder(self.source_words(source))
+        decoded, _ = self.decoder(self.target_words(target), state)
+        return self.step(decoded)
+
+
+def _seq2seq():
+    source, target = en.Input((T,), dtype="int64"), en.Input((T - 2,), dtype="int64")
+    _, h, c = L.LSTM(6, return_state=True, name="encoder")(L.Embedding(20, 4, name="source_words")(source))
+    decoded = L.LSTM(6, return_sequences=True, name="decoder")(
+        L.Embedding(20, 4, name="target_words")(target), initial_state=[h, c])
+    return en.Model([source, target], L.TimeDistributed(L.Dense(20), name="step")(decoded))
+
+
+def test_functional_encoder_decoder_both_ways():
+    rng = np.random.default_rng(4)
+    ids = [rng.integers(0, 20, size=(3, T)), rng.integers(0, 20, size=(3, T - 2))]
+    module, model = _Seq2Seq(), _seq2seq()
+    _randomize(module)
+    model.load_torch_state_dict(module.state_dict())
+    with torch.no_grad():
+        expected = module(*[torch.from_numpy(a) for a in ids]).numpy()
+    np.testing.assert_allclose(model.predict(ids), expected, atol=ATOL, rtol=0)
+
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in model.get_weights()])
+    module = _Seq2Seq()
+    module.load_state_dict(model.torch_state_dict())
+    with torch.no_grad():
+        expected = module(*[torch.from_numpy(a) for a in ids]).numpy()
+    np.testing.assert_allclose(expected, model.predict(ids), atol=ATOL, rtol=0)
+
+
+def test_shared_layers_appear_once_and_nested_models_nest_their_keys():
+    inner_in = en.Input((T, 3))
+    inner = en.Model(inner_in, L.GRU(2, name="gru")(inner_in), name="inner")
+    a, b = en.Input((T, 3)), en.Input((T, 3))
+    shared = L.Dense(2, name="shared")
+    model = en.Model([a, b], L.Add()([shared(inner(a)), shared(inner(b))]))
+    state = model.torch_state_dict()
+    assert list(state) == ["inner.gru.weight_ih_l0", "inner.gru.weight_hh_l0", "inner.gru.bias_ih_l0",
+                           "inner.gru.bias_hh_l0", "shared.weight", "shared.bias"]
+    x = [np.random.default_rng(5).normal(size=(2, T, 3)).astype("float32") for _ in range(2)]
+    before = model.predict(x)
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    model.load_torch_state_dict(state)
+    np.testing.assert_array_equal(model.predict(x), before)
