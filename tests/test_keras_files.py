@@ -140,7 +140,7 @@ def test_weights_file_names_and_model_mismatch(tmp_path):
     fewer = en.Sequential([en.layers.Dense(1)])
     fewer.build((None, 4))
     (tmp_path / "text.weights.h5").write_text("not weights")
-    with pytest.raises(ValueError, match="is not a Keras .weights.h5 file .it looks like text"):
+    with pytest.raises(ValueError, match="^load_weights: .*text.weights.h5 is not a Keras .weights.h5 file .it looks like text"):
         fewer.load_weights(tmp_path / "text.weights.h5")
 
 
@@ -207,6 +207,10 @@ def test_bad_keras_archives_fail_with_one_clear_error(keras, tmp_path):
     cases["badjson.keras"] = (None, "is corrupt")
     _archive(tmp_path / "badh5.keras", {**entries, "model.weights.h5": b"\x89HDF\r\n\x1a\n garbage"})
     cases["badh5.keras"] = (None, r"is corrupt \(its weights are not a readable HDF5 file\)")
+    _archive(tmp_path / "shape.keras", {**entries, "config.json": json.dumps(
+        {"class_name": "Sequential", "config": {"build_input_shape": [None, 3],
+                                                "layers": [{"class_name": "Dense", "config": {}}]}})})
+    cases["shape.keras"] = (None, r"is corrupt \(config.json is not a Keras 3 model config: KeyError 'name'\)")
     functional = json.loads(entries["config.json"])
     functional["class_name"] = "Subclassed"
     _archive(tmp_path / "sub.keras", {**entries, "config.json": json.dumps(functional)})

@@ -187,10 +187,17 @@ def _mask_ops(entries, outputs, path) -> dict:
                 if _history(tensor)[0] in masks:
                     raise bad_file(path, f"has layer {entry.get('name')!r} taking {_history(tensor)[0]!r} "
                                          "(not_equal) as an input, which seqfuse does not support")
-    for name in masks:
-        if name in str(outputs):
-            raise bad_file(path, f"has {name!r} (not_equal) among its outputs, which seqfuse does not support")
+    for name in set(masks) & set(_history_names(outputs)):
+        raise bad_file(path, f"has {name!r} (not_equal) among its outputs, which seqfuse does not support")
     return masks
+
+
+def _history_names(item) -> list:
+    """Layer names in input_layers / output_layers: one [name, node, tensor], a list or a dict."""
+    if isinstance(item, list) and len(item) == 3 and isinstance(item[0], str):
+        return [item[0]]
+    values = item.values() if isinstance(item, dict) else item if isinstance(item, list) else []
+    return [name for value in values for name in _history_names(value)]
 
 
 def _from_embedding_on(tensors, ids, by_name, seen) -> bool:

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from .keras_config import MODEL_CLASSES, RECURRENT_CLASSES, model_from_keras, model_to_keras
-from .saving import atomic_write, bad_file, describe_head, model_from_config
+from .saving import atomic_write, bad_file, describe_error, describe_head, model_from_config
 
 KERAS_VERSION = "3.15.1"     # written to metadata.json: the Keras release this layout was checked on
 _CONFIG, _METADATA, _WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
@@ -63,11 +63,15 @@ def load_keras(path):
             raise bad_file(path, "is corrupt (an entry of the archive cannot be read back intact)") from None
     if not isinstance(config, dict):
         raise bad_file(path, "is corrupt (config.json is not a JSON object)")
-    ours = model_from_keras(config, path)
+    try:
+        ours = model_from_keras(config, path)
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
+        raise bad_file(path, f"is corrupt (config.json is not a Keras 3 model config: "
+                             f"{type(e).__name__} {e})") from None
     try:
         model = model_from_config(ours)
     except (ValueError, TypeError, KeyError) as e:
-        raise bad_file(path, f"describes a model seqfuse cannot build ({e})") from None
+        raise bad_file(path, f"describes a model seqfuse cannot build ({describe_error(e)})") from None
     with _open_h5(io.BytesIO(weights), path) as h5:
         _read_weights(model, h5, path)
     return model
@@ -87,9 +91,9 @@ def load_weights(model, path) -> None:
     with open(path, "rb") as f:              # a missing file stays FileNotFoundError
         data = f.read()
     if not data.startswith(b"\x89HDF"):
-        raise bad_file(path, f"is not a Keras .weights.h5 file ({describe_head(data[:8])})")
-    with _open_h5(io.BytesIO(data), path) as h5:
-        _read_weights(model, h5, path)
+        raise bad_file(path, f"is not a Keras .weights.h5 file ({describe_head(data[:8])})", "load_weights")
+    with _open_h5(io.BytesIO(data), path, "load_weights") as h5:
+        _read_weights(model, h5, path, "load_weights")
 
 
 def _snake_case(name: str) -> str:
@@ -153,24 +157,24 @@ def _check_built(model, what):
                          "model.build(input_shape) first")
 
 
-def _read_weights(model, h5, path) -> None:
+def _read_weights(model, h5, path, op="load_model") -> None:
     """Set every weight from an open Keras weights h5; all are checked before any is set."""
-    _check_built(model, "load_weights")
+    _check_built(model, op)
     values = []
     for group, name, weights in _saveables(model, ""):
         sub = f"{group}/vars".lstrip("/")
         entry = h5.get(sub)
         found = 0 if entry is None else len(entry)
         if found != len(weights):
-            raise bad_file(path, f"has {found} weights in {sub} where {name!r} has {len(weights)}")
+            raise bad_file(path, f"has {found} weights in {sub} where {name!r} has {len(weights)}", op)
         for i, (weight_name, w) in enumerate(weights):
             try:
                 value = np.asarray(entry[str(i)])
             except (KeyError, OSError, TypeError):
-                raise bad_file(path, f"is corrupt ({sub}/{i} cannot be read)") from None
+                raise bad_file(path, f"is corrupt ({sub}/{i} cannot be read)", op) from None
             if value.shape != w.shape:
                 raise bad_file(path, f"has weight {weight_name} of shape {value.shape}; "
-                                     f"the model's is {w.shape}")
+                                     f"the model's is {w.shape}", op)
             values.append((w, value))
     for w, value in values:
         w.data[...] = value.astype(w.dtype)
@@ -196,12 +200,12 @@ def _open_archive(path):
         raise bad_file(path, "is truncated or corrupt (its zip directory cannot be read)") from None
 
 
-def _open_h5(buffer, path):
+def _open_h5(buffer, path, op="load_model"):
     h5py = _h5py()
     try:
         return h5py.File(buffer, "r")
     except OSError:
-        raise bad_file(path, "is corrupt (its weights are not a readable HDF5 file)") from None
+        raise bad_file(path, "is corrupt (its weights are not a readable HDF5 file)", op) from None
 
 
 def _check_weights_suffix(path, what):

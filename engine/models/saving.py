@@ -117,7 +117,7 @@ def load_model(path):
     try:
         model = model_from_config(config)
     except (ValueError, TypeError, KeyError, AttributeError) as e:
-        raise bad_file(path, f"describes a model seqfuse cannot build ({_message(e)})") from None
+        raise bad_file(path, f"describes a model seqfuse cannot build ({describe_error(e)})") from None
     try:
         model.set_weights(weights)
     except ValueError as e:
@@ -125,9 +125,9 @@ def load_model(path):
     return model
 
 
-def bad_file(path, what) -> ValueError:
+def bad_file(path, what, op="load_model") -> ValueError:
     """The one error a model file that cannot be read raises: the file and what is wrong."""
-    return ValueError(f"load_model: {os.fspath(path)} {what}")
+    return ValueError(f"{op}: {os.fspath(path)} {what}")
 
 
 def _read_npz(path):
@@ -199,7 +199,7 @@ def describe_head(head: bytes) -> str:
     return f"it starts with bytes {head!r}, not a zip archive"
 
 
-def _message(e: Exception) -> str:
+def describe_error(e: Exception) -> str:
     # A KeyError's str() is the bare key in quotes; say it is a missing entry.
     return f"missing entry {e}" if isinstance(e, KeyError) else str(e)
 
