@@ -4,6 +4,7 @@ predictions; .weights.h5 both ways; unsupported layers, options and bad files fa
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 
 import numpy as np
@@ -221,8 +222,20 @@ def test_bad_keras_archives_fail_with_one_clear_error(keras, tmp_path):
         assert info.value.__suppress_context__ or info.value.__context__ is None, name
     with pytest.raises(FileNotFoundError):
         en.load_model(tmp_path / "missing.keras")
-    with pytest.raises(ValueError, match="legacy Keras 2 .h5 model files are not supported"):
+    with pytest.raises(ValueError, match="old.h5: .h5 is Keras 2's legacy model format"):
         en.load_model(tmp_path / "old.h5")
+
+
+def test_without_h5py_keras_files_say_which_extra_to_install(tmp_path, monkeypatch):
+    model = en.Sequential([en.layers.Dense(2)])
+    model.build((None, 3))
+    monkeypatch.setitem(sys.modules, "h5py", None)       # import h5py now raises ImportError
+    with pytest.raises(ImportError, match=r'pip install "seqfuse\[keras\]"'):
+        model.save(tmp_path / "m.keras")
+    with pytest.raises(ImportError, match=r'pip install "seqfuse\[keras\]"'):
+        model.save_weights(tmp_path / "m.weights.h5")
+    model.save(tmp_path / "m.npz")                        # our own format needs nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
 
 
 def test_unbuilt_models_cannot_be_saved_as_keras(tmp_path):

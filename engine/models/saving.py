@@ -76,8 +76,8 @@ def file_format(path) -> str:
     if name.endswith(".keras"):
         return "keras"
     if name.endswith((".h5", ".hdf5")):
-        raise ValueError(f"{os.fspath(path)}: legacy Keras 2 .h5 model files are not supported; "
-                         "save the model as .keras in Keras and load that")
+        raise ValueError(f"{os.fspath(path)}: .h5 is Keras 2's legacy model format, which seqfuse "
+                         "neither reads nor writes; use .keras (or .weights.h5 for weights only)")
     return "npz"
 
 
