@@ -64,7 +64,7 @@ def model_from_config(config):
         raise ValueError(f"load_model: unknown model class {config.get('class_name')!r}")
     model = Sequential([layer_from_config(e) for e in config["layers"]], name=config["name"])
     if config["input_shape"]:
-        model.build(tuple(config["input_shape"]))
+        model.build(tuple(None if d is None else d for d in config["input_shape"]))
     return model
 
 
