@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tokens per review (movie_reviews); hours/3 of lookback (jfk_weather)")
     train.add_argument("--backend", help="reference, numba, cpp (default: fastest available)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--save", help="write the trained model here (.npz)")
+    train.add_argument("--save", help="write the trained model here (.npz, or .keras for a Keras 3 archive)")
     train.add_argument("--history", help="write per-epoch history and test results here (JSON)")
     train.set_defaults(run=_train)
     sub.add_parser("info", help="list backends").set_defaults(run=_info)

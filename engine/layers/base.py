@@ -120,10 +120,16 @@ def _input_mask(x):
     return getattr(x, "_keras_mask", None)
 
 
+def to_snake_case(name: str) -> str:
+    """Keras's naming.to_snake_case, exactly (SimpleRNN -> simple_rnn, GlobalMaxPooling1D ->
+    global_max_pooling1d): default layer names and Keras's h5 group names are made with it."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
 def unique_name(class_name: str) -> str:
-    """Keras's default layer names: snake_case of the class, then _1, _2, ... for later ones
-    (SimpleRNN -> simple_rnn, GlobalMaxPooling1D -> global_max_pooling1d)."""
-    base = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", class_name)
-    base = re.sub("([a-z])([A-Z])", r"\1_\2", base).lower()
+    """Keras's default layer names: snake_case of the class, then _1, _2, ... for later ones."""
+    base = to_snake_case(class_name)
     n = Layer._count[base] = Layer._count.get(base, -1) + 1
     return base if n == 0 else f"{base}_{n}"

@@ -23,12 +23,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import zipfile
 from datetime import datetime, timezone
 
 import numpy as np
 
+from ..layers.base import to_snake_case
 from .keras_config import MODEL_CLASSES, RECURRENT_CLASSES, model_from_keras, model_to_keras
 from .saving import atomic_write, bad_file, describe_error, describe_head, model_from_config
 
@@ -96,20 +96,13 @@ def load_weights(model, path) -> None:
         _read_weights(model, h5, path, "load_weights")
 
 
-def _snake_case(name: str) -> str:
-    """Keras's naming.to_snake_case, exactly: the h5 group names are made with it."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
 def _layer_groups(model, prefix="layers") -> list[tuple[str, object]]:
     """(h5 group, layer) for each layer, in the order Keras names them (dense, dense_1, ...):
     model.layers, which for Functional models includes the InputLayers and follows Keras's
     graph order, as Keras's own `model.layers` does."""
     used, out = {}, []
     for layer in model.layers:
-        base = _snake_case(type(layer).__name__)
+        base = to_snake_case(type(layer).__name__)
         used[base] = used.get(base, -1) + 1
         out.append((f"{prefix}/{base}" if used[base] == 0 else f"{prefix}/{base}_{used[base]}", layer))
     return out
@@ -123,7 +116,7 @@ def _saveables(layer, group) -> list[tuple[str, str, list]]:
         return [(group, layer.name, [])] + [item for sub, inner in _layer_groups(layer, f"{group}/layers")
                                              for item in _saveables(inner, sub)]
     if cls in RECURRENT_CLASSES:
-        return [(group, layer.name, []), (f"{group}/cell", f"{_snake_case(cls)}_cell", _named(layer))]
+        return [(group, layer.name, []), (f"{group}/cell", f"{to_snake_case(cls)}_cell", _named(layer))]
     if cls == "Bidirectional":
         return ([(group, layer.name, [])] + _saveables(layer.forward_layer, f"{group}/forward_layer")
                 + _saveables(layer.backward_layer, f"{group}/backward_layer"))
