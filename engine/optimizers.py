@@ -9,6 +9,8 @@ from a batch keep their moments unchanged instead of decaying.
 Example:
     >>> opt = Adam(learning_rate=1e-3, clipnorm=1.0)
     >>> loss.backward(); opt.step(model_params); # or opt.apply_gradients(zip(grads, params))
+    >>> opt.learning_rate = 1e-4            # settable, as in Keras (ReduceLROnPlateau uses it)
+    >>> state = {}; opt.save_own_variables(state); opt.load_own_variables(state)
 """
 from __future__ import annotations
 
@@ -25,24 +27,99 @@ class Optimizer:
     global_clipnorm (all gradients together) and clipvalue may be set, as in Keras.
     """
 
-    _slot_names: tuple = ()
+    # Slot names, grouped as Keras's build creates them (its variables' order): the names of a
+    # group are created together for each parameter, groups one after the other.
+    _slot_groups: tuple = ()
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None):
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError("optimizer: only one of clipnorm, clipvalue and global_clipnorm can be set, "
                              f"got clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm}")
-        if not callable(learning_rate) and not learning_rate > 0:
-            raise ValueError(f"optimizer: learning_rate must be positive, got {learning_rate}")
+        self._learning_rate = None
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.iterations = 0
         self._slots: dict[int, dict] = {}
+        self._var_list: list[Tensor] = []   # parameters with slots, in the order they were built
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate of the next step (a schedule evaluated at `iterations`)."""
+        return self.current_learning_rate()
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        # As Keras: a float replaces a float; a schedule given at construction stays in charge.
+        if not callable(value):
+            if callable(self._learning_rate):
+                raise TypeError("optimizer: this optimizer was created with a learning-rate schedule, "
+                                f"so its learning rate cannot be set to {value!r}")
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
+                    or not np.isfinite(value) or not value > 0:
+                raise ValueError(f"optimizer: learning_rate must be positive, got {value!r}")
+            value = float(value)
+        self._learning_rate = value
 
     def current_learning_rate(self) -> float:
-        lr = self.learning_rate
+        lr = self._learning_rate
         return float(lr(self.iterations) if callable(lr) else lr)
+
+    def build(self, var_list) -> None:
+        """Create the slots (momenta) of every parameter in var_list, in that order, as Keras's
+        build; step() builds lazily, so this is only needed before load_own_variables."""
+        for p in var_list:
+            self._slots_of(p)
+
+    def _slots_of(self, p) -> dict:
+        slots = self._slots.get(id(p))
+        if slots is None:
+            xp = array_module(p.data)
+            slots = self._slots[id(p)] = {n: xp.zeros_like(p.data) for group in self._slot_groups
+                                          for n in group}
+            self._var_list.append(p)
+        return slots
+
+    @property
+    def variables(self) -> list:
+        """Copies of the optimizer's state in Keras 3's order: iterations, learning_rate (absent
+        with a schedule), then the slots, grouped as each Keras optimizer's build groups them
+        (Adam: m and v per parameter, then v_hat; RMSprop: every velocity, then momenta...).
+        Kept in float64 (Keras: float32) so a restored run takes exactly the same steps."""
+        out = [np.asarray(self.iterations, np.int64)]
+        if not callable(self._learning_rate):
+            out.append(np.asarray(self._learning_rate, np.float64))
+        return out + [_to_numpy(s).copy() for s in self._slot_arrays()]
+
+    def _slot_arrays(self) -> list:
+        return [self._slots[id(p)][n] for group in self._slot_groups for p in self._var_list for n in group]
+
+    def save_own_variables(self, store) -> None:
+        """store["0"], store["1"], ... = variables (Keras 3's optimizer saving protocol)."""
+        for i, value in enumerate(self.variables):
+            store[str(i)] = value
+
+    def load_own_variables(self, store) -> None:
+        """Restore what save_own_variables wrote; call build(params) first in a fresh optimizer.
+
+        Every entry is checked before any is assigned, so a bad store leaves the optimizer as it was.
+        """
+        current = self.variables
+        if sorted(store, key=str) != sorted((str(i) for i in range(len(current))), key=str):
+            raise ValueError(f"{type(self).__name__}.load_own_variables: expected variables '0'..'{len(current) - 1}' "
+                             f"({len(self._var_list)} built parameters), got keys {sorted(store)}")
+        values = [np.asarray(store[str(i)]) for i in range(len(current))]
+        for i, (value, now) in enumerate(zip(values, current)):
+            if value.shape != now.shape:
+                raise ValueError(f"{type(self).__name__}.load_own_variables: variable {i} must have "
+                                 f"shape {now.shape}, got {value.shape}")
+        self.iterations = int(values[0])
+        head = 1 if callable(self._learning_rate) else 2
+        if head == 2:
+            self.learning_rate = float(values[1])
+        for slot, value in zip(self._slot_arrays(), values[head:]):
+            slot[...] = array_module(slot).asarray(value)
 
     def step(self, params) -> None:
         """Apply each parameter's `.grad` (torch style); parameters without a grad are skipped."""
@@ -60,10 +137,7 @@ class Optimizer:
         pairs = self._clip(pairs)
         lr = self.current_learning_rate()
         for g, p in pairs:
-            slots = self._slots.get(id(p))
-            if slots is None:
-                xp = array_module(p.data)
-                slots = self._slots[id(p)] = {n: xp.zeros_like(p.data) for n in self._slot_names}
+            slots = self._slots_of(p)
             if isinstance(g, RowSparse):
                 rows = g.indices
                 row_slots = {n: s[rows] for n, s in slots.items()}
@@ -101,6 +175,10 @@ class Optimizer:
         raise NotImplementedError
 
 
+def _to_numpy(a):
+    return a.get() if hasattr(a, "get") else a   # cupy arrays copy to the host
+
+
 def _values(g):
     return g.values if isinstance(g, RowSparse) else g
 
@@ -121,7 +199,7 @@ class SGD(Optimizer):
         if not 0 <= momentum <= 1:
             raise ValueError(f"SGD: momentum must be in [0, 1], got {momentum}")
         self.momentum, self.nesterov = momentum, nesterov
-        self._slot_names = ("momentum",) if momentum else ()
+        self._slot_groups = (("momentum",),) if momentum else ()
 
     def _update(self, param, grad, slots, lr, step):
         if not self.momentum:
@@ -138,8 +216,8 @@ class RMSprop(Optimizer):
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
-        self._slot_names = ("velocity",) + (("momentum",) if momentum else ()) + \
-            (("average_gradient",) if centered else ())
+        self._slot_groups = (("velocity",),) + ((("momentum",),) if momentum else ()) + \
+            ((("average_gradient",),) if centered else ())
 
     def _update(self, param, grad, slots, lr, step):
         xp = array_module(param)
@@ -166,7 +244,7 @@ class Adam(Optimizer):
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
-        self._slot_names = ("m", "v") + (("v_hat",) if amsgrad else ())
+        self._slot_groups = (("m", "v"),) + ((("v_hat",),) if amsgrad else ())
 
     def _update(self, param, grad, slots, lr, step):
         xp = array_module(param)

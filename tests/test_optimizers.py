@@ -116,3 +116,58 @@ def test_mlp_learns_two_class_problem_with_adam():
     with en.no_grad():
         accuracy = (((x @ w1 + b1).relu() @ w2 + b2).numpy() > 0) == (y > 0.5)
     assert accuracy.mean() > 0.95
+
+
+@pytest.mark.parametrize("name,kwargs", CONFIGS)
+def test_variables_follow_kerass_order_and_restore_exactly(name, kwargs):
+    """optimizer.variables has Keras's entries in Keras's order (compared by their values after
+    the same steps), and save/load_own_variables into a fresh optimizer continues exactly."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    shapes = [(3, 4), (4,)]
+    starts = [np.random.default_rng(i).standard_normal(s) for i, s in enumerate(shapes)]
+    grads = [_grads(5, s) for s in shapes]
+    ours = getattr(optimizers, name)(learning_rate=0.0625, **kwargs)
+    params = [en.Tensor(s.copy()) for s in starts]
+    for step in range(3):
+        ours.apply_gradients([(g[step], p) for g, p in zip(grads, params)])
+    store = {}
+    ours.save_own_variables(store)
+    keras = pytest.importorskip("keras")
+    theirs = getattr(keras.optimizers, name)(learning_rate=0.0625, **kwargs)
+    kvars = [keras.Variable(s.copy(), dtype="float64") for s in starts]
+    for step in range(3):
+        theirs.apply_gradients([(keras.ops.convert_to_tensor(g[step]), v) for g, v in zip(grads, kvars)])
+    expected = [keras.ops.convert_to_numpy(v) for v in theirs.variables]
+    assert [np.shape(v) for v in store.values()] == [np.shape(v) for v in expected]
+    for mine, keras_value in zip(store.values(), expected):
+        np.testing.assert_allclose(mine, keras_value, rtol=1e-6, atol=1e-9)
+    fresh = getattr(optimizers, name)(learning_rate=0.5, **kwargs)
+    copies = [en.Tensor(p.data.copy()) for p in params]
+    fresh.build(copies)
+    fresh.load_own_variables(store)
+    assert fresh.learning_rate == 0.0625 and fresh.iterations == 3
+    for step in range(3, 5):
+        ours.apply_gradients([(g[step], p) for g, p in zip(grads, params)])
+        fresh.apply_gradients([(g[step], p) for g, p in zip(grads, copies)])
+    for a, b in zip(params, copies):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_learning_rate_is_settable_and_state_errors_are_clear():
+    opt = optimizers.Adam(learning_rate=0.01)
+    opt.learning_rate = 0.5
+    assert opt.learning_rate == 0.5 and opt.variables[1] == 0.5
+    for bad in (0, -1.0, float("nan"), "fast", True):
+        with pytest.raises(ValueError, match="learning_rate must be positive"):
+            opt.learning_rate = bad
+    scheduled = optimizers.SGD(learning_rate=lambda step: 0.1 / (step + 1))
+    assert scheduled.learning_rate == 0.1 and len(scheduled.variables) == 1   # no learning_rate entry
+    with pytest.raises(TypeError, match="learning-rate schedule"):
+        scheduled.learning_rate = 0.1
+    p = en.Tensor(np.zeros((2, 2)))
+    opt.build([p])
+    with pytest.raises(ValueError, match=r"expected variables '0'..'3' \(1 built parameters\)"):
+        opt.load_own_variables({"0": np.array(1)})
+    with pytest.raises(ValueError, match=r"variable 2 must have shape \(2, 2\), got \(3,\)"):
+        opt.load_own_variables({"0": np.array(1), "1": np.array(0.1), "2": np.zeros(3), "3": np.zeros((2, 2))})
+    assert opt.iterations == 0 and opt.learning_rate == 0.5      # a bad store changes nothing
