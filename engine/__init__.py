@@ -18,7 +18,8 @@ from .tensor import Tensor, concatenate, is_grad_enabled, no_grad, stack, where
 __version__ = "0.1.0"
 
 _SUBMODULES = ("functional", "layers", "backends", "text", "data", "datasets", "testing",
-               "losses", "optimizers", "metrics", "callbacks", "initializers", "models", "sparse")
+               "losses", "optimizers", "metrics", "callbacks", "initializers", "models", "sparse",
+               "random", "utils")
 _LAZY = {"Sequential": "models", "Model": "models", "load_model": "models", "Input": "models",
          "set_random_seed": "random"}
 
