@@ -19,6 +19,7 @@ import numpy as np
 
 from . import backends, functional as F
 from .tensor import Tensor, no_grad
+from .utils import terminal_progress
 
 SIZES = {
     "lstm": [(32, 100, 32, 32), (64, 100, 64, 128), (128, 200, 128, 256)],
@@ -137,6 +138,9 @@ def _median_ms(fn_by_name, repeat):
 def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False):
     """Time every op × size × mode; returns rows (op, size, mode, contender, ms, torch/ours)."""
     rows = []
+    sizes = {op: SIZES[op][:1] if quick else SIZES[op] for op in ops}
+    progress = terminal_progress(2 * sum(map(len, sizes.values())), unit_name="row")   # stderr, terminal only
+    print_fn = progress.printer(print_fn)
     header = ("op", "size", "mode", "backend", "ms", "torch ms", "torch/ours")
     if markdown:
         print_fn("| " + " | ".join(header) + " |")
@@ -145,7 +149,7 @@ def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False):
         print_fn(f"{header[0]:<11}{header[1]:<26}{header[2]:<7}{header[3]:<10}{header[4]:>9}"
                  f"{header[5]:>10}{header[6]:>12}")
     for op in ops:
-        for size in SIZES[op][:1] if quick else SIZES[op]:
+        for size in sizes[op]:
             rng = np.random.default_rng(0)
             contenders = {}
             for name in names:
@@ -153,6 +157,7 @@ def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False):
                     contenders[name] = ours(op, size, rng)
             torch_pair = theirs(op, size, rng)
             for mode, index in (("train", 0), ("infer", 1)):
+                progress.update(len(rows) // len(names), [("timing", f"{op} {size} {mode}")])
                 fns = {}
                 for name, pair in contenders.items():
                     fns[name] = _in_backend(name, pair[index])
@@ -169,6 +174,7 @@ def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False):
                     else:
                         print_fn(f"{op:<11}{str(size):<26}{mode:<7}{name:<10}{times[name]:>9.2f}"
                                  f"{row[5]:>10.2f}{ratio:>12.2f}")
+    progress.clear()
     return rows
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import backends, functional as F
 from .testing import backend_errors
+from .utils import terminal_progress
 
 TOLERANCE = {np.float64: (1e-10, 1e-10), np.float32: (1e-5, 1e-4)}
 
@@ -75,9 +76,15 @@ def run(seed=0, print_fn=print) -> bool:
     rng = np.random.default_rng(seed)
     names = [n for n in backends.available() if n != "reference" and backends.get(n).DEVICE == "cpu"]
     ok = True
+    cases = _cases(rng)
+    progress = terminal_progress(2 * len(cases), unit_name="case")   # stderr, on a terminal only
+    print_fn = progress.printer(print_fn)
     print_fn(f"{'op':<24}{'dtype':<9}{'backend':<9}{'forward':>10}{'gradients (max)':>17}  status")
-    for label, make in _cases(rng).items():
+    done = 0
+    for label, make in cases.items():
         for dtype in (np.float32, np.float64):
+            progress.update(done, [("checking", f"{label} {np.dtype(dtype).name}")])
+            done += 1
             fn, arrays, requires_grad = make(dtype)
             try:
                 errors = backend_errors(fn, arrays, requires_grad, names, seed)
@@ -94,6 +101,7 @@ def run(seed=0, print_fn=print) -> bool:
                 ok &= good
                 print_fn(f"{label:<24}{np.dtype(dtype).name:<9}{backend:<9}{fwd:>10.1e}{grad:>17.1e}  "
                          f"{'ok' if good else 'FAIL'}")
+    progress.clear()
     return ok
 
 

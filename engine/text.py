@@ -43,6 +43,7 @@ from engine._text_encoding import (  # noqa: F401  (re-exported public API)
     text_to_word_sequence,
     vectorize_sequences,
 )
+from engine.utils import terminal_progress
 
 __all__ = [
     "standardize", "split", "ngrams", "TextVectorization", "pad_sequences",
@@ -65,6 +66,8 @@ _PUNCT_BYTES = string.punctuation.encode("ascii")
 # (TF splits on ASCII " \t\n\v\f\r" only).
 _PY_ONLY_SPACE = re.compile("[\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 _TF_TOKEN = re.compile("[^ \t\n\v\f\r]+")
+_ADAPT_CHUNK = 10_000        # documents per step of adapt on an in-memory corpus
+_ADAPT_PROGRESS = 50_000     # corpora from this size up show a progress bar (on a terminal)
 
 
 def _lower_ascii(s):
@@ -309,20 +312,26 @@ class TextVectorization:
         """
         if self._fixed_vocabulary:
             raise ValueError("adapt: this layer was given a fixed `vocabulary`; create a new layer to adapt")
+        total = None
         if isinstance(data, (str, list, tuple, np.ndarray)):
-            batches = [_as_documents(data, "adapt")]
-            if batch_size:
-                docs = batches[0]
-                batches = [docs[i:i + batch_size] for i in range(0, len(docs), batch_size)]
+            docs = _as_documents(data, "adapt")
+            # Counts add up over chunks, so chunking changes nothing but the progress shown.
+            size = batch_size or _ADAPT_CHUNK
+            batches, total = [docs[i:i + size] for i in range(0, len(docs), size)], len(docs)
         elif hasattr(data, "__iter__"):
             batches = (_as_documents(b, "adapt") for b in data)
         else:
             raise TypeError(f"adapt: expected strings or an iterable of batches, got {type(data).__name__}")
         counts, doc_freq, n_docs = collections.Counter(), collections.Counter(), 0
         tf_idf = self.output_mode == "tf_idf"
+        # A bar on stderr, only on a terminal and for a large or unsized corpus.
+        progress = terminal_progress(total, unit_name="doc") if total is None or total >= _ADAPT_PROGRESS \
+            else None
         for b, docs in enumerate(batches):
             if steps is not None and b >= steps:
                 break
+            if progress is not None:
+                progress.update(n_docs, [("adapt", f"{len(counts)} distinct tokens")])
             n_docs += len(docs)
             if self._bytes_mode and self._ngrams is None and not tf_idf:
                 # Standardize and split a whole batch at once: joining on "\n"
@@ -335,6 +344,8 @@ class TextVectorization:
                 counts.update(toks)
                 if tf_idf:
                     doc_freq.update(set(toks))
+        if progress is not None:
+            progress.update(n_docs, finalize=True)
         if n_docs == 0:
             raise ValueError("adapt: `data` is empty (0 documents); cannot learn a vocabulary")
         if self._bytes_mode:

@@ -8,9 +8,6 @@ Example:
 """
 from __future__ import annotations
 
-import sys
-import time
-
 import numpy as np
 
 from .. import callbacks as callbacks_module
@@ -42,6 +39,7 @@ class Model:
         self.optimizer = self.loss = None
         self._metrics = []
         self._inbound_nodes = []  # calls on symbolic tensors: a model used as a layer
+        self._initial_epoch = None   # set by BackupAndRestore.on_train_begin to resume
 
     def __call__(self, x, training=False):
         if symbolic.any_symbolic(x):
@@ -157,19 +155,22 @@ class Model:
             return iter(x)
         return self._batches(x, y, batch_size, shuffle)
 
-    def fit(self, x, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True):
+    def fit(self, x, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
         """Train; returns a History (history.history maps loss/metric names to per-epoch lists).
 
         x: array [N, ...] with y [N, ...] (lists or dicts of arrays for several inputs or
         outputs), or a re-iterable of (x, y) batches.
-        validation_split takes the last fraction of x/y before shuffling, as Keras. A NaN or
-        infinite loss stops training with a message: that batch's update is skipped, the
-        epoch is logged with its non-finite loss, and weights and checkpoints written so far
-        are kept.
+        validation_split takes the last fraction of x/y before shuffling, as Keras.
+        verbose: 0 silent, 1 or "auto" Keras's progress bar (one line per epoch in a log
+        file), 2 one line per epoch. callbacks: en.callbacks instances (engine/callbacks.py
+        lists the hooks and their logs). A NaN or infinite loss stops training with a message
+        (the TerminateOnNaN that fit adds): that batch's update is skipped, the epoch is
+        logged with its non-finite loss, and weights and checkpoints written so far are kept.
         """
         self._check_compiled("fit")
         _check_positive_int(batch_size, "fit", "batch_size")
+        _check_verbose(verbose, "fit")
         if isinstance(epochs, (bool, np.bool_)) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if not 0 <= validation_split < 1:
@@ -188,41 +189,43 @@ class Model:
             raise TypeError(f"fit: x must be an array or an iterable of (x, y) batches, got {type(x).__name__}")
         elif validation_split:
             raise ValueError("fit: validation_split needs array inputs; pass validation_data with a dataset")
-        history = callbacks_module.History()
-        cbs = [history] + list(callbacks or [])
-        for cb in cbs:
-            cb.set_model(self)
-            cb.on_train_begin()
-        self.stop_training = False
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            logs = self._train_epoch(x, y, batch_size, shuffle, epoch)
+        self._build_for(x)
+        callbacks = callbacks_module.CallbackList(
+            callbacks, add_history=True, add_progbar=verbose != 0, add_terminate_on_nan=True, model=self,
+            verbose=verbose, epochs=epochs, steps=_num_batches(x, batch_size))
+        self.stop_training, self._initial_epoch, logs = False, None, {}
+        callbacks.on_train_begin()
+        for epoch in range(self._initial_epoch or initial_epoch, epochs):
+            callbacks.on_epoch_begin(epoch)
+            logs = self._train_epoch(x, y, batch_size, shuffle, callbacks)
             if validation_data is not None and not self.stop_training:
                 data = validation_data if isinstance(validation_data, tuple) else (validation_data,)
-                values = self.evaluate(*data, batch_size=batch_size, return_dict=True)
+                values = self.evaluate(*data, batch_size=batch_size, callbacks=callbacks, return_dict=True)
                 logs.update({f"val_{k}": v for k, v in values.items()})
-            if verbose:
-                text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-                print(f"Epoch {epoch + 1}/{epochs} - {time.perf_counter() - start:.1f}s - {text}", flush=True)
-            for cb in cbs:
-                cb.on_epoch_end(epoch, logs)
+            callbacks.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
-        for cb in cbs:
-            cb.on_train_end()
-        return history
+        callbacks.on_train_end(logs)
+        return callbacks.history
 
-    def _train_epoch(self, x, y, batch_size, shuffle, epoch) -> dict:
+    def _build_for(self, x):
+        """Create the weights and the optimizer's slots before training starts, as Keras's fit,
+        so on_train_begin callbacks (BackupAndRestore) find them: a forward pass on one sample."""
+        # A dataset is not read here: iterating it would draw from its own shuffling generator.
+        if not self.weights and _data.is_arrays(x) and _data.num_samples(x, "fit"):
+            with no_grad():
+                self(_data.take(x, slice(0, 1)))
+        self.optimizer.build(self.trainable_weights)
+
+    def _train_epoch(self, x, y, batch_size, shuffle, callbacks) -> dict:
         """One pass over the data; logs are weighted means over the batches, as Keras."""
         means = _Means()
         for batch, (xb, yb) in enumerate(self._dataset(x, y, batch_size, shuffle)):
-            logs, weights = self._train_step(xb, yb)
-            if not np.isfinite(logs["loss"]):
-                print(f"fit: loss became {logs['loss']} at epoch {epoch + 1}, batch {batch + 1}; "
-                      "training stopped (weights and checkpoints so far are kept)", file=sys.stderr)
-                self.stop_training = True
-                return {**means.result(), "loss": logs["loss"]}
-            means.add(logs, weights)
+            callbacks.on_train_batch_begin(batch)
+            means.add(*self._train_step(xb, yb))
+            callbacks.on_train_batch_end(batch, means.result())
+            if self.stop_training:
+                break
         if not means.seen:
             raise ValueError("fit: the training data is empty")
         return means.result()
@@ -270,42 +273,59 @@ class Model:
         logs["loss"] = total.item()
         return total, logs, weights
 
-    def evaluate(self, x, y=None, batch_size=32, verbose=0, return_dict=False):
+    def evaluate(self, x, y=None, batch_size=32, verbose="auto", callbacks=None, return_dict=False):
         """Loss and metrics over the data (size-weighted mean of batches).
 
         Returns the loss alone (a float) when compiled without metrics, else
         [loss, metric, ...] in compile's order; return_dict=True gives {name: value}.
+        verbose and callbacks (on_test_* hooks) as in fit.
         """
         self._check_compiled("evaluate")
         _check_positive_int(batch_size, "evaluate", "batch_size")
+        _check_verbose(verbose, "evaluate")
         if _data.is_arrays(x) or y is not None:
             x, y = _data.as_arrays(x, y, "evaluate")
+        if not isinstance(callbacks, callbacks_module.CallbackList):   # fit passes its own
+            callbacks = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self,
+                                                      verbose=verbose, epochs=1, steps=_num_batches(x, batch_size))
         means = _Means()
+        callbacks.on_test_begin()
         with no_grad():
-            for xb, yb in self._dataset(x, y, batch_size, shuffle=False):
+            for batch, (xb, yb) in enumerate(self._dataset(x, y, batch_size, shuffle=False)):
+                callbacks.on_test_batch_begin(batch)
                 _, logs, weights = self._loss_and_metrics(yb, self(xb), "evaluate")
                 means.add(logs, weights)
+                callbacks.on_test_batch_end(batch, means.result())
         if not means.seen:
             raise ValueError("evaluate: the data is empty")
         result = means.result()
-        if verbose:
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        callbacks.on_test_end(result)
         if return_dict:
             return result
         return result["loss"] if len(result) == 1 else list(result.values())
 
-    def predict(self, x, batch_size=32):
+    def predict(self, x, batch_size=32, verbose="auto", callbacks=None):
         """Model outputs for x [N, ...] (a list or dict of arrays for several inputs), batch by
-        batch, as one numpy array [N, ...] (a list of arrays for several outputs)."""
+        batch, as one numpy array [N, ...] (a list of arrays for several outputs).
+        verbose and callbacks (on_predict_* hooks) as in fit."""
         _check_positive_int(batch_size, "predict", "batch_size")
+        _check_verbose(verbose, "predict")
         x = _data.map_structure(lambda a: a.numpy() if isinstance(a, Tensor) else np.asarray(a), x)
         n = _data.num_samples(x, "predict")
         if n == 0:
             raise ValueError(f"predict: x must hold at least one sample, got shapes "
                              f"{[a.shape for a in _data.flatten(x)]}")
+        callbacks = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self,
+                                                  verbose=verbose, epochs=1, steps=_num_batches(x, batch_size))
+        outs = []
+        callbacks.on_predict_begin()
         with no_grad():
-            outs = [_data.map_structure(lambda t: t.numpy(), self(_data.take(x, slice(i, i + batch_size))))
-                    for i in range(0, n, batch_size)]
+            for batch, start in enumerate(range(0, n, batch_size)):
+                callbacks.on_predict_batch_begin(batch)
+                out = self(_data.take(x, slice(start, start + batch_size)))
+                outs.append(_data.map_structure(lambda t: t.numpy(), out))
+                callbacks.on_predict_batch_end(batch, {"outputs": outs[-1]})
+        callbacks.on_predict_end()
         return _concatenate(outs)
 
     def summary(self, print_fn=print):
@@ -384,6 +404,18 @@ class Model:
 def _check_positive_int(value, what, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{what}: {name} must be a positive int, got {value!r}")
+
+
+def _check_verbose(verbose, what):
+    if isinstance(verbose, (bool, np.bool_)) or verbose not in (0, 1, 2, "auto"):
+        raise ValueError(f"{what}: verbose must be 0, 1, 2 or \"auto\", got {verbose!r}")
+
+
+def _num_batches(x, batch_size):
+    """Batches per pass over x (arrays, or a dataset with a length); None when unknown."""
+    if _data.is_arrays(x):
+        return -(-_data.num_samples(x, "fit") // batch_size)
+    return len(x) if hasattr(x, "__len__") else None
 
 
 class _Means:
