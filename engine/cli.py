@@ -1,7 +1,7 @@
 """The `seqfuse` command (also `python -m engine`).
 
     seqfuse train --data movie_reviews --model lstm --epochs 3   # the main job, on bundled data
-    seqfuse train --data jfk_weather --model gru                  # 24 h temperature forecast
+    seqfuse train --data jfk_weather --model gru --plot curves.png  # 24 h temperature forecast
     seqfuse info                                                  # backends here, and why not
     seqfuse parity                                                # every backend vs the reference
     seqfuse bench                                                 # our kernels beside PyTorch
@@ -58,6 +58,14 @@ def _bench(args):
     return main(args)
 
 
+def _verbose(text):
+    if text == "auto":
+        return text
+    if text not in ("0", "1", "2"):
+        raise argparse.ArgumentTypeError(f"expected 0, 1, 2 or auto, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqfuse", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--save", help="write the trained model here (.npz, or .keras for a Keras 3 archive)")
     train.add_argument("--history", help="write per-epoch history and test results here (JSON)")
+    train.add_argument("--plot", help="draw the training curves here (PNG; needs matplotlib); "
+                                      "jfk_weather also writes <stem>_forecast.png")
+    train.add_argument("--verbose", type=_verbose, default="auto",
+                       help="0 silent, 1 progress bar (default), 2 one line per epoch")
     train.set_defaults(run=_train)
     sub.add_parser("info", help="list backends").set_defaults(run=_info)
     parity = sub.add_parser("parity", help="every backend against the reference, per op and gradient")

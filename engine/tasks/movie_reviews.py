@@ -32,7 +32,10 @@ def run(args, en):
     model = en.Sequential(_text_model(args.model, vectorize.vocabulary_size(), args.units, en.layers))
     model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["acc"])
     history = model.fit(x_train, y_train.astype(np.float32), epochs=args.epochs,
-                        batch_size=args.batch_size, validation_split=0.2)
-    loss, accuracy = model.evaluate(x_test, y_test.astype(np.float32), batch_size=args.batch_size)
+                        batch_size=args.batch_size, validation_split=0.2, verbose=args.verbose)
+    loss, accuracy = model.evaluate(x_test, y_test.astype(np.float32), batch_size=args.batch_size, verbose=0)
     print(f"test: loss {loss:.4f} - acc {accuracy:.4f}")
+    if args.plot:
+        en.utils.plot_history(history, args.plot)
+        print(f"wrote {args.plot}")
     return model, history, {"test_loss": loss, "test_acc": accuracy}
