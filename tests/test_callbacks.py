@@ -278,9 +278,15 @@ def test_backup_and_restore_resumes_a_killed_fit_exactly(tmp_path):
             np.testing.assert_array_equal(a[k], b[k])
 
 
-def _backup_model(seed=3):
+def _backup_model(seed=3, kind="sequential"):
     en.set_random_seed(seed)
-    model = en.Sequential([L.Dense(8, activation="relu"), L.Dropout(0.25), L.Dense(1, activation="sigmoid")])
+    if kind == "sequential":
+        model = en.Sequential([L.Dense(8, activation="relu"), L.Dropout(0.25), L.Dense(1, activation="sigmoid")])
+    else:   # functional, with a seeded Dropout inside a nested model
+        inner_in = en.Input((5,))
+        inner = en.Model(inner_in, L.Dropout(0.3, seed=11)(L.Dense(8, activation="relu")(inner_in)))
+        x = en.Input((5,))
+        model = en.Model(x, L.Dense(1, activation="sigmoid")(L.Dropout(0.25)(inner(x))))
     model.compile(optimizer=en.optimizers.RMSprop(0.01, momentum=0.5), loss="binary_crossentropy")
     return model
 
@@ -291,20 +297,21 @@ class _Interrupt(C.Callback):
             raise KeyboardInterrupt("Ctrl-C")
 
 
-def test_backup_and_restore_after_an_exception_in_process(tmp_path):
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+def test_backup_and_restore_after_an_exception_in_process(tmp_path, kind):
     x, y = _data(64)
     backup = C.BackupAndRestore(tmp_path / "b", delete_checkpoint=False)
     with pytest.raises(KeyboardInterrupt):
-        _backup_model().fit(x, y, epochs=6, batch_size=16, verbose=0, callbacks=[backup, _Interrupt()])
-    resumed = _backup_model(seed=99)            # another seed: the backup brings the state back
+        _backup_model(kind=kind).fit(x, y, epochs=6, batch_size=16, verbose=0, callbacks=[backup, _Interrupt()])
+    resumed = _backup_model(seed=99, kind=kind)     # another seed: the backup brings the state back
     history = resumed.fit(x, y, epochs=6, batch_size=16, verbose=0, callbacks=[backup])
-    plain = _backup_model()
+    plain = _backup_model(kind=kind)
     plain.fit(x, y, epochs=6, batch_size=16, verbose=0)
     assert history.epoch == [3, 4, 5] and resumed.optimizer.iterations == plain.optimizer.iterations == 24
     for a, b in zip(resumed.get_weights(), plain.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert os.listdir(tmp_path / "b") == ["latest.npz"]      # kept: delete_checkpoint=False
-    finished = _backup_model()
+    finished = _backup_model(kind=kind)
     assert finished.fit(x, y, epochs=6, verbose=0, callbacks=[backup]).epoch == []   # nothing left to do
 
 

@@ -25,7 +25,7 @@ def save(model, path, epoch) -> None:
     model.optimizer.save_own_variables(store)
     arrays.update({f"optimizer_{k}": v for k, v in store.items()})
     meta = {"format": FORMAT, "epoch": epoch, "random": random_module.get_state(),
-            "layers": {name: rng.bit_generator.state for name, rng in _layer_generators(model)}}
+            "layers": [[path, rng.bit_generator.state] for path, rng in _layer_generators(model)]}
     with atomic_write(path) as f:
         np.savez(f, state=np.array(json.dumps(meta)), **arrays)
 
@@ -47,10 +47,12 @@ def load(model, path) -> int:
     if not model.weights:
         raise ValueError("BackupAndRestore: the model has no weights yet; build it (call it on a batch "
                          "or model.build(input_shape)) before restoring a backup")
-    generators = dict(_layer_generators(model))
-    if set(generators) != set(meta["layers"]):
-        raise ValueError(f"BackupAndRestore: {path} holds random generators of layers {sorted(meta['layers'])}, "
-                         f"the model has them in {sorted(generators)}: not the model that was backed up")
+    # Matched by position: automatic layer names differ between models built in one process.
+    generators = _layer_generators(model)
+    if len(generators) != len(meta["layers"]):
+        raise ValueError(f"BackupAndRestore: {path} holds the random generators of layers "
+                         f"{[p for p, _ in meta['layers']]}, this model has them in {[p for p, _ in generators]}: "
+                         "not the model that was backed up")
     try:
         model.set_weights(weights)
         model.optimizer.build(model.trainable_weights)
@@ -58,13 +60,20 @@ def load(model, path) -> int:
     except ValueError as exc:
         raise ValueError(f"BackupAndRestore: {path} does not fit this model and optimizer: {exc}") from None
     random_module.set_state(meta["random"])
-    for name, rng in generators.items():
-        rng.bit_generator.state = meta["layers"][name]
+    for (_, rng), (_, state) in zip(generators, meta["layers"]):
+        rng.bit_generator.state = state
     return epoch
 
 
 def _layer_generators(model):
-    """(layer name, generator) of the layers that draw from a generator of their own
-    (e.g. Dropout(seed=...)), in layer order."""
-    return [(layer.name, layer._rng) for layer in model.layers
-            if isinstance(getattr(layer, "_rng", None), np.random.Generator)]
+    """(path, generator) of the layers that draw from a generator of their own (Dropout(seed=...)),
+    nested models and wrapped layers included, in layer order."""
+    def walk(layers, prefix):
+        for layer in layers:
+            path = prefix + layer.name
+            rng = getattr(layer, "_rng", None)
+            if isinstance(rng, np.random.Generator):
+                yield path, rng
+            inner = [getattr(layer, a, None) for a in ("layer", "forward_layer", "backward_layer")]
+            yield from walk(list(getattr(layer, "layers", [])) + [i for i in inner if i is not None], path + "/")
+    return list(walk(model.layers, ""))
