@@ -17,7 +17,7 @@ class InputLayer(Layer):
             batch_shape = (None,) + tuple(shape)
         self.batch_shape = tuple(None if d is None else int(d) for d in batch_shape)
         self.output = KerasTensor(self.batch_shape, self.dtype, (self, 0, 0), self.name)
-        self._inbound_nodes.append(symbolic.Node(self, [], {}, [self.output], "single"))
+        self._inbound_nodes.append(symbolic.Node(self, [], {}, [self.output]))
         self.built = True
 
     def call(self, x, mask=None, training=False):

@@ -41,20 +41,16 @@ class Node:
     """One call of `layer` in a graph: args (x, possibly a list of KerasTensors) and kwargs
     (e.g. initial_state=[h, c]) as given, outputs as the flat list of KerasTensors it made."""
 
-    def __init__(self, layer, args, kwargs, outputs, structure):
-        self.layer, self.args, self.kwargs = layer, args, kwargs
-        self.outputs, self._structure = outputs, structure
+    def __init__(self, layer, args, kwargs, outputs):
+        self.layer, self.args, self.kwargs, self.outputs = layer, args, kwargs, outputs
 
     @property
     def inputs(self) -> list[KerasTensor]:
         return [t for t in flatten((self.args, self.kwargs)) if isinstance(t, KerasTensor)]
 
-    def pack(self, values):
-        """The layer's return value (one tensor or a list) from the flat list of values."""
-        return values[0] if self._structure == "single" else list(values)
-
 
 def flatten(x) -> list:
+    """Every leaf of nested lists, tuples and dicts, in order."""
     if isinstance(x, dict):
         return [a for v in x.values() for a in flatten(v)]
     if isinstance(x, (list, tuple)):
@@ -94,7 +90,7 @@ def call(layer, x, kwargs):
                       for axis, (da, db) in enumerate(zip(a.shape, b.shape)))
         name = layer.name if len(first) == 1 else f"{layer.name}_{i}"
         outputs.append(KerasTensor(shape, a.dtype, (layer, node_index, i), name))
-    layer._inbound_nodes.append(Node(layer, x, kwargs, outputs, structure))
+    layer._inbound_nodes.append(Node(layer, x, kwargs, outputs))
     return outputs[0] if structure == "single" else outputs
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers.symbolic import flatten
 from ..tensor import Tensor
 
 
@@ -26,14 +27,6 @@ def map_structure(fn, x):
     if isinstance(x, (list, tuple)):
         return type(x)(map_structure(fn, v) for v in x)
     return fn(x)
-
-
-def flatten(x) -> list:
-    if isinstance(x, dict):
-        return [a for v in x.values() for a in flatten(v)]
-    if isinstance(x, (list, tuple)):
-        return [a for v in x for a in flatten(v)]
-    return [x]
 
 
 def num_samples(x, what, name="x") -> int:
