@@ -2,6 +2,8 @@
 
     seqfuse train --data movie_reviews --model lstm --epochs 3   # the main job, on bundled data
     seqfuse train --data jfk_weather --model gru --plot curves.png  # 24 h temperature forecast
+    seqfuse train --data pride_and_prejudice --save char.npz      # character language model
+    seqfuse generate char.npz --seed-text "It is a truth"         # sample text from it
     seqfuse info                                                  # backends here, and why not
     seqfuse parity                                                # every backend vs the reference
     seqfuse bench                                                 # our kernels beside PyTorch
@@ -15,6 +17,9 @@ import time
 
 from . import tasks
 
+# What train's options are when neither the command line nor the task's DEFAULTS set them.
+_TRAIN_DEFAULTS = {"epochs": 3, "batch_size": 64, "units": 32, "sequence_length": 40}
+
 
 def _train(args):
     import engine as en
@@ -27,6 +32,9 @@ def _train(args):
     if args.model not in task.MODELS:
         raise SystemExit(f"seqfuse train: --model for {args.data} must be one of {', '.join(task.MODELS)}, "
                          f"got {args.model}")
+    for name, value in {**_TRAIN_DEFAULTS, **getattr(task, "DEFAULTS", {})}.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     model, history, results = task.run(args, en)
     print(f"trained in {time.perf_counter() - start:.1f}s")
     if args.save:
@@ -36,6 +44,12 @@ def _train(args):
         with open(args.history, "w") as f:
             json.dump({"history": history.history, **results}, f, indent=1)
     return 0
+
+
+def _generate(args):
+    import engine as en
+    from .tasks import pride_and_prejudice
+    return pride_and_prejudice.generate(args, en)
 
 
 def _info(args):
@@ -73,12 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model on a bundled data set")
     train.add_argument("--data", choices=tasks.names(), default="movie_reviews")
     train.add_argument("--model", choices=tasks.model_choices(), default="lstm")
-    train.add_argument("--epochs", type=int, default=3)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--units", type=int, default=32)
+    train.add_argument("--epochs", type=int, help="default 3 (pride_and_prejudice: 6)")
+    train.add_argument("--batch-size", type=int, help="default 64 (pride_and_prejudice: 128)")
+    train.add_argument("--units", type=int, help="default 32 (pride_and_prejudice: 128)")
     train.add_argument("--max-tokens", type=int, default=10000)
-    train.add_argument("--sequence-length", type=int, default=40,
-                       help="tokens per review (movie_reviews); hours/3 of lookback (jfk_weather)")
+    train.add_argument("--sequence-length", type=int,
+                       help="tokens per review (movie_reviews, default 40); hours/3 of lookback "
+                            "(jfk_weather, 40); characters per window (pride_and_prejudice, 60)")
+    train.add_argument("--step", type=int, default=3,
+                       help="characters between window starts (pride_and_prejudice)")
+    train.add_argument("--max-chars", type=int,
+                       help="use only the first N characters of the text (pride_and_prejudice)")
     train.add_argument("--backend", help="reference, numba, cpp (default: fastest available)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--save", help="write the trained model here (.npz, or .keras for a Keras 3 archive)")
@@ -88,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--verbose", type=_verbose, default="auto",
                        help="0 silent, 1 progress bar (default), 2 one line per epoch")
     train.set_defaults(run=_train)
+    generate = sub.add_parser("generate", help="sample text from a character model saved by "
+                                               "`train --data pride_and_prejudice --save MODEL`")
+    generate.add_argument("model", help="the saved model; its vocabulary is MODEL with the suffix "
+                                        ".vocab.json (char.npz -> char.vocab.json)")
+    generate.add_argument("--seed-text", default="It is a truth universally acknowledged, that a single man",
+                          help="the text the sample continues")
+    generate.add_argument("--length", type=int, default=400, help="characters to generate")
+    generate.add_argument("--temperature", type=float, nargs="+", default=[0.2, 0.5, 1.0],
+                          help="one sample per temperature (0 = always the likeliest character)")
+    generate.add_argument("--seed", type=int, help="random seed (default: a fresh one, printed)")
+    generate.set_defaults(run=_generate)
     sub.add_parser("info", help="list backends").set_defaults(run=_info)
     parity = sub.add_parser("parity", help="every backend against the reference, per op and gradient")
     parity.add_argument("--seed", type=int, default=0)
