@@ -20,6 +20,7 @@ import numpy as np
 
 from .layers import Bidirectional, Layer
 from .layers.recurrent import _RNN
+from .models.sequential import Sequential
 from .tensor import Tensor, no_grad
 
 
@@ -99,13 +100,15 @@ class Stepper:
         >>> stepper = Stepper(model)                 # Embedding -> LSTM -> Dense(softmax)
         >>> p = stepper(np.array([[3, 1, 4, 1]]))    # [1, V]: after the 4-token prompt
         >>> p = stepper(np.array([[5]]))             # [1, V]: after one more token
-        >>> np.allclose(p, model.predict(np.array([[3, 1, 4, 1, 5]])))
+        >>> np.allclose(p, model.predict(np.array([[3, 1, 4, 1, 5]]), verbose=0))
         True
     """
 
     def __init__(self, model, states=None):
-        layers = list(model.layers) if hasattr(model, "layers") else list(model)
-        if not layers or not all(isinstance(layer, Layer) for layer in layers):
+        # A chain of layers only: a functional graph's layer list need not be one.
+        layers = list(model.layers) if isinstance(model, Sequential) else model
+        if not isinstance(layers, (list, tuple)) or not layers \
+                or not all(isinstance(layer, Layer) for layer in layers):
             raise TypeError(f"Stepper: model must be a Sequential or a non-empty list of layers, "
                             f"got {type(model).__name__}")
         self._layers = [_stepping_copy(layer) if isinstance(layer, (_RNN, Bidirectional)) else layer

@@ -131,7 +131,7 @@ def test_generate_at_temperature_zero_is_greedy(saved_model):
     text = task.generate_text(model, vocabulary, prompt, 12, [0.0], np.random.default_rng(0))[0.0]
     for n in range(len(prompt), len(text)):       # each character is the argmax given the text so far
         ids = task.encode(text[:n], chars)[None]
-        assert text[n] == chars[int(np.argmax(model.predict(ids)[0]))]
+        assert text[n] == chars[int(np.argmax(model.predict(ids, verbose=0)[0]))]
 
 
 def test_generate_fails_clearly(saved_model, tmp_path, capsys):
@@ -183,8 +183,8 @@ def test_stepwise_equals_the_whole_sequence_forward(recurrent):
     for t in range(5, 12):
         stepper(ids[:, t:t + 1])                                    # then one id per call
     last = stepper(ids[:, 12:])                                     # [B, V]
-    np.testing.assert_allclose(last, model.predict(ids), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(Stepper(model)(ids), model.predict(ids), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(last, model.predict(ids, verbose=0), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(Stepper(model)(ids), model.predict(ids, verbose=0), rtol=0, atol=1e-12)
 
 
 def test_stepper_starts_from_given_states_and_ends_with_the_layers_final_states():
@@ -220,6 +220,11 @@ def test_stepper_feeds_each_step_once(monkeypatch):
     assert steps_per_call == [10] + [1] * 40
 
 
+def _functional_pair():
+    x = en.Input((None, 3))
+    return x, L.Dense(2)(L.LSTM(4)(x))
+
+
 def test_stepper_rejects_what_cannot_step():
     with pytest.raises(ValueError, match="reads the sequence backwards"):
         Stepper(_char_model(L.Bidirectional(L.LSTM(3))))
@@ -227,8 +232,9 @@ def test_stepper_rejects_what_cannot_step():
         Stepper(_char_model(L.GRU(3, go_backwards=True)))
     with pytest.raises(ValueError, match="is not built"):
         Stepper([L.LSTM(3)])
-    with pytest.raises(TypeError, match="Sequential or a non-empty list of layers"):
-        Stepper([])
+    for not_a_chain in ([], "lstm", en.Model(*_functional_pair())):
+        with pytest.raises(TypeError, match="Sequential or a non-empty list of layers"):
+            Stepper(not_a_chain)
     stepper = Stepper(_char_model(L.LSTM(3, dtype="float64")))
     with pytest.raises(ValueError, match="steps >= 1"):
         stepper(np.zeros((2, 0), np.int64))
