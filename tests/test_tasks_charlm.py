@@ -93,6 +93,8 @@ def test_train_options_default_per_task(monkeypatch):
 def test_train_rejects_a_slice_too_short_for_a_window(capsys):
     assert main(["train", "--data", "pride_and_prejudice", "--max-chars", "300", "--epochs", "1"]) == 2
     assert "validation part has 30 characters" in capsys.readouterr().err
+    assert main(["train", "--data", "pride_and_prejudice", "--step", "0"]) == 2
+    assert "--step must be a positive int, got 0" in capsys.readouterr().err
 
 
 # ---- seqfuse generate -----------------------------------------------------------------------

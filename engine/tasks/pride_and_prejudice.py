@@ -19,7 +19,7 @@ import numpy as np
 
 MODELS = ("lstm", "gru")
 DEFAULTS = {"epochs": 6, "units": 128, "batch_size": 128, "sequence_length": 60}
-EMBEDDING_DIM = 32        # ids -> 32-d vectors: as fast as one-hot input, no one-hot array
+EMBEDDING_DIM = 32        # ids, not one-hot: as fast per step, no one-hot array (docs/generation.md)
 LEARNING_RATE = 0.01      # RMSprop(lr=0.01), the book's setting
 VALIDATION_FRACTION = 0.1
 TEMPERATURES = (0.2, 0.5, 1.0)
@@ -28,13 +28,12 @@ VOCABULARY_FORMAT = "seqfuse.char_vocabulary"
 
 
 def run(args, en):
+    for option, value in (("--max-chars", args.max_chars), ("--step", args.step),
+                          ("--sequence-length", args.sequence_length)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be a positive int, got {value}")
     text = en.datasets.pride_and_prejudice.load_data().lower()   # the book lowercases too
-    if args.max_chars is not None:
-        if args.max_chars < 1:
-            raise ValueError(f"--max-chars must be a positive int, got {args.max_chars}")
-        text = text[:args.max_chars]
-    if args.step < 1:
-        raise ValueError(f"--step must be a positive int, got {args.step}")
+    text = text[:args.max_chars]                                  # max_chars None: all of it
     chars = sorted(set(text))
     ids = encode(text, chars)
     cut = int(len(ids) * (1 - VALIDATION_FRACTION))
