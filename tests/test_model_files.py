@@ -113,3 +113,10 @@ def test_loading_never_unpickles(saved, tmp_path):
     # An object array is stored as a pickle; loading it would run code chosen by the file.
     np.savez(tmp_path / "pickle.npz", **{**entries, "w0": np.array([{"a": 1}], dtype=object)})
     _load_error(tmp_path / "pickle.npz", r"is corrupt \(its entry 'w0' cannot be read back intact\)")
+
+
+def test_saving_into_a_missing_folder_names_the_path(tmp_path):
+    model = en.Sequential([en.layers.Dense(1)])
+    model.build((None, 2))
+    with pytest.raises(FileNotFoundError, match="missing.*does not exist"):
+        model.save(tmp_path / "missing" / "m.npz")

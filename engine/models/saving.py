@@ -209,6 +209,8 @@ def atomic_write(path):
     """Yields a binary file object; on success it replaces `path` in one rename."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot write {path}: the folder {directory} does not exist")
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a saved model is an ordinary file
