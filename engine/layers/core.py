@@ -1,10 +1,10 @@
-"""Dense, Dropout, Flatten, Activation and Embedding."""
+"""Dense, Dropout, Flatten, Activation, Masking and Embedding."""
 from __future__ import annotations
 
 import numpy as np
 
 from .. import functional as F
-from ..tensor import Tensor
+from ..tensor import Tensor, where
 from .base import Layer
 
 ACTIVATIONS = {
@@ -105,6 +105,42 @@ class Flatten(Layer):
     def call(self, x, mask=None, training=False):
         x = as_tensor(x, self.dtype)
         return x.reshape(x.shape[0], -1)
+
+
+class Masking(Layer):
+    """Skips the steps of x (B, T, F) whose features all equal `mask_value`, as Keras 3: those
+    steps become zeros and the output carries mask = any(x != mask_value, axis=-1) (B, T), which
+    the recurrent layers after it honour (they carry their state over masked steps).
+
+    Example:
+        >>> x = np.ones((1, 3, 2), "float32"); x[0, 2] = 0
+        >>> Masking(mask_value=0.0)(x)._keras_mask
+        array([[ True,  True, False]])
+    """
+
+    supports_masking = True
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def call(self, x, mask=None, training=False):
+        x = as_tensor(x, self.dtype)
+        keep = self._keep(x)
+        return where(keep[..., None], x, np.zeros((), x.dtype))
+
+    def compute_mask(self, x, mask):
+        return self._keep(x)
+
+    def _keep(self, x):
+        """[B, T] bool: the steps with at least one feature different from mask_value."""
+        data = x.data if isinstance(x, Tensor) else np.asarray(x)
+        if data.ndim < 3:
+            raise ValueError(f"{self.name}: input must be (batch, timesteps, features), got shape {data.shape}")
+        return (data != self.mask_value).any(axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}
 
 
 class Embedding(Layer):
