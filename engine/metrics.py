@@ -3,6 +3,8 @@ loss as Keras does (binary, categorical or sparse categorical accuracy).
 
 Every built-in metric takes (y_true, y_pred, mask=None): a mask (y_pred's shape without the
 last axis, the mask of a sequence output) averages over the kept entries only, as Keras.
+roc_auc is a whole-set score (a mean of per-batch AUCs is not the AUC), so it is called on
+predictions, not named in compile().
 """
 from __future__ import annotations
 
@@ -41,6 +43,51 @@ def mean_absolute_error(y_true, y_pred, mask=None) -> float:
 def mean_squared_error(y_true, y_pred, mask=None) -> float:
     diff = np.asarray(y_pred) - np.asarray(y_true).reshape(np.shape(y_pred))
     return _mean((diff ** 2).mean(axis=-1), mask)
+
+
+def roc_auc(y_true, y_score) -> float:
+    """Area under the ROC curve, as sklearn.metrics.roc_auc_score for binary labels: the
+    probability that a random positive scores above a random negative, ties counting 1/2
+    (the Mann-Whitney U statistic from tie-averaged ranks, so it is exact, not binned).
+
+    y_true: [N] (or [N, 1]) labels in {0, 1} (or bool), both present; y_score: [N] (or
+    [N, 1]) finite scores, higher meaning "positive".
+
+    Example:
+        >>> roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+        0.75
+    """
+    y_true, y_score = np.asarray(y_true), np.asarray(y_score, dtype=np.float64)
+    if not (_is_column(y_true) and _is_column(y_score) and len(y_true) == len(y_score)):
+        raise ValueError(f"roc_auc: y_true and y_score must be [N] or [N, 1] of one length N, "
+                         f"got shapes {y_true.shape} and {y_score.shape}")
+    y_true, y_score = y_true.reshape(-1), y_score.reshape(-1)
+    if not np.isin(y_true, (0, 1)).all():
+        raise ValueError(f"roc_auc: y_true must hold 0/1 labels, got values {np.unique(y_true)[:5]}")
+    if not np.isfinite(y_score).all():
+        raise ValueError("roc_auc: y_score must be finite, got NaN or infinity")
+    positive = y_true == 1
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"roc_auc: y_true needs both classes, got {n_pos} positives and {n_neg} negatives")
+    ranks = _average_ranks(y_score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _is_column(a):
+    return a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1)
+
+
+def _average_ranks(values):
+    """1-based ranks of values [N]; tied values share the mean of their ranks."""
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    # Tie groups are runs of equal sorted values; each gets the mean of ranks first..last.
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat((starts + 1 + ends) / 2, ends - starts)
+    return ranks
 
 
 _BY_NAME = {"binary_accuracy": binary_accuracy, "categorical_accuracy": categorical_accuracy,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-TASKS = ("movie_reviews", "jfk_weather", "pride_and_prejudice")
+TASKS = ("movie_reviews", "jfk_weather", "pride_and_prejudice", "japanese_vowels")
 
 
 def names() -> list[str]:
