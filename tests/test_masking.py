@@ -57,6 +57,19 @@ def test_masking_gradient_flows_only_through_kept_steps():
     np.testing.assert_array_equal(x.grad, np.broadcast_to(L.Masking()(x)._keras_mask[..., None], x.shape))
 
 
+def test_masking_model_keras_files_both_ways(keras, tmp_path):
+    pytest.importorskip("h5py")
+    x = _padded(4, mask_value=-1.0)
+    ours = en.Sequential([en.Input((None, 4)), L.Masking(mask_value=-1.0), L.LSTM(3), L.Dense(2)])
+    ours.save(tmp_path / "ours.keras")
+    theirs = keras.saving.load_model(tmp_path / "ours.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(theirs(x)), ours.predict(x), atol=ATOL, rtol=0)
+    theirs.save(tmp_path / "theirs.keras")
+    again = en.load_model(tmp_path / "theirs.keras")
+    assert again.layers[0].get_config() == ours.layers[0].get_config()
+    np.testing.assert_allclose(again.predict(x), ours.predict(x), atol=ATOL, rtol=0)
+
+
 def test_masking_rejects_non_sequences_and_round_trips_its_config():
     with pytest.raises(ValueError, match=r"\(batch, timesteps, features\).*\(2, 3\)"):
         L.Masking()(np.ones((2, 3), "float32"))

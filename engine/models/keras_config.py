@@ -21,6 +21,7 @@ _OPTIONS = {
     "Activation": ("activation",),
     "Dropout": ("rate", "noise_shape", "seed"),
     "Flatten": (),
+    "Masking": ("mask_value",),
     "Embedding": ("input_dim", "output_dim", "mask_zero"),
     "SimpleRNN": _RNN,
     "LSTM": _RNN + ("unit_forget_bias",),
