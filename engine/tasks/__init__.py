@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-TASKS = ("movie_reviews", "jfk_weather", "pride_and_prejudice", "japanese_vowels")
+TASKS = ("movie_reviews", "jfk_weather", "pride_and_prejudice", "japanese_vowels", "vowel_pairs")
 
 
 def names() -> list[str]:

@@ -40,11 +40,21 @@ def pad_for_masking(en, sequences):
     return en.text.pad_sequences(sequences, dtype="float32", padding="post", value=0.0)
 
 
-def _by_length(en, x, y, batch_size, shuffle, seed):
-    """Batches whose utterances all have one length, so nothing is padded."""
+def equal_length_batches(en, x, y, batch_size, shuffle, seed):
+    """(x [B, T, 12], y [B]) batches whose utterances all have one length T, so nothing is padded."""
     lengths = sorted({len(s) for s in x})
     return en.data.BucketedBatches(x, y, batch_size=batch_size, bucket_boundaries=lengths[1:] or None,
                                    shuffle=shuffle, seed=seed, dtype="float32")
+
+
+def recurrent_encoder(en, kind, units):
+    """The layers that turn masked frames [B, T, 12] into one vector [B, units] (lstm, gru;
+    [B, 2·units] for bilstm): Masking, the recurrent layer, and dropout where it helps."""
+    L = en.layers
+    if kind == "bilstm":
+        return [L.Masking(mask_value=0.0), L.Bidirectional(L.LSTM(units))]
+    rnn = {"lstm": L.LSTM, "gru": L.GRU}[kind]
+    return [L.Masking(mask_value=0.0), rnn(units, dropout=0.1, recurrent_dropout=0.1), L.Dropout(0.2)]
 
 
 def build_model(en, kind, units, num_classes):
@@ -53,11 +63,8 @@ def build_model(en, kind, units, num_classes):
     if kind == "conv1d":
         body = [L.Conv1D(units, 3, padding="same", activation="relu"),
                 L.Conv1D(units, 3, padding="same", activation="relu"), L.GlobalMaxPooling1D()]
-    elif kind == "bilstm":
-        body = [L.Masking(mask_value=0.0), L.Bidirectional(L.LSTM(units))]
     else:
-        rnn = {"lstm": L.LSTM, "gru": L.GRU}[kind]
-        body = [L.Masking(mask_value=0.0), rnn(units, dropout=0.1, recurrent_dropout=0.1), L.Dropout(0.2)]
+        body = recurrent_encoder(en, kind, units)
     return en.Sequential(body + [L.Dense(num_classes, activation="softmax")], name=f"japanese_vowels_{kind}")
 
 
@@ -71,9 +78,9 @@ def run(args, en):
     model = build_model(en, args.model, args.units, dataset.NUM_CLASSES)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["acc"])
     if args.model == "conv1d":
-        history = model.fit(_by_length(en, x_train, y_train, args.batch_size, True, args.seed), epochs=args.epochs)
-        test = _by_length(en, x_test, y_test, args.batch_size, False, None)
-        loss, accuracy = model.evaluate(test)
+        train = equal_length_batches(en, x_train, y_train, args.batch_size, True, args.seed)
+        history = model.fit(train, epochs=args.epochs)
+        loss, accuracy = model.evaluate(equal_length_batches(en, x_test, y_test, args.batch_size, False, None))
     else:
         history = model.fit(pad_for_masking(en, x_train), y_train, epochs=args.epochs, batch_size=args.batch_size)
         loss, accuracy = model.evaluate(pad_for_masking(en, x_test), y_test, batch_size=args.batch_size)
