@@ -3,6 +3,7 @@
 pairwise count and sklearn, and the pair sampler's guarantees."""
 from __future__ import annotations
 
+import doctest
 import json
 
 import numpy as np
@@ -67,6 +68,13 @@ def test_roc_auc_matches_sklearn():
 def test_roc_auc_rejects_bad_input(y, s, message):
     with pytest.raises(ValueError, match=message):
         roc_auc(y, s)
+
+
+def test_docstring_examples_run():
+    for obj in (roc_auc, vowel_pairs.sample_pairs, en.layers.Masking):
+        test, = [t for t in doctest.DocTestFinder().find(obj, extraglobs={"np": np}) if t.examples]
+        result = doctest.DocTestRunner().run(test)
+        assert result.attempted and not result.failed, test.name
 
 
 # ---- the pair sampler ---------------------------------------------------------------------
