@@ -204,3 +204,18 @@ def test_vowel_pairs_encoder_is_shared():
     expected = 1 / (1 + np.exp(-(dense.get_weights()[0].sum() + dense.get_weights()[1])))
     np.testing.assert_allclose(model.predict([x, x]), np.full((5, 1), expected), atol=1e-5, rtol=0)
     assert sum(type(layer).__name__ == "LSTM" for layer in model.layers) == 1
+
+
+@pytest.mark.parametrize("kind", vowel_pairs.MODELS)
+def test_vowel_pairs_model_predicts_as_keras_on_padded_pairs(keras, tmp_path, kind):
+    pytest.importorskip("h5py")
+    ours = vowel_pairs.build_model(en, kind, 3)
+    rng = np.random.default_rng(0)
+    ours.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in ours.get_weights()])
+    ours.save(tmp_path / "pairs.keras")
+    theirs = keras.saving.load_model(tmp_path / "pairs.keras")
+    a, b = rng.normal(size=(2, 6, 9, 12)).astype("float32")
+    a[:3, 5:] = 0                     # padding after 5 frames, and a pair with unequal lengths
+    b[2:, 3:] = 0
+    np.testing.assert_allclose(ours.predict([a, b], verbose=0),
+                               np.asarray(theirs.predict([a, b], verbose=0)), atol=1e-5, rtol=0)

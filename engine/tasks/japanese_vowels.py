@@ -79,10 +79,16 @@ def run(args, en):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["acc"])
     if args.model == "conv1d":
         train = equal_length_batches(en, x_train, y_train, args.batch_size, True, args.seed)
-        history = model.fit(train, epochs=args.epochs)
-        loss, accuracy = model.evaluate(equal_length_batches(en, x_test, y_test, args.batch_size, False, None))
+        history = model.fit(train, epochs=args.epochs, verbose=args.verbose)
+        test = equal_length_batches(en, x_test, y_test, args.batch_size, False, None)
+        loss, accuracy = model.evaluate(test, verbose=0)
     else:
-        history = model.fit(pad_for_masking(en, x_train), y_train, epochs=args.epochs, batch_size=args.batch_size)
-        loss, accuracy = model.evaluate(pad_for_masking(en, x_test), y_test, batch_size=args.batch_size)
+        history = model.fit(pad_for_masking(en, x_train), y_train, epochs=args.epochs,
+                            batch_size=args.batch_size, verbose=args.verbose)
+        loss, accuracy = model.evaluate(pad_for_masking(en, x_test), y_test, batch_size=args.batch_size,
+                                        verbose=0)
     print(f"test: loss {loss:.4f} - acc {accuracy:.4f}")
+    if args.plot:
+        en.utils.plot_history(history, args.plot)
+        print(f"wrote {args.plot}")
     return model, history, {"test_loss": loss, "test_acc": accuracy}

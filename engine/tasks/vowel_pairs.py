@@ -88,8 +88,12 @@ def run(args, en):
           f"pairs of {len(x_test)} test utterances; half of each from one speaker")
     model = build_model(en, args.model, args.units)
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["acc"])
-    history = model.fit(train_inputs, train_same, epochs=args.epochs, batch_size=args.batch_size)
-    loss, accuracy = model.evaluate(test_inputs, test_same, batch_size=args.batch_size)
-    auc = en.metrics.roc_auc(test_same, model.predict(test_inputs, batch_size=args.batch_size))
+    history = model.fit(train_inputs, train_same, epochs=args.epochs, batch_size=args.batch_size,
+                        verbose=args.verbose)
+    loss, accuracy = model.evaluate(test_inputs, test_same, batch_size=args.batch_size, verbose=0)
+    auc = en.metrics.roc_auc(test_same, model.predict(test_inputs, batch_size=args.batch_size, verbose=0))
     print(f"test pairs: loss {loss:.4f} - acc {accuracy:.4f} - roc_auc {auc:.4f}")
+    if args.plot:
+        en.utils.plot_history(history, args.plot)
+        print(f"wrote {args.plot}")
     return model, history, {"test_loss": loss, "test_acc": accuracy, "test_roc_auc": auc}
