@@ -98,17 +98,27 @@ class Cast(Function):
 
 
 class MatMul(Function):
-    """a: [..., M, K] @ b: [..., K, N]; 1-d operands follow numpy's promotion rules."""
+    """a: [..., M, K] @ b: [..., K, N]; 1-d operands follow numpy's promotion rules.
+
+    a [..., K] @ b [K, N] (Dense on sequences) runs as one [rows, K] @ [K, N] GEMM both ways:
+    numpy's broadcast matmul would loop over the leading axes on one thread and, backward,
+    build a [..., K, N] gradient per leading index before summing it away.
+    """
 
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
+        if a.ndim > 2 and b.ndim == 2:
+            return _blas.matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
         return _blas.any_matmul(a, b)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
         xp = array_module(a)
+        if a.ndim > 2 and b.ndim == 2:
+            rows_a, rows_g = a.reshape(-1, a.shape[-1]), g.reshape(-1, g.shape[-1])
+            return _blas.matmul(rows_g, b.T).reshape(a.shape), _blas.matmul_tn(rows_a, rows_g)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g2 = g
