@@ -3,10 +3,13 @@ loss as Keras does (binary, categorical or sparse categorical accuracy).
 
 Every built-in metric takes (y_true, y_pred, mask=None): a mask (y_pred's shape without the
 last axis, the mask of a sequence output) averages over the kept entries only, as Keras.
-roc_auc is a whole-set score (a mean of per-batch AUCs is not the AUC), so it is called on
-predictions, not named in compile().
+roc_auc and corpus_bleu (translations) are whole-set scores (a mean of per-batch AUCs or BLEUs
+is not the score), so they are called on predictions, not named in compile().
 """
 from __future__ import annotations
+
+import collections
+import math
 
 import numpy as np
 
@@ -88,6 +91,58 @@ def _average_ranks(values):
     ranks = np.empty(len(values))
     ranks[order] = np.repeat((starts + 1 + ends) / 2, ends - starts)
     return ranks
+
+
+def corpus_bleu(hypotheses, references_lists, max_n=4) -> float:
+    """Corpus BLEU (Papineni et al. 2002) in [0, 1]; x100 for the usual 0-100 scale.
+
+    hypotheses: [N] token lists (a str is split on whitespace); references_lists: [N] lists
+    of one or more references each, in the same form. Counts are summed over the corpus:
+    each n-gram precision (n = 1..max_n) clips a hypothesis n-gram's count at its largest
+    count in any one reference; the brevity penalty exp(1 - r/c) compares the total
+    hypothesis length c with r, the sum of each sentence's closest reference length (the
+    shorter on ties), as sacrebleu and NLTK do. No smoothing: a precision with no match
+    gives 0. Tokenization is the caller's (the tokens given are the tokens scored).
+
+    >>> corpus_bleu(["the cat sat on the mat"], [["the cat sat on the mat", "a cat sat"]])
+    1.0
+    """
+    if isinstance(max_n, bool) or not isinstance(max_n, int) or max_n < 1:
+        raise ValueError(f"corpus_bleu: max_n must be a positive int, got {max_n!r}")
+    hypotheses, references_lists = list(hypotheses), list(references_lists)
+    if len(hypotheses) != len(references_lists):
+        raise ValueError(f"corpus_bleu: {len(hypotheses)} hypotheses but {len(references_lists)} "
+                         "reference lists; expected one list of references per hypothesis")
+    matches, totals = [0] * max_n, [0] * max_n
+    hyp_length = ref_length = 0
+    for i, (hypothesis, references) in enumerate(zip(hypotheses, references_lists)):
+        if isinstance(references, str) or not references:
+            raise ValueError(f"corpus_bleu: references_lists[{i}] must be a non-empty list of "
+                             f"references, got {references!r:.60}")
+        hyp = _tokens(hypothesis)
+        refs = [_tokens(r) for r in references]
+        hyp_length += len(hyp)
+        ref_length += min((len(r) for r in refs), key=lambda n: (abs(n - len(hyp)), n))
+        for n in range(1, max_n + 1):
+            counts = _ngram_counts(hyp, n)
+            most = collections.Counter()
+            for ref in refs:
+                most |= _ngram_counts(ref, n)  # | keeps the larger count of each n-gram
+            matches[n - 1] += sum(min(c, most[g]) for g, c in counts.items())
+            totals[n - 1] += max(len(hyp) - n + 1, 0)
+    if min(matches) == 0:
+        return 0.0
+    log_precision = sum(math.log(m / t) for m, t in zip(matches, totals)) / max_n
+    brevity = 1.0 if hyp_length > ref_length else math.exp(1 - ref_length / hyp_length)
+    return brevity * math.exp(log_precision)
+
+
+def _tokens(text):
+    return text.split() if isinstance(text, str) else list(text)
+
+
+def _ngram_counts(tokens, n):
+    return collections.Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
 
 
 _BY_NAME = {"binary_accuracy": binary_accuracy, "categorical_accuracy": categorical_accuracy,
