@@ -4,6 +4,8 @@
     seqfuse train --data jfk_weather --model gru --plot curves.png  # 24 h temperature forecast
     seqfuse train --data pride_and_prejudice --save char.npz      # character language model
     seqfuse generate char.npz --seed-text "It is a truth"         # sample text from it
+    seqfuse train --data translation --save fr.npz                # English -> French
+    seqfuse translate fr.npz "I'm hungry."                        # with that saved model
     seqfuse info                                                  # backends here, and why not
     seqfuse parity                                                # every backend vs the reference
     seqfuse bench                                                 # our kernels beside PyTorch
@@ -18,7 +20,7 @@ import time
 from . import tasks
 
 # What train's options are when neither the command line nor the task's DEFAULTS set them.
-_TRAIN_DEFAULTS = {"epochs": 3, "batch_size": 64, "units": 32, "sequence_length": 40}
+_TRAIN_DEFAULTS = {"epochs": 3, "batch_size": 64, "units": 32, "max_tokens": 10000, "sequence_length": 40}
 
 
 def _train(args):
@@ -29,6 +31,7 @@ def _train(args):
     print(f"backend: {en.get_backend()} (available: {', '.join(en.backends.available())})")
     start = time.perf_counter()
     task = tasks.get(args.data)
+    args.model = args.model or task.MODELS[0]
     if args.model not in task.MODELS:
         raise SystemExit(f"seqfuse train: --model for {args.data} must be one of {', '.join(task.MODELS)}, "
                          f"got {args.model}")
@@ -50,6 +53,11 @@ def _generate(args):
     import engine as en
     from .tasks import pride_and_prejudice
     return pride_and_prejudice.generate(args, en)
+
+
+def _translate(args):
+    from .translation import main
+    return main(args)
 
 
 def _info(args):
@@ -86,21 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a model on a bundled data set")
     train.add_argument("--data", choices=tasks.names(), default="movie_reviews")
-    train.add_argument("--model", choices=tasks.model_choices(), default="lstm")
-    train.add_argument("--epochs", type=int, help="default 3 (pride_and_prejudice: 6)")
+    train.add_argument("--model", choices=tasks.model_choices(), help="default: the task's first choice")
+    train.add_argument("--epochs", type=int, help="default 3 (pride_and_prejudice: 6, translation: 10)")
     train.add_argument("--batch-size", type=int, help="default 64 (pride_and_prejudice: 128)")
-    train.add_argument("--units", type=int, help="default 32 (pride_and_prejudice: 128)")
-    train.add_argument("--max-tokens", type=int, default=10000)
+    train.add_argument("--units", type=int, help="default 32 (pride_and_prejudice, translation: 128)")
+    train.add_argument("--max-tokens", type=int, help="vocabulary size, default 10000 (translation: 3000)")
     train.add_argument("--sequence-length", type=int,
                        help="tokens per review (movie_reviews, default 40); hours/3 of lookback "
-                            "(jfk_weather, 40); characters per window (pride_and_prejudice, 60)")
+                            "(jfk_weather, 40); characters per window (pride_and_prejudice, 60); "
+                            "tokens per sentence (translation, 20)")
     train.add_argument("--step", type=int, default=3,
                        help="characters between window starts (pride_and_prejudice)")
     train.add_argument("--max-chars", type=int,
                        help="use only the first N characters of the text (pride_and_prejudice)")
     train.add_argument("--backend", help="reference, numba, cpp (default: fastest available)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--save", help="write the trained model here (.npz, or .keras for a Keras 3 archive)")
+    train.add_argument("--save", help="write the trained model here (.npz, or .keras for a Keras 3 archive; "
+                       "translation also writes its vocabularies beside it, MODEL.vocab.json)")
     train.add_argument("--history", help="write per-epoch history and test results here (JSON)")
     train.add_argument("--plot", help="draw the training curves here (PNG; needs matplotlib); "
                                       "jfk_weather also writes <stem>_forecast.png")
@@ -118,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="one sample per temperature (0 = always the likeliest character)")
     generate.add_argument("--seed", type=int, help="random seed (default: a fresh one, printed)")
     generate.set_defaults(run=_generate)
+    translate = sub.add_parser("translate", help="English -> French with a model saved by "
+                               "`train --data translation --save MODEL`")
+    translate.add_argument("model", help="the saved model; its vocabularies are MODEL with the suffix "
+                           ".vocab.json (fr.npz -> fr.vocab.json)")
+    translate.add_argument("sentences", nargs="+", help="English sentences, one translation printed per line")
+    translate.add_argument("--max-length", type=int, help="most tokens per translation (default: the "
+                           "longest training target)")
+    translate.set_defaults(run=_translate)
     sub.add_parser("info", help="list backends").set_defaults(run=_info)
     parity = sub.add_parser("parity", help="every backend against the reference, per op and gradient")
     parity.add_argument("--seed", type=int, default=0)

@@ -3,13 +3,15 @@
 Each module has MODELS (the --model choices it accepts) and run(args, en) -> (model, history,
 results): it loads its bundled data, builds and trains the model, prints its report and
 returns the numbers written to --history. A module may set DEFAULTS, {option: value}, for
-the options it wants other than the command's defaults (the cli fills in those not given).
+the options it wants other than the command's defaults (the cli fills in those not given);
+--model defaults to the first of its MODELS.
 """
 from __future__ import annotations
 
 import importlib
 
-TASKS = ("movie_reviews", "jfk_weather", "pride_and_prejudice", "japanese_vowels", "vowel_pairs")
+TASKS = ("movie_reviews", "jfk_weather", "pride_and_prejudice", "japanese_vowels", "vowel_pairs",
+         "translation")
 
 
 def names() -> list[str]:

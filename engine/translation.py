@@ -1,0 +1,190 @@
+"""English -> French with an encoder-decoder: the text standardization both sides share, the
+two vocabularies (saved beside the model as JSON), greedy decoding one step at a time, and
+the `seqfuse translate` command.
+
+The model is the one `seqfuse train --data translation` builds (engine/tasks/translation.py):
+inputs [source ids [B,S], decoder inputs [B,T]] -> next-token probabilities [B,T,V], with the
+layers named below, so decoding finds them in a loaded model.
+
+Example:
+    >>> model, vocabularies = load("fr.npz")              # fr.npz and fr.vocab.json
+    >>> translate(model, vocabularies, ["I'm hungry."])
+    ["j'ai faim ."]
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+
+START, END = "[start]", "[end]"
+SOURCE_EMBEDDING, ENCODER = "source_embedding", "encoder"
+TARGET_EMBEDDING, DECODER, NEXT_TOKEN = "target_embedding", "decoder", "next_token"
+VOCABULARY_FORMAT = "seqfuse-translation-vocabularies"
+
+# Sentence punctuation becomes tokens of its own ("faim." -> "faim ."); apostrophes and
+# hyphens stay inside words ("j'ai", "arrête-toi"), as in the Tatoeba text.
+_PUNCTUATION = re.compile(r"""([!?.,:;«»"()&$%])""")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
+
+
+def standardize(text: str) -> str:
+    """Lowercase (all of Unicode: "À" -> "à"), typographic apostrophes as "'", punctuation
+    split off as tokens, any whitespace (French's narrow no-break spaces too) as one space.
+
+    >>> standardize("J’ai faim\\u202f!")
+    "j'ai faim !"
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"standardize: text must be a str, got {type(text).__name__}")
+    return " ".join(_PUNCTUATION.sub(r" \1 ", text.lower().translate(_APOSTROPHES)).split())
+
+
+def vocabulary_path(model_path) -> str:
+    """Where the vocabularies of a model saved at `model_path` live: "fr.npz" -> "fr.vocab.json"."""
+    return os.path.splitext(os.fspath(model_path))[0] + ".vocab.json"
+
+
+def save_vocabularies(model_path, source, target, max_length) -> str:
+    """Write both vocabularies (lists of tokens, id = position) and the longest output to
+    decode beside the model; plain JSON, so loading runs no code. Returns the path."""
+    from .models.saving import atomic_write
+    path = vocabulary_path(model_path)
+    entry = {"format": VOCABULARY_FORMAT, "version": 1, "standardize": "engine.translation.standardize",
+             "source_vocabulary": list(source), "target_vocabulary": list(target),
+             "max_length": int(max_length)}
+    with atomic_write(path) as f:
+        f.write(json.dumps(entry, ensure_ascii=False).encode("utf-8"))
+    return path
+
+
+def load_vocabularies(model_path) -> dict:
+    """The dict save_vocabularies wrote beside `model_path` (checked)."""
+    path = vocabulary_path(model_path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"translation vocabularies {path!r} not found beside the model "
+                                f"{os.fspath(model_path)!r}; `seqfuse train --data translation --save` writes both")
+    with open(path, encoding="utf-8") as f:
+        entry = json.load(f)
+    if not isinstance(entry, dict) or entry.get("format") != VOCABULARY_FORMAT:
+        raise ValueError(f"{path}: expected a {VOCABULARY_FORMAT!r} JSON file, got format "
+                         f"{entry.get('format') if isinstance(entry, dict) else type(entry).__name__!r}")
+    for key in ("source_vocabulary", "target_vocabulary"):
+        if not isinstance(entry.get(key), list) or not all(isinstance(t, str) for t in entry[key]):
+            raise ValueError(f"{path}: {key} must be a list of str")
+    if START not in entry["target_vocabulary"] or END not in entry["target_vocabulary"]:
+        raise ValueError(f"{path}: target_vocabulary must hold {START!r} and {END!r}")
+    return entry
+
+
+def load(model_path):
+    """(model, vocabularies) saved by `seqfuse train --data translation --save PATH`."""
+    from .models import load_model
+    return load_model(model_path), load_vocabularies(model_path)
+
+
+class StepDecoder:
+    """Runs a trained model's decoder one token at a time, carrying its GRU state.
+
+    The encoder runs once per source batch; each step feeds one token per sentence through
+    the target embedding, a copy of the decoder GRU built with return_state=True (same
+    weights) and the output layer: no step recomputes the prefix. Dropout is the identity
+    at inference, so it is skipped.
+
+    >>> decoder = StepDecoder(model)
+    >>> state = decoder.encode(source_ids)                  # [B, H]
+    >>> probs, state = decoder.step(np.full(B, start_id), state)   # probs [B, V]
+    """
+
+    def __init__(self, model):
+        from .layers import GRU
+        self.source_embedding, self.encoder = model.get_layer(SOURCE_EMBEDDING), model.get_layer(ENCODER)
+        self.target_embedding, self.next_token = model.get_layer(TARGET_EMBEDDING), model.get_layer(NEXT_TOKEN)
+        decoder = model.get_layer(DECODER)
+        config = {**decoder.get_config(), "name": f"{decoder.name}_step", "return_sequences": True,
+                  "return_state": True}
+        self.gru = GRU(**config)
+        self.gru.build((None, 1, self.target_embedding.output_dim))
+        self.gru.built = True
+        self.gru.set_weights(decoder.get_weights())
+
+    def encode(self, source_ids):
+        """source_ids int [B, S] (0 = padding) -> the decoder's initial state [B, H]."""
+        from .tensor import no_grad
+        with no_grad():
+            return self.encoder(self.source_embedding(np.asarray(source_ids)))
+
+    def step(self, tokens, state):
+        """tokens int [B] (the previous output) -> (next-token probabilities [B, V], new state)."""
+        from .tensor import no_grad
+        with no_grad():
+            x = self.target_embedding(np.asarray(tokens)[:, None])      # [B, 1, E]
+            out, state = self.gru(x, initial_state=[state])             # [B, 1, H], [B, H]
+            return self.next_token(out).numpy()[:, 0], state
+
+
+def greedy_decode(model, source_ids, start_id, end_id, max_length):
+    """Most likely next token at every step, until every sentence has produced `end_id` or
+    `max_length` tokens. Padding (id 0) is never chosen.
+
+    Returns (ids int64 [B, L], probabilities float [B, L]): the chosen tokens (end included;
+    0 after it) and the probability the model gave each.
+    """
+    decoder = StepDecoder(model)
+    source_ids = np.asarray(source_ids)
+    state = decoder.encode(source_ids)
+    tokens = np.full(len(source_ids), start_id, dtype=np.int64)
+    done = np.zeros(len(source_ids), dtype=bool)
+    ids, probabilities = [], []
+    for _ in range(max_length):
+        probs, state = decoder.step(tokens, state)
+        probs[:, 0] = -1.0  # padding is not a word
+        tokens = probs.argmax(axis=-1)
+        ids.append(np.where(done, 0, tokens))
+        probabilities.append(np.where(done, 0.0, probs[np.arange(len(tokens)), tokens]))
+        done |= tokens == end_id
+        if done.all():
+            break
+    return np.stack(ids, axis=1), np.stack(probabilities, axis=1)
+
+
+def to_tokens(ids, vocabulary):
+    """Token lists from decoded ids [B, L]: up to (without) the end token, padding dropped."""
+    out = []
+    for row in np.asarray(ids):
+        words = []
+        for i in row:
+            token = vocabulary[i]
+            if token == END:
+                break
+            if i:
+                words.append(token)
+        out.append(words)
+    return out
+
+
+def vectorizer(vocabulary):
+    """A TextVectorization over already-standardized text with a fixed vocabulary."""
+    from .text import TextVectorization
+    return TextVectorization(standardize=None, vocabulary=vocabulary)
+
+
+def translate(model, vocabularies, sentences, max_length=None):
+    """English sentences -> French sentences (tokens joined by spaces, lowercase)."""
+    if isinstance(sentences, str):
+        raise TypeError("translate: sentences must be a list of str, got one str; wrap it in a list")
+    source = vectorizer(vocabularies["source_vocabulary"])([standardize(s) for s in sentences])
+    target = vocabularies["target_vocabulary"]
+    ids, _ = greedy_decode(model, source, target.index(START), target.index(END),
+                           max_length or vocabularies["max_length"])
+    return [" ".join(words) for words in to_tokens(ids, target)]
+
+
+def main(args) -> int:
+    """`seqfuse translate MODEL SENTENCE...`: one translation per line."""
+    model, vocabularies = load(args.model)
+    for sentence in translate(model, vocabularies, args.sentences, args.max_length):
+        print(sentence)
+    return 0
