@@ -19,6 +19,8 @@ import re
 
 import numpy as np
 
+from .tensor import no_grad
+
 START, END = "[start]", "[end]"
 SOURCE_EMBEDDING, ENCODER = "source_embedding", "encoder"
 TARGET_EMBEDDING, DECODER, NEXT_TOKEN = "target_embedding", "decoder", "next_token"
@@ -85,44 +87,21 @@ def load(model_path):
     return load_model(model_path), load_vocabularies(model_path)
 
 
-class StepDecoder:
-    """Runs a trained model's decoder one token at a time, carrying its GRU state.
+def decoder_stepper(model, source_ids):
+    """An engine.generation.Stepper over the model's decoder (target embedding, decoder GRU,
+    output layer), started from the encoder's final state for source_ids int [B, S]
+    (0 = padding). Each call stepper(tokens [B, 1]) returns next-token probabilities
+    [B, 1, V] and carries the GRU state to the next call: no step recomputes the prefix.
+    Dropout, the identity at inference, is left out.
 
-    The encoder runs once per source batch; each step feeds one token per sentence through
-    the target embedding, a copy of the decoder GRU built with return_state=True (same
-    weights) and the output layer: no step recomputes the prefix. Dropout is the identity
-    at inference, so it is skipped.
-
-    >>> decoder = StepDecoder(model)
-    >>> state = decoder.encode(source_ids)                  # [B, H]
-    >>> probs, state = decoder.step(np.full(B, start_id), state)   # probs [B, V]
+    >>> stepper = decoder_stepper(model, source_ids)
+    >>> probabilities = stepper(np.full((len(source_ids), 1), start_id))[:, 0]   # [B, V]
     """
-
-    def __init__(self, model):
-        from .layers import GRU
-        self.source_embedding, self.encoder = model.get_layer(SOURCE_EMBEDDING), model.get_layer(ENCODER)
-        self.target_embedding, self.next_token = model.get_layer(TARGET_EMBEDDING), model.get_layer(NEXT_TOKEN)
-        decoder = model.get_layer(DECODER)
-        config = {**decoder.get_config(), "name": f"{decoder.name}_step", "return_sequences": True,
-                  "return_state": True}
-        self.gru = GRU(**config)
-        self.gru.build((None, 1, self.target_embedding.output_dim))
-        self.gru.built = True
-        self.gru.set_weights(decoder.get_weights())
-
-    def encode(self, source_ids):
-        """source_ids int [B, S] (0 = padding) -> the decoder's initial state [B, H]."""
-        from .tensor import no_grad
-        with no_grad():
-            return self.encoder(self.source_embedding(np.asarray(source_ids)))
-
-    def step(self, tokens, state):
-        """tokens int [B] (the previous output) -> (next-token probabilities [B, V], new state)."""
-        from .tensor import no_grad
-        with no_grad():
-            x = self.target_embedding(np.asarray(tokens)[:, None])      # [B, 1, E]
-            out, state = self.gru(x, initial_state=[state])             # [B, 1, H], [B, H]
-            return self.next_token(out).numpy()[:, 0], state
+    from .generation import Stepper
+    with no_grad():
+        state = model.get_layer(ENCODER)(model.get_layer(SOURCE_EMBEDDING)(np.asarray(source_ids)))  # [B, H]
+    return Stepper([model.get_layer(name) for name in (TARGET_EMBEDDING, DECODER, NEXT_TOKEN)],
+                   states=[[state]])
 
 
 def greedy_decode(model, source_ids, start_id, end_id, max_length):
@@ -132,14 +111,13 @@ def greedy_decode(model, source_ids, start_id, end_id, max_length):
     Returns (ids int64 [B, L], probabilities float [B, L]): the chosen tokens (end included;
     0 after it) and the probability the model gave each.
     """
-    decoder = StepDecoder(model)
     source_ids = np.asarray(source_ids)
-    state = decoder.encode(source_ids)
+    stepper = decoder_stepper(model, source_ids)
     tokens = np.full(len(source_ids), start_id, dtype=np.int64)
     done = np.zeros(len(source_ids), dtype=bool)
     ids, probabilities = [], []
     for _ in range(max_length):
-        probs, state = decoder.step(tokens, state)
+        probs = stepper(tokens[:, None])[:, 0]                          # [B, V]
         probs[:, 0] = -1.0  # padding is not a word
         tokens = probs.argmax(axis=-1)
         ids.append(np.where(done, 0, tokens))

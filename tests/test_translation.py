@@ -131,7 +131,7 @@ SLICE = 800
 
 def _args(**overrides):
     values = {"model": "bigru", "epochs": 6, "batch_size": 32, "units": 32, "max_tokens": 400,
-              "sequence_length": 20, "seed": 0, "save": None}
+              "sequence_length": 20, "seed": 0, "save": None, "verbose": 2}
     return argparse.Namespace(**{**values, **overrides})
 
 
@@ -188,13 +188,12 @@ def test_greedy_steps_equal_rerunning_the_prefix(kind):
     source = np.where(np.arange(5) < rng.integers(1, 6, 6)[:, None], rng.integers(1, 30, (6, 5)), 0)
     start, end, max_length = 2, 3, 7
     ids, probabilities = tr.greedy_decode(model, source, start, end, max_length)
-    decoder = tr.StepDecoder(model)
-    state = decoder.encode(source)
+    stepper = tr.decoder_stepper(model, source)
     tokens = np.full(len(source), start)
     for row in range(len(source)):
         prefix = [start]
         for t in range(max_length):
-            full = model.predict([source[row:row + 1], np.array([prefix])])[0, -1]   # the whole prefix again
+            full = model.predict([source[row:row + 1], np.array([prefix])], verbose=0)[0, -1]   # the whole prefix again
             full[0] = -1.0
             assert ids[row, t] == full.argmax()
             np.testing.assert_allclose(probabilities[row, t], full.max(), rtol=1e-5)
@@ -204,9 +203,9 @@ def test_greedy_steps_equal_rerunning_the_prefix(kind):
                 break
     # one step carries the state: every distribution matches the full run's last position
     for t in range(3):
-        probs, state = decoder.step(tokens, state)
+        probs = stepper(tokens[:, None])[:, 0]
         full = model.predict([source, np.column_stack([np.full(len(source), start), ids[:, :t]])
-                              if t else np.full((len(source), 1), start)])[:, -1]
+                              if t else np.full((len(source), 1), start)], verbose=0)[:, -1]
         np.testing.assert_allclose(probs, full, rtol=1e-5, atol=1e-7)
         tokens = ids[:, t]
         if (tokens == 0).any():
