@@ -8,8 +8,8 @@ layers named below, so decoding finds them in a loaded model.
 
 Example:
     >>> model, vocabularies = load("fr.npz")              # fr.npz and fr.vocab.json
-    >>> translate(model, vocabularies, ["I'm hungry."])
-    ["j'ai faim ."]
+    >>> translate(model, vocabularies, ["I'm hungry.", "Where is Tom?"])
+    ["j'ai faim !", 'où est tom ?']
 """
 from __future__ import annotations
 
@@ -111,6 +111,8 @@ def greedy_decode(model, source_ids, start_id, end_id, max_length):
     Returns (ids int64 [B, L], probabilities float [B, L]): the chosen tokens (end included;
     0 after it) and the probability the model gave each.
     """
+    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 1:
+        raise ValueError(f"greedy_decode: max_length must be a positive int, got {max_length!r}")
     source_ids = np.asarray(source_ids)
     stepper = decoder_stepper(model, source_ids)
     tokens = np.full(len(source_ids), start_id, dtype=np.int64)
@@ -153,10 +155,14 @@ def translate(model, vocabularies, sentences, max_length=None):
     """English sentences -> French sentences (tokens joined by spaces, lowercase)."""
     if isinstance(sentences, str):
         raise TypeError("translate: sentences must be a list of str, got one str; wrap it in a list")
-    source = vectorizer(vocabularies["source_vocabulary"])([standardize(s) for s in sentences])
+    texts = [standardize(s) for s in sentences]
+    empty = [i for i, text in enumerate(texts) if not text]
+    if empty:
+        raise ValueError(f"translate: sentences {empty} have no words to translate")
+    source = vectorizer(vocabularies["source_vocabulary"])(texts)
     target = vocabularies["target_vocabulary"]
     ids, _ = greedy_decode(model, source, target.index(START), target.index(END),
-                           max_length or vocabularies["max_length"])
+                           vocabularies["max_length"] if max_length is None else max_length)
     return [" ".join(words) for words in to_tokens(ids, target)]
 
 

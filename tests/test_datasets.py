@@ -14,7 +14,7 @@ from engine.datasets import japanese_vowels, jfk_weather, movie_reviews, pride_a
 from engine.datasets import load_text_directory, read_timeseries_csv, read_ts
 
 DATA_FILES = ["movieReviewSnippets_GroundTruth.txt", "jfk_hourly_2013.csv", "pride_and_prejudice.txt",
-              "JapaneseVowels_TRAIN.ts", "JapaneseVowels_TEST.ts"]
+              "JapaneseVowels_TRAIN.ts", "JapaneseVowels_TEST.ts", "fra-eng_short.txt"]
 
 
 def test_bundled_files_licences_and_provenance():

@@ -221,6 +221,10 @@ def test_translate_command_on_a_saved_model(trained, capsys):
     assert capsys.readouterr().out.splitlines() == expected
     assert main(["translate", str(path), "Go!", "--max-length", "1"]) == 0
     assert len(capsys.readouterr().out.split()) <= 1
+    assert main(["translate", str(path), "Go!", "..", " "]) == 2
+    assert "sentences [2]" in capsys.readouterr().err
+    assert main(["translate", str(path), "Go!", "--max-length", "0"]) == 2
+    assert "max_length must be a positive int, got 0" in capsys.readouterr().err
     alone = path.with_name("alone.npz")
     shutil.copy(path, alone)  # the model without its vocabularies
     assert main(["translate", str(alone), "Go!"]) == 2
@@ -236,3 +240,15 @@ def test_vocabulary_file_is_checked(tmp_path):
     with pytest.raises(ValueError, match=r"\[start\]"):
         tr.load_vocabularies(path)
     assert tr.vocabulary_path("a/fr.keras") == "a/fr.vocab.json"
+
+
+def test_translate_reads_a_keras_archive_too(trained, tmp_path, capsys):
+    pytest.importorskip("h5py")
+    model, _, _, path = trained
+    archive = tmp_path / "fr.keras"
+    model.save(archive)
+    shutil.copy(tr.vocabulary_path(path), tr.vocabulary_path(archive))
+    capsys.readouterr()
+    assert main(["translate", str(archive), "I'm hungry.", "Where is Tom?"]) == 0
+    assert capsys.readouterr().out.splitlines() == tr.translate(model, tr.load_vocabularies(path),
+                                                                ["I'm hungry.", "Where is Tom?"])
