@@ -277,8 +277,14 @@ def test_post_accumulate_grad_hook_fires_once_with_the_complete_gradient():
     torch = pytest.importorskip("torch")
     tw, ta, tb = (torch.tensor(t.data, requires_grad=True) for t in (w, a, b))
     fired = {}
+
+    def record(name):
+        def hook(t):
+            fired[name] = t.grad.numpy().copy()
+        return hook
+
     for name, t in (("w", tw), ("a", ta), ("b", tb)):
-        t.register_post_accumulate_grad_hook(lambda t, name=name: fired.setdefault(name, t.grad.numpy().copy()))
+        t.register_post_accumulate_grad_hook(record(name))
     ((tw * ta).tanh() * tw + tb * 3.0).sum().backward()
     for name, grad in seen:
         np.testing.assert_allclose(grad, fired[name], rtol=1e-12)
