@@ -1,0 +1,329 @@
+"""Model.fit, train_on_batch and evaluate across the processes of an MPI job (data parallelism).
+
+Every process holds the whole model and walks the same global batches in the same order (the
+shuffle is rank 0's, broadcast each epoch). Of a global batch of b samples, process r of N
+takes rows [b·r//N, b·(r+1)//N). One training step:
+
+1. forward on the slice; each output's loss and each metric on the slice;
+2. one small all-reduce (float64) of loss·count and count per output, and metric·weight and
+   weight per metric: every process gets the loss and metrics of the whole global batch, as
+   one process computing it would (masked outputs included), and all agree whether it is
+   finite;
+3. backward of Σ_o (count_o on this process / count_o over all) · loss_o, so that the sum of
+   the processes' gradients is the gradient of the global batch's loss however unevenly the
+   batch splits (N not dividing b, the last short batch);
+4. dense gradients are summed in flat buckets of about BUCKET_MB (reverse layer order, the
+   order backward finishes them), one non-blocking all-reduce per bucket, started by a
+   post-accumulate hook as soon as the bucket's last gradient is final; row-sparse gradients
+   (Embedding(sparse=True)) are coalesced and all-gathered as (ids, rows), never densified;
+5. every process applies the same sums with its own optimizer, so the weights stay identical.
+
+A process whose slice is empty (a last batch smaller than N) computes one stand-in row with
+every count and weight zero, so that every process makes the same collective calls.
+evaluate splits batches the same way and sums every batch's (value·weight, weight) pairs over
+the processes in one all-reduce at the end. Weights are broadcast from rank 0 at the start of
+fit and of evaluate (and before the first train_on_batch).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import distributed
+from ..sparse import RowSparse
+from ..tensor import array_module, no_grad
+from . import _data
+
+# Bucket size: large enough that the per-message latency is small next to its transfer
+# time, small enough that the first buckets go out while the backward is still running.
+BUCKET_MB = float(os.environ.get("SEQFUSE_BUCKET_MB", 4))
+
+
+def replica(model) -> "Replica | None":
+    """The model's data-parallel state when this process is one of several; None otherwise."""
+    if distributed.size() == 1:
+        return None
+    state = getattr(model, "_replica", None)
+    if state is None:
+        state = model._replica = Replica(model)
+    return state
+
+
+def slice_bounds(b: int, rank: int, size: int) -> tuple[int, int]:
+    """Rows [start, stop) of a global batch of b that process `rank` of `size` computes."""
+    return b * rank // size, b * (rank + 1) // size
+
+
+class Replica:
+    """One process's share of data-parallel training for one model."""
+
+    def __init__(self, model):
+        self.model = model
+        self.synced = False  # weights broadcast since the last begin()
+        self.stand_in = False  # this step's slice is empty: one stand-in row with zero weight
+        self.reducer = None
+        self._collected = []
+
+    def begin(self) -> None:
+        """Start of fit or evaluate: rank 0's weights go to every process before the first batch."""
+        self.synced = False
+
+    def local_batch(self, x, y, what):
+        """This process's slice of a global batch (x, y) of `what` (fit or evaluate)."""
+        start, stop = slice_bounds(_data.num_samples(x, what), distributed.rank(), distributed.size())
+        self.stand_in = start == stop
+        rows = slice(0, 1) if self.stand_in else slice(start, stop)
+        x, y = _data.take(x, rows), _data.take(y, rows)
+        if not self.synced:
+            self._broadcast_weights(x)
+        return x, y
+
+    def _broadcast_weights(self, x):
+        if any(not layer.built for layer in self.model.layers):
+            with no_grad():  # the first call builds the layers (rank 0's values are kept below)
+                self.model(x)
+        weights = [w.data for w in self.model.weights]
+        for group in _by_dtype(weights):
+            flat = distributed.broadcast(_flatten([weights[i] for i in group]), root=0)
+            _unflatten(flat, [weights[i] for i in group])
+        self.synced = True
+
+    def reduce(self, terms, logs, weights):
+        """(loss to differentiate here, logs, weights) of the whole global batch.
+
+        terms: [(log name, loss Tensor, count)] per output, from Model._loss_and_metrics.
+        """
+        sums = distributed.iallreduce(self._vector(terms, logs, weights)).wait()
+        logs, weights, totals = _decode(sums, terms, logs)
+        counts = [0 if self.stand_in else count for _, _, count in terms]
+        scales = [count / total if total else 0.0 for count, total in zip(counts, totals)]
+        loss = None
+        for scale, (_, value, _) in zip(scales, terms):
+            loss = value * scale if loss is None else loss + value * scale
+        return loss, logs, weights
+
+    def collect(self, terms, logs, weights) -> None:
+        """evaluate: keep this batch's sums; reduce_collected() adds them over the processes."""
+        self._collected.append(self._vector(terms, logs, weights))
+        self._last = (terms, logs)
+
+    def reduce_collected(self, means):
+        """Sum every batch's vector over the processes (one all-reduce) and add the global
+        batches to `means` in order, as one process evaluating them would; returns means."""
+        if self._collected:
+            sums = distributed.iallreduce(np.stack(self._collected)).wait()
+            terms, logs = self._last
+            for row in sums:
+                means.add(*_decode(row, terms, logs)[:2])
+        self._collected = []
+        return means
+
+    def _vector(self, terms, logs, weights) -> np.ndarray:
+        """Pairs (value·weight, weight), float64: the sample count, then loss and count per output,
+        then value and weight per metric; zeros for a stand-in row."""
+        names = {name for name, _, _ in terms}
+        pairs = [(1.0, weights["loss"])] + [(value.item(), count) for _, value, count in terms]
+        pairs += [(logs[k], weights[k]) for k in logs if k != "loss" and k not in names]
+        vector = np.array([[v * w if w else 0.0, w] for v, w in pairs], np.float64).reshape(-1)
+        return np.zeros_like(vector) if self.stand_in else vector
+
+    def backward(self, loss, params) -> None:
+        """loss.backward(), leaving in each p.grad the sum of every process's gradient."""
+        if self.reducer is None or self.reducer.params != params:
+            if self.reducer is not None:
+                self.reducer.close()
+            self.reducer = _Reducer(params, int(BUCKET_MB * 2**20))
+        self.reducer.backward(loss)
+
+
+def _decode(sums, terms, logs):
+    """(logs, weights, per-output count totals) from a summed _vector, in `logs`' key order."""
+    names = [name for name, _, _ in terms]
+    pairs = sums.reshape(-1, 2)
+    samples, pairs = pairs[0][1], pairs[1:]
+    losses = {name: (s / w if w else 0.0) for name, (s, w) in zip(names, pairs)}
+    totals = [w for _, w in pairs[:len(names)]]
+    rest = iter(pairs[len(names):])
+    out, weights = {}, {}
+    for key in logs:
+        if key == "loss":
+            out[key], weights[key] = sum(losses.values()), samples
+        elif key in losses:
+            out[key], weights[key] = losses[key], samples
+        else:
+            s, w = next(rest)
+            out[key], weights[key] = (s / w if w else 0.0), w
+    return out, weights, totals
+
+
+class _Reducer:
+    """Sums every process's gradients of `params` into their .grad during loss.backward().
+
+    The first backward only records the order in which gradients become final and which are
+    RowSparse; rank 0's record, broadcast, becomes the plan every process follows (so all
+    start the same all-reduces in the same order): dense gradients in buckets of at most
+    `bucket_bytes`, sparse ones gathered. From then on a post-accumulate hook copies each
+    final gradient into its bucket, and a bucket whose gradients are all in starts its
+    all-reduce at once, if every bucket before it has started (the order is fixed).
+    """
+
+    def __init__(self, params, bucket_bytes):
+        self.params, self.bucket_bytes = list(params), bucket_bytes
+        self.plan = None
+        self._record, self._active = [], False
+        self._handles = [p.register_post_accumulate_grad_hook(self._on_gradient)
+                         for p in self.params]
+        self._index = {id(p): i for i, p in enumerate(self.params)}
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def backward(self, loss) -> None:
+        if self.plan is not None:
+            self._start_step()
+        self._active = True
+        try:
+            loss.backward()
+        finally:
+            self._active = False
+        if self.plan is None:
+            self.plan = _Plan.from_record(self._record, self.params, self.bucket_bytes)
+            self._start_step()
+            for i in self._record:
+                self._on_gradient(self.params[i], force=True)
+        self._finish_step()
+
+    def _on_gradient(self, param, force=False):
+        if not (self._active or force):
+            return
+        i = self._index[id(param)]
+        if self.plan is None:
+            self._record.append(i)
+            return
+        bucket = self.plan.bucket_of.get(i)
+        if bucket is None:  # a sparse gradient, or one the plan does not hold
+            return
+        self._buffers[bucket].fill(i, param.grad)
+        self._start_ready()
+
+    def _start_step(self):
+        self._buffers = [_Buffer(bucket, self.params) for bucket in self.plan.buckets]
+        self._next = 0
+
+    def _start_ready(self):
+        while self._next < len(self._buffers) and self._buffers[self._next].complete():
+            self._buffers[self._next].start()
+            self._next += 1
+        for buffer in self._buffers[:self._next]:
+            buffer.test()  # lets MPI move the started exchanges on while backward runs
+
+    def _finish_step(self):
+        for buffer in self._buffers[self._next:]:
+            buffer.fill_missing()
+        self._start_ready()
+        for buffer in self._buffers:
+            buffer.finish()
+        for i in self.plan.sparse:
+            self.params[i].grad = _gather_rows(self.params[i])
+
+
+class _Plan:
+    """Buckets of parameter indices (dense gradients, one dtype each) and the sparse indices."""
+
+    def __init__(self, buckets, sparse):
+        self.buckets, self.sparse = buckets, sparse
+        self.bucket_of = {i: b for b, bucket in enumerate(buckets) for i in bucket}
+
+    @classmethod
+    def from_record(cls, record, params, bucket_bytes):
+        # Rank 0's record for everyone: [index, is sparse] in the order gradients became final.
+        mine = np.array([[i, isinstance(params[i].grad, RowSparse)] for i in record], np.int64)
+        length = distributed.broadcast(np.array([len(mine)], np.int64))[0]
+        if distributed.rank() != 0:
+            mine = np.zeros((length, 2), np.int64)
+        record = distributed.broadcast(mine.reshape(length, 2))
+        buckets, sparse, size, dtype = [], [], 0, None
+        for i, is_sparse in record.tolist():
+            if is_sparse:
+                sparse.append(i)
+                continue
+            nbytes, kind = params[i].data.nbytes, params[i].dtype
+            if not buckets or size + nbytes > bucket_bytes or kind != dtype:
+                buckets.append([])
+                size, dtype = 0, kind
+            buckets[-1].append(i)
+            size += nbytes
+        return cls(buckets, sparse)
+
+
+class _Buffer:
+    """One bucket's flat gradient buffer during one step."""
+
+    def __init__(self, indices, params):
+        starts = np.cumsum([0] + [params[i].size for i in indices]).tolist()
+        self.slots = {i: (params[i], start) for i, start in zip(indices, starts)}
+        first = params[indices[0]]
+        self.flat = array_module(first.data).empty(starts[-1], first.dtype)
+        self.missing = set(indices)
+        self.request = None
+
+    def fill(self, i, grad):
+        if isinstance(grad, RowSparse):  # the plan saw a dense gradient here: still correct
+            grad = grad.to_dense()
+        param, start = self.slots[i]
+        self.flat[start:start + param.size] = grad.reshape(-1)
+        self.missing.discard(i)
+
+    def fill_missing(self):
+        """A parameter no gradient reached on this process this step contributes zeros."""
+        for i in self.missing:
+            param, start = self.slots[i]
+            self.flat[start:start + param.size] = 0
+        self.missing.clear()
+
+    def complete(self) -> bool:
+        return not self.missing
+
+    def start(self):
+        self.request = distributed.iallreduce(self.flat)
+
+    def test(self):
+        self.request.test()
+
+    def finish(self):
+        self.request.wait()
+        for param, start in self.slots.values():
+            param.grad = self.flat[start:start + param.size].reshape(param.shape)
+
+
+def _gather_rows(param) -> RowSparse:
+    """Every process's rows of a sparse gradient, coalesced here first (fewer rows to send)."""
+    grad = param.grad
+    xp = array_module(param.data)
+    if grad is None:
+        grad = RowSparse(xp.zeros(0, np.int64), xp.zeros((0,) + param.shape[1:], param.dtype), param.shape)
+    elif not isinstance(grad, RowSparse):  # the plan saw a sparse gradient here
+        grad = RowSparse(xp.arange(param.shape[0]), grad, param.shape)
+    grad = grad.coalesce()
+    return RowSparse(distributed.allgather(grad.indices), distributed.allgather(grad.values), param.shape)
+
+
+def _by_dtype(arrays) -> list[list[int]]:
+    groups = {}
+    for i, a in enumerate(arrays):
+        groups.setdefault(a.dtype.str, []).append(i)
+    return list(groups.values())
+
+
+def _flatten(arrays):
+    xp = array_module(arrays[0])
+    return xp.concatenate([a.reshape(-1) for a in arrays])
+
+
+def _unflatten(flat, arrays) -> None:
+    start = 0
+    for a in arrays:
+        a[...] = flat[start:start + a.size].reshape(a.shape)
+        start += a.size
