@@ -37,11 +37,22 @@ MODELS = {
     "lstm_sequence": lambda: [L.Embedding(VOCAB, 6, mask_zero=True), L.LSTM(5, return_sequences=True),
                               L.Dense(1)],
 }
+
+
+def _two_outputs():
+    """Functional: a dict input; a masked per-step output and a pooled one, each with its loss."""
+    tokens = en.Input((T,), dtype="int64", name="tokens")
+    steps = L.LSTM(5, return_sequences=True)(L.Embedding(VOCAB, 6, mask_zero=True)(tokens))
+    return en.Model({"tokens": tokens}, {"per_step": L.Dense(1, name="per_step")(steps),
+                                         "label": L.Dense(1, activation="sigmoid", name="label")(
+                                             L.GlobalAveragePooling1D()(steps))})
+
+
 OPTIMIZERS = {"sgd": lambda: en.optimizers.SGD(0.1, momentum=0.9),
               "rmsprop": lambda: en.optimizers.RMSprop(0.01),
               "adam": lambda: en.optimizers.Adam(0.01),
               "adamw": lambda: en.optimizers.AdamW(0.01, weight_decay=0.01)}
-CASES = [(m, o) for m in MODELS for o in OPTIMIZERS]
+CASES = [(m, o) for m in MODELS for o in OPTIMIZERS] + [("two_outputs", "adam")]
 
 
 def data(model_name, n=SAMPLES, seed=1):
@@ -58,15 +69,22 @@ def data(model_name, n=SAMPLES, seed=1):
         ids[row, length:] = 0
     if model_name == "lstm_sequence":
         return ids, rng.normal(size=(n, T, 1)).astype("float32")
+    if model_name == "two_outputs":
+        return {"tokens": ids}, {"per_step": rng.normal(size=(n, T, 1)).astype("float32"),
+                                 "label": (ids[:, :1] > VOCAB // 2).astype("float32")}
     return ids, (ids[:, :1] > VOCAB // 2).astype("float32")
+
+
+LOSSES = {"gru": ("mse", ["mae"]), "lstm_sequence": ("mse", ["mae"]),
+          "two_outputs": ({"per_step": "mse", "label": "binary_crossentropy"},
+                          {"per_step": ["mae"], "label": ["acc"]})}
 
 
 def run(model_name, optimizer_name):
     """Fit (with validation), then evaluate: (weights, history, evaluate result)."""
     en.set_random_seed(0)
-    model = en.Sequential(MODELS[model_name]())
-    loss, metrics = {"gru": ("mse", ["mae"]), "lstm_sequence": ("mse", ["mae"])}.get(
-        model_name, ("binary_crossentropy", ["acc"]))
+    model = _two_outputs() if model_name == "two_outputs" else en.Sequential(MODELS[model_name]())
+    loss, metrics = LOSSES.get(model_name, ("binary_crossentropy", ["acc"]))
     model.compile(optimizer=OPTIMIZERS[optimizer_name](), loss=loss, metrics=metrics)
     x, y = data(model_name)
     history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, validation_split=0.25, verbose=0)
