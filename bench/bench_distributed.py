@@ -1,0 +1,236 @@
+"""Data-parallel throughput and all-reduce cost on this machine (docs/distributed.md).
+
+    python bench/bench_distributed.py              # both parts, printed as Markdown tables
+    python bench/bench_distributed.py --rounds 1 --epochs 1 --sizes 1K,1M   # quicker
+
+throughput: samples/s of the main job's training (`seqfuse train --data movie_reviews --model
+lstm`: TextVectorization to 10k tokens × 40, Embedding(mask_zero) → LSTM(32) → Dense(sigmoid),
+RMSprop, global batch 64, its 80% training split, no validation) as
+  1 process × 2 threads (OMP_NUM_THREADS=2), 1 process × 1 thread,
+  2 processes × 1 thread (mpiexec -n 2) with SEQFUSE_BUCKET_MB buckets, and with one bucket
+  (no overlap: its all-reduce starts when the backward has finished).
+Configurations alternate in rounds (the machine is shared; compare within a round); each
+run warms up for one epoch, then times --epochs epochs.
+allreduce: median time of `distributed.iallreduce(buffer).wait()` (what fit's buckets use)
+on float32 buffers of 1 KB … 64 MB over 2 processes (bandwidth = bytes / time, which at N = 2
+is also a ring's bus bandwidth 2(N−1)/N · bytes / time).
+model: the cost model of docs/distributed.md, step time and speedup at N = 1 … 1024 from
+the main job's measured one-thread step (fixed part + per-sample part, fitted on batches of
+8 and 64), gradient bytes counted on the engine's own models, and per-message latency α and
+bandwidth β of this machine (the allreduce part's 1K and 16M rows) and of two networks
+(typical published figures, not measured here).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve()
+CONFIGS = {  # name: (processes, threads per process, extra environment)
+    "1 process × 2 threads": (1, 2, {}),
+    "1 process × 1 thread": (1, 1, {}),
+    "2 processes × 1 thread": (2, 1, {}),
+    "2 processes × 1 thread, one bucket": (2, 1, {"SEQFUSE_BUCKET_MB": "1000"}),
+}
+NETWORKS = {"InfiniBand HDR 200 Gb/s": (3e-6, 20e9),  # assumed: typical published figures
+            "25 Gb Ethernet, TCP": (30e-6, 2.5e9)}
+RANKS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+SIZES = {"1K": 2**10, "4K": 2**12, "16K": 2**14, "64K": 2**16, "256K": 2**18, "1M": 2**20,
+         "4M": 2**22, "16M": 2**24, "64M": 2**26}
+
+
+def throughput(epochs):
+    """One configuration's training speed, measured in every process; rank 0 prints JSON."""
+    import engine as en
+    from engine.tasks.movie_reviews import _text_model
+    d = en.distributed
+    en.set_random_seed(0)
+    (x_train, y_train), _ = en.datasets.movie_reviews.load_data(seed=0)
+    vectorize = en.text.TextVectorization(max_tokens=10_000, output_sequence_length=40)
+    vectorize.adapt(x_train)
+    x = vectorize(x_train)
+    cut = int(len(x) * 0.8)  # the task's validation_split=0.2
+    x, y = x[:cut], y_train[:cut].astype(np.float32)
+    model = en.Sequential(_text_model("lstm", vectorize.vocabulary_size(), 32, en.layers))
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["acc"])
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    d.barrier()
+    start = time.perf_counter()
+    model.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
+    seconds = float(d.allreduce(np.array([time.perf_counter() - start]), op="max")[0])
+    if d.is_main():
+        print(json.dumps({"samples_per_s": epochs * len(x) / seconds, "seconds": seconds,
+                          "steps": epochs * -(-len(x) // 64)}))
+
+
+def allreduce(sizes):
+    import engine as en
+    d = en.distributed
+    rows = []
+    for name in sizes:
+        buffer = np.ones(SIZES[name] // 4, np.float32)
+        d.iallreduce(buffer).wait()
+        # The same number of calls in every process (a count decided apart would deadlock).
+        times = []
+        for _ in range(max(5, min(200, 2**26 // SIZES[name]))):
+            d.barrier()
+            start = time.perf_counter()
+            d.iallreduce(buffer).wait()
+            times.append(time.perf_counter() - start)
+        worst = d.allreduce(np.array(times), op="max")  # the slowest process decides each call
+        rows.append((name, SIZES[name], float(np.median(worst))))
+    if d.is_main():
+        print(json.dumps(rows))
+
+
+def step_times():
+    """(fixed s, s per sample) of the main job's training step on one thread, from the median
+    train_on_batch time at batch 8 and 64 (the optimizer's full-table update is in the fixed part)."""
+    import engine as en
+    from engine.tasks.movie_reviews import _text_model
+    en.set_random_seed(0)
+    model = en.Sequential(_text_model("lstm", 10_000, 32, en.layers))
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy")
+    rng = np.random.default_rng(0)
+    medians = {}
+    for batch in (8, 64):
+        x = rng.integers(1, 10_000, size=(batch, 40))
+        y = rng.integers(0, 2, size=(batch, 1)).astype(np.float32)
+        times = []
+        for _ in range(30):
+            start = time.perf_counter()
+            model.train_on_batch(x, y)
+            times.append(time.perf_counter() - start)
+        medians[batch] = statistics.median(times[5:])
+    per_sample = (medians[64] - medians[8]) / 56
+    print(json.dumps([medians[8] - 8 * per_sample, per_sample]))
+
+
+def gradient_bytes():
+    """Dense gradient bytes (float32) of the README's models and of a large LSTM language model."""
+    import engine as en
+    from engine.tasks.movie_reviews import _text_model
+    L = en.layers
+    models = {f"movie_reviews {kind}": _text_model(kind, 10_000, 32, L)
+              for kind in ("lstm", "gru", "bilstm", "conv1d")}
+    models["jfk_weather lstm"] = [L.LSTM(32), L.Dense(1)]
+    models["large LSTM LM"] = [  # Embedding(50k, 512), 2 × LSTM(1024), Dense(50k)
+        L.Embedding(50_000, 512), L.LSTM(1024, return_sequences=True), L.LSTM(1024), L.Dense(50_000)]
+    sizes = {}
+    for name, layers in models.items():
+        model = en.Sequential(layers)
+        model.build((None, 40, 14) if name.startswith("jfk") else (None, 40))
+        sizes[name] = 4 * model.count_params()
+    return sizes
+
+
+def cost_model(alpha_shm, beta_shm):
+    """Print the step-time model of docs/distributed.md for the main job and every network."""
+    fixed, per_sample = _launch(1, 1, {}, "steps", "--worker")
+    sizes = gradient_bytes()
+    one = fixed + per_sample * 64
+    two = fixed + per_sample * 32 + _allreduce_seconds(2, sizes["movie_reviews lstm"], alpha_shm, beta_shm)
+    print(f"main job step on one thread: {fixed * 1e3:.2f} ms + {per_sample * 1e6:.1f} µs per sample; "
+          f"this machine (α {alpha_shm * 1e6:.1f} µs, β {beta_shm / 1e9:.2f} GB/s): {one * 1e3:.2f} ms "
+          f"on 1 process, {two * 1e3:.2f} ms predicted on 2 (no overlap)\n")
+    print("| gradients (all-reduce ms per step) | MB | network | "
+          + " | ".join(f"N={n}" for n in RANKS[1:]) + " |")
+    print("|---|---|---|" + "---|" * (len(RANKS) - 1))
+    for network, (alpha, beta) in NETWORKS.items():
+        for name, nbytes in sizes.items():
+            cells = [f"{_allreduce_seconds(n, nbytes, alpha, beta) * 1e3:.2f}" for n in RANKS[1:]]
+            print(f"| {name} | {nbytes / 1e6:.2f} | {network} | " + " | ".join(cells) + " |")
+    print("\n| main job, global batch 64: step ms (speedup) | " + " | ".join(f"N={n}" for n in RANKS) + " |")
+    print("|---|" + "---|" * len(RANKS))
+    for network, (alpha, beta) in NETWORKS.items():
+        cells = []
+        for n in RANKS:
+            step = fixed + per_sample * -(-64 // n) + _allreduce_seconds(n, sizes["movie_reviews lstm"], alpha, beta)
+            cells.append(f"{step * 1e3:.2f} ({one / step:.1f}×)")
+        print(f"| {network} | " + " | ".join(cells) + " |")
+
+
+def _allreduce_seconds(n, nbytes, alpha, beta):
+    """A ring all-reduce of the gradients, 2(N−1) messages, 2(N−1)/N·bytes per process, plus
+    the step's small all-reduce of losses and metrics (recursive doubling: log2 N messages)."""
+    if n == 1:
+        return 0.0
+    return 2 * (n - 1) * alpha + 2 * (n - 1) / n * nbytes / beta + np.log2(n) * alpha
+
+
+def _launch(processes, threads, extra, *args):
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), **extra,
+           "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    command = [sys.executable, str(HERE), *args]
+    if processes > 1:
+        mpiexec = Path(sys.executable).parent / "mpiexec"
+        mpiexec = str(mpiexec) if mpiexec.exists() else shutil.which("mpiexec")
+        if mpiexec is None:
+            raise SystemExit("bench_distributed: mpiexec not found: pip install \"seqfuse[mpi]\"")
+        command = [mpiexec, "-n", str(processes), *command]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=HERE.parent)
+    if done.returncode != 0:
+        raise SystemExit(f"bench_distributed: {' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", nargs="?", default="all",
+                        choices=["all", "throughput", "allreduce", "model", "steps"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per run")
+    parser.add_argument("--sizes", default=",".join(SIZES), help=f"all-reduce sizes from {list(SIZES)}")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    sizes = args.sizes.split(",")
+    unknown = set(sizes) - set(SIZES)
+    if unknown:
+        parser.error(f"--sizes: unknown {sorted(unknown)}; choose from {list(SIZES)}")
+    if args.worker:
+        return {"throughput": lambda: throughput(args.epochs), "allreduce": lambda: allreduce(sizes),
+                "steps": step_times}[args.part]()
+    stamp = time.strftime("%Y-%m-%d %H:%MZ", time.gmtime())
+    print(f"{stamp}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at the start "
+          "(the machine is shared: compare within a round)\n")
+    if args.part in ("all", "throughput"):
+        results = {name: [] for name in CONFIGS}
+        for _ in range(args.rounds):
+            for name, (processes, threads, extra) in CONFIGS.items():
+                results[name].append(_launch(processes, threads, extra, "throughput", "--worker",
+                                             "--epochs", str(args.epochs))["samples_per_s"])
+        base = results["1 process × 2 threads"]
+        print("| configuration | samples/s (median) | each round | vs 1 × 2 threads, per round |")
+        print("|---|---|---|---|")
+        for name, values in results.items():
+            ratios = ", ".join(f"{v / b:.2f}" for v, b in zip(values, base))
+            print(f"| {name} | {statistics.median(values):,.0f} | "
+                  f"{', '.join(f'{v:,.0f}' for v in values)} | {ratios} |")
+        print()
+    if args.part in ("all", "allreduce", "model"):
+        if args.part == "model":
+            sizes = ["1K", "16M"]
+        rows = _launch(2, 1, {}, "allreduce", "--worker", "--sizes", ",".join(sizes))
+        print("| bytes | time | bandwidth |")
+        print("|---|---|---|")
+        for name, nbytes, seconds in rows:
+            print(f"| {name} | {seconds * 1e6:,.1f} µs | {nbytes / seconds / 1e9:.2f} GB/s |")
+        print()
+        times = {name: seconds for name, _, seconds in rows}
+        if args.part != "allreduce" and {"1K", "16M"} <= set(times):
+            # At N = 2 a ring makes 2 messages of half the bytes each way: α ≈ t(1K) / 2.
+            cost_model(times["1K"] / 2, SIZES["16M"] / times["16M"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
