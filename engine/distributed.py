@@ -45,6 +45,7 @@ class _Job:
     def __init__(self, MPI):
         self.MPI, self.comm = MPI, MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.local_rank = None  # asked of MPI once, when the launcher's variables do not say
         self.nccl = None  # set up on the first collective over a GPU array
 
 
@@ -140,7 +141,9 @@ def local_rank() -> int:
             return int(os.environ[name])
     if _job is None:
         return 0
-    return _job.comm.Split_type(_job.MPI.COMM_TYPE_SHARED).Get_rank()
+    if _job.local_rank is None:  # a collective: every process asks at the same point
+        _job.local_rank = _job.comm.Split_type(_job.MPI.COMM_TYPE_SHARED).Get_rank()
+    return _job.local_rank
 
 
 def is_main() -> bool:
@@ -167,6 +170,8 @@ def allreduce(array, op: str = "sum"):
     """
     _check_op(op)
     array = _contiguous(array, "allreduce")
+    if array.dtype.kind == "b":
+        raise TypeError("allreduce: array must be int or float, got bool (cast it, e.g. to int64)")
     _check_same(array.shape, array.dtype, "allreduce", "array")
     out = array.copy()
     iallreduce(out, "max" if op == "max" else "sum").wait()

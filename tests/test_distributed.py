@@ -59,6 +59,8 @@ def test_collectives_reject_bad_arguments():
         d.allgather(np.float32(1))
     with pytest.raises(TypeError, match="numeric"):
         d.allreduce(np.array(["a"]))
+    with pytest.raises(TypeError, match="int or float, got bool"):
+        d.allreduce(np.array([True]))
     with pytest.raises(ValueError, match="'sum' or 'max'"):
         d.iallreduce(np.ones(2), op="mean")
 
