@@ -139,6 +139,14 @@ def main(out_dir):
         ws, history, result = run(model_name, optimizer_name)
         weights.update({f"{key}-{i}": w for i, w in enumerate(ws)})
         report["history"][key], report["evaluate"][key] = history, result
+    # Files from callbacks: rank 0 writes them, once.
+    model = en.Sequential(MODELS["dense"]())
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["acc"])
+    x, y = data("dense")
+    files = [en.callbacks.CSVLogger(out_dir / "log.csv"),
+             en.callbacks.ModelCheckpoint(str(out_dir / "checkpoint-{epoch}.npz"), monitor="loss")]
+    report["csv_history"] = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0,
+                                      callbacks=files).history
     np.savez(out_dir / f"rank{rank}.npz", **weights)
     (out_dir / f"rank{rank}.json").write_text(json.dumps(report))
 

@@ -157,7 +157,7 @@ def _launched(n, tmp):
     done = _launch(n, HERE / "distributed_cases.py", out)
     assert done.returncode == 0, done.stderr[-3000:]
     return ([dict(np.load(out / f"rank{r}.npz")) for r in range(n)],
-            [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)])
+            [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)], out)
 
 
 @functools.lru_cache(maxsize=None)
@@ -174,7 +174,7 @@ def launched(tmp_path_factory):
 @pytest.mark.parametrize("n", [2, 3])
 @pytest.mark.parametrize("model_name,optimizer_name", cases.CASES)
 def test_fit_matches_one_process(launched, n, model_name, optimizer_name):
-    weights, reports = launched(n)
+    weights, reports, _ = launched(n)
     key = f"{model_name}-{optimizer_name}"
     single_weights, single_history, single_result = _single(model_name, optimizer_name)
     for i, expected in enumerate(single_weights):
@@ -195,7 +195,7 @@ def test_fit_matches_one_process(launched, n, model_name, optimizer_name):
 @pytest.mark.mpi
 @pytest.mark.parametrize("n", [2, 3])
 def test_weights_agree_after_every_step_and_collectives(launched, n):
-    _, reports = launched(n)
+    _, reports, _ = launched(n)
     for r, report in enumerate(reports):
         assert report["in_step"] == {"dense": [True] * 5, "embedding_sparse": [True] * 5}
         c = report["collectives"]
@@ -206,6 +206,21 @@ def test_weights_agree_after_every_step_and_collectives(launched, n):
         assert c["broadcast"] == [0, n, 2 * n]
         assert c["allgather"] == [[q, q] for q in range(n) for _ in range(q + 1)]
         assert "same shape and dtype" in c["mismatch"] and f"rank {r} has ({r + 1},)" in c["mismatch"]
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("n", [2, 3])
+def test_callback_files_are_written_once_by_rank_0(launched, n):
+    _, reports, out = launched(n)
+    rows = (out / "log.csv").read_text().splitlines()
+    assert rows[0] == "epoch,acc,loss,val_acc,val_loss" and len(rows) == 1 + cases.EPOCHS
+    history = reports[0]["csv_history"]
+    for epoch, row in enumerate(rows[1:]):
+        fields = row.split(",")
+        assert fields[:3] == [str(epoch), repr(history["acc"][epoch]), repr(history["loss"][epoch])]
+    assert sorted(p.name for p in out.glob("checkpoint-*.npz")) == [
+        f"checkpoint-{e}.npz" for e in range(1, cases.EPOCHS + 1)]
+    assert not list(out.glob("*.tmp"))
 
 
 FAILING = """
@@ -267,7 +282,7 @@ def _alive(pid):
     return True
 
 
-TRAIN = ["train", "--epochs", "1", "--units", "4", "--sequence-length", "8", "--max-tokens", "500",
+TRAIN = ["train", "--epochs", "1", "--units", "4", "--sequence-length", "8", "--max-tokens", "500", "--verbose", "2",
          "--batch-size", "256"]
 
 
@@ -283,7 +298,7 @@ def test_cli_train_prints_the_one_process_report_once(tmp_path, capsys):
     ours = done.stdout.replace("; data-parallel over 2 MPI processes", "").replace(f"saved model to {model}\n", "")
 
     def numbers(text):  # every number but the timings
-        text = re.sub(r"\d+\.\d+s\b", "", text)
+        text = re.sub(r"\d+(\.\d+)?(ms|us|µs|s)\b(/step)?", "", text)
         return [float(v) for v in re.findall(r"\d+\.\d+|\d+", text)]
 
     assert re.sub(r"[\d.]+", "#", ours) == re.sub(r"[\d.]+", "#", single)
