@@ -173,11 +173,23 @@ def allreduce(array, op: str = "sum"):
     if array.dtype.kind == "b":
         raise TypeError("allreduce: array must be int or float, got bool (cast it, e.g. to int64)")
     _check_same(array.shape, array.dtype, "allreduce", "array")
-    out = array.copy()
-    iallreduce(out, "max" if op == "max" else "sum").wait()
+    out = _allreduce_inplace(array.copy(), "max" if op == "max" else "sum")
     if op == "mean":
         return out / size() if out.dtype.kind in "biu" else _divide(out, size())
     return out
+
+
+def _allreduce_inplace(buffer, op="sum"):
+    """Reduce `buffer` in place and return it: allreduce without the copy and the shape check,
+    for fit's steps, where every process reaches the same call with the same shape."""
+    init()
+    if _job is None or buffer.size == 0:
+        return buffer
+    if _on_gpu(buffer):
+        _nccl_call("allReduce", buffer, op)
+    else:
+        _job.comm.Allreduce(_job.MPI.IN_PLACE, buffer, _mpi_op(op))
+    return buffer
 
 
 def iallreduce(buffer, op: str = "sum") -> "_Request":

@@ -89,7 +89,7 @@ def run(model_name, optimizer_name):
     x, y = data(model_name)
     history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, validation_split=0.25, verbose=0)
     x_test, y_test = data(model_name, n=11, seed=2)
-    result = model.evaluate(x_test, y_test, batch_size=5, return_dict=True)
+    result = model.evaluate(x_test, y_test, batch_size=5, verbose=0, return_dict=True)
     return model.get_weights(), history.history, result
 
 

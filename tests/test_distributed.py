@@ -136,12 +136,12 @@ def _mpiexec():
     return str(beside) if beside.exists() else shutil.which("mpiexec")
 
 
-def _launch(n, *args, timeout=120, **popen):
+def _launch(n, *args, timeout=120, env=None, **popen):
     """`mpiexec -n n python args...` with what a root container and a 2-core machine need."""
     if importlib.util.find_spec("mpi4py") is None or _mpiexec() is None:
         pytest.skip("needs mpi4py and mpiexec: pip install \"seqfuse[mpi]\"")
     env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", **(env or {})}
     command = [_mpiexec(), "-n", str(n), "--oversubscribe", sys.executable, *map(str, args)]
     # Started in tests/, so `python -m engine` and `-c` import the engine pytest imports (the
     # installed one, or PYTHONPATH's), not a source tree without its built extension.
@@ -150,11 +150,16 @@ def _launch(n, *args, timeout=120, **popen):
     return subprocess.run(command, env=env, cwd=HERE, capture_output=True, text=True, timeout=timeout)
 
 
+# Buckets of a few hundred bytes, so that these small models still have several, taken in
+# turn: after the backward on 2 processes, started from the hooks during it on 3.
+BUCKETS = {2: {"SEQFUSE_BUCKET_MB": "0.002"}, 3: {"SEQFUSE_BUCKET_MB": "0.0005", "SEQFUSE_OVERLAP": "1"}}
+
+
 @functools.lru_cache(maxsize=None)
 def _launched(n, tmp):
     out = Path(tmp) / f"n{n}"
     out.mkdir()
-    done = _launch(n, HERE / "distributed_cases.py", out)
+    done = _launch(n, HERE / "distributed_cases.py", out, env=BUCKETS[n])
     assert done.returncode == 0, done.stderr[-3000:]
     return ([dict(np.load(out / f"rank{r}.npz")) for r in range(n)],
             [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)], out)

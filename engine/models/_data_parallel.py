@@ -13,9 +13,11 @@ takes rows [b·r//N, b·(r+1)//N). One training step:
    the processes' gradients is the gradient of the global batch's loss however unevenly the
    batch splits (N not dividing b, the last short batch);
 4. dense gradients are summed in flat buckets of about BUCKET_MB (reverse layer order, the
-   order backward finishes them), one non-blocking all-reduce per bucket, started by a
-   post-accumulate hook as soon as the bucket's last gradient is final; row-sparse gradients
-   (Embedding(sparse=True)) are coalesced and all-gathered as (ids, rows), never densified;
+   order backward finishes them), one all-reduce per bucket: after the backward by default,
+   or with OVERLAP a non-blocking one started by a post-accumulate hook as soon as the
+   bucket's last gradient is final (measured slower on this project's machine: see
+   docs/distributed.md); row-sparse gradients (Embedding(sparse=True)) are coalesced and
+   all-gathered as (ids, rows), never densified;
 5. every process applies the same sums with its own optimizer, so the weights stay identical.
 
 A process whose slice is empty (a last batch smaller than N) computes one stand-in row with
@@ -38,6 +40,10 @@ from . import _data
 # Bucket size: large enough that the per-message latency is small next to its transfer
 # time, small enough that the first buckets go out while the backward is still running.
 BUCKET_MB = float(os.environ.get("SEQFUSE_BUCKET_MB", 4))
+# Start each bucket's all-reduce during the backward (MPI_Iallreduce from the hook) rather
+# than after it. Off by default: Open MPI's non-blocking all-reduce moves only inside MPI
+# calls and is slower than the blocking one here (docs/distributed.md, "Overlap").
+OVERLAP = os.environ.get("SEQFUSE_OVERLAP", "0") == "1"
 
 
 def replica(model) -> "Replica | None":
@@ -94,7 +100,7 @@ class Replica:
 
         terms: [(log name, loss Tensor, count)] per output, from Model._loss_and_metrics.
         """
-        sums = distributed.iallreduce(self._vector(terms, logs, weights)).wait()
+        sums = distributed._allreduce_inplace(self._vector(terms, logs, weights))
         logs, weights, totals = _decode(sums, terms, logs)
         counts = [0 if self.stand_in else count for _, _, count in terms]
         scales = [count / total if total else 0.0 for count, total in zip(counts, totals)]
@@ -112,7 +118,7 @@ class Replica:
         """Sum every batch's vector over the processes (one all-reduce) and add the global
         batches to `means` in order, as one process evaluating them would; returns means."""
         if self._collected:
-            sums = distributed.iallreduce(np.stack(self._collected)).wait()
+            sums = distributed._allreduce_inplace(np.stack(self._collected))
             terms, logs = self._last
             for row in sums:
                 means.add(*_decode(row, terms, logs)[:2])
@@ -133,7 +139,7 @@ class Replica:
         if self.reducer is None or self.reducer.params != params:
             if self.reducer is not None:
                 self.reducer.close()
-            self.reducer = _Reducer(params, int(BUCKET_MB * 2**20))
+            self.reducer = _Reducer(params, int(BUCKET_MB * 2**20), OVERLAP)
         self.reducer.backward(loss)
 
 
@@ -164,12 +170,13 @@ class _Reducer:
     RowSparse; rank 0's record, broadcast, becomes the plan every process follows (so all
     start the same all-reduces in the same order): dense gradients in buckets of at most
     `bucket_bytes`, sparse ones gathered. From then on a post-accumulate hook copies each
-    final gradient into its bucket, and a bucket whose gradients are all in starts its
-    all-reduce at once, if every bucket before it has started (the order is fixed).
+    final gradient into its bucket; with `overlap`, a bucket whose gradients are all in
+    starts its non-blocking all-reduce at once, if every bucket before it has started (the
+    order is fixed); otherwise the buckets are all-reduced in order after the backward.
     """
 
-    def __init__(self, params, bucket_bytes):
-        self.params, self.bucket_bytes = list(params), bucket_bytes
+    def __init__(self, params, bucket_bytes, overlap):
+        self.params, self.bucket_bytes, self.overlap = list(params), bucket_bytes, overlap
         self.plan = None
         self._record, self._active = [], False
         self._handles = [p.register_post_accumulate_grad_hook(self._on_gradient)
@@ -206,23 +213,25 @@ class _Reducer:
         if bucket is None:  # a sparse gradient, or one the plan does not hold
             return
         self._buffers[bucket].fill(i, param.grad)
-        self._start_ready()
+        if self.overlap:
+            self._start_ready(blocking=False)
 
     def _start_step(self):
         self._buffers = [_Buffer(bucket, self.params) for bucket in self.plan.buckets]
         self._next = 0
 
-    def _start_ready(self):
+    def _start_ready(self, blocking):
         while self._next < len(self._buffers) and self._buffers[self._next].complete():
-            self._buffers[self._next].start()
+            self._buffers[self._next].start(blocking)
             self._next += 1
-        for buffer in self._buffers[:self._next]:
-            buffer.test()  # lets MPI move the started exchanges on while backward runs
+        if not blocking:
+            for buffer in self._buffers[:self._next]:
+                buffer.test()  # lets MPI move the started exchanges on while backward runs
 
     def _finish_step(self):
         for buffer in self._buffers[self._next:]:
             buffer.fill_missing()
-        self._start_ready()
+        self._start_ready(blocking=True)
         for buffer in self._buffers:
             buffer.finish()
         for i in self.plan.sparse:
@@ -286,14 +295,18 @@ class _Buffer:
     def complete(self) -> bool:
         return not self.missing
 
-    def start(self):
-        self.request = distributed.iallreduce(self.flat)
+    def start(self, blocking):
+        if blocking:
+            distributed._allreduce_inplace(self.flat)
+        else:
+            self.request = distributed.iallreduce(self.flat)
 
     def test(self):
         self.request.test()
 
     def finish(self):
-        self.request.wait()
+        if self.request is not None:
+            self.request.wait()
         for param, start in self.slots.values():
             param.grad = self.flat[start:start + param.size].reshape(param.shape)
 
