@@ -93,6 +93,19 @@ def run(model_name, optimizer_name):
     return model.get_weights(), history.history, result
 
 
+def refit_frozen():
+    """fit, freeze the first layer, fit again (a new bucket plan): the weights after each."""
+    en.set_random_seed(0)
+    model = en.Sequential(MODELS["lstm"]())
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    x, y = data("lstm")
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    first = model.get_weights()
+    model.layers[0].trainable = False
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    return first + model.get_weights()
+
+
 def _checksum(model) -> int:
     return zlib.crc32(b"".join(w.tobytes() for w in model.get_weights()))
 
@@ -147,6 +160,7 @@ def main(out_dir):
              en.callbacks.ModelCheckpoint(str(out_dir / "checkpoint-{epoch}.npz"), monitor="loss")]
     report["csv_history"] = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0,
                                       callbacks=files).history
+    weights.update({f"frozen-{i}": w for i, w in enumerate(refit_frozen())})
     np.savez(out_dir / f"rank{rank}.npz", **weights)
     (out_dir / f"rank{rank}.json").write_text(json.dumps(report))
 

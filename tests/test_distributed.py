@@ -199,6 +199,18 @@ def test_fit_matches_one_process(launched, n, model_name, optimizer_name):
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("n", [2, 3])
+def test_freezing_a_layer_between_fits(launched, n):
+    weights, _, _ = launched(n)
+    expected = cases.refit_frozen()
+    for i, w in enumerate(expected):
+        ours = weights[0][f"frozen-{i}"]
+        assert np.abs(ours - w).max() <= RTOL * max(float(np.abs(w).max()), 1e-3), i
+    frozen = len(expected) // 2  # the second fit left the embedding (weight 0) as the first did
+    assert np.array_equal(weights[0][f"frozen-{frozen}"], weights[0]["frozen-0"])
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("n", [2, 3])
 def test_weights_agree_after_every_step_and_collectives(launched, n):
     _, reports, _ = launched(n)
     for r, report in enumerate(reports):

@@ -136,7 +136,8 @@ class Replica:
 
     def backward(self, loss, params) -> None:
         """loss.backward(), leaving in each p.grad the sum of every process's gradient."""
-        if self.reducer is None or self.reducer.params != params:
+        # A new plan when the trainable weights change (layer.trainable set between fits).
+        if self.reducer is None or [id(p) for p in self.reducer.params] != [id(p) for p in params]:
             if self.reducer is not None:
                 self.reducer.close()
             self.reducer = _Reducer(params, int(BUCKET_MB * 2**20), OVERLAP)
