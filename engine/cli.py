@@ -41,14 +41,14 @@ def _train(args):
         for name, value in {**_TRAIN_DEFAULTS, **getattr(task, "DEFAULTS", {})}.items():
             if getattr(args, name) is None:
                 setattr(args, name, value)
-        if not distributed.is_main():
-            args.plot = None  # the tasks draw --plot's files: rank 0 alone writes them
+        if not distributed.is_main():  # rank 0 alone writes the files (the tasks write some)
+            args.plot = args.save = args.history = None
         model, history, results = task.run(args, en)
         print(f"trained in {time.perf_counter() - start:.1f}s")
-        if args.save and distributed.is_main():
+        if args.save:
             model.save(args.save)
             print(f"saved model to {args.save}")
-        if args.history and distributed.is_main():
+        if args.history:
             with open(args.history, "w") as f:
                 json.dump({"history": history.history, **results}, f, indent=1)
     return 0
