@@ -258,28 +258,39 @@ def allgather(array):
         >>> en.distributed.allgather(np.arange(en.distributed.rank() + 1))   # 3 processes
         array([0, 0, 1, 0, 1, 2])
     """
-    array = _contiguous(array, "allgather")
-    if array.ndim == 0:
+    return _allgather_rows(array)[0]
+
+
+def _allgather_rows(*arrays):
+    """allgather of several arrays with the same number of rows in each process (the ids of
+    a sparse gradient and its rows): one exchange of row counts for all of them."""
+    arrays = [_contiguous(a, "allgather") for a in arrays]
+    if any(a.ndim == 0 for a in arrays):
         raise ValueError("allgather: array must have at least one axis (rows to gather), got a scalar")
     init()
     if _job is None:
-        return array.copy()
-    device = _on_gpu(array)
-    host = array.get() if device else array
+        return [a.copy() for a in arrays]
+    device = _on_gpu(arrays[0])
+    hosts = [a.get() if device else a for a in arrays]
     # One small Allgather carries each process's row count and a signature of the rest.
-    info = np.array([len(host), _signature(host.shape[1:], host.dtype)], np.int64)
+    signature = _signature([(h.shape[1:], h.dtype.str) for h in hosts])
+    info = np.array([len(hosts[0]), signature], np.int64)
     table = np.empty((size(), 2), np.int64)
     _job.comm.Allgather(info, table)
-    if (table[:, 1] != info[1]).any():
-        raise ValueError(f"allgather: every process must pass arrays with the same shape after "
-                         f"the first axis and the same dtype; this one has {host.shape[1:]} {host.dtype}")
-    row = int(np.prod(host.shape[1:], dtype=np.int64))
-    out = np.empty((int(table[:, 0].sum()),) + host.shape[1:], host.dtype)
-    _job.comm.Allgatherv(host, [out, table[:, 0] * row])
+    if (table[:, 1] != signature).any():
+        raise ValueError(f"allgather: every process must pass arrays with the same shape after the first "
+                         f"axis and the same dtype; this one has "
+                         f"{', '.join(f'{h.shape[1:]} {h.dtype}' for h in hosts)}")
+    outs = []
+    for host in hosts:
+        row = int(np.prod(host.shape[1:], dtype=np.int64))
+        out = np.empty((int(table[:, 0].sum()),) + host.shape[1:], host.dtype)
+        _job.comm.Allgatherv(host, [out, table[:, 0] * row])
+        outs.append(out)
     if device:
         import cupy
-        return cupy.asarray(out)
-    return out
+        return [cupy.asarray(out) for out in outs]
+    return outs
 
 
 def _check_op(op):
@@ -300,8 +311,9 @@ def _divide(out, n):
     return out
 
 
-def _signature(shape, dtype) -> int:
-    return zlib.crc32(repr((tuple(shape), np.dtype(dtype).str)).encode())
+def _signature(value) -> int:
+    """A number that differs between processes when their shapes and dtypes differ."""
+    return zlib.crc32(repr(value).encode())
 
 
 def _check_same(shape, dtype, what, name):
@@ -310,7 +322,7 @@ def _check_same(shape, dtype, what, name):
     init()
     if _job is None:
         return
-    signature = _signature(shape, dtype)
+    signature = _signature((tuple(shape), np.dtype(dtype).str))
     both = np.array([signature, -signature], np.int64)
     _job.comm.Allreduce(_job.MPI.IN_PLACE, both, _job.MPI.MAX)
     if both[0] != -both[1]:

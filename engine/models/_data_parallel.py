@@ -211,7 +211,7 @@ class _Reducer:
             self._record.append(i)
             return
         bucket = self.plan.bucket_of.get(i)
-        if bucket is None:  # a sparse gradient, or one the plan does not hold
+        if bucket is None:  # a sparse gradient
             return
         self._buffers[bucket].fill(i, param.grad)
         if self.overlap:
@@ -259,10 +259,10 @@ class _Plan:
             if is_sparse:
                 sparse.append(i)
                 continue
-            nbytes, kind = params[i].data.nbytes, params[i].dtype
-            if not buckets or size + nbytes > bucket_bytes or kind != dtype:
+            nbytes = params[i].data.nbytes
+            if not buckets or size + nbytes > bucket_bytes or params[i].dtype != dtype:
                 buckets.append([])
-                size, dtype = 0, kind
+                size, dtype = 0, params[i].dtype
             buckets[-1].append(i)
             size += nbytes
         return cls(buckets, sparse)
@@ -321,7 +321,7 @@ def _gather_rows(param) -> RowSparse:
     elif not isinstance(grad, RowSparse):  # the plan saw a sparse gradient here
         grad = RowSparse(xp.arange(param.shape[0]), grad, param.shape)
     grad = grad.coalesce()
-    return RowSparse(distributed.allgather(grad.indices), distributed.allgather(grad.values), param.shape)
+    return RowSparse(*distributed._allgather_rows(grad.indices, grad.values), param.shape)
 
 
 def _by_dtype(arrays) -> list[list[int]]:
