@@ -23,8 +23,18 @@ VOCAB, T = 30, 7
 # evaluate's 11 samples in batches of 5 end with one sample: every process but one has none.
 SAMPLES, BATCH, EPOCHS = 22, 7, 2
 
+class _WithUnusedWeight(L.Dense):
+    """A Dense with one more weight that no call uses: it gets no gradient, so the optimizer
+    must leave it alone (AdamW's weight decay included), as in one process."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.unused = self.add_weight("unused", (3,), "ones")
+
+
 MODELS = {
     "dense": lambda: [L.Dense(6, activation="tanh"), L.Dense(1, activation="sigmoid")],
+    "unused_weight": lambda: [_WithUnusedWeight(6, activation="tanh"), L.Dense(1, activation="sigmoid")],
     "embedding": lambda: [L.Embedding(VOCAB, 6, mask_zero=True), L.GlobalAveragePooling1D(),
                           L.Dense(1, activation="sigmoid")],
     "embedding_sparse": lambda: [L.Embedding(VOCAB, 6, sparse=True), L.GlobalAveragePooling1D(),
@@ -52,13 +62,14 @@ OPTIMIZERS = {"sgd": lambda: en.optimizers.SGD(0.1, momentum=0.9),
               "rmsprop": lambda: en.optimizers.RMSprop(0.01),
               "adam": lambda: en.optimizers.Adam(0.01),
               "adamw": lambda: en.optimizers.AdamW(0.01, weight_decay=0.01)}
-CASES = [(m, o) for m in MODELS for o in OPTIMIZERS] + [("two_outputs", "adam")]
+CASES = ([(m, o) for m in MODELS if m != "unused_weight" for o in OPTIMIZERS]
+         + [("two_outputs", "adam"), ("unused_weight", "adamw")])
 
 
 def data(model_name, n=SAMPLES, seed=1):
     """(x, y) for a model: token ids (right-padded, varied lengths) or float sequences."""
     rng = np.random.default_rng(seed)
-    if model_name == "dense":
+    if model_name in ("dense", "unused_weight"):
         x = rng.normal(size=(n, 5)).astype("float32")
         return x, (x[:, :1] + x[:, 1:2] > 0).astype("float32")
     if model_name == "gru":

@@ -253,9 +253,11 @@ class _Plan:
         length = distributed.broadcast(np.array([len(mine)], np.int64))[0]
         if distributed.rank() != 0:
             mine = np.zeros((length, 2), np.int64)
-        record = distributed.broadcast(mine.reshape(length, 2))
+        record = distributed.broadcast(mine.reshape(length, 2)).tolist()
+        # Weights with no gradient yet go last, as dense: a later step may reach them.
+        record += [[i, 0] for i in sorted(set(range(len(params))) - {i for i, _ in record})]
         buckets, sparse, size, dtype = [], [], 0, None
-        for i, is_sparse in record.tolist():
+        for i, is_sparse in record:
             if is_sparse:
                 sparse.append(i)
                 continue
@@ -269,13 +271,15 @@ class _Plan:
 
 
 class _Buffer:
-    """One bucket's flat gradient buffer during one step."""
+    """One bucket's flat gradient buffer during one step: the gradients, then one flag per
+    parameter (1 where this process has its gradient), summed alike."""
 
     def __init__(self, indices, params):
         starts = np.cumsum([0] + [params[i].size for i in indices]).tolist()
         self.slots = {i: (params[i], start) for i, start in zip(indices, starts)}
+        self.flags = {i: starts[-1] + k for k, i in enumerate(indices)}
         first = params[indices[0]]
-        self.flat = array_module(first.data).empty(starts[-1], first.dtype)
+        self.flat = array_module(first.data).empty(starts[-1] + len(indices), first.dtype)
         self.missing = set(indices)
         self.request = None
 
@@ -284,6 +288,7 @@ class _Buffer:
             grad = grad.to_dense()
         param, start = self.slots[i]
         self.flat[start:start + param.size] = grad.reshape(-1)
+        self.flat[self.flags[i]] = 1
         self.missing.discard(i)
 
     def fill_missing(self):
@@ -291,6 +296,7 @@ class _Buffer:
         for i in self.missing:
             param, start = self.slots[i]
             self.flat[start:start + param.size] = 0
+            self.flat[self.flags[i]] = 0
         self.missing.clear()
 
     def complete(self) -> bool:
@@ -306,10 +312,13 @@ class _Buffer:
         self.request.test()
 
     def finish(self):
+        """Each parameter's summed gradient, or None where no process had one (as one process
+        computing the whole batch would have none: the optimizer then leaves it alone)."""
         if self.request is not None:
             self.request.wait()
-        for param, start in self.slots.values():
-            param.grad = self.flat[start:start + param.size].reshape(param.shape)
+        flags = self.flat[len(self.flat) - len(self.flags):].tolist()
+        for (param, start), present in zip(self.slots.values(), flags):
+            param.grad = self.flat[start:start + param.size].reshape(param.shape) if present else None
 
 
 def _gather_rows(param) -> RowSparse:
