@@ -5,19 +5,21 @@ shuffle is rank 0's, broadcast each epoch). Of a global batch of b samples, proc
 takes rows [b·r//N, b·(r+1)//N). One training step:
 
 1. forward on the slice; each output's loss and each metric on the slice;
-2. one small all-reduce (float64) of loss·count and count per output, and metric·weight and
-   weight per metric: every process gets the loss and metrics of the whole global batch, as
-   one process computing it would (masked outputs included), and all agree whether it is
-   finite;
-3. backward of Σ_o (count_o on this process / count_o over all) · loss_o, so that the sum of
-   the processes' gradients is the gradient of the global batch's loss however unevenly the
-   batch splits (N not dividing b, the last short batch);
-4. dense gradients are summed in flat buckets of about BUCKET_MB (reverse layer order, the
+2. backward of Σ_o (count_o on this process / count_o over all) · loss_o (count: the rows,
+   or a masked output's kept entries), so that the sum of the processes' gradients is the
+   gradient of the global batch's loss however unevenly the batch splits (N not dividing
+   b, the last short batch, a slice with fewer kept entries);
+3. dense gradients are summed in flat buckets of about BUCKET_MB (reverse layer order, the
    order backward finishes them), one all-reduce per bucket: after the backward by default,
    or with OVERLAP a non-blocking one started by a post-accumulate hook as soon as the
    bucket's last gradient is final (measured slower on this project's machine: see
    docs/distributed.md); row-sparse gradients (Embedding(sparse=True)) are coalesced and
    all-gathered as (ids, rows), never densified;
+4. one small all-reduce (float64) of loss·count and count per output, and metric·weight and
+   weight per metric: every process gets the loss and metrics of the whole global batch, as
+   one process computing it would, and all agree whether it is finite. It comes after the
+   gradients when every output's count is its rows; a masked output's counts are needed
+   for step 2, so then it comes first (and a non-finite loss skips the backward);
 5. every process applies the same sums with its own optimizer, so the weights stay identical.
 
 A process whose slice is empty (a last batch smaller than N) computes one stand-in row with
@@ -68,6 +70,7 @@ class Replica:
         self.model = model
         self.synced = False  # weights broadcast since the last begin()
         self.stand_in = False  # this step's slice is empty: one stand-in row with zero weight
+        self.rows = 0  # the global batch's
         self.reducer = None
         self._collected = []
 
@@ -77,7 +80,8 @@ class Replica:
 
     def local_batch(self, x, y, what):
         """This process's slice of a global batch (x, y) of `what` (fit or evaluate)."""
-        start, stop = slice_bounds(_data.num_samples(x, what), distributed.rank(), distributed.size())
+        self.rows = _data.num_samples(x, what)
+        start, stop = slice_bounds(self.rows, distributed.rank(), distributed.size())
         self.stand_in = start == stop
         rows = slice(0, 1) if self.stand_in else slice(start, stop)
         x, y = _data.take(x, rows), _data.take(y, rows)
@@ -95,19 +99,36 @@ class Replica:
             _unflatten(flat, [weights[i] for i in group])
         self.synced = True
 
-    def reduce(self, terms, logs, weights):
-        """(loss to differentiate here, logs, weights) of the whole global batch.
+    def backward(self, terms, logs, weights, params):
+        """The step's backward: each p.grad becomes the sum over the processes of their
+        gradients of the global batch's loss; returns the global batch's (logs, weights).
 
-        terms: [(log name, loss Tensor, count)] per output, from Model._loss_and_metrics.
+        terms: each output's _data.LossTerm. The loss differentiated here is
+        Σ_o (count_o here / count_o over all) · loss_o. Without masked outputs the counts are
+        rows, known here, and the logs are summed after the backward (no wait between forward
+        and backward); a masked output's count needs the sum first. A non-finite loss is
+        differentiated all the same in the first case (the caller skips its update).
         """
-        sums = distributed._allreduce_inplace(self._vector(terms, logs, weights))
-        logs, weights, totals = _decode(sums, terms, logs)
-        counts = [0 if self.stand_in else count for _, _, count in terms]
-        scales = [count / total if total else 0.0 for count, total in zip(counts, totals)]
+        vector = self._vector(terms, logs, weights)
+        if any(term.masked for term in terms):
+            logs, weights, totals = _decode(distributed._allreduce_inplace(vector), terms, logs)
+            if np.isfinite(logs["loss"]):
+                self._sum_gradients(terms, totals, params)
+            return logs, weights
+        self._sum_gradients(terms, [self.rows] * len(terms), params)
+        return _decode(distributed._allreduce_inplace(vector), terms, logs)[:2]
+
+    def _sum_gradients(self, terms, totals, params):
         loss = None
-        for scale, (_, value, _) in zip(scales, terms):
-            loss = value * scale if loss is None else loss + value * scale
-        return loss, logs, weights
+        for term, total in zip(terms, totals):
+            value = term.value * ((0 if self.stand_in else term.count) / total if total else 0.0)
+            loss = value if loss is None else loss + value
+        # A new plan when the trainable weights change (layer.trainable set between fits).
+        if self.reducer is None or [id(p) for p in self.reducer.params] != [id(p) for p in params]:
+            if self.reducer is not None:
+                self.reducer.close()
+            self.reducer = _Reducer(params, int(BUCKET_MB * 2**20), OVERLAP)
+        self.reducer.backward(loss)
 
     def collect(self, terms, logs, weights) -> None:
         """evaluate: keep this batch's sums; reduce_collected() adds them over the processes."""
@@ -128,25 +149,15 @@ class Replica:
     def _vector(self, terms, logs, weights) -> np.ndarray:
         """Pairs (value·weight, weight), float64: the sample count, then loss and count per output,
         then value and weight per metric; zeros for a stand-in row."""
-        names = {name for name, _, _ in terms}
-        pairs = [(1.0, weights["loss"])] + [(value.item(), count) for _, value, count in terms]
+        names = {term.name for term in terms}
+        pairs = [(1.0, weights["loss"])] + [(term.value.item(), term.count) for term in terms]
         pairs += [(logs[k], weights[k]) for k in logs if k != "loss" and k not in names]
         vector = np.array([[v * w if w else 0.0, w] for v, w in pairs], np.float64).reshape(-1)
         return np.zeros_like(vector) if self.stand_in else vector
 
-    def backward(self, loss, params) -> None:
-        """loss.backward(), leaving in each p.grad the sum of every process's gradient."""
-        # A new plan when the trainable weights change (layer.trainable set between fits).
-        if self.reducer is None or [id(p) for p in self.reducer.params] != [id(p) for p in params]:
-            if self.reducer is not None:
-                self.reducer.close()
-            self.reducer = _Reducer(params, int(BUCKET_MB * 2**20), OVERLAP)
-        self.reducer.backward(loss)
-
-
 def _decode(sums, terms, logs):
     """(logs, weights, per-output count totals) from a summed _vector, in `logs`' key order."""
-    names = [name for name, _, _ in terms]
+    names = [term.name for term in terms]
     pairs = sums.reshape(-1, 2)
     samples, pairs = pairs[0][1], pairs[1:]
     losses = {name: (s / w if w else 0.0) for name, (s, w) in zip(names, pairs)}

@@ -257,22 +257,18 @@ class Model:
         for p in params:
             p.grad = None
         terms, logs, weights = self._loss_and_metrics(y, out, "fit")
-        if replica is None:
-            loss = _sum([value for _, value, _ in terms])
-        else:
-            loss, logs, weights = replica.reduce(terms, logs, weights)
+        if replica is not None:
+            logs, weights = replica.backward(terms, logs, weights, params)
+        elif np.isfinite(logs["loss"]):
+            _sum([term.value for term in terms]).backward()
         if np.isfinite(logs["loss"]):
-            if replica is None:
-                loss.backward()
-            else:
-                replica.backward(loss, params)
             self.optimizer.step(params)
         return logs, weights
 
     def _loss_and_metrics(self, y, out, what):
-        """(terms, logs, weights): terms holds (log name, loss Tensor, count of the entries it
-        averages) per output; each output's loss is masked by the output's mask (a sequence
-        output of a masked model), and so are its metrics, as Keras."""
+        """(terms, logs, weights): terms holds each output's _data.LossTerm; each output's loss is
+        masked by the output's mask (a sequence output of a masked model), and so are its
+        metrics, as Keras."""
         names = self.output_names
         outs = _data.by_name(out, names, what, "the model output")
         ys = _data.by_name(y, names, what, "y")
@@ -287,11 +283,11 @@ class Model:
                 logs[f"{name}_loss"], weights[f"{name}_loss"] = value.item(), n
             pred = o.numpy()
             count = n if mask is None else int(mask.sum())
-            terms.append((f"{prefix}loss", value, count))
+            terms.append(_data.LossTerm(f"{prefix}loss", value, count, mask is not None))
             for metric_name, fn in metric_fns:
                 values = fn(yo, pred, mask=mask) if _takes_mask(fn) else fn(yo, pred)
                 logs[prefix + metric_name], weights[prefix + metric_name] = values, count
-        logs["loss"] = float(sum(value.item() for _, value, _ in terms))
+        logs["loss"] = float(sum(term.value.item() for term in terms))
         return terms, logs, weights
 
     def evaluate(self, x, y=None, batch_size=32, verbose="auto", callbacks=None, return_dict=False):
