@@ -17,7 +17,7 @@ import numpy as np
 import engine as en
 
 L = en.layers
-VOCAB, T = 30, 7
+VOCAB, T = 200, 7  # few rows per batch: dense Embedding gradients travel as rows
 # 22 samples, 16 after validation_split=0.25, in global batches of 7: 7, 7 and a short 2.
 # Two processes split them 3+4, 3+4, 1+1; three 2+2+3, 2+2+3 and 0+1+1 (rank 0 has nothing).
 # evaluate's 11 samples in batches of 5 end with one sample: every process but one has none.

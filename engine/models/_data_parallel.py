@@ -14,7 +14,10 @@ takes rows [b·r//N, b·(r+1)//N). One training step:
    or with OVERLAP a non-blocking one started by a post-accumulate hook as soon as the
    bucket's last gradient is final (measured slower on this project's machine: see
    docs/distributed.md); row-sparse gradients (Embedding(sparse=True)) are coalesced and
-   all-gathered as (ids, rows), never densified;
+   all-gathered as (ids, rows), never densified. An Embedding(sparse=False) table whose
+   batches touch few of its rows (the main job's: ~350 of 10,000 per process) is computed
+   as rows for the step, gathered likewise, and handed to the optimizer as the dense sum
+   it expects: a few dozen KB exchanged instead of the whole table, and a faster backward;
 4. one small all-reduce (float64) of loss·count and count per output, and metric·weight and
    weight per metric: every process gets the loss and metrics of the whole global batch, as
    one process computing it would, and all agree whether it is finite. It comes after the
@@ -79,7 +82,8 @@ class Replica:
         self.synced = False
 
     def local_batch(self, x, y, what):
-        """This process's slice of a global batch (x, y) of `what` (fit or evaluate)."""
+        """This process's slice of a global batch (x, y) of `what` (fit or evaluate); for fit,
+        the tables the plan exchanges as rows compute their gradient as rows until backward()."""
         self.rows = _data.num_samples(x, what)
         start, stop = slice_bounds(self.rows, distributed.rank(), distributed.size())
         self.stand_in = start == stop
@@ -87,6 +91,8 @@ class Replica:
         x, y = _data.take(x, rows), _data.take(y, rows)
         if not self.synced:
             self._broadcast_weights(x)
+        if what == "fit" and self.reducer is not None:
+            self.reducer.rows_gradients(True)
         return x, y
 
     def _broadcast_weights(self, x):
@@ -127,7 +133,8 @@ class Replica:
         if self.reducer is None or [id(p) for p in self.reducer.params] != [id(p) for p in params]:
             if self.reducer is not None:
                 self.reducer.close()
-            self.reducer = _Reducer(params, int(BUCKET_MB * 2**20), OVERLAP)
+            tables = {id(t) for t in _embedding_tables(self.model.layers)}
+            self.reducer = _Reducer(params, int(BUCKET_MB * 2**20), OVERLAP, tables)
         self.reducer.backward(loss)
 
     def collect(self, terms, logs, weights) -> None:
@@ -187,8 +194,9 @@ class _Reducer:
     order is fixed); otherwise the buckets are all-reduced in order after the backward.
     """
 
-    def __init__(self, params, bucket_bytes, overlap):
+    def __init__(self, params, bucket_bytes, overlap, tables=()):
         self.params, self.bucket_bytes, self.overlap = list(params), bucket_bytes, overlap
+        self.tables = tables  # ids of dense Embedding tables: candidates to travel as rows
         self.plan = None
         self._record, self._active = [], False
         self._handles = [p.register_post_accumulate_grad_hook(self._on_gradient)
@@ -199,6 +207,12 @@ class _Reducer:
         for handle in self._handles:
             handle.remove()
 
+    def rows_gradients(self, on) -> None:
+        """Ask the plan's ROWS tables to compute their gradient as rows (F.embedding reads it),
+        for one step: on before its forward, off after its backward."""
+        for i in self.plan.rows if self.plan is not None else ():
+            self.params[i]._rows_gradient = on
+
     def backward(self, loss) -> None:
         if self.plan is not None:
             self._start_step()
@@ -207,8 +221,9 @@ class _Reducer:
             loss.backward()
         finally:
             self._active = False
+            self.rows_gradients(False)
         if self.plan is None:
-            self.plan = _Plan.from_record(self._record, self.params, self.bucket_bytes)
+            self.plan = _Plan.from_record(self._record, self.params, self.bucket_bytes, self.tables)
             self._start_step()
             for i in self._record:
                 self._on_gradient(self.params[i], force=True)
@@ -222,7 +237,7 @@ class _Reducer:
             self._record.append(i)
             return
         bucket = self.plan.bucket_of.get(i)
-        if bucket is None:  # a sparse gradient
+        if bucket is None:  # a gradient that travels as rows
             return
         self._buffers[bucket].fill(i, param.grad)
         if self.overlap:
@@ -248,29 +263,49 @@ class _Reducer:
             buffer.finish()
         for i in self.plan.sparse:
             self.params[i].grad = _gather_rows(self.params[i])
+        for i in self.plan.rows:
+            self.params[i].grad = _gather_rows(self.params[i]).to_dense()
+
+
+DENSE, SPARSE, ROWS = 0, 1, 2  # how a gradient travels: in a bucket; as rows; as rows, then dense
+
+
+def _kind(param, tables) -> int:
+    """SPARSE for a RowSparse gradient; ROWS for a dense Embedding table whose gradient has
+    few nonzero rows: gathering every process's rows (~N·k rows) costs less than all-reducing
+    the table (~2V rows) while 2·N·k ≤ V; else DENSE."""
+    grad = param.grad
+    if isinstance(grad, RowSparse):
+        return SPARSE
+    if id(param) in tables:
+        rows = int(grad.reshape(len(grad), -1).any(axis=1).sum())
+        if 2 * distributed.size() * rows <= len(grad):
+            return ROWS
+    return DENSE
 
 
 class _Plan:
-    """Buckets of parameter indices (dense gradients, one dtype each) and the sparse indices."""
+    """Buckets of parameter indices (dense gradients, one dtype each), the sparse indices, and
+    the dense tables exchanged as rows (see _kind)."""
 
-    def __init__(self, buckets, sparse):
-        self.buckets, self.sparse = buckets, sparse
+    def __init__(self, buckets, sparse, rows):
+        self.buckets, self.sparse, self.rows = buckets, sparse, rows
         self.bucket_of = {i: b for b, bucket in enumerate(buckets) for i in bucket}
 
     @classmethod
-    def from_record(cls, record, params, bucket_bytes):
-        # Rank 0's record for everyone: [index, is sparse] in the order gradients became final.
-        mine = np.array([[i, isinstance(params[i].grad, RowSparse)] for i in record], np.int64)
+    def from_record(cls, record, params, bucket_bytes, tables):
+        # Rank 0's record for everyone: [index, kind] in the order gradients became final.
+        mine = np.array([[i, _kind(params[i], tables)] for i in record], np.int64)
         length = distributed.broadcast(np.array([len(mine)], np.int64))[0]
         if distributed.rank() != 0:
             mine = np.zeros((length, 2), np.int64)
         record = distributed.broadcast(mine.reshape(length, 2)).tolist()
         # Weights with no gradient yet go last, as dense: a later step may reach them.
         record += [[i, 0] for i in sorted(set(range(len(params))) - {i for i, _ in record})]
-        buckets, sparse, size, dtype = [], [], 0, None
-        for i, is_sparse in record:
-            if is_sparse:
-                sparse.append(i)
+        buckets, by_kind, size, dtype = [], {SPARSE: [], ROWS: []}, 0, None
+        for i, kind in record:
+            if kind != DENSE:
+                by_kind[kind].append(i)
                 continue
             nbytes = params[i].data.nbytes
             if not buckets or size + nbytes > bucket_bytes or params[i].dtype != dtype:
@@ -278,7 +313,7 @@ class _Plan:
                 size, dtype = 0, params[i].dtype
             buckets[-1].append(i)
             size += nbytes
-        return cls(buckets, sparse)
+        return cls(buckets, by_kind[SPARSE], by_kind[ROWS])
 
 
 class _Buffer:
@@ -338,10 +373,21 @@ def _gather_rows(param) -> RowSparse:
     xp = array_module(param.data)
     if grad is None:
         grad = RowSparse(xp.zeros(0, np.int64), xp.zeros((0,) + param.shape[1:], param.dtype), param.shape)
-    elif not isinstance(grad, RowSparse):  # the plan saw a sparse gradient here
+    elif not isinstance(grad, RowSparse):  # dense here: every row (the first step of a ROWS table)
         grad = RowSparse(xp.arange(param.shape[0]), grad, param.shape)
     grad = grad.coalesce()
     return RowSparse(*distributed._allgather_rows(grad.indices, grad.values), param.shape)
+
+
+def _embedding_tables(layers) -> list:
+    """The tables of the Embedding(sparse=False) layers among `layers`, nested models' too."""
+    from ..layers import Embedding
+    tables = []
+    for layer in layers:
+        if isinstance(layer, Embedding) and not layer.sparse and layer.built:
+            tables.append(layer.embeddings)
+        tables += _embedding_tables(getattr(layer, "layers", []))
+    return tables
 
 
 def _by_dtype(arrays) -> list[list[int]]:
