@@ -11,9 +11,10 @@ RMSprop, global batch 64, its 80% training split, no validation) as
   default), and started during it from the hooks (SEQFUSE_OVERLAP=1, 1 MB buckets).
 Configurations alternate in rounds; each run warms up for one epoch, then times --epochs
 epochs. The machine is shared: the table leads with each configuration's best round.
-allreduce: median time of `distributed.iallreduce(buffer).wait()` (what fit's buckets use)
-on float32 buffers of 1 KB … 64 MB over 2 processes (bandwidth = bytes / time, which at N = 2
-is also a ring's bus bandwidth 2(N−1)/N · bytes / time).
+allreduce: median time of the blocking in-place all-reduce fit's buckets use, and of the
+non-blocking one SEQFUSE_OVERLAP=1 starts (`iallreduce(buffer).wait()`), on float32 buffers
+of 1 KB … 64 MB over 2 processes (bandwidth = bytes / time, which at N = 2 is also a ring's
+bus bandwidth 2(N−1)/N · bytes / time).
 model: the cost model of docs/distributed.md, step time and speedup at N = 1 … 1024 from
 the main job's measured one-thread step (fixed part + per-sample part, fitted on batches of
 8 and 64), gradient bytes counted on the engine's own models, and per-message latency α and
@@ -78,16 +79,19 @@ def allreduce(sizes):
     rows = []
     for name in sizes:
         buffer = np.ones(SIZES[name] // 4, np.float32)
-        d.iallreduce(buffer).wait()
-        # The same number of calls in every process (a count decided apart would deadlock).
-        times = []
-        for _ in range(max(5, min(200, 2**26 // SIZES[name]))):
-            d.barrier()
-            start = time.perf_counter()
-            d.iallreduce(buffer).wait()
-            times.append(time.perf_counter() - start)
-        worst = d.allreduce(np.array(times), op="max")  # the slowest process decides each call
-        rows.append((name, SIZES[name], float(np.median(worst))))
+        row = [name, SIZES[name]]
+        for call in (d._allreduce_inplace, lambda b: d.iallreduce(b).wait()):
+            call(buffer)
+            # The same number of calls in every process (a count decided apart would deadlock).
+            times = []
+            for _ in range(max(5, min(200, 2**26 // SIZES[name]))):
+                d.barrier()
+                start = time.perf_counter()
+                call(buffer)
+                times.append(time.perf_counter() - start)
+            worst = d.allreduce(np.array(times), op="max")  # the slowest process decides each call
+            row.append(float(np.median(worst)))
+        rows.append(row)
     if d.is_main():
         print(json.dumps(rows))
 
@@ -221,12 +225,13 @@ def main(argv=None):
         if args.part == "model":
             sizes = ["1K", "16M"]
         rows = _launch(2, 1, {}, "allreduce", "--worker", "--sizes", ",".join(sizes))
-        print("| bytes | time | bandwidth |")
-        print("|---|---|---|")
-        for name, nbytes, seconds in rows:
-            print(f"| {name} | {seconds * 1e6:,.1f} µs | {nbytes / seconds / 1e9:.2f} GB/s |")
+        print("| bytes | blocking (fit) | bandwidth | non-blocking (overlap) | bandwidth |")
+        print("|---|---|---|---|---|")
+        for name, nbytes, blocking, nonblocking in rows:
+            print(f"| {name} | {blocking * 1e6:,.1f} µs | {nbytes / blocking / 1e9:.2f} GB/s | "
+                  f"{nonblocking * 1e6:,.1f} µs | {nbytes / nonblocking / 1e9:.2f} GB/s |")
         print()
-        times = {name: seconds for name, _, seconds in rows}
+        times = {name: blocking for name, _, blocking, _ in rows}
         if args.part != "allreduce" and {"1K", "16M"} <= set(times):
             # At N = 2 a ring makes 2 messages of half the bytes each way: α ≈ t(1K) / 2.
             cost_model(times["1K"] / 2, SIZES["16M"] / times["16M"])
