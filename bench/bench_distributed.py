@@ -17,9 +17,10 @@ of 1 KB … 64 MB over 2 processes (bandwidth = bytes / time, which at N = 2 is 
 bus bandwidth 2(N−1)/N · bytes / time).
 model: the cost model of docs/distributed.md, step time and speedup at N = 1 … 1024 from
 the main job's measured one-thread step (fixed part + per-sample part, fitted on batches of
-8 and 64), gradient bytes counted on the engine's own models, and per-message latency α and
-bandwidth β of this machine (the allreduce part's 1K and 16M rows) and of two networks
-(typical published figures, not measured here).
+8 and 64), gradient bytes counted on the engine's own models, the distinct token ids of the
+main job's batches (its Embedding gradient's rows), and per-message latency α and bandwidth
+β of this machine (the allreduce part's 1K and 16M rows) and of two networks (typical
+published figures, not measured here).
 """
 from __future__ import annotations
 
@@ -137,38 +138,77 @@ def gradient_bytes():
     return sizes
 
 
+def distinct_ids(rows_choices, draws=200):
+    """{rows: mean count of distinct token ids in `rows` random sentences of the main job's
+    data}: the rows of the Embedding gradient one process sends per step."""
+    import engine as en
+    (x_train, _), _ = en.datasets.movie_reviews.load_data(seed=0)
+    vectorize = en.text.TextVectorization(max_tokens=10_000, output_sequence_length=40)
+    vectorize.adapt(x_train)
+    ids, rng = vectorize(x_train), np.random.default_rng(0)
+    return {r: float(np.mean([len(np.unique(ids[rng.choice(len(ids), r, replace=False)]))
+                              for _ in range(draws)])) for r in rows_choices}
+
+
 def cost_model(alpha_shm, beta_shm):
     """Print the step-time model of docs/distributed.md for the main job and every network."""
     fixed, per_sample = _launch(1, 1, {}, "steps", "--worker")
     sizes = gradient_bytes()
+    table = 10_000 * 32 * 4  # the main job's Embedding, gathered as rows while that is cheaper
+    rows = distinct_ids(sorted({-(-64 // n) for n in RANKS}))
+
+    def main_job(n, alpha, beta, ring=True):
+        k = rows[-(-64 // n)]
+        embedding = (_gather_seconds(n, k, 32 * 4 + 8, alpha, beta, ring) if 2 * n * k <= 10_000
+                     else _allreduce_seconds(n, table, alpha, beta, ring))
+        rest = sizes["movie_reviews lstm"] - table
+        return embedding + _allreduce_seconds(n, rest, alpha, beta, ring) + _logs_seconds(n, alpha)
+
     one = fixed + per_sample * 64
-    two = fixed + per_sample * 32 + _allreduce_seconds(2, sizes["movie_reviews lstm"], alpha_shm, beta_shm)
+    two = fixed + per_sample * 32 + main_job(2, alpha_shm, beta_shm)
     print(f"main job step on one thread: {fixed * 1e3:.2f} ms + {per_sample * 1e6:.1f} µs per sample; "
+          f"distinct ids per process: {', '.join(f'{r} rows {k:.0f}' for r, k in rows.items())}; "
           f"this machine (α {alpha_shm * 1e6:.1f} µs, β {beta_shm / 1e9:.2f} GB/s): {one * 1e3:.2f} ms "
-          f"on 1 process, {two * 1e3:.2f} ms predicted on 2 (no overlap)\n")
-    print("| gradients (all-reduce ms per step) | MB | network | "
-          + " | ".join(f"N={n}" for n in RANKS[1:]) + " |")
+          f"on 1 process, {two * 1e3:.2f} ms predicted on 2\n")
+    print("| exchange per step, ms | MB | network | " + " | ".join(f"N={n}" for n in RANKS[1:]) + " |")
     print("|---|---|---|" + "---|" * (len(RANKS) - 1))
     for network, (alpha, beta) in NETWORKS.items():
+        cells = [f"{main_job(n, alpha, beta) * 1e3:.2f}" for n in RANKS[1:]]
+        print(f"| main job as fit exchanges it (batch 64) | rows | {network} | " + " | ".join(cells) + " |")
         for name, nbytes in sizes.items():
-            cells = [f"{_allreduce_seconds(n, nbytes, alpha, beta) * 1e3:.2f}" for n in RANKS[1:]]
-            print(f"| {name} | {nbytes / 1e6:.2f} | {network} | " + " | ".join(cells) + " |")
+            cells = [f"{(_allreduce_seconds(n, nbytes, alpha, beta) + _logs_seconds(n, alpha)) * 1e3:.2f}"
+                     for n in RANKS[1:]]
+            print(f"| {name}, all-reduced | {nbytes / 1e6:.2f} | {network} | " + " | ".join(cells) + " |")
     print("\n| main job, global batch 64: step ms (speedup) | " + " | ".join(f"N={n}" for n in RANKS) + " |")
     print("|---|" + "---|" * len(RANKS))
     for network, (alpha, beta) in NETWORKS.items():
-        cells = []
-        for n in RANKS:
-            step = fixed + per_sample * -(-64 // n) + _allreduce_seconds(n, sizes["movie_reviews lstm"], alpha, beta)
-            cells.append(f"{step * 1e3:.2f} ({one / step:.1f}×)")
-        print(f"| {network} | " + " | ".join(cells) + " |")
+        for ring in (True, False):
+            cells = []
+            for n in RANKS:
+                step = fixed + per_sample * -(-64 // n) + (main_job(n, alpha, beta, ring) if n > 1 else 0.0)
+                cells.append(f"{step * 1e3:.2f} ({one / step:.1f}×)")
+            latency = "ring latency" if ring else "log2 N latency"
+            print(f"| {network}, {latency} | " + " | ".join(cells) + " |")
 
 
-def _allreduce_seconds(n, nbytes, alpha, beta):
-    """A ring all-reduce of the gradients, 2(N−1) messages, 2(N−1)/N·bytes per process, plus
-    the step's small all-reduce of losses and metrics (recursive doubling: log2 N messages)."""
-    if n == 1:
-        return 0.0
-    return 2 * (n - 1) * alpha + 2 * (n - 1) / n * nbytes / beta + np.log2(n) * alpha
+def _allreduce_seconds(n, nbytes, alpha, beta, ring=True):
+    """An all-reduce moving 2(N−1)/N·bytes through each process: a ring's 2(N−1) message
+    latencies, or (ring=False) the 2·log2 N of the recursive-halving algorithms MPI picks for
+    small messages and many processes."""
+    steps = 2 * (n - 1) if ring else 2 * np.log2(n)
+    return steps * alpha + 2 * (n - 1) / n * nbytes / beta
+
+
+def _gather_seconds(n, rows, row_bytes, alpha, beta, ring=True):
+    """Row all-gathers (counts, ids, rows: 3 collectives of N−1 ring steps, or log2 N
+    recursive-doubling steps): each process receives every other process's rows."""
+    steps = 3 * ((n - 1) if ring else np.log2(n))
+    return steps * alpha + (n - 1) * rows * row_bytes / beta
+
+
+def _logs_seconds(n, alpha):
+    """The step's small all-reduce of losses and metrics (recursive doubling: log2 N messages)."""
+    return np.log2(n) * alpha
 
 
 def _launch(processes, threads, extra, *args):
