@@ -31,7 +31,8 @@ def _train(args):
         en.set_random_seed(args.seed)
         if args.backend:
             en.set_backend(args.backend)
-        processes = f"; data-parallel over {distributed.size()} MPI processes" if distributed.size() > 1 else ""
+        n = distributed.size()
+        processes = f"; data-parallel over {n} MPI processes" if n > 1 else ""
         print(f"backend: {en.get_backend()} (available: {', '.join(en.backends.available())}){processes}")
         start = time.perf_counter()
         task = tasks.get(args.data)

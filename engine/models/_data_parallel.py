@@ -162,6 +162,7 @@ class Replica:
         vector = np.array([[v * w if w else 0.0, w] for v, w in pairs], np.float64).reshape(-1)
         return np.zeros_like(vector) if self.stand_in else vector
 
+
 def _decode(sums, terms, logs):
     """(logs, weights, per-output count totals) from a summed _vector, in `logs`' key order."""
     names = [term.name for term in terms]
@@ -185,16 +186,16 @@ def _decode(sums, terms, logs):
 class _Reducer:
     """Sums every process's gradients of `params` into their .grad during loss.backward().
 
-    The first backward only records the order in which gradients become final and which are
-    RowSparse; rank 0's record, broadcast, becomes the plan every process follows (so all
-    start the same all-reduces in the same order): dense gradients in buckets of at most
-    `bucket_bytes`, sparse ones gathered. From then on a post-accumulate hook copies each
-    final gradient into its bucket; with `overlap`, a bucket whose gradients are all in
-    starts its non-blocking all-reduce at once, if every bucket before it has started (the
-    order is fixed); otherwise the buckets are all-reduced in order after the backward.
+    The first backward only records the order in which gradients become final and how each
+    should travel (_kind); rank 0's record, broadcast, becomes the plan every process follows
+    (so all start the same collectives in the same order): dense gradients in buckets of at
+    most `bucket_bytes`, the others as gathered rows. From then on a post-accumulate hook
+    copies each final gradient into its bucket; with `overlap`, a bucket whose gradients are
+    all in starts its non-blocking all-reduce at once, if every bucket before it has started
+    (the order is fixed); otherwise the buckets are all-reduced in order after the backward.
     """
 
-    def __init__(self, params, bucket_bytes, overlap, tables=()):
+    def __init__(self, params, bucket_bytes, overlap, tables):
         self.params, self.bucket_bytes, self.overlap = list(params), bucket_bytes, overlap
         self.tables = tables  # ids of dense Embedding tables: candidates to travel as rows
         self.plan = None
