@@ -9,7 +9,7 @@ their input, and mpi4py is never imported.
 Every process must call a collective in the same order, with the same shape and dtype (except
 allgather's first axis). An uncaught exception in any process ends the whole job, printing
 that process's traceback (MPI_Abort), instead of leaving the others waiting for it.
-`Model.fit` uses this module by itself under mpiexec: see engine/_data_parallel.py and
+`Model.fit` uses this module by itself under mpiexec: see engine/models/_data_parallel.py and
 docs/distributed.md.
 
 Example (`mpiexec -n 4 python script.py`):
@@ -195,9 +195,14 @@ def _allreduce_inplace(buffer, op="sum"):
 def iallreduce(buffer, op: str = "sum") -> "_Request":
     """Start reducing `buffer` in place over every process and return at once ("sum" or "max").
 
-    The buffer must not be read or written until `request.wait()` returns it. This is what
-    fit's gradient buckets use, so the exchange overlaps the rest of the backward pass; no
-    shape check is made (every process must pass the same shape and dtype).
+    The buffer must not be read or written until `request.wait()` returns it; no shape check
+    is made (every process must pass the same shape and dtype). With SEQFUSE_OVERLAP=1 fit
+    starts its gradient buckets this way during the backward. Open MPI moves a non-blocking
+    collective on only inside MPI calls (`request.test()` is one).
+
+    Example:
+        >>> request = en.distributed.iallreduce(grad_buffer)   # ... other work ...
+        >>> summed = request.wait()
     """
     if op not in ("sum", "max"):
         raise ValueError(f"iallreduce: op must be 'sum' or 'max', got {op!r}")
