@@ -256,7 +256,7 @@ class Model:
         params = self.trainable_weights  # after the call: the first call builds the layers
         for p in params:
             p.grad = None
-        terms, logs, weights = self._loss_and_metrics(y, out, "fit")
+        terms, logs, weights = self._loss_terms(y, out, "fit")
         if replica is not None:
             logs, weights = replica.backward(terms, logs, weights, params)
         elif np.isfinite(logs["loss"]):
@@ -266,9 +266,14 @@ class Model:
         return logs, weights
 
     def _loss_and_metrics(self, y, out, what):
-        """(terms, logs, weights): terms holds each output's _data.LossTerm; each output's loss is
-        masked by the output's mask (a sequence output of a masked model), and so are its
-        metrics, as Keras."""
+        """(total loss Tensor, logs, weights): each output's loss is masked by the output's mask
+        (a sequence output of a masked model), and so are its metrics, as Keras."""
+        terms, logs, weights = self._loss_terms(y, out, what)
+        return _sum([term.value for term in terms]), logs, weights
+
+    def _loss_terms(self, y, out, what):
+        """_loss_and_metrics with each output's loss apart: (terms, logs, weights), terms
+        holding each output's _data.LossTerm (data-parallel steps weight them one by one)."""
         names = self.output_names
         outs = _data.by_name(out, names, what, "the model output")
         ys = _data.by_name(y, names, what, "y")
@@ -316,7 +321,7 @@ class Model:
                 callbacks.on_test_batch_begin(batch)
                 if replica is not None:
                     xb, yb = replica.local_batch(xb, yb, "evaluate")
-                terms, logs, weights = self._loss_and_metrics(yb, self(xb), "evaluate")
+                terms, logs, weights = self._loss_terms(yb, self(xb), "evaluate")
                 if replica is not None:
                     replica.collect(terms, logs, weights)
                 if replica is None or not replica.stand_in:  # under mpiexec: progress of this slice
