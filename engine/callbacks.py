@@ -6,6 +6,8 @@ the validation pass's on_test_begin, on_test_batch_begin/end, on_test_end, then
 on_epoch_end (logs: the epoch's loss and metrics and their val_ versions); on_train_end with
 the last epoch's logs. evaluate calls the on_test_* hooks, predict the on_predict_* hooks
 (on_predict_batch_end's logs: {"outputs": the batch's predictions}).
+Under mpiexec every process runs its callbacks on the same logs (summed over the processes),
+so they decide alike; only rank 0 prints and writes files (docs/distributed.md).
 
 Example:
     >>> model.fit(x, y, epochs=20, validation_split=0.2, callbacks=[
@@ -22,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from . import distributed
 from .utils import Progbar
 
 
@@ -268,6 +271,7 @@ class ModelCheckpoint(Callback):
     """Save the model after each epoch (or only when `monitor` improves). The file is written
     to a temporary name and renamed, so an interrupted save never corrupts the last good one.
     filepath may contain {epoch} (1-based) and any log name, e.g. "m-{epoch:02d}-{val_loss:.3f}.npz".
+    Under mpiexec only rank 0 writes (every process holds the same weights).
     """
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto"):
@@ -277,6 +281,8 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if not distributed.is_main():
+            return
         if self.save_best_only:
             value = logs.get(self.monitor)
             if value is None or not np.isfinite(value):
@@ -330,7 +336,7 @@ class ReduceLROnPlateau(Callback):
             # Keras compares with min_lr as float32, the dtype of its learning-rate variable.
             if self.wait >= self.patience and old > np.float32(self.min_lr):
                 optimizer.learning_rate = max(old * self.factor, self.min_lr)
-                if self.verbose:
+                if self.verbose and distributed.is_main():
                     print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
                           f"{optimizer.learning_rate}.", flush=True)
                 self.cooldown_counter, self.wait = self.cooldown, 0
@@ -360,7 +366,7 @@ class LearningRateScheduler(Callback):
             raise ValueError(f"LearningRateScheduler: the schedule must return a float, got {lr!r} "
                              f"at epoch {epoch}")
         optimizer.learning_rate = float(lr)
-        if self.verbose:
+        if self.verbose and distributed.is_main():
             print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {float(lr)}.",
                   flush=True)
 
@@ -393,6 +399,8 @@ class CSVLogger(Callback):
         self.keys = self.writer = self.csv_file = None
 
     def on_train_begin(self, logs=None):
+        if not distributed.is_main():
+            return
         header = True
         if self.append:
             try:
@@ -407,6 +415,8 @@ class CSVLogger(Callback):
         self.keys, self.writer, self._header = None, None, header
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.csv_file is None:  # not rank 0 under mpiexec
+            return
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)
@@ -454,8 +464,9 @@ class TerminateOnNaN(Callback):
         where = f"loss became {loss} at epoch {self._epoch + 1}, batch {batch + 1}"
         if self.raise_error:
             raise RuntimeError(f"TerminateOnNaN: {where}")
-        print(f"TerminateOnNaN: {where}; training stopped (that batch's update was skipped, so "
-              "the weights and the checkpoints so far are kept)", file=sys.stderr, flush=True)
+        if distributed.is_main():
+                print(f"TerminateOnNaN: {where}; training stopped (that batch's update was skipped, so "
+                  "the weights and the checkpoints so far are kept)", file=sys.stderr, flush=True)
         self.model.stop_training = True
 
 
@@ -506,13 +517,15 @@ class BackupAndRestore(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         from .models import _training_state
+        if not distributed.is_main():  # every process reads the backup; rank 0 writes it
+            return
         os.makedirs(self.backup_dir, exist_ok=True)
         if self.double_checkpoint and os.path.exists(self._latest):
             os.replace(self._latest, self._previous)
         _training_state.save(self.model, self._latest, epoch + 1)
 
     def on_train_end(self, logs=None):
-        if not self.delete_checkpoint:
+        if not self.delete_checkpoint or not distributed.is_main():
             return
         for path in self._files():
             if os.path.exists(path):

@@ -13,11 +13,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
 
-from . import tasks
+from . import distributed, tasks
 
 # What train's options are when neither the command line nor the task's DEFAULTS set them.
 _TRAIN_DEFAULTS = {"epochs": 3, "batch_size": 64, "units": 32, "max_tokens": 10000, "sequence_length": 40}
@@ -25,28 +27,44 @@ _TRAIN_DEFAULTS = {"epochs": 3, "batch_size": 64, "units": 32, "max_tokens": 100
 
 def _train(args):
     import engine as en
-    en.set_random_seed(args.seed)
-    if args.backend:
-        en.set_backend(args.backend)
-    print(f"backend: {en.get_backend()} (available: {', '.join(en.backends.available())})")
-    start = time.perf_counter()
-    task = tasks.get(args.data)
-    args.model = args.model or task.MODELS[0]
-    if args.model not in task.MODELS:
-        raise SystemExit(f"seqfuse train: --model for {args.data} must be one of {', '.join(task.MODELS)}, "
-                         f"got {args.model}")
-    for name, value in {**_TRAIN_DEFAULTS, **getattr(task, "DEFAULTS", {})}.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    model, history, results = task.run(args, en)
-    print(f"trained in {time.perf_counter() - start:.1f}s")
-    if args.save:
-        model.save(args.save)
-        print(f"saved model to {args.save}")
-    if args.history:
-        with open(args.history, "w") as f:
-            json.dump({"history": history.history, **results}, f, indent=1)
+    # Under `mpiexec -n N seqfuse train` every process trains its share of each batch (fit is
+    # data-parallel); rank 0 alone prints the report and writes files.
+    with _stdout_on_main_only():
+        en.set_random_seed(args.seed)
+        if args.backend:
+            en.set_backend(args.backend)
+        n = distributed.size()
+        processes = f"; data-parallel over {n} MPI processes" if n > 1 else ""
+        print(f"backend: {en.get_backend()} (available: {', '.join(en.backends.available())}){processes}")
+        start = time.perf_counter()
+        task = tasks.get(args.data)
+        args.model = args.model or task.MODELS[0]
+        if args.model not in task.MODELS:
+            raise ValueError(f"--model for {args.data} must be one of {', '.join(task.MODELS)}, "
+                             f"got {args.model}")
+        for name, value in {**_TRAIN_DEFAULTS, **getattr(task, "DEFAULTS", {})}.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+        if not distributed.is_main():  # rank 0 alone writes the files (the tasks write some)
+            args.plot = args.save = args.history = None
+        model, history, results = task.run(args, en)
+        print(f"trained in {time.perf_counter() - start:.1f}s")
+        if args.save:
+            model.save(args.save)
+            print(f"saved model to {args.save}")
+        if args.history:
+            with open(args.history, "w") as f:
+                json.dump({"history": history.history, **results}, f, indent=1)
     return 0
+
+
+@contextlib.contextmanager
+def _stdout_on_main_only():
+    if distributed.is_main():
+        yield
+        return
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
 
 
 def _generate(args):
@@ -156,4 +174,6 @@ def main(argv=None) -> int:
         return args.run(args)
     except (ValueError, TypeError, IndexError, FileNotFoundError) as exc:
         print(f"seqfuse {args.command}: {exc}", file=sys.stderr)
+        if distributed.size() > 1:
+            distributed.abort(2)  # a process that returned alone would leave the others waiting
         return 2

@@ -74,7 +74,10 @@ def embedding(ids, table, sparse: bool = False) -> Tensor:
     """
     table = _float_tensor(table, "embedding", "table", ndim=2)
     ids = _int_array(ids, "embedding", "ids")
-    return _Embedding.apply(ids, table, sparse=bool(sparse))
+    # Data-parallel fit asks for a dense table's gradient as rows for its step (far fewer
+    # bytes to exchange); it hands the optimizer their dense sum (models/_data_parallel.py).
+    sparse = bool(sparse) or getattr(table, "_rows_gradient", False)
+    return _Embedding.apply(ids, table, sparse=sparse)
 
 
 def lstm(x, kernel, recurrent_kernel, bias, initial_state=None, mask=None, go_backwards=False,

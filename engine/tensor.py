@@ -62,6 +62,7 @@ class Tensor:
     """An array with a gradient. `data` is a numpy or cupy array; `grad` has data's shape."""
 
     __array_priority__ = 1000  # numpy scalars defer to Tensor's reflected operators
+    _post_accumulate_hooks: list | tuple = ()  # a list of its own once a hook is registered
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = _as_array(data, dtype)
@@ -110,6 +111,32 @@ class Tensor:
     def zero_grad(self):
         self.grad = None
 
+    def register_post_accumulate_grad_hook(self, hook) -> "_HookHandle":
+        """Run hook(self) once per backward(), when this leaf's gradient of that pass is complete.
+
+        torch's name and contract: a weight used twice in the graph fires once, after its
+        second contribution is summed into `.grad`. Data-parallel training uses it to start
+        all-reducing a bucket of gradients while the rest of the backward pass runs.
+        Returns a handle; `handle.remove()` unregisters the hook.
+
+        Example:
+            >>> w = Tensor(np.ones(3), requires_grad=True)
+            >>> handle = w.register_post_accumulate_grad_hook(lambda t: print(t.grad))
+            >>> (w * w).sum().backward()
+            [2. 2. 2.]
+        """
+        if self._node is not None or not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: only a leaf tensor with "
+                               "requires_grad=True accumulates a gradient")
+        if not self._post_accumulate_hooks:
+            self._post_accumulate_hooks = []
+        self._post_accumulate_hooks.append(hook)
+        return _HookHandle(self._post_accumulate_hooks, hook)
+
+    def _run_post_accumulate_hooks(self):
+        for hook in list(self._post_accumulate_hooks):
+            hook(self)
+
     def backward(self, grad=None):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` and free the graph."""
         if not self.requires_grad:
@@ -127,10 +154,13 @@ class Tensor:
             handed = {id(grad), id(_memory_owner(grad))}  # the caller's seed and what it views
         if self._node is None:
             self._accumulate(grad, handed)
+            self._run_post_accumulate_hooks()
             return
         pending = {self._node: [None] * len(self._node.outputs_meta)}
         pending[self._node][self._index] = grad
-        for node in _topological_order(self._node):
+        order = _topological_order(self._node)
+        hooked = _hooked_leaves(order)
+        for node in order:
             grads_out = pending.pop(node, None)
             if grads_out is None:
                 continue
@@ -148,11 +178,15 @@ class Tensor:
                     g = _unbroadcast(g, tensor.shape).astype(tensor.dtype, copy=False)
                 if tensor._node is None:
                     tensor._accumulate(g, handed)
+                    if id(tensor) in hooked:
+                        hooked[id(tensor)].delivered()
                 else:
                     slots = pending.setdefault(tensor._node, [None] * len(tensor._node.outputs_meta))
                     i = tensor._index
                     slots[i] = g if slots[i] is None else slots[i] + g
             node.ctx, node.inputs = None, ()
+        for leaf in hooked.values():
+            leaf.finish()
 
     def _accumulate(self, g, handed):
         if self.grad is not None:
@@ -272,6 +306,44 @@ def _unbroadcast(grad, shape):
     return grad.reshape(shape)
 
 
+class _HookHandle:
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+class _HookedLeaf:
+    """A leaf with post-accumulate hooks during one backward(): fires them when the last of
+    its incoming edges has delivered, or at the end for a leaf some edge left without a
+    gradient (None from a backward, or a node no gradient reached)."""
+
+    def __init__(self, tensor):
+        self.tensor, self.edges, self.received = tensor, 0, False
+
+    def delivered(self):
+        self.edges -= 1
+        self.received = True
+        if self.edges == 0:
+            self.tensor._run_post_accumulate_hooks()
+
+    def finish(self):
+        if self.received and self.edges > 0:
+            self.tensor._run_post_accumulate_hooks()
+
+
+def _hooked_leaves(order) -> dict:
+    """{id(leaf): _HookedLeaf} for the leaves with hooks that the nodes in `order` feed."""
+    hooked = {}
+    for node in order:
+        for t in node.inputs:
+            if t is not None and t._post_accumulate_hooks and t._node is None and t.requires_grad:
+                hooked.setdefault(id(t), _HookedLeaf(t)).edges += 1
+    return hooked
+
+
 def _topological_order(root):
     """Nodes from root to leaves, each after every node that consumes it (iterative DFS)."""
     order, visited, stack = [], set(), [(root, False)]
@@ -288,7 +360,7 @@ def _topological_order(root):
             child = t._node if t is not None else None
             if child is not None and child not in visited:
                 stack.append((child, False))
-    return reversed(order)
+    return order[::-1]
 
 
 def concatenate(tensors, axis=0) -> Tensor:

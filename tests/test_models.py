@@ -387,3 +387,20 @@ def test_sparse_embedding_trains_and_leaves_unused_rows_alone(optimizer):
     assert all(np.isfinite(history.history["loss"]))
     assert not np.allclose(after[1:50], before[1:50])
     np.testing.assert_array_equal(after[50:], before[50:])
+
+
+def test_first_step_of_an_unbuilt_model_updates_it():
+    # The first call builds the layers inside the first step; that step must still train them,
+    # exactly as it trains a model built beforehand.
+    x, y = _binary_data(n=16)
+    trained = []
+    for build in (False, True):
+        en.set_random_seed(0)
+        model = en.Sequential([L.Dense(4, activation="tanh"), L.Dense(1, activation="sigmoid")])
+        if build:
+            model.build((None, 5))
+        model.compile(optimizer="sgd", loss="binary_crossentropy")
+        model.train_on_batch(x, y)
+        trained.append(model.get_weights())
+    for a, b in zip(*trained):
+        np.testing.assert_array_equal(a, b)

@@ -260,3 +260,46 @@ def test_binary_and_joining_ops_match_torch(name):
     np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(a.grad, ta.grad.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(b.grad, tb.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_post_accumulate_grad_hook_fires_once_with_the_complete_gradient():
+    # torch's contract, which the data-parallel reducer relies on: one call per leaf per
+    # backward, after every use of the leaf has been summed into .grad.
+    w, a, b = T(3), T(3), T(3)
+    seen = []
+    for name, t in (("w", w), ("a", a), ("b", b)):
+        t.register_post_accumulate_grad_hook(lambda t, name=name: seen.append((name, t.grad.copy())))
+    ((w * a).tanh() * w + b * 3.0).sum().backward()
+    assert sorted(name for name, _ in seen) == ["a", "b", "w"]
+    for name, grad in seen:
+        np.testing.assert_array_equal(grad, {"w": w, "a": a, "b": b}[name].grad)
+    # torch fires with the same gradients (the sum over both uses of w).
+    torch = pytest.importorskip("torch")
+    tw, ta, tb = (torch.tensor(t.data, requires_grad=True) for t in (w, a, b))
+    fired = {}
+
+    def record(name):
+        def hook(t):
+            fired[name] = t.grad.numpy().copy()
+        return hook
+
+    for name, t in (("w", tw), ("a", ta), ("b", tb)):
+        t.register_post_accumulate_grad_hook(record(name))
+    ((tw * ta).tanh() * tw + tb * 3.0).sum().backward()
+    for name, grad in seen:
+        np.testing.assert_allclose(grad, fired[name], rtol=1e-12)
+
+
+def test_post_accumulate_grad_hook_remove_and_non_leaf():
+    w = T(2)
+    calls = []
+    handle = w.register_post_accumulate_grad_hook(calls.append)
+    (w * 2.0).sum().backward()
+    handle.remove()
+    (w * 2.0).sum().backward()
+    assert calls == [w]
+    w.register_post_accumulate_grad_hook(calls.append)
+    w.sum().backward()  # a leaf whose gradient reaches it straight from the root
+    assert calls == [w, w]
+    with pytest.raises(RuntimeError, match="leaf"):
+        (w * 2.0).register_post_accumulate_grad_hook(calls.append)

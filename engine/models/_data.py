@@ -3,6 +3,8 @@ arrays (several inputs or outputs, Keras-style). The helpers here slice, count a
 them, so the training loop never cares which form it was given."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..layers.symbolic import flatten
@@ -55,6 +57,15 @@ def as_arrays(x, y, what):
     if n != m:
         raise ValueError(f"{what}: x and y must have the same number of samples, got {n} and {m}")
     return x, y
+
+
+class LossTerm(NamedTuple):
+    """One output's loss on a batch: its log name, the loss Tensor, the count of entries it
+    averages (samples, or the kept entries of a masked output) and whether it is masked."""
+    name: str
+    value: object
+    count: int
+    masked: bool
 
 
 def by_name(values, names, what, name, broadcast=False):

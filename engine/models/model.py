@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import callbacks as callbacks_module
+from .. import distributed
 from .. import losses, metrics as metrics_module, optimizers
 from ..random import generator
 from ..layers import symbolic
 from ..tensor import Tensor, no_grad
-from . import _data
+from . import _data, _data_parallel
 
 
 class Model:
@@ -144,7 +145,8 @@ class Model:
 
     def _batches(self, x, y, batch_size, shuffle):
         n = _data.num_samples(x, "fit")
-        order = generator().permutation(n) if shuffle else np.arange(n)
+        # Under mpiexec every process walks rank 0's order (the same batches, sliced per process).
+        order = distributed.broadcast(generator().permutation(n)) if shuffle else np.arange(n)
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             yield _data.take(x, idx), (None if y is None else _data.take(y, idx))
@@ -167,10 +169,14 @@ class Model:
         lists the hooks and their logs). A NaN or infinite loss stops training with a message
         (the TerminateOnNaN that fit adds): that batch's update is skipped, the epoch is
         logged with its non-finite loss, and weights and checkpoints written so far are kept.
+        Under `mpiexec -n N` training is data-parallel (models/_data_parallel.py): batch_size
+        stays the global batch, every process computes a slice of it, logs cover the whole
+        batch, and only rank 0 shows progress.
         """
         self._check_compiled("fit")
         _check_positive_int(batch_size, "fit", "batch_size")
         _check_verbose(verbose, "fit")
+        verbose = verbose if distributed.is_main() else 0
         if isinstance(epochs, (bool, np.bool_)) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if not 0 <= validation_split < 1:
@@ -190,6 +196,9 @@ class Model:
         elif validation_split:
             raise ValueError("fit: validation_split needs array inputs; pass validation_data with a dataset")
         self._build_for(x)
+        replica = _data_parallel.replica(self)
+        if replica is not None:
+            replica.begin()
         callbacks = callbacks_module.CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, add_terminate_on_nan=True, model=self,
             verbose=verbose, epochs=epochs, steps=_num_batches(x, batch_size))
@@ -238,40 +247,53 @@ class Model:
         return self._train_step(x, y)[0]
 
     def _train_step(self, x, y):
-        """(logs, weight of each log entry) for one optimizer step on one batch."""
-        params = self.trainable_weights
+        """(logs, weight of each log entry) for one optimizer step on one batch; under mpiexec
+        this process computes its slice, and logs and gradients are summed over all of them."""
+        replica = _data_parallel.replica(self)
+        if replica is not None:
+            x, y = replica.local_batch(x, y, "fit")
+        out = self(x, training=True)
+        params = self.trainable_weights  # after the call: the first call builds the layers
         for p in params:
             p.grad = None
-        out = self(x, training=True)
-        loss, logs, weights = self._loss_and_metrics(y, out, "fit")
+        terms, logs, weights = self._loss_terms(y, out, "fit")
+        if replica is not None:
+            logs, weights = replica.backward(terms, logs, weights, params)
+        elif np.isfinite(logs["loss"]):
+            _sum([term.value for term in terms]).backward()
         if np.isfinite(logs["loss"]):
-            loss.backward()
             self.optimizer.step(params)
         return logs, weights
 
     def _loss_and_metrics(self, y, out, what):
         """(total loss Tensor, logs, weights): each output's loss is masked by the output's mask
         (a sequence output of a masked model), and so are its metrics, as Keras."""
+        terms, logs, weights = self._loss_terms(y, out, what)
+        return _sum([term.value for term in terms]), logs, weights
+
+    def _loss_terms(self, y, out, what):
+        """_loss_and_metrics with each output's loss apart: (terms, logs, weights), terms
+        holding each output's _data.LossTerm (data-parallel steps weight them one by one)."""
         names = self.output_names
         outs = _data.by_name(out, names, what, "the model output")
         ys = _data.by_name(y, names, what, "y")
         n = len(_data.flatten(ys)[0])
-        total, logs, weights = None, {"loss": 0.0}, {"loss": n}
+        terms, logs, weights = [], {"loss": 0.0}, {"loss": n}
         for name, (loss_name, loss_fn), metric_fns, yo, o in zip(names, self._losses, self._metrics, ys, outs):
             mask = getattr(o, "_keras_mask", None)
             mask = None if mask is None else np.asarray(mask.numpy() if isinstance(mask, Tensor) else mask)
             value = loss_fn(yo, o, mask=mask) if _takes_mask(loss_fn) else loss_fn(yo, o)
-            total = value if total is None else total + value
             prefix = f"{name}_" if len(names) > 1 else ""
             if prefix:
                 logs[f"{name}_loss"], weights[f"{name}_loss"] = value.item(), n
             pred = o.numpy()
             count = n if mask is None else int(mask.sum())
+            terms.append(_data.LossTerm(f"{prefix}loss", value, count, mask is not None))
             for metric_name, fn in metric_fns:
                 values = fn(yo, pred, mask=mask) if _takes_mask(fn) else fn(yo, pred)
                 logs[prefix + metric_name], weights[prefix + metric_name] = values, count
-        logs["loss"] = total.item()
-        return total, logs, weights
+        logs["loss"] = float(sum(term.value.item() for term in terms))
+        return terms, logs, weights
 
     def evaluate(self, x, y=None, batch_size=32, verbose="auto", callbacks=None, return_dict=False):
         """Loss and metrics over the data (size-weighted mean of batches).
@@ -285,6 +307,10 @@ class Model:
         _check_verbose(verbose, "evaluate")
         if _data.is_arrays(x) or y is not None:
             x, y = _data.as_arrays(x, y, "evaluate")
+        verbose = verbose if distributed.is_main() else 0
+        replica = _data_parallel.replica(self)  # under mpiexec: slices of each batch, sums at the end
+        if replica is not None:
+            replica.begin()
         if not isinstance(callbacks, callbacks_module.CallbackList):   # fit passes its own
             callbacks = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self,
                                                       verbose=verbose, epochs=1, steps=_num_batches(x, batch_size))
@@ -293,9 +319,16 @@ class Model:
         with no_grad():
             for batch, (xb, yb) in enumerate(self._dataset(x, y, batch_size, shuffle=False)):
                 callbacks.on_test_batch_begin(batch)
-                _, logs, weights = self._loss_and_metrics(yb, self(xb), "evaluate")
-                means.add(logs, weights)
+                if replica is not None:
+                    xb, yb = replica.local_batch(xb, yb, "evaluate")
+                terms, logs, weights = self._loss_terms(yb, self(xb), "evaluate")
+                if replica is not None:
+                    replica.collect(terms, logs, weights)
+                if replica is None or not replica.stand_in:  # under mpiexec: progress of this slice
+                    means.add(logs, weights)
                 callbacks.on_test_batch_end(batch, means.result())
+        if replica is not None:
+            means = replica.reduce_collected(_Means())
         if not means.seen:
             raise ValueError("evaluate: the data is empty")
         result = means.result()
@@ -432,6 +465,13 @@ class _Means:
 
     def result(self) -> dict:
         return {k: v / max(self.weights[k], 1) for k, v in self.totals.items()}
+
+
+def _sum(tensors):
+    total = tensors[0]
+    for t in tensors[1:]:
+        total = total + t
+    return total
 
 
 def _concatenate(batches):
