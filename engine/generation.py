@@ -89,8 +89,8 @@ class Stepper:
     start from other states, such as an encoder's (a translation decoder), or assign
     `stepper.states`; `reset()` starts over.
 
-    The recurrent layers are copies with return_state=True holding a snapshot of the
-    weights taken here (the model itself is left untouched); layers run in inference mode
+    The recurrent layers are copies with return_state=True that share the model's weight
+    Tensors (the model's layers are left as they were); layers run in inference mode
     (no dropout). Not steppable: Bidirectional and go_backwards layers (they need the
     future). With masks (Embedding(mask_zero=True)) the states are carried exactly, but the
     output at a masked step that opens a chunk is zeros, where the whole-sequence call
@@ -146,16 +146,16 @@ class Stepper:
 
 
 def _stepping_copy(layer):
-    """A copy of a built recurrent layer that returns its states, with the same weights."""
+    """A copy of a built recurrent layer that returns its states and shares its weight Tensors."""
     if isinstance(layer, Bidirectional) or layer.go_backwards:
         raise ValueError(f"Stepper: layer {layer.name} ({type(layer).__name__}) reads the sequence "
                          "backwards, so it cannot run one step at a time")
     if not layer.built:
         raise ValueError(f"Stepper: layer {layer.name} is not built; train the model or call it once first")
     copy = type(layer)(**{**layer.get_config(), "return_state": True})
-    copy.build((None, None, layer.kernel.shape[0]))
+    copy.kernel, copy.recurrent_kernel, copy.bias = layer.kernel, layer.recurrent_kernel, layer.bias
+    copy._weights, copy._weight_names = layer._weights, layer._weight_names
     copy.built = True
-    copy.set_weights(layer.get_weights())
     return copy
 
 
