@@ -23,6 +23,21 @@ def bundled_file(name):
         yield path
 
 
+def read_tab_separated(name, fields, line_end="\n"):
+    """Rows of the bundled file `name`, each a list of exactly `fields` tab-separated strings
+    (empty lines skipped); a row with another count raises ValueError naming file and line."""
+    rows = []
+    with bundled_file(name) as path, open(path, encoding="utf-8", newline="") as f:
+        for lineno, line in enumerate(f.read().split(line_end), 1):
+            if not line:
+                continue
+            row = line.split("\t")
+            if len(row) != fields:
+                raise ValueError(f"{name}:{lineno}: expected {fields} tab-separated fields, got {len(row)}")
+            rows.append(row)
+    return rows
+
+
 def _float(field, where):
     if field.strip() in MISSING:
         return np.nan

@@ -7,7 +7,7 @@ Hutto & Gilbert, "VADER", ICWSM 2014 (vaderSentiment 3.3.2, MIT licence).
 """
 import numpy as np
 
-from engine.datasets._readers import bundled_file
+from engine.datasets._readers import read_tab_separated
 
 FILE = "movieReviewSnippets_GroundTruth.txt"
 
@@ -21,17 +21,10 @@ def load_ratings():
     >>> int(ids[0]), round(float(ratings[0]), 3), texts[0][:8]
     (1, 2.267, 'The Rock')
     """
-    ids, ratings, texts = [], [], []
-    with bundled_file(FILE) as path, open(path, encoding="utf-8", newline="") as f:
-        for lineno, line in enumerate(f.read().split("\r\n"), 1):
-            if not line:
-                continue
-            fields = line.split("\t")
-            if len(fields) != 3:
-                raise ValueError(f"{FILE}:{lineno}: expected 3 tab-separated fields, got {len(fields)}")
-            ids.append(int(fields[0]))
-            ratings.append(float(fields[1]))
-            texts.append(fields[2])
+    rows = read_tab_separated(FILE, 3, line_end="\r\n")
+    ids = [int(row[0]) for row in rows]
+    ratings = [float(row[1]) for row in rows]
+    texts = [row[2] for row in rows]
     return (np.asarray(ids, dtype=np.int64), np.asarray(ratings, dtype=np.float64),
             np.asarray(texts, dtype=object))
 

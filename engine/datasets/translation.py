@@ -5,7 +5,7 @@ sequence-to-sequence learning.
 """
 import numpy as np
 
-from engine.datasets._readers import bundled_file
+from engine.datasets._readers import read_tab_separated
 
 FILE = "fra-eng_short.txt"
 
@@ -19,16 +19,7 @@ def load_data():
     >>> len(pairs), pairs[1]
     (18065, ('Run!', 'Cours\\u202f!'))
     """
-    pairs = []
-    with bundled_file(FILE) as path, open(path, encoding="utf-8", newline="") as f:
-        for lineno, line in enumerate(f.read().split("\n"), 1):
-            if not line:
-                continue
-            fields = line.split("\t")
-            if len(fields) != 2:
-                raise ValueError(f"{FILE}:{lineno}: expected 2 tab-separated fields, got {len(fields)}")
-            pairs.append((fields[0], fields[1]))
-    return pairs
+    return [(english, french) for english, french in read_tab_separated(FILE, 2)]
 
 
 def split_by_source(pairs, test_split=0.1, seed=0):
