@@ -23,6 +23,11 @@ def _dense(grad):
     return grad.to_dense() if isinstance(grad, RowSparse) else grad
 
 
+def _host(array):
+    """A numpy copy of a numpy or cupy array (a gradient may be either)."""
+    return array.get() if hasattr(array, "get") else array
+
+
 def _projection(outputs, seed):
     """Fixed random cotangents: checking <w, f(x)> checks every output at once."""
     rng = np.random.default_rng(seed)
@@ -90,11 +95,16 @@ def relative_error(actual, expected) -> float:
     return float(np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30))
 
 
-def run_op(fn, arrays, requires_grad, seed=0):
+def run_op(fn, arrays, requires_grad, seed=0, device="cpu"):
     """fn(*Tensors) forward and backward with fixed cotangents on the current backend.
 
-    Returns {"forward[j]": output j, "grad[i]": gradient of input i} as numpy arrays.
+    `device="cuda"` copies the input arrays to the GPU first (arrays fn closes over, such as
+    masks, stay where they are). Returns {"forward[j]": output j, "grad[i]": gradient of
+    input i} as numpy arrays.
     """
+    if device == "cuda":
+        import cupy
+        arrays = [cupy.asarray(a) for a in arrays]
     inputs = [Tensor(a.copy(), requires_grad=r) if r else Tensor(a) if a.dtype.kind == "f" else a
               for a, r in zip(arrays, requires_grad)]
     outputs = _as_outputs(fn(*inputs))
@@ -106,7 +116,7 @@ def run_op(fn, arrays, requires_grad, seed=0):
         total.backward()
     for i, (x, r) in enumerate(zip(inputs, requires_grad)):
         if r:
-            results[f"grad[{i}]"] = np.zeros(x.shape) if x.grad is None else _dense(x.grad)
+            results[f"grad[{i}]"] = np.zeros(x.shape) if x.grad is None else _host(_dense(x.grad))
     return results
 
 
@@ -114,7 +124,8 @@ def backend_errors(fn, arrays, requires_grad, names=None, seed=0) -> dict:
     """Relative error of every backend against the reference, per output and gradient.
 
     Returns {backend: {"forward[0]": err, "grad[1]": err, ...}} for the backends in `names`
-    (default: every available CPU backend but the reference).
+    (default: every available CPU backend but the reference). The arrays are numpy; a
+    backend on the GPU gets copies on the device, and its results are compared on the host.
     """
     names = names or [n for n in backends.available()
                       if n != "reference" and backends.get(n).DEVICE == "cpu"]
@@ -123,7 +134,7 @@ def backend_errors(fn, arrays, requires_grad, names=None, seed=0) -> dict:
     errors = {}
     for name in names:
         with backends.use_backend(name):
-            actual = run_op(fn, arrays, requires_grad, seed)
+            actual = run_op(fn, arrays, requires_grad, seed, device=backends.get(name).DEVICE)
         errors[name] = {key: relative_error(actual[key], expected[key]) for key in expected}
     return errors
 
