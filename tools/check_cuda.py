@@ -10,7 +10,7 @@ Two compilers, because both matter:
 
 usage: python tools/check_cuda.py [STEM ...]      (default: every declared source)
 Exit status 1 if a source fails to compile or a kernel spills. Needs nvcc for the second
-part and cupy + an NVRTC library (the gpu extra) for the first; a missing one is reported
+part and cupy + an NVRTC library (the nvrtc extra) for the first; a missing one is reported
 and skipped, so `.ci/run` decides which it requires.
 """
 from __future__ import annotations
@@ -27,24 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.backends import _cuda, cupy_cuda  # noqa: E402,F401  (cupy_cuda declares the sources)
 
 ARCHS = ("80", "90")
-
-
-def nvrtc_compile(stem: str, arch: str) -> list[str]:
-    """Lowered names of every instantiation; CompileError with the file and line on failure."""
-    from cupy_backends.cuda.libs import nvrtc
-
-    names = _cuda.name_expressions(stem)
-    program = nvrtc.createProgram(_cuda.source(stem), f"{stem}.cu", [], [])
-    try:
-        for name in names:
-            nvrtc.addNameExpression(program, name)
-        try:
-            nvrtc.compileProgram(program, [*_cuda.OPTIONS, f"-arch=compute_{arch}"])
-        except nvrtc.NVRTCError:
-            raise _cuda.CompileError(_cuda.compile_errors(nvrtc.getProgramLog(program))) from None
-        return [nvrtc.getLoweredName(program, name) for name in names]
-    finally:
-        nvrtc.destroyProgram(program)
 
 
 def nvcc_report(stem: str, arch: str) -> str:
@@ -79,12 +61,9 @@ def spills(report: str) -> dict[str, int]:
 def main(stems: list[str]) -> int:
     stems = stems or sorted(_cuda.SOURCES)
     failed = False
-    try:
-        import cupy_backends.cuda.libs.nvrtc  # noqa: F401
-        have_nvrtc = True
-    except ImportError:
-        have_nvrtc = False
-        print("nvrtc: skipped (cupy is not installed: pip install '.[gpu]')")
+    have_nvrtc = not _cuda.nvrtc_unavailable()
+    if not have_nvrtc:
+        print(f"nvrtc: skipped ({_cuda.nvrtc_unavailable()})")
     have_nvcc = shutil.which("nvcc") is not None
     if not have_nvcc:
         print("nvcc: skipped (not on PATH)")
@@ -92,7 +71,7 @@ def main(stems: list[str]) -> int:
         for arch in ARCHS:
             if have_nvrtc:
                 try:
-                    names = nvrtc_compile(stem, arch)
+                    _, names = _cuda.nvrtc_compile(stem, arch)
                     print(f"nvrtc {stem}.cu compute_{arch}: {len(names)} kernels")
                 except Exception as exc:  # noqa: BLE001  (report every source, then fail)
                     print(f"nvrtc {stem}.cu compute_{arch}: FAILED\n{exc}")

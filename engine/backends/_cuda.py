@@ -75,6 +75,40 @@ def compile_errors(log: str) -> str:
     return "\n".join(f"{f}:{line}: {msg}" for f, line, msg in found) or log.strip()
 
 
+def nvrtc_unavailable() -> str:
+    """Why NVRTC cannot compile here ("" when it can): cupy and an NVRTC library are needed
+    (the nvrtc extra on a machine without a GPU; CuPy's own on a GPU machine)."""
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+        nvrtc.getVersion()
+    except ImportError:
+        return "cupy is not installed (pip install 'seqfuse[nvrtc]')"
+    except Exception as exc:  # noqa: BLE001  (CuPy raises several kinds for a missing library)
+        return f"no NVRTC library: {exc}"
+    return ""
+
+
+def nvrtc_compile(stem: str, arch: str) -> tuple[str, list[str]]:
+    """Compile `stem` for compute_<arch> with NVRTC alone, as cupy.RawModule does on a device
+    but without one: (PTX, the lowered name of every instantiation). CompileError naming the
+    file and line on failure. Used by tools/check_cuda.py and tests/test_cuda_sources.py."""
+    from cupy_backends.cuda.libs import nvrtc
+
+    names = name_expressions(stem)
+    program = nvrtc.createProgram(source(stem), f"{stem}.cu", [], [])
+    try:
+        for name in names:
+            nvrtc.addNameExpression(program, name)
+        try:
+            nvrtc.compileProgram(program, [*OPTIONS, f"-arch=compute_{arch}"])
+        except nvrtc.NVRTCError:
+            raise CompileError(f"kernels/cuda/{stem}.cu does not compile:\n"
+                               f"{compile_errors(nvrtc.getProgramLog(program))}") from None
+        return nvrtc.getPTX(program), [nvrtc.getLoweredName(program, name) for name in names]
+    finally:
+        nvrtc.destroyProgram(program)
+
+
 def module(stem: str):
     """The compiled cupy.RawModule of kernels/cuda/<stem>.cu for the current device (cached)."""
     import cupy
