@@ -104,7 +104,9 @@ def nvrtc_compile(stem: str, arch: str) -> tuple[str, list[str]]:
         except nvrtc.NVRTCError:
             raise CompileError(f"kernels/cuda/{stem}.cu does not compile:\n"
                                f"{compile_errors(nvrtc.getProgramLog(program))}") from None
-        return nvrtc.getPTX(program), [nvrtc.getLoweredName(program, name) for name in names]
+        ptx = nvrtc.getPTX(program)
+        ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
+        return ptx.rstrip("\0"), [nvrtc.getLoweredName(program, name) for name in names]
     finally:
         nvrtc.destroyProgram(program)
 
