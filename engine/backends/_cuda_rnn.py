@@ -173,8 +173,8 @@ class _Args:
         arrays sees them)."""
         for name, a in self.arrays:
             if not hasattr(a, "__cuda_array_interface__"):
-                raise TypeError(f"{self.op}: {name} must be a GPU (cupy) array for the cupy backend, "
-                                f"got {type(a).__module__}.{type(a).__name__}")
+                raise TypeError(f"{self.op}: {name} must be a GPU (cupy) array for the cupy "
+                                f"backend, got {type(a).__module__}.{type(a).__name__}")
 
 
 def _check_forward(op, x, kernel, bias, U, states, mask, dropout_mask, recurrent_bias=None,
@@ -203,7 +203,8 @@ def _check_forward(op, x, kernel, bias, U, states, mask, dropout_mask, recurrent
 
 def _check_backward(op, dhs, U, saved, mask, dropout_mask, kernel, recurrent_bias=None,
                     reset_after=True):
-    """Validates a backward's arguments; returns (B, H). saved: {name: (symbols, dims-from-T,B,H)}."""
+    """Validates a backward's arguments; returns (B, H).
+    saved: {name: (array, its shape in symbols T, B, H, GH)}."""
     G = _GATES[op]
     args = _Args(op, "dhs", dhs)
     args.ndim("dhs", dhs, 3)
@@ -239,12 +240,14 @@ def lstm_forward(x, kernel, bias, U, h0, c0, mask, dropout_mask, *, go_backwards
     without `save`, cs is only c_T [1,B,H] and gates is None."""
     B, H = _check_forward("lstm", x, kernel, bias, U, {"h0": h0, "c0": c0}, mask, dropout_mask)
     loop = projected_forward(_loop("lstm", "forward", B, H, x.dtype))
-    return loop(x, kernel, bias, U, h0, c0, mask, dropout_mask, go_backwards=go_backwards, save=save)
+    return loop(x, kernel, bias, U, h0, c0, mask, dropout_mask, go_backwards=go_backwards,
+                save=save)
 
 
 def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask, *, kernel=None,
                   go_backwards=False):
-    """dhs: [T,B,H], dc_T: [B,H] -> (dz [T,B,4H], dx [B,T,F] or None, dbias [4H], dh0, dc0 [B,H])."""
+    """dhs: [T,B,H], dc_T: [B,H]
+    -> (dz [T,B,4H], dx [B,T,F] or None, dbias [4H], dh0 [B,H], dc0 [B,H])."""
     saved = {"dc_T": (dc_T, "BH"), "h0": (h0, "BH"), "c0": (c0, "BH"), "hs": (hs, "TBH"),
              "cs": (cs, "TBH"), "gates": (gates, ("T", "B", "4H"))}
     B, H = _check_backward("lstm", dhs, U, saved, mask, dropout_mask, kernel)
