@@ -137,7 +137,7 @@ class _Args:
             raise ValueError(f"{self.op}: {name} must have {ndim} dimensions, got shape "
                              f"{_dims(a.shape)}")
 
-    def float(self, name, a, symbols=None, dims=None, optional=False):
+    def float_array(self, name, a, symbols=None, dims=None, optional=False):
         """a float array of the call's dtype and, when dims are given, of shape dims."""
         if a is None and optional:
             return
@@ -162,11 +162,18 @@ class _Args:
 
     def recurrent(self, U, G):
         """Checks U [H, G·H]; returns H."""
-        self.float("U", U)
+        self.float_array("U", U)
         self.ndim("U", U, 2)
         H = U.shape[0]
-        self.float("U", U, f"(H, {G}H)" if G > 1 else "(H, H)", (H, G * H))
+        self.float_array("U", U, f"(H, {G}H)" if G > 1 else "(H, H)", (H, G * H))
         return H
+
+    def recurrent_bias(self, rb, H, reset_after):
+        """gru's [3H] recurrent bias: only with reset_after (otherwise it is inside xw)."""
+        if rb is not None and not reset_after:
+            raise ValueError("gru: recurrent_bias must be None when reset_after=False "
+                             "(the whole bias is inside xw)")
+        self.float_array("recurrent_bias", rb, "(3H,)", (3 * H,), optional=True)
 
     def on_device(self):
         """Last: every array is a GPU array (shape errors come first, so a host test with NumPy
@@ -186,17 +193,14 @@ def _check_forward(op, x, kernel, bias, U, states, mask, dropout_mask, recurrent
     args.ndim("x", x, 3)
     B, T, F = x.shape
     H = args.recurrent(U, G)
-    args.float("kernel", kernel, f"(F, {g})", (F, G * H))
-    args.float("bias", bias, f"({g},)", (G * H,), optional=True)
+    args.float_array("kernel", kernel, f"(F, {g})", (F, G * H))
+    args.float_array("bias", bias, f"({g},)", (G * H,), optional=True)
     if op == "gru":
-        if recurrent_bias is not None and not reset_after:
-            raise ValueError("gru: recurrent_bias must be None when reset_after=False "
-                             "(the whole bias is inside xw)")
-        args.float("recurrent_bias", recurrent_bias, "(3H,)", (G * H,), optional=True)
+        args.recurrent_bias(recurrent_bias, H, reset_after)
     for name, state in states.items():
-        args.float(name, state, "(B, H)", (B, H))
+        args.float_array(name, state, "(B, H)", (B, H))
     args.mask(mask, T, B)
-    args.float("dropout_mask", dropout_mask, "(B, H)", (B, H), optional=True)
+    args.float_array("dropout_mask", dropout_mask, "(B, H)", (B, H), optional=True)
     args.on_device()
     return B, H
 
@@ -210,19 +214,16 @@ def _check_backward(op, dhs, U, saved, mask, dropout_mask, kernel, recurrent_bia
     args.ndim("dhs", dhs, 3)
     T, B, _ = dhs.shape
     H = args.recurrent(U, G)
-    args.float("dhs", dhs, "(T, B, H)", (T, B, H))
+    args.float_array("dhs", dhs, "(T, B, H)", (T, B, H))
     if op == "gru":
-        if recurrent_bias is not None and not reset_after:
-            raise ValueError("gru: recurrent_bias must be None when reset_after=False "
-                             "(the whole bias is inside xw)")
-        args.float("recurrent_bias", recurrent_bias, "(3H,)", (G * H,), optional=True)
+        args.recurrent_bias(recurrent_bias, H, reset_after)
     for name, (a, symbols) in saved.items():
         dims = tuple({"T": T, "B": B, "H": H, f"{G}H": G * H}[s] for s in symbols)
-        args.float(name, a, _dims(symbols), dims)
+        args.float_array(name, a, _dims(symbols), dims)
     args.mask(mask, T, B)
-    args.float("dropout_mask", dropout_mask, "(B, H)", (B, H), optional=True)
+    args.float_array("dropout_mask", dropout_mask, "(B, H)", (B, H), optional=True)
     if kernel is not None:
-        args.float("kernel", kernel)
+        args.float_array("kernel", kernel)
         args.ndim("kernel", kernel, 2)
         if kernel.shape[1] != G * H:
             raise ValueError(f"{op}: kernel must have size {G * H} on axis 1, got shape "
