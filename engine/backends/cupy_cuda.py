@@ -47,3 +47,5 @@ def embedding_coalesce(ids, values, num_rows):
     summed = cupy.zeros((rows.size, values.shape[1]), dtype=values.dtype)
     cupyx.scatter_add(summed, inverse.reshape(-1), values)
     return rows, summed
+from ._cuda_rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward,  # noqa: F401,E402
+                        simple_rnn_backward, simple_rnn_forward)
