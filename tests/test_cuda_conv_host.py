@@ -40,54 +40,87 @@ def z(*shape, dtype=f64):
 # 1. Host checks, on NumPy arrays.
 
 @pytest.mark.parametrize("call,error,match", [
-    (lambda: conv1d_forward(z(1, 2, 1), z(3, 1, 1), None, 1, 1), ValueError, "shorter than the window span 3"),
-    (lambda: conv1d_forward(z(5, 2), z(3, 2, 4), None, 1, 1), ValueError, r"x must have 3 dimensions, got shape \(5, 2\)"),
+    (lambda: conv1d_forward(z(1, 2, 1), z(3, 1, 1), None, 1, 1),
+     ValueError, "shorter than the window span 3"),
+    (lambda: conv1d_forward(z(5, 2), z(3, 2, 4), None, 1, 1),
+     ValueError, r"x must have 3 dimensions, got shape \(5, 2\)"),
     (lambda: conv1d_forward(z(1, 5, 2), z(3, 4), None, 1, 1), ValueError, "kernel must have 3 dimensions"),
-    (lambda: conv1d_forward(z(1, 5, 2), z(3, 4, 1), None, 1, 1), ValueError, "kernel must have size 2 on axis 1"),
-    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), z(3), 1, 1), ValueError, "bias must have size 4 on axis 0"),
-    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), z(4, 1), 1, 1), ValueError, "bias must have 1 dimensions"),
-    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), z(4, dtype=f32), 1, 1), TypeError, "bias dtype float32 must match x dtype float64"),
-    (lambda: conv1d_forward(z(1, 5, 2, dtype=i64), z(3, 2, 4), None, 1, 1), TypeError, "x must be float32 or float64, got int64"),
-    (lambda: conv1d_forward(z(1, 5, 2, dtype=f32), z(3, 2, 4), None, 1, 1), TypeError, "kernel dtype float64 must match x dtype float32"),
-    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), None, 0, 1), ValueError, "strides and dilation_rate must be >= 1"),
-    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), None, 1, 0), ValueError, "strides and dilation_rate must be >= 1"),
-    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), None, 1, 3), ValueError, "shorter than the window span 7"),
-    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), None, 1, 1), TypeError, "x is a numpy.ndarray; move it with Tensor.to"),
-    (lambda: conv1d_backward(z(1, 9, 1), z(1, 5, 1), z(3, 1, 1), 1, 1), ValueError, "grad must have size 3 on axis 1"),
-    (lambda: conv1d_backward(z(2, 3, 1), z(1, 5, 1), z(3, 1, 1), 1, 1), ValueError, "grad must have size 1 on axis 0"),
-    (lambda: conv1d_backward(z(1, 3, 2), z(1, 5, 1), z(3, 1, 1), 1, 1), ValueError, "grad must have size 1 on axis 2"),
-    (lambda: conv1d_backward(z(1, 3), z(1, 5, 1), z(3, 1, 1), 1, 1), ValueError, "grad must have 3 dimensions"),
-    (lambda: conv1d_backward(z(1, 3, 1, dtype=f32), z(1, 5, 1), z(3, 1, 1), 1, 1), TypeError, "grad dtype float32 must match"),
+    (lambda: conv1d_forward(z(1, 5, 2), z(3, 4, 1), None, 1, 1),
+     ValueError, "kernel must have size 2 on axis 1"),
+    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), z(3), 1, 1),
+     ValueError, "bias must have size 4 on axis 0"),
+    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), z(4, 1), 1, 1),
+     ValueError, "bias must have 1 dimensions"),
+    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), z(4, dtype=f32), 1, 1),
+     TypeError, "bias dtype float32 must match x dtype float64"),
+    (lambda: conv1d_forward(z(1, 5, 2, dtype=i64), z(3, 2, 4), None, 1, 1),
+     TypeError, "x must be float32 or float64, got int64"),
+    (lambda: conv1d_forward(z(1, 5, 2, dtype=f32), z(3, 2, 4), None, 1, 1),
+     TypeError, "kernel dtype float64 must match x dtype float32"),
+    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), None, 0, 1),
+     ValueError, "strides and dilation_rate must be >= 1"),
+    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), None, 1, 0),
+     ValueError, "strides and dilation_rate must be >= 1"),
+    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), None, 1, 3),
+     ValueError, "shorter than the window span 7"),
+    (lambda: conv1d_forward(z(1, 5, 2), z(3, 2, 4), None, 1, 1),
+     TypeError, "x is a numpy.ndarray; move it with Tensor.to"),
+    (lambda: conv1d_backward(z(1, 9, 1), z(1, 5, 1), z(3, 1, 1), 1, 1),
+     ValueError, "grad must have size 3 on axis 1"),
+    (lambda: conv1d_backward(z(2, 3, 1), z(1, 5, 1), z(3, 1, 1), 1, 1),
+     ValueError, "grad must have size 1 on axis 0"),
+    (lambda: conv1d_backward(z(1, 3, 2), z(1, 5, 1), z(3, 1, 1), 1, 1),
+     ValueError, "grad must have size 1 on axis 2"),
+    (lambda: conv1d_backward(z(1, 3), z(1, 5, 1), z(3, 1, 1), 1, 1),
+     ValueError, "grad must have 3 dimensions"),
+    (lambda: conv1d_backward(z(1, 3, 1, dtype=f32), z(1, 5, 1), z(3, 1, 1), 1, 1),
+     TypeError, "grad dtype float32 must match"),
     (lambda: conv1d_backward(z(1, 2, 1), z(1, 5, 1), z(3, 1, 1), 2, 1), TypeError, "grad is a numpy.ndarray"),
-    (lambda: max_pool1d_forward(z(1, 2, 1), 3, 1), ValueError, "max_pool1d: input length 2 .* the output would be empty"),
-    (lambda: max_pool1d_forward(z(1, 4, 1), 0, 1), ValueError, "size, strides and dilation_rate must be >= 1"),
+    (lambda: max_pool1d_forward(z(1, 2, 1), 3, 1),
+     ValueError, "max_pool1d: input length 2 .* the output would be empty"),
+    (lambda: max_pool1d_forward(z(1, 4, 1), 0, 1),
+     ValueError, "size, strides and dilation_rate must be >= 1"),
     (lambda: max_pool1d_forward(z(4, 1), 2, 1), ValueError, "x must have 3 dimensions"),
     (lambda: max_pool1d_forward(z(1, 4, 1, dtype=np.int32), 2, 1), TypeError, "x must be float32 or float64"),
     (lambda: max_pool1d_forward(z(1, 4, 1), 2, 2), TypeError, "x is a numpy.ndarray"),
-    (lambda: max_pool1d_backward(np.ones((1, 1, 1)), np.array([[[5]]]), 3), IndexError, r"argmax must lie in \[0, 3\), got 5 at flat position 0"),
-    (lambda: max_pool1d_backward(np.ones((1, 2, 1)), np.array([[[0]], [[-1]]]).reshape(1, 2, 1), 3), IndexError, "got -1 at flat position 1"),
-    (lambda: max_pool1d_backward(np.ones((1, 2, 1)), z(1, 1, 1, dtype=i64), 3), ValueError, "argmax must have size 2 on axis 1"),
-    (lambda: max_pool1d_backward(np.ones((1, 2)), z(1, 2, dtype=i64), 3), ValueError, "grad must have 3 dimensions"),
-    (lambda: max_pool1d_backward(np.ones((1, 2, 1)), z(1, 2, 1, dtype=np.int32), 3), TypeError, "argmax must be int64, got int32"),
-    (lambda: max_pool1d_backward(np.ones((1, 2, 1), np.int64), z(1, 2, 1, dtype=i64), 3), TypeError, "grad must be float32"),
-    (lambda: max_pool1d_backward(np.ones((1, 2, 1)), z(1, 2, 1, dtype=i64), 3), TypeError, "grad is a numpy.ndarray"),
+    (lambda: max_pool1d_backward(np.ones((1, 1, 1)), np.array([[[5]]]), 3),
+     IndexError, r"argmax must lie in \[0, 3\), got 5 at flat position 0"),
+    (lambda: max_pool1d_backward(np.ones((1, 2, 1)), np.array([[[0]], [[-1]]]).reshape(1, 2, 1), 3),
+     IndexError, "got -1 at flat position 1"),
+    (lambda: max_pool1d_backward(np.ones((1, 2, 1)), z(1, 1, 1, dtype=i64), 3),
+     ValueError, "argmax must have size 2 on axis 1"),
+    (lambda: max_pool1d_backward(np.ones((1, 2)), z(1, 2, dtype=i64), 3),
+     ValueError, "grad must have 3 dimensions"),
+    (lambda: max_pool1d_backward(np.ones((1, 2, 1)), z(1, 2, 1, dtype=np.int32), 3),
+     TypeError, "argmax must be int64, got int32"),
+    (lambda: max_pool1d_backward(np.ones((1, 2, 1), np.int64), z(1, 2, 1, dtype=i64), 3),
+     TypeError, "grad must be float32"),
+    (lambda: max_pool1d_backward(np.ones((1, 2, 1)), z(1, 2, 1, dtype=i64), 3),
+     TypeError, "grad is a numpy.ndarray"),
     (lambda: embedding_forward(np.array([0, 1]), z(5)), ValueError, "table must have 2 dimensions"),
-    (lambda: embedding_forward(np.array([0, 1], np.int32), z(5, 2)), TypeError, "ids must be int64, got int32"),
-    (lambda: embedding_forward(np.array([[0, 5]]), z(5, 2)), IndexError, r"ids must be in \[0, 5\), got 5 at position \(0, 1\)"),
+    (lambda: embedding_forward(np.array([0, 1], np.int32), z(5, 2)),
+     TypeError, "ids must be int64, got int32"),
+    (lambda: embedding_forward(np.array([[0, 5]]), z(5, 2)),
+     IndexError, r"ids must be in \[0, 5\), got 5 at position \(0, 1\)"),
     (lambda: embedding_forward(np.array([-1]), z(5, 2)), IndexError, "got -1"),
-    (lambda: embedding_forward(np.array([1]), z(5, 2, dtype=i64)), TypeError, "table must be float32 or float64"),
+    (lambda: embedding_forward(np.array([1]), z(5, 2, dtype=i64)),
+     TypeError, "table must be float32 or float64"),
     (lambda: embedding_forward(np.array([1]), z(5, 2)), TypeError, "ids is a numpy.ndarray"),
     (lambda: embedding_backward(np.array([[0, 1]]), z(2, 3), 5), ValueError, "grad must have 3 dimensions"),
-    (lambda: embedding_backward(np.array([[0, 1]]), z(1, 3, 3), 5), ValueError, "grad must have size 2 on axis 1"),
+    (lambda: embedding_backward(np.array([[0, 1]]), z(1, 3, 3), 5),
+     ValueError, "grad must have size 2 on axis 1"),
     (lambda: embedding_backward(np.array([[0, 7]]), z(1, 2, 3), 5), IndexError, "got 7"),
-    (lambda: embedding_backward(np.array([[0, 1]]), z(1, 2, 3, dtype=i64), 5), TypeError, "grad must be float32"),
+    (lambda: embedding_backward(np.array([[0, 1]]), z(1, 2, 3, dtype=i64), 5),
+     TypeError, "grad must be float32"),
     (lambda: embedding_backward(np.array([[0, 1]]), z(1, 2, 3), 5), TypeError, "ids is a numpy.ndarray"),
     (lambda: embedding_coalesce(np.array([[0, 1]]), z(2, 3), 5), ValueError, "ids must have 1 dimensions"),
-    (lambda: embedding_coalesce(np.array([0, 1]), z(3, 3), 5), ValueError, "values must have size 2 on axis 0"),
+    (lambda: embedding_coalesce(np.array([0, 1]), z(3, 3), 5),
+     ValueError, "values must have size 2 on axis 0"),
     (lambda: embedding_coalesce(np.array([0, 1]), z(2), 5), ValueError, "values must have 2 dimensions"),
     (lambda: embedding_coalesce(np.array([0, 1]), z(2, 3), 0), ValueError, "num_rows must be positive"),
     (lambda: embedding_coalesce(np.array([0, 2**40]), z(2, 3), 5), IndexError, str(2**40)),
-    (lambda: embedding_coalesce(np.array([0, 1]), z(2, 3, dtype=np.float16), 5), TypeError, "values must be float32 or float64, got float16"),
+    (lambda: embedding_coalesce(np.array([0, 1]), z(2, 3, dtype=np.float16), 5),
+     TypeError, "values must be float32 or float64, got float16"),
     (lambda: embedding_coalesce(np.array([0, 1]), z(2, 3), 5), TypeError, "ids is a numpy.ndarray"),
 ])
 def test_host_checks_fire_before_any_device_work(call, error, match):
@@ -108,14 +141,14 @@ def test_chunks_cover_every_row_once_within_the_byte_bound(monkeypatch):
 
 
 def test_launch_shapes():
-    assert _cuda_conv.threads(1) == (32,) and _cuda_conv.threads(33) == (64,) and _cuda_conv.threads(5000) == (256,)
+    assert [_cuda_conv.threads(n) for n in (1, 32, 33, 5000)] == [(32,), (32,), (64,), (256,)]
     assert _cuda_conv.grid(3, "conv1d") == (3,)
     with pytest.raises(ValueError, match="conv1d: 2147483648 rows exceed"):
         _cuda_conv.grid(2**31, "conv1d")
 
 
 def test_every_kernel_launched_is_declared():
-    declared = {name for stem in ("conv1d", "max_pool1d", "embedding") for name in _cuda.name_expressions(stem)}
+    declared = {name for stem in STEMS for name in _cuda.name_expressions(stem)}
     assert {"conv1d_im2col<float>", "conv1d_col2im<double>", "max_pool1d_forward<float>",
             "max_pool1d_backward<double>", "embedding_gather<float>", "embedding_scatter_add<double>",
             "embedding_sum_segments<float>"} <= declared
@@ -161,10 +194,11 @@ SIGNATURES = r"""
 template <typename A> constexpr char code() {
   using P = std::remove_cv_t<std::remove_pointer_t<A>>;
   if constexpr (std::is_pointer_v<A>)
-    return std::is_same_v<P, float> ? 'F' : std::is_same_v<P, double> ? 'D' : std::is_same_v<P, long long> ? 'Q' : '?';
+    return std::is_same_v<P, float> ? 'F' : std::is_same_v<P, double> ? 'D'
+         : std::is_same_v<P, long long> ? 'Q' : '?';
   else
-    return std::is_same_v<A, float> ? 'f' : std::is_same_v<A, double> ? 'd' : std::is_same_v<A, long long> ? 'q'
-         : std::is_same_v<A, int> ? 'i' : '?';
+    return std::is_same_v<A, float> ? 'f' : std::is_same_v<A, double> ? 'd'
+         : std::is_same_v<A, long long> ? 'q' : std::is_same_v<A, int> ? 'i' : '?';
 }
 template <typename... A> const char* signature(void (*)(A...)) {
   static const char letters[] = {code<A>()..., 0};
@@ -220,7 +254,8 @@ def kernels(tmp_path_factory):
     names = [n for stem in STEMS for n in _cuda.name_expressions(stem)]
     lines = [HARNESS, SIGNATURES]
     for i, name in enumerate(names):
-        lines.append(f'extern "C" void launch_{i}(unsigned g, unsigned b, void** a) {{ run(&{name}, g, b, a); }}')
+        lines.append(f'extern "C" void launch_{i}(unsigned g, unsigned b, void** a) '
+                     f'{{ run(&{name}, g, b, a); }}')
         lines.append(f'extern "C" const char* signature_{i}() {{ return signature(&{name}); }}')
     tmp = tmp_path_factory.mktemp("cuda_host")
     (tmp / "harness.cpp").write_text("\n".join(lines))
@@ -250,13 +285,15 @@ def emulated(kernels, monkeypatch):
             values = []
             for i, (a, letter) in enumerate(zip(args, letters)):
                 if isinstance(a, np.ndarray):
-                    assert POINTER_CODES.get(a.dtype) == letter, f"{name} argument {i}: {a.dtype} array for {letter}"
+                    assert POINTER_CODES.get(a.dtype) == letter, \
+                        f"{name} argument {i}: {a.dtype} array for {letter}"
                     values.append(ctypes.c_void_p(a.ctypes.data))
                 else:  # cupy needs typed scalars (np.int32, np.int64, ...): a Python int is a bug
                     code, ctype = SCALAR_CODES[type(a)]
                     assert code == letter, f"{name} argument {i}: {type(a).__name__} for {letter}"
                     values.append(ctype(a))
-            pointers = (ctypes.c_void_p * len(values))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
+            pointers = (ctypes.c_void_p * len(values))(
+                *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
             entry(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), pointers)
         return launch
 
@@ -287,12 +324,14 @@ def test_conv1d_sources_match_reference(emulated, monkeypatch, strides, dilation
     kernel = rng.standard_normal((K, 4, 5)).astype(dtype)
     bias = rng.standard_normal(5).astype(dtype)
     ref = reference.conv1d_forward(x, kernel, bias, strides, dilation_rate)
-    assert_close(conv1d_forward(device(x), device(kernel), device(bias), strides, dilation_rate), ref, dtype, "out")
+    out = conv1d_forward(device(x), device(kernel), device(bias), strides, dilation_rate)
+    assert_close(out, ref, dtype, "out")
     assert_close(conv1d_forward(device(x), device(kernel), None, strides, dilation_rate),
                  reference.conv1d_forward(x, kernel, None, strides, dilation_rate), dtype, "out without bias")
     grad = rng.standard_normal(ref.shape).astype(dtype)
     got = conv1d_backward(device(grad), device(x), device(kernel), strides, dilation_rate)
-    for what, a, b in zip(("dx", "dkernel", "dbias"), got, reference.conv1d_backward(grad, x, kernel, strides, dilation_rate)):
+    expected = reference.conv1d_backward(grad, x, kernel, strides, dilation_rate)
+    for what, a, b in zip(("dx", "dkernel", "dbias"), got, expected):
         assert_close(a, b, dtype, what)
 
 
@@ -351,7 +390,8 @@ def test_embedding_sources_match_reference(emulated, dtype):
         dense = embedding_backward(device(ids), device(grad), 12)
         assert_close(dense, reference.embedding_backward(ids, np.ascontiguousarray(grad), 12), dtype, layout)
         rows, summed = embedding_coalesce(device(ids.reshape(-1)), device(grad.reshape(-1, 7)), 12)
-        ref_rows, ref_summed = reference.embedding_coalesce(ids.reshape(-1), np.ascontiguousarray(grad).reshape(-1, 7), 12)
+        ref_rows, ref_summed = reference.embedding_coalesce(ids.reshape(-1),
+                                                            np.ascontiguousarray(grad).reshape(-1, 7), 12)
         np.testing.assert_array_equal(rows, ref_rows)
         np.testing.assert_array_equal(summed, ref_summed)   # same order of additions: exact
 
@@ -370,5 +410,5 @@ def test_embedding_coalesce_segments(emulated, ids):
 def test_embedding_empty_ids(emulated):
     table = np.ones((5, 3))
     assert embedding_forward(device(np.zeros((2, 0), np.int64)), device(table)).shape == (2, 0, 3)
-    np.testing.assert_array_equal(embedding_backward(device(np.zeros(0, np.int64)), device(np.zeros((0, 3))), 5),
-                                  np.zeros((5, 3)))
+    dense = embedding_backward(device(np.zeros(0, np.int64)), device(np.zeros((0, 3))), 5)
+    np.testing.assert_array_equal(dense, np.zeros((5, 3)))

@@ -211,8 +211,8 @@ def test_embedding_reads_strided_grads(layout):
     module, ref = backends.get("cupy"), backends.get("reference")
     host = cupy.asnumpy(grad)
     dense = module.embedding_backward(cupy.asarray(ids), grad, 12)
-    np.testing.assert_allclose(cupy.asnumpy(dense), ref.embedding_backward(ids, host, 12), rtol=1e-12, atol=1e-12,
-                               err_msg=layout)
+    np.testing.assert_allclose(cupy.asnumpy(dense), ref.embedding_backward(ids, host, 12),
+                               rtol=1e-12, atol=1e-12, err_msg=layout)
     rows, summed = module.embedding_coalesce(cupy.asarray(ids), grad, 12)
     ref_rows, ref_summed = ref.embedding_coalesce(ids, host, 12)
     np.testing.assert_array_equal(cupy.asnumpy(rows), ref_rows)

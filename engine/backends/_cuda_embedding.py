@@ -23,7 +23,8 @@ import numpy as np
 
 from . import _cuda
 from ._checks import check_ids
-from ._cuda_conv import grid, require_dim, require_float, require_int64, require_ndim, require_on_device, threads
+from ._cuda_conv import (grid, require_dim, require_float, require_int64, require_ndim, require_on_device,
+                         threads)
 
 _cuda.declare("embedding", "embedding_gather<{T}>", "embedding_scatter_add<{T}>",
               "embedding_sum_segments<{T}>")
