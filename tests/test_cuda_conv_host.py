@@ -140,6 +140,16 @@ def test_chunks_cover_every_row_once_within_the_byte_bound(monkeypatch):
     assert _cuda_conv.chunk_batches(10, 1, 5) == (2, 1)
 
 
+def test_max_pool1d_backward_takes_the_parallel_kernel_for_a_forwards_argmax():
+    x = np.random.default_rng(0).integers(-2, 2, (3, 20, 4)).astype(f64)
+    x[1, 3, 2] = np.nan
+    for pool_size, strides in [(3, 1), (2, 2), (5, 2), (2, 3)]:
+        argmax = reference.max_pool1d_forward(x, pool_size, strides)[1]
+        assert _cuda_conv._check_positions(argmax, 20)   # never decreases along L_out
+    assert not _cuda_conv._check_positions(np.array([[[2], [1]]]), 3)
+    assert _cuda_conv._check_positions(np.zeros((2, 0, 3), np.int64), 3)
+
+
 def test_launch_shapes():
     assert [_cuda_conv.threads(n) for n in (1, 32, 33, 5000)] == [(32,), (32,), (64,), (256,)]
     assert _cuda_conv.grid(3, "conv1d") == (3,)
@@ -148,10 +158,12 @@ def test_launch_shapes():
 
 
 def test_every_kernel_launched_is_declared():
+    # The emulated launches below assert the same for every kernel they run.
     declared = {name for stem in STEMS for name in _cuda.name_expressions(stem)}
-    assert {"conv1d_im2col<float>", "conv1d_col2im<double>", "max_pool1d_forward<float>",
-            "max_pool1d_backward<double>", "embedding_gather<float>", "embedding_scatter_add<double>",
-            "embedding_sum_segments<float>"} <= declared
+    kernels = ["conv1d_im2col", "conv1d_col2im", "max_pool1d_forward", "max_pool1d_backward_runs",
+               "max_pool1d_backward_columns", "embedding_gather", "embedding_scatter_add",
+               "embedding_sum_segments"]
+    assert {f"{k}<{t}>" for k in kernels for t in ("float", "double")} == declared
 
 
 # 2. The .cu sources on the host.

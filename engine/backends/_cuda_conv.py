@@ -25,7 +25,8 @@ from . import _cuda
 from .reference import conv1d_output_length
 
 _cuda.declare("conv1d", "conv1d_im2col<{T}>", "conv1d_col2im<{T}>")
-_cuda.declare("max_pool1d", "max_pool1d_forward<{T}>", "max_pool1d_backward<{T}>")
+_cuda.declare("max_pool1d", "max_pool1d_forward<{T}>", "max_pool1d_backward_runs<{T}>",
+              "max_pool1d_backward_columns<{T}>")
 
 # cols holds K·C values per output row, K times the size of x. Past this many bytes the
 # B·L_out rows are processed in chunks, so the extra memory stays bounded whatever K, C and
@@ -227,16 +228,20 @@ def max_pool1d_forward(x, pool_size, strides):
     return out, argmax
 
 
-def _check_positions(argmax, length: int) -> None:
-    """IndexError naming the first argmax outside [0, length): the kernel writes dx there."""
+def _check_positions(argmax, length: int) -> bool:
+    """IndexError naming the first argmax outside [0, length) (the kernels write dx there);
+    returns whether argmax never decreases along L_out, as a forward's never does. One
+    reduction and one sync for both, as the ids check of embedding."""
     if argmax.size == 0:
-        return
+        return True
     xp = np if isinstance(argmax, np.ndarray) else __import__("cupy")
     bad = (argmax < 0) | (argmax >= length)
-    if bool(bad.any()):   # one reduction and a sync, as the ids check of embedding
+    outside, rising = xp.stack([bad.any(), (argmax[:, 1:] >= argmax[:, :-1]).all()]).tolist()
+    if outside:
         where = int(xp.argmax(bad.reshape(-1)))
         raise IndexError(f"max_pool1d: argmax must lie in [0, {length}), got "
                          f"{int(argmax.reshape(-1)[where])} at flat position {where}")
+    return bool(rising)
 
 
 def max_pool1d_backward(grad, argmax, length):
@@ -248,15 +253,18 @@ def max_pool1d_backward(grad, argmax, length):
     require_float(grad, "max_pool1d", "grad")
     require_int64(argmax, "max_pool1d", "argmax")
     length = int(length)
-    _check_positions(argmax, length)
+    runs = _check_positions(argmax, length)
     require_on_device("max_pool1d", grad=grad, argmax=argmax)
     import cupy
 
     B, length_out, C = grad.shape
     dx = cupy.zeros((B, length, C), grad.dtype)
     if grad.size:
-        _cuda.function("max_pool1d", "max_pool1d_backward<{T}>", grad.dtype)(
-            grid(B, "max_pool1d"), threads(C),
+        # A forward's argmax: every window in parallel; any other: one thread per column.
+        kernel, blocks = ("max_pool1d_backward_runs<{T}>", B * length_out) if runs else \
+            ("max_pool1d_backward_columns<{T}>", B)
+        _cuda.function("max_pool1d", kernel, grad.dtype)(
+            grid(blocks, "max_pool1d"), threads(C),
             (cupy.ascontiguousarray(grad), cupy.ascontiguousarray(argmax), np.int64(length_out),
              np.int32(C), np.int64(length), dx))
     return dx

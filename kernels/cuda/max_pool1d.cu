@@ -25,35 +25,40 @@ __global__ void max_pool1d_forward(const T* __restrict__ x, long long L, int C, 
   }
 }
 
-// dx[b, argmax[b,t,c], c] += grad[b,t,c] for t = 0..Lo-1 in order: one thread per (b, c)
-// owns that column of dx, so overlapping windows accumulate without atomics and in the
-// reference's order (np.add.at). dx arrives zeroed. A run of windows that share a maximum
-// is summed in a register and written once; the forward's argmax never decreases along t
-// (a later window that picked an earlier row would have to tie-break against the earlier
-// window's choice), so a run's row is fresh unless it is at or below the highest row
-// written, where it is added instead. Grid (B,), threads over the channels; argmax is
-// checked on the host to lie in [0, L).
+// Backward, dx arriving zeroed (rows no window picked keep 0); argmax is checked on the host
+// to lie in [0, L). A forward's argmax never decreases along t: if window t picked row a and
+// a later window t' picked a' < a, both rows lie in both windows, and the two choices
+// contradict each other (either x[a] > x[a'], x[a] is NaN, or a' comes first in a tie).
+// So the windows that picked one row form one run of consecutive t, and the first window of
+// each run sums the run in order (the reference's np.add.at order) and writes dx once: every
+// window in parallel, no atomics, deterministic. The host checks that argmax never decreases
+// and sends any other argmax to max_pool1d_backward_columns.
+// Grid (B·Lo,), threads over the channels; a run is at most ceil(P/s) windows long.
 template <typename T>
-__global__ void max_pool1d_backward(const T* __restrict__ grad,
-                                    const long long* __restrict__ argmax, long long Lo, int C,
-                                    long long L, T* __restrict__ dx) {
-  const long long b = blockIdx.x;
-  T* column = dx + b * L * C;
+__global__ void max_pool1d_backward_runs(const T* __restrict__ grad,
+                                         const long long* __restrict__ argmax, long long Lo,
+                                         int C, long long L, T* __restrict__ dx) {
+  const long long b = blockIdx.x / Lo, t = blockIdx.x % Lo;
   for (int c = threadIdx.x; c < C; c += blockDim.x) {
-    long long run = -1, written = -1;
-    T sum = T(0);
+    const long long e = (b * Lo + t) * C + c;
+    const long long where = argmax[e];
+    if (t > 0 && argmax[e - C] == where) continue;  // inside a run another thread sums
+    T sum = grad[e];
+    for (long long u = e + C; u < (b + 1) * Lo * C && argmax[u] == where; u += C) sum += grad[u];
+    dx[(b * L + where) * C + c] = sum;
+  }
+}
+
+// Any argmax (not a forward's: rows may be revisited after others): one thread per (b, c)
+// adds its column's windows in order t = 0..Lo-1, as np.add.at. Grid (B,).
+template <typename T>
+__global__ void max_pool1d_backward_columns(const T* __restrict__ grad,
+                                            const long long* __restrict__ argmax, long long Lo,
+                                            int C, long long L, T* __restrict__ dx) {
+  const long long b = blockIdx.x;
+  for (int c = threadIdx.x; c < C; c += blockDim.x)
     for (long long t = 0; t < Lo; ++t) {
       const long long e = (b * Lo + t) * C + c;
-      const long long where = argmax[e];
-      if (where != run) {
-        if (run >= 0) column[run * C + c] = run > written ? sum : column[run * C + c] + sum;
-        written = run > written ? run : written;
-        run = where;
-        sum = grad[e];
-      } else {
-        sum += grad[e];
-      }
+      dx[(b * L + argmax[e]) * C + c] += grad[e];
     }
-    column[run * C + c] = run > written ? sum : column[run * C + c] + sum;
-  }
 }
