@@ -4,8 +4,9 @@ conv1d is im2col + cuBLAS: kernels/cuda/conv1d.cu copies the K taps of each outp
 cols [B·L_out, K·C], and out = cols · kernel.reshape(K·C, O) is one GEMM. Backward is two
 GEMMs on the same cols (dkernel = colsᵀ·grad, dcols = grad·kernelᵀ) and a col2im written as
 a gather (each dx element sums the taps that read it: deterministic, no atomics); dbias is
-grad's column sums in float64, rounded once, as the reference. max_pool1d is
-kernels/cuda/max_pool1d.cu, the loops of the C++ kernel.
+grad's column sums in float64, rounded once, as the reference. max_pool1d
+(kernels/cuda/max_pool1d.cu) is the C++ kernel's loop forward; backward, the windows that
+picked one row form a run, and one thread per run sums it (no atomics).
 
 Every function checks shapes, dtypes and ranges on the host first, with the C++ bindings'
 messages, before it allocates or launches anything; the checks also run on NumPy arrays

@@ -1,5 +1,5 @@
-// Max pooling over L on the GPU, channels-last, on an already padded x (-inf for "same");
-// the same loops as kernels/cpu/max_pool1d.hpp (docs/kernels.md).
+// Max pooling over L on the GPU, channels-last, on an already padded x (-inf for "same")
+// (docs/kernels.md); the forward is the loop of kernels/cpu/max_pool1d.hpp.
 //   x: [B,L,C], out/argmax/grad: [B,Lo,C], Lo = (L - P)/s + 1; argmax = position along L.
 // Ties keep the first position and NaN wins, as np.argmax in the reference backend.
 
@@ -27,9 +27,9 @@ __global__ void max_pool1d_forward(const T* __restrict__ x, long long L, int C, 
 
 // Backward, dx arriving zeroed (rows no window picked keep 0); argmax is checked on the host
 // to lie in [0, L). A forward's argmax never decreases along t: if window t picked row a and
-// a later window t' picked a' < a, both rows lie in both windows, and the two choices
-// contradict each other (either x[a] > x[a'], x[a] is NaN, or a' comes first in a tie).
-// So the windows that picked one row form one run of consecutive t, and the first window of
+// a later window t' picked a' < a, both rows lie in both windows; window t passing over the
+// earlier a' means x[a] > x[a'] or x[a] is the window's first NaN, and either way window t'
+// could not have picked a'. So the windows that picked one row form one run of consecutive t, and the first window of
 // each run sums the run in order (the reference's np.add.at order) and writes dx once: every
 // window in parallel, no atomics, deterministic. The host checks that argmax never decreases
 // and sends any other argmax to max_pool1d_backward_columns.
