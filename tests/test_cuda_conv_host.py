@@ -98,8 +98,9 @@ def z(*shape, dtype=f64):
     (lambda: max_pool1d_backward(np.ones((1, 2, 1)), z(1, 2, 1, dtype=i64), 3),
      TypeError, "grad is a numpy.ndarray"),
     (lambda: embedding_forward(np.array([0, 1]), z(5)), ValueError, "table must have 2 dimensions"),
-    (lambda: embedding_forward(np.array([0, 1], np.int32), z(5, 2)),
-     TypeError, "ids must be int64, got int32"),
+    (lambda: embedding_forward(np.array([0.0, 1.0]), z(5, 2)), TypeError,
+     "ids must be an integer array, got dtype float64"),
+    (lambda: embedding_coalesce(np.array([0.0, 1.0]), z(2, 3), 5), TypeError, "ids must be an integer array"),
     (lambda: embedding_forward(np.array([[0, 5]]), z(5, 2)),
      IndexError, r"ids must be in \[0, 5\), got 5 at position \(0, 1\)"),
     (lambda: embedding_forward(np.array([-1]), z(5, 2)), IndexError, "got -1"),
@@ -417,6 +418,15 @@ def test_embedding_coalesce_segments(emulated, ids):
     np.testing.assert_array_equal(rows, ref_rows)
     np.testing.assert_array_equal(summed, ref_summed)
     assert summed.shape == (ref_rows.size, 4) and rows.dtype == np.int64
+
+
+def test_embedding_takes_any_integer_ids(emulated):
+    ids, table = np.array([[4, 0], [4, 2]], np.int32), np.arange(10.0).reshape(5, 2)
+    np.testing.assert_array_equal(embedding_forward(device(ids), device(table)), table[ids])
+    dense = embedding_backward(device(ids.astype(np.uint8)), device(np.ones((2, 2, 2))), 5)
+    np.testing.assert_array_equal(dense[:, 0], [1, 0, 1, 0, 2])
+    rows, summed = embedding_coalesce(device(ids.reshape(-1)), device(np.ones((4, 2))), 5)
+    assert rows.dtype == np.int64 and rows.tolist() == [0, 2, 4] and summed[:, 0].tolist() == [1, 1, 2]
 
 
 def test_embedding_empty_ids(emulated):

@@ -23,11 +23,17 @@ import numpy as np
 
 from . import _cuda
 from ._checks import check_ids
-from ._cuda_conv import (grid, require_dim, require_float, require_int64, require_ndim, require_on_device,
-                         threads)
+from ._cuda_conv import grid, require_dim, require_float, require_ndim, require_on_device, threads
 
 _cuda.declare("embedding", "embedding_gather<{T}>", "embedding_scatter_add<{T}>",
               "embedding_sum_segments<{T}>")
+
+
+def _require_integer(ids, op: str) -> None:
+    """TypeError unless ids are integers; any integer dtype is taken (as the C++ bindings
+    convert), the kernels read them as int64."""
+    if np.dtype(ids.dtype).kind not in "iu":
+        raise TypeError(f"{op}: ids must be an integer array, got dtype {ids.dtype}")
 
 
 def _element_strides(rows):
@@ -42,15 +48,15 @@ def _element_strides(rows):
 
 
 def embedding_forward(ids, table):
-    """ids: [*S] int64, table: [V,D] -> [*S,D] = table[ids]."""
-    require_int64(ids, "embedding", "ids")
+    """ids: [*S] integers (int64 by the table's convention), table: [V,D] -> [*S,D] = table[ids]."""
+    _require_integer(ids, "embedding")
     require_ndim(table, "embedding", "table", 2)
     require_float(table, "embedding", "table")
     check_ids(ids, table.shape[0])
     require_on_device("embedding", ids=ids, table=table)
     import cupy
 
-    flat = cupy.ascontiguousarray(ids).reshape(-1)
+    flat = cupy.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
     table = cupy.ascontiguousarray(table)
     D = table.shape[1]
     out = cupy.empty((flat.size, D), table.dtype)
@@ -62,7 +68,7 @@ def embedding_forward(ids, table):
 
 def embedding_backward(ids, grad, num_embeddings):
     """ids: [*S], grad: [*S,D] any strides -> the dense gradient of the table [V,D]."""
-    require_int64(ids, "embedding", "ids")
+    _require_integer(ids, "embedding")
     require_ndim(grad, "embedding", "grad", ids.ndim + 1)
     for axis, size in enumerate(ids.shape):
         require_dim(grad, "embedding", "grad", axis, size)
@@ -72,7 +78,7 @@ def embedding_backward(ids, grad, num_embeddings):
     require_on_device("embedding", ids=ids, grad=grad)
     import cupy
 
-    flat = cupy.ascontiguousarray(ids).reshape(-1)
+    flat = cupy.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
     D = grad.shape[-1]
     dense = cupy.zeros((num_embeddings, D), grad.dtype)
     if flat.size and D:
@@ -99,7 +105,7 @@ def embedding_coalesce(ids, values, num_rows):
     """ids: [N] int64 in [0, num_rows), values: [N,D] any strides
     -> (rows [U] sorted distinct ids, summed [U,D]: values summed over each id's positions)."""
     require_ndim(ids, "embedding_coalesce", "ids", 1)
-    require_int64(ids, "embedding_coalesce", "ids")
+    _require_integer(ids, "embedding_coalesce")
     require_ndim(values, "embedding_coalesce", "values", 2)
     require_dim(values, "embedding_coalesce", "values", 0, ids.shape[0])
     require_float(values, "embedding_coalesce", "values")
@@ -113,7 +119,7 @@ def embedding_coalesce(ids, values, num_rows):
     D = values.shape[1]
     if ids.size == 0:
         return cupy.empty(0, np.int64), cupy.empty((0, D), values.dtype)
-    order, starts, rows = segments(cupy.ascontiguousarray(ids))
+    order, starts, rows = segments(cupy.ascontiguousarray(ids, dtype=np.int64))
     summed = cupy.empty((rows.size, D), values.dtype)
     if D:
         strided, row_stride, col_stride = _element_strides(values)
