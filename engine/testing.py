@@ -12,7 +12,7 @@ import numpy as np
 
 from . import backends
 from .sparse import RowSparse
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, array_module, no_grad
 
 
 def _as_outputs(result):
@@ -110,7 +110,8 @@ def run_op(fn, arrays, requires_grad, seed=0, device="cpu"):
     outputs = _as_outputs(fn(*inputs))
     results = {f"forward[{j}]": o.numpy() for j, o in enumerate(outputs)}
     weights = _projection(outputs, seed)
-    total = sum((o * Tensor(w.astype(o.dtype))).sum() for o, w in zip(outputs, weights)
+    total = sum((o * Tensor(array_module(o.data).asarray(w.astype(o.dtype)))).sum()
+                for o, w in zip(outputs, weights)
                 if o.requires_grad)
     if isinstance(total, Tensor):
         total.backward()

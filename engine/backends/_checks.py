@@ -11,6 +11,7 @@ def check_ids(ids, num_embeddings: int) -> None:
     xp = np if isinstance(ids, np.ndarray) else __import__("cupy")
     bad = (ids < 0) | (ids >= num_embeddings)
     if bool(bad.any()):
-        where = tuple(int(i) for i in xp.unravel_index(int(xp.argmax(bad)), ids.shape))
+        # np.unravel_index for both: the shape is a plain tuple (cupy's rejects a Python int).
+        where = tuple(int(i) for i in np.unravel_index(int(xp.argmax(bad)), ids.shape))
         raise IndexError(f"embedding: ids must be in [0, {num_embeddings}), "
                          f"got {int(ids[where])} at position {where}")
