@@ -97,13 +97,34 @@ class Tensor:
         return Tensor(self.data)
 
     def to(self, device: str) -> "Tensor":
-        """Copy to "cpu" or "cuda"; the copy is a new leaf."""
-        if device == "cpu":
-            return Tensor(self.numpy(), requires_grad=self.requires_grad)
-        if device == "cuda":
-            import cupy
-            return Tensor(cupy.asarray(self.data), requires_grad=self.requires_grad)
-        raise ValueError(f"Tensor.to: device must be 'cpu' or 'cuda', got {device!r}")
+        """This tensor on "cpu" or "cuda": itself if it is there already, else a copy that is a
+        new leaf with the same dtype, requires_grad and `.grad` (moved too), as PyTorch's .to
+        returns self when nothing moves. DeviceUnavailableError, with the reason, when CuPy or
+        a CUDA device is missing.
+
+        Example:
+            >>> x = Tensor(np.ones(3, "float32"), requires_grad=True)
+            >>> x.to("cpu") is x
+            True
+            >>> x.to("cuda").device          # on a machine with a GPU
+            'cuda'
+        """
+        from . import device as device_module
+        device_module.require(device, "Tensor.to")
+        if device == self.device:
+            return self
+        moved = Tensor(device_module.to_device(self.data, device), requires_grad=self.requires_grad)
+        if self.grad is not None:
+            moved.grad = _move_grad(self.grad, device)
+        return moved
+
+    def _move_(self, device: str) -> None:
+        """Move this tensor's data and .grad to `device` in place: the same Tensor object, so
+        optimizers and layers holding it keep working (Layer.to / Model.to)."""
+        from .device import to_device
+        self.data = to_device(self.data, device)
+        if self.grad is not None:
+            self.grad = _move_grad(self.grad, device)
 
     def astype(self, dtype) -> "Tensor":
         return _ops.Cast.apply(self, dtype=np.dtype(dtype))
@@ -267,6 +288,13 @@ class Tensor:
     def logsumexp(self, axis=-1, keepdims=False):
         """log(sum(exp(x))) computed stably: the max is shifted out first."""
         return _ops.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
+
+
+def _move_grad(grad, device):
+    from .device import to_device
+    if isinstance(grad, RowSparse):
+        return RowSparse(to_device(grad.indices, device), to_device(grad.values, device), grad.shape)
+    return to_device(grad, device)
 
 
 def _raw(x):

@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import callbacks as callbacks_module
+from .. import device as device_module
 from .. import distributed
 from .. import losses, metrics as metrics_module, optimizers
 from ..random import generator
 from ..layers import symbolic
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor, array_module, no_grad
 from . import _data, _data_parallel
 
 
@@ -42,10 +43,38 @@ class Model:
         self._inbound_nodes = []  # calls on symbolic tensors: a model used as a layer
         self._initial_epoch = None   # set by BackupAndRestore.on_train_begin to resume
 
+    _device = None   # set by to(); None: device_module.default_device()
+
     def __call__(self, x, training=False):
         if symbolic.any_symbolic(x):
             return symbolic.call(self, x, {})
+        if self.device == "cuda":   # NumPy batches are copied to the device, as Keras converts
+            x = _data.map_structure(lambda a: device_module.to_device(a, "cuda")
+                                    if isinstance(a, np.ndarray) else a, x)
         return self.call(x, training=training)
+
+    @property
+    def device(self) -> str:
+        """Where the model computes: "cpu" or "cuda" (set by to(), else the default device)."""
+        return self._device or device_module.default_device()
+
+    def to(self, device: str) -> "Model":
+        """Move every weight, its gradient and the optimizer's slots to "cpu" or "cuda", in
+        place (the same Tensor objects, so a compiled optimizer keeps its references); layers
+        built later are created there. fit/evaluate/predict then copy each NumPy batch to the
+        device; predict still returns NumPy. Returns the model, as torch's Module.to.
+        DeviceUnavailableError, with the reason, where the device is missing.
+
+        Example:
+            >>> model.to("cuda").fit(x_train, y_train, epochs=2)     # on a machine with a GPU
+        """
+        device_module.require(device, f"{self.name}.to")
+        self._device = device
+        for layer in self.layers:
+            layer.to(device)
+        if self.optimizer is not None:
+            self.optimizer._move_slots(device)
+        return self
 
     def call(self, x, training=False):
         raise NotImplementedError
@@ -105,7 +134,7 @@ class Model:
             if np.shape(value) != w.shape:
                 raise ValueError(f"{self.name}: weight {name} must have shape {w.shape}, got {np.shape(value)}")
         for (_, w), value in zip(named, weights):
-            w.data[...] = value
+            w.data[...] = device_module.to_device(np.asarray(value), w.device)
 
     def count_params(self) -> int:
         return int(sum(w.size for w in self.weights))
@@ -244,7 +273,7 @@ class Model:
 
         A non-finite loss skips the step, so the weights stay as they were.
         """
-        return self._train_step(x, y)[0]
+        return _host_logs(self._train_step(x, y)[0])
 
     def _train_step(self, x, y):
         """(logs, weight of each log entry) for one optimizer step on one batch; under mpiexec
@@ -257,6 +286,13 @@ class Model:
         for p in params:
             p.grad = None
         terms, logs, weights = self._loss_terms(y, out, "fit")
+        if _on_gpu(logs["loss"]) and replica is None:
+            # No host round trip: the update kernels read the finite flag on the device and
+            # write nothing for a non-finite loss (optimizer iterations still count the step).
+            _sum([term.value for term in terms]).backward()
+            ok = array_module(logs["loss"]).isfinite(logs["loss"])
+            self.optimizer._apply([(p.grad, p) for p in params if p.grad is not None], ok=ok)
+            return logs, weights
         if replica is not None:
             logs, weights = replica.backward(terms, logs, weights, params)
         elif np.isfinite(logs["loss"]):
@@ -280,19 +316,27 @@ class Model:
         n = len(_data.flatten(ys)[0])
         terms, logs, weights = [], {"loss": 0.0}, {"loss": n}
         for name, (loss_name, loss_fn), metric_fns, yo, o in zip(names, self._losses, self._metrics, ys, outs):
+            # On the GPU the mask, the predictions, the counts and the logged values stay on the
+            # device (0-d arrays); _Means reads them back when the logs are shown.
             mask = getattr(o, "_keras_mask", None)
-            mask = None if mask is None else np.asarray(mask.numpy() if isinstance(mask, Tensor) else mask)
+            mask = mask.data if isinstance(mask, Tensor) else mask
+            on_gpu = _on_gpu(o.data)
+            mask = None if mask is None else (device_module.to_device(mask, "cuda") if on_gpu
+                                              else np.asarray(mask))
             value = loss_fn(yo, o, mask=mask) if _takes_mask(loss_fn) else loss_fn(yo, o)
             prefix = f"{name}_" if len(names) > 1 else ""
             if prefix:
-                logs[f"{name}_loss"], weights[f"{name}_loss"] = value.item(), n
-            pred = o.numpy()
-            count = n if mask is None else int(mask.sum())
+                logs[f"{name}_loss"], weights[f"{name}_loss"] = _scalar(value.data), n
+            pred = o.data if on_gpu else o.numpy()
+            count = n if mask is None else (mask.sum() if on_gpu else int(mask.sum()))
             terms.append(_data.LossTerm(f"{prefix}loss", value, count, mask is not None))
             for metric_name, fn in metric_fns:
                 values = fn(yo, pred, mask=mask) if _takes_mask(fn) else fn(yo, pred)
                 logs[prefix + metric_name], weights[prefix + metric_name] = values, count
-        logs["loss"] = float(sum(term.value.item() for term in terms))
+        if any(_on_gpu(term.value.data) for term in terms):
+            logs["loss"] = _scalar(_sum([term.value.data for term in terms]))
+        else:
+            logs["loss"] = float(sum(term.value.item() for term in terms))
         return terms, logs, weights
 
     def evaluate(self, x, y=None, batch_size=32, verbose="auto", callbacks=None, return_dict=False):
@@ -464,7 +508,32 @@ class _Means:
             self.weights[k] = self.weights.get(k, 0) + weights[k]
 
     def result(self) -> dict:
-        return {k: v / max(self.weights[k], 1) for k, v in self.totals.items()}
+        """The means as Python floats; values on the GPU are read back in one transfer."""
+        on_gpu = [k for k in self.totals if _on_gpu(self.totals[k]) or _on_gpu(self.weights[k])]
+        if not on_gpu:
+            return {k: v / max(self.weights[k], 1) for k, v in self.totals.items()}
+        import cupy
+        means = cupy.stack([cupy.asarray(self.totals[k], np.float64) / cupy.maximum(self.weights[k], 1)
+                            for k in on_gpu]).get().tolist()
+        host = dict(zip(on_gpu, means))
+        return {k: host[k] if k in host else v / max(self.weights[k], 1) for k, v in self.totals.items()}
+
+
+def _on_gpu(value) -> bool:
+    return type(value).__module__.startswith("cupy")
+
+
+def _scalar(array):
+    """A logged value: a Python float from a host array; a float64 0-d array on the GPU, left
+    there (reading it would wait for the step to finish)."""
+    return array.astype(np.float64) if _on_gpu(array) else float(array)
+
+
+def _host_logs(logs: dict) -> dict:
+    """logs with the GPU values read back as Python floats (one transfer)."""
+    means = _Means()
+    means.add(logs, {k: 1 for k in logs})
+    return means.result()
 
 
 def _sum(tensors):

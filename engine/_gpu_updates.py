@@ -1,0 +1,94 @@
+"""The optimizers' updates on the GPU: one fused elementwise kernel per parameter and step.
+
+On the CPU each optimizer's `_update` is a few NumPy expressions, each a pass over memory.
+On the GPU the same formulas run as one `cupy.ElementwiseKernel` that reads the gradient,
+updates the slots (momenta) and the parameter in place, and decays the weights first (as
+`Optimizer._decay`). The arithmetic is written to round as the NumPy code does: float32
+throughout, except Adam's last term, which NumPy computes in float64 because its step size
+`alpha` is a NumPy float64 scalar; FMA contraction is off (`--fmad=false`).
+
+`ok` is a 0-d bool array on the device: where it is false the kernel writes nothing, which is
+how `fit` skips the step of a non-finite loss without reading the loss back to the host.
+
+Example (on a GPU):
+    >>> update = kernel("adam", amsgrad=False)
+    >>> update(grad, lr, decay, 1 - b1, 1 - b2, alpha, eps, ok, param, m, v)   # in place
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+_DECAY = "T pd = decay != (T)0 ? p - p * decay : p;"
+
+# name -> (extra input params, output params (slots, then p), body after _DECAY)
+_BODIES = {
+    "sgd": ("T lr", "T p", "p = pd - lr * g;"),
+    "sgd_momentum": ("T lr, T momentum", "T m, T p",
+                     "m = momentum * m - lr * g; p = pd + m;"),
+    "sgd_nesterov": ("T lr, T momentum", "T m, T p",
+                     "m = momentum * m - lr * g; p = pd + (momentum * m - lr * g);"),
+    # increment = lr*g / sqrt(denominator), as RMSprop._update; ((1-rho)*g)*g as NumPy does
+    "rmsprop": ("T lr, T rho, T one_minus_rho, T eps", "T v, T p",
+                "v = rho * v + one_minus_rho * g * g;"
+                "p = pd - lr * g / sqrt(v + eps);"),
+    "rmsprop_momentum": ("T lr, T rho, T one_minus_rho, T eps, T momentum", "T v, T m, T p",
+                         "v = rho * v + one_minus_rho * g * g;"
+                         "m = momentum * m + lr * g / sqrt(v + eps); p = pd - m;"),
+    "rmsprop_centered": ("T lr, T rho, T one_minus_rho, T eps", "T v, T a, T p",
+                         "v = rho * v + one_minus_rho * g * g; a = rho * a + one_minus_rho * g;"
+                         "p = pd - lr * g / sqrt(v - a * a + eps);"),
+    "rmsprop_centered_momentum": ("T lr, T rho, T one_minus_rho, T eps, T momentum", "T v, T a, T m, T p",
+                                  "v = rho * v + one_minus_rho * g * g; a = rho * a + one_minus_rho * g;"
+                                  "m = momentum * m + lr * g / sqrt(v - a * a + eps); p = pd - m;"),
+    # m += (g - m)(1-β1); v += (g² - v)(1-β2); p -= (m·alpha) / (sqrt(v) + ε), the last in double
+    "adam": ("T one_minus_b1, T one_minus_b2, float64 alpha, T eps", "T m, T v, T p",
+             "m = m + (g - m) * one_minus_b1; v = v + (g * g - v) * one_minus_b2;"
+             "p = (T)((double)pd - ((double)m * alpha) / (double)(sqrt(v) + eps));"),
+    "adam_amsgrad": ("T one_minus_b1, T one_minus_b2, float64 alpha, T eps", "T m, T v, T v_hat, T p",
+                     "m = m + (g - m) * one_minus_b1; v = v + (g * g - v) * one_minus_b2;"
+                     "v_hat = max(v_hat, v);"
+                     "p = (T)((double)pd - ((double)m * alpha) / (double)(sqrt(v_hat) + eps));"),
+}
+
+
+def source(name: str) -> tuple[str, str, str]:
+    """(in_params, out_params, operation) of update `name`, as cupy.ElementwiseKernel takes them."""
+    extra, outputs, body = _BODIES[name]
+    # Every output is read before it is written: ElementwiseKernel outputs are references into
+    # the arrays, so p, m, v... are updated in place. Nothing is written where ok is false.
+    return f"T g, T decay, bool ok, {extra}", outputs, f"if (ok) {{ {_DECAY} {body} }}"
+
+
+def names() -> list[str]:
+    return list(_BODIES)
+
+
+@functools.lru_cache(maxsize=None)
+def kernel(name: str):
+    """The cupy.ElementwiseKernel of update `name` (compiled per dtype and device on first use)."""
+    import cupy
+    in_params, out_params, operation = source(name)
+    return cupy.ElementwiseKernel(in_params, out_params, operation, name=f"seqfuse_{name}_update",
+                                  options=("--fmad=false",), no_return=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _always():
+    import cupy
+    return cupy.ones((), dtype=bool)
+
+
+def run(name: str, param, grad, decay: float, ok, scalars: tuple, slots: tuple) -> None:
+    """Update param (and its slots, in the order of the kernel's outputs) in place.
+
+    param, slots: device arrays of one shape and dtype; grad: the same shape; decay: the
+    weight-decay factor weight_decay·lr (0 for none); ok: 0-d device bool or None (always);
+    scalars: the kernel's extra inputs, Python floats (cast to the param's dtype, as NumPy
+    casts Python scalars) except Adam's alpha (float64).
+    """
+    t = param.dtype.type
+    extra = _BODIES[name][0].split(", ")
+    values = tuple(np.float64(s) if p.startswith("float64") else t(s) for p, s in zip(extra, scalars))
+    kernel(name)(grad, t(decay), _always() if ok is None else ok, *values, *slots, param)
