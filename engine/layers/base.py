@@ -145,8 +145,8 @@ def _input_mask(x):
 
 
 def _arrays_to_gpu(x):
-    """x with every NumPy array (also inside a list of inputs) copied to the GPU."""
-    if isinstance(x, np.ndarray):
+    """x with every numeric NumPy array (also inside a list of inputs) copied to the GPU."""
+    if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
         return device_module.to_device(x, "cuda")
     if isinstance(x, (list, tuple)):
         return type(x)(_arrays_to_gpu(v) for v in x)

@@ -50,7 +50,7 @@ class Model:
             return symbolic.call(self, x, {})
         if self.device == "cuda":   # NumPy batches are copied to the device, as Keras converts
             x = _data.map_structure(lambda a: device_module.to_device(a, "cuda")
-                                    if isinstance(a, np.ndarray) else a, x)
+                                    if isinstance(a, np.ndarray) and a.dtype.kind in "biuf" else a, x)
         return self.call(x, training=training)
 
     @property
