@@ -48,7 +48,7 @@ _BODIES = {
              "p = (T)((double)pd - ((double)m * alpha) / (double)(sqrt(v) + eps));"),
     "adam_amsgrad": ("T one_minus_b1, T one_minus_b2, float64 alpha, T eps", "T m, T v, T v_hat, T p",
                      "m = m + (g - m) * one_minus_b1; v = v + (g * g - v) * one_minus_b2;"
-                     "v_hat = max(v_hat, v);"
+                     "v_hat = v > v_hat ? v : v_hat;"   # np.maximum(v_hat, v) for finite values
                      "p = (T)((double)pd - ((double)m * alpha) / (double)(sqrt(v_hat) + eps));"),
 }
 
@@ -63,6 +63,30 @@ def source(name: str) -> tuple[str, str, str]:
 
 def names() -> list[str]:
     return list(_BODIES)
+
+
+def standalone_source(name: str) -> str:
+    """Update `name` as a plain CUDA C template kernel binding its parameters as CuPy's
+    ElementwiseKernel does (inputs by value, outputs as references into the arrays), so NVRTC
+    can compile-check the body without a GPU (tests/test_device.py)."""
+    in_params, out_params, operation = source(name)
+    args, binds = [], []
+    for param in in_params.split(", "):
+        ctype, var = param.split()
+        ctype = {"float64": "double"}.get(ctype, ctype)
+        if var in ("g", "ok"):   # arrays: the gradient per element, the flag broadcast (0-d)
+            args.append(f"const {ctype}* {var}_")
+            binds.append(f"const {ctype} {var} = {var}_[{'i' if var == 'g' else '0'}];")
+        else:
+            args.append(f"const {ctype} {var}")
+    for param in out_params.split(", "):
+        _, var = param.split()
+        args.append(f"T* {var}_")
+        binds.append(f"T& {var} = {var}_[i];")
+    body = " ".join(binds)
+    return (f"template <typename T> __global__ void seqfuse_{name}_update({', '.join(args)}, long long n) {{\n"
+            f"  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;"
+            f" i += (long long)blockDim.x * gridDim.x) {{ {body} {operation} }}\n}}\n")
 
 
 @functools.lru_cache(maxsize=None)

@@ -77,7 +77,7 @@ class Tensor:
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size)
-    device = property(lambda self: "cuda" if array_module(self.data) is not np else "cpu")
+    device = property(lambda self: "cuda" if type(self.data).__module__.startswith("cupy") else "cpu")
 
     def __len__(self):
         return len(self.data)
