@@ -58,7 +58,7 @@ def require(device: str, what: str) -> str:
     reason = why_unavailable(device)
     if reason:
         raise DeviceUnavailableError(f"{what}: device 'cuda' is not available here: {reason}")
-    if device == "cuda":
+    if device == "cuda" and _tf32_applied != _tf32:
         _apply_tf32()
     return device
 
@@ -97,7 +97,7 @@ def allow_tf32(flag: bool = True) -> None:
     the recurrent cell math are unaffected."""
     global _tf32
     _tf32 = bool(flag)
-    if _tf32_applied is not None:   # CuPy is in use: apply now, else when the GPU is first used
+    if is_available("cuda"):   # else nothing to apply: require("cuda") applies it on first use
         _apply_tf32()
 
 
