@@ -65,10 +65,12 @@ def names() -> list[str]:
     return list(_BODIES)
 
 
-def standalone_source(name: str) -> str:
-    """Update `name` as a plain CUDA C template kernel binding its parameters as CuPy's
-    ElementwiseKernel does (inputs by value, outputs as references into the arrays), so NVRTC
-    can compile-check the body without a GPU (tests/test_device.py)."""
+def standalone_source(name: str, host: bool = False) -> str:
+    """Update `name` as a plain C++ template binding its parameters as CuPy's ElementwiseKernel
+    does (inputs by value, outputs as references into the arrays): a `__global__` kernel that
+    NVRTC compile-checks without a GPU, or (host=True) a host loop with `extern "C"` float and
+    double entry points `<name>_float` / `<name>_double`, which tests/test_device.py builds
+    with the C++ compiler to check the kernel's arithmetic against the NumPy update."""
     in_params, out_params, operation = source(name)
     args, binds = [], []
     for param in in_params.split(", "):
@@ -83,10 +85,19 @@ def standalone_source(name: str) -> str:
         _, var = param.split()
         args.append(f"T* {var}_")
         binds.append(f"T& {var} = {var}_[i];")
-    body = " ".join(binds)
-    return (f"template <typename T> __global__ void seqfuse_{name}_update({', '.join(args)}, long long n) {{\n"
-            f"  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;"
-            f" i += (long long)blockDim.x * gridDim.x) {{ {body} {operation} }}\n}}\n")
+    args.append("long long n")
+    loop = ("for (long long i = 0; i < n; ++i)" if host else
+            "for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;"
+            " i += (long long)blockDim.x * gridDim.x)")
+    code = (f"template <typename T> {'' if host else '__global__ '}void seqfuse_{name}_update("
+            f"{', '.join(args)}) {{\n  {loop} {{ {' '.join(binds)} {operation} }}\n}}\n")
+    if not host:
+        return code
+    names = [a.split()[-1] for a in args]
+    wrappers = "".join(
+        f'extern "C" void {name}_{t}({", ".join(args).replace("T*", f"{t}*").replace("const T ", f"const {t} ")}) '
+        f"{{ seqfuse_{name}_update<{t}>({', '.join(names)}); }}\n" for t in ("float", "double"))
+    return "#include <cmath>\nusing std::sqrt;\n" + code + wrappers
 
 
 @functools.lru_cache(maxsize=None)
@@ -104,15 +115,20 @@ def _always():
     return cupy.ones((), dtype=bool)
 
 
-def run(name: str, param, grad, decay: float, ok, scalars: tuple, slots: tuple) -> None:
-    """Update param (and its slots, in the order of the kernel's outputs) in place.
+def arguments(name: str, param, grad, decay: float, ok, scalars: tuple, slots: tuple) -> tuple:
+    """The kernel's arguments in order: grad, decay, ok, the scalars, the slots, param.
 
-    param, slots: device arrays of one shape and dtype; grad: the same shape; decay: the
-    weight-decay factor weight_decay·lr (0 for none); ok: 0-d device bool or None (always);
-    scalars: the kernel's extra inputs, Python floats (cast to the param's dtype, as NumPy
-    casts Python scalars) except Adam's alpha (float64).
-    """
+    param, slots: arrays of one shape and dtype; grad: the same shape; decay: the weight-decay
+    factor weight_decay·lr (0 for none); ok: 0-d bool array; scalars: the kernel's extra
+    inputs as Python floats, cast to the param's dtype as NumPy casts Python scalars, except
+    Adam's alpha (float64, as on the CPU)."""
     t = param.dtype.type
     extra = _BODIES[name][0].split(", ")
     values = tuple(np.float64(s) if p.startswith("float64") else t(s) for p, s in zip(extra, scalars))
-    kernel(name)(grad, t(decay), _always() if ok is None else ok, *values, *slots, param)
+    return (grad, t(decay), ok, *values, *slots, param)
+
+
+def run(name: str, param, grad, decay: float, ok, scalars: tuple, slots: tuple) -> None:
+    """Update param and its slots (in the kernel's output order) in place on the GPU; ok None
+    means always (apply_gradients outside fit)."""
+    kernel(name)(*arguments(name, param, grad, decay, _always() if ok is None else ok, scalars, slots))

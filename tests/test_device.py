@@ -139,3 +139,63 @@ def test_every_optimizer_names_a_fused_kernel_taking_its_slots(optimizer):
     assert sorted(slots) == sorted(n for group in optimizer._slot_groups for n in group)
     assert out_params.split(", ")[-1] == "T p" and len(out_params.split(", ")) == len(slots) + 1
     assert len(in_params.split(", ")) == 3 + len(scalars)   # g, decay, ok, then the scalars
+
+
+@pytest.fixture(scope="module")
+def host_updates(tmp_path_factory):
+    """The fused update kernels built as host C++ (same bodies, a plain loop), via ctypes."""
+    import ctypes
+    import shutil
+    import subprocess
+    compiler = shutil.which("c++") or shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no C++ compiler")
+    folder = tmp_path_factory.mktemp("updates")
+    source = folder / "updates.cpp"
+    source.write_text("".join(_gpu_updates.standalone_source(n, host=True) for n in _gpu_updates.names()))
+    # No FMA contraction: the GPU kernels are compiled with --fmad=false, NumPy never fuses.
+    subprocess.run([compiler, "-O2", "-ffp-contract=off", "-shared", "-fPIC", str(source),
+                    "-o", str(folder / "updates.so")], check=True)
+    return ctypes.CDLL(str(folder / "updates.so"))
+
+
+def _call_host_update(library, name, args):
+    import ctypes
+    c_args = []
+    for a in args:
+        if isinstance(a, np.ndarray):
+            c_args.append(a.ctypes.data_as(ctypes.c_void_p))
+        else:
+            c_args.append(ctypes.c_double(a) if a.dtype == np.float64 else ctypes.c_float(a))
+    fn = getattr(library, f"{name}_{'double' if args[-1].dtype == np.float64 else 'float'}")
+    fn(*c_args, ctypes.c_longlong(args[-1].size))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=lambda o: f"{type(o).__name__}:{o._slot_groups}")
+def test_fused_update_arithmetic_equals_the_numpy_update(optimizer, dtype, host_updates):
+    """The GPU kernels' bodies, run on the host, take the very steps the CPU optimizer takes."""
+    import copy
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((7, 5)).astype(dtype)
+    grads = [rng.standard_normal((7, 5)).astype(dtype) for _ in range(3)]
+    cpu, fused = copy.deepcopy(optimizer), copy.deepcopy(optimizer)
+    p = en.Tensor(start.copy(), requires_grad=True)
+    for g in grads:
+        cpu.apply_gradients([(g, p)])
+    param = start.copy()
+    slots = {n: np.zeros_like(param) for group in fused._slot_groups for n in group}
+    for i, g in enumerate(grads):
+        lr = fused.current_learning_rate()
+        name, scalars, slot_names = fused._gpu_kernel(lr, i + 1)
+        decay = fused.weight_decay * lr if fused.weight_decay else 0.0
+        ok = np.ones((), bool) if i != 1 else np.zeros((), bool)
+        _call_host_update(host_updates, name, _gpu_updates.arguments(
+            name, param, g, decay, ok, scalars, tuple(slots[n] for n in slot_names)))
+        if i == 1:   # ok false: nothing written; then redo the step as the CPU took it
+            _call_host_update(host_updates, name, _gpu_updates.arguments(
+                name, param, g, decay, np.ones((), bool), scalars, tuple(slots[n] for n in slot_names)))
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(param, p.data, rtol=rtol, atol=rtol)
+    for n, slot in slots.items():
+        np.testing.assert_allclose(slot, cpu._slots[id(p)][n], rtol=rtol, atol=rtol, err_msg=n)
