@@ -245,15 +245,15 @@ class Tensor:
     def __pow__(self, other): return _ops.Pow.apply(self, _lift(other, self))
     def __rpow__(self, other): return _ops.Pow.apply(_lift(other, self), self)
     def __neg__(self): return _ops.Neg.apply(self)
-    def __getitem__(self, index): return _ops.GetItem.apply(self, index=_unwrap_index(index))
+    def __getitem__(self, index): return _ops.GetItem.apply(self, index=_unwrap_index(index, self))
 
     # Comparisons give bool tensors and no gradient.
-    def __lt__(self, other): return Tensor(self.data < _raw(other))
-    def __le__(self, other): return Tensor(self.data <= _raw(other))
-    def __gt__(self, other): return Tensor(self.data > _raw(other))
-    def __ge__(self, other): return Tensor(self.data >= _raw(other))
-    def __eq__(self, other): return Tensor(self.data == _raw(other))
-    def __ne__(self, other): return Tensor(self.data != _raw(other))
+    def __lt__(self, other): return Tensor(self.data < _operand(other, self))
+    def __le__(self, other): return Tensor(self.data <= _operand(other, self))
+    def __gt__(self, other): return Tensor(self.data > _operand(other, self))
+    def __ge__(self, other): return Tensor(self.data >= _operand(other, self))
+    def __eq__(self, other): return Tensor(self.data == _operand(other, self))
+    def __ne__(self, other): return Tensor(self.data != _operand(other, self))
     __hash__ = object.__hash__
 
     def sum(self, axis=None, keepdims=False): return _ops.Sum.apply(self, axis=axis, keepdims=keepdims)
@@ -309,10 +309,18 @@ def _lift(other, like: Tensor) -> Tensor:
     return Tensor(xp.asarray(other, dtype=dtype))
 
 
-def _unwrap_index(index):
+def _operand(x, like: Tensor):
+    """x's array, a NumPy one copied to the GPU when `like` is there (NumPy masks, ids)."""
+    x = _raw(x)
+    if isinstance(x, np.ndarray) and like.device == "cuda":
+        return array_module(like.data).asarray(x)
+    return x
+
+
+def _unwrap_index(index, like: Tensor):
     if isinstance(index, tuple):
-        return tuple(_raw(i) for i in index)
-    return _raw(index)
+        return tuple(_operand(i, like) for i in index)
+    return _operand(index, like)
 
 
 def _memory_owner(array):

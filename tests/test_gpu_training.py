@@ -1,6 +1,7 @@
 """Whole models trained on the GPU: same losses as on the CPU, the fused optimizer updates
 equal the CPU's, no host round trip inside a training step, and the errors a GPU user meets
 (mixed devices, out of memory). Small shapes: the whole file runs in seconds on an H100/H200."""
+import re
 import time
 import warnings
 
@@ -278,3 +279,49 @@ def test_cli_trains_the_main_job_on_the_gpu(capsys):
     out = capsys.readouterr().out
     assert "device: cuda" in out and "test: loss" in out
     assert en.device.default_device() == "cpu"   # the scope ended with the command
+
+
+def _bad_inputs():
+    """name -> (fn(device), a fragment of the message): calls that must fail alike on both
+    devices, checked on the host before any kernel runs."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    k, u = rng.standard_normal((3, 8)).astype(np.float32), rng.standard_normal((2, 8)).astype(np.float32)
+    uniform = np.full((2, 3), 1 / 3, np.float32)
+
+    def on(device, a):
+        return en.Tensor(a).to(device)
+    return {
+        "lstm_bad_kernel": (lambda d: F.lstm(on(d, x), on(d, k[:2]), on(d, u), None), "kernel must have shape"),
+        "lstm_bad_mask_shape": (lambda d: F.lstm(on(d, x), on(d, k), on(d, u), None, mask=np.ones((2, 4), bool)),
+                                "mask must have shape (2, 5)"),
+        "lstm_float64_state": (lambda d: F.lstm(on(d, x), on(d, k), on(d, u), None,
+                                                initial_state=[np.zeros((2, 2)), np.zeros((2, 2))]),
+                               "must have x's dtype float32, got float64"),
+        "conv1d_channels": (lambda d: F.conv1d(on(d, x), on(d, np.ones((3, 4, 2), np.float32))),
+                            "kernel must have shape (K, 3, O)"),
+        "embedding_ids_out_of_range": (lambda d: F.embedding(np.array([[1, 9]]), on(d, np.ones((5, 2), np.float32))),
+                                       "ids must be in [0, 5), got 9"),
+        "sparse_ce_labels": (lambda d: en.losses.sparse_categorical_crossentropy(np.array([0, 4]), on(d, uniform)),
+                             "labels must be in [0, 3), got 0..4"),
+        "sparse_ce_device_labels": (lambda d: en.losses.sparse_categorical_crossentropy(
+            on(d, np.array([0, 4])), on(d, uniform)), "labels must be in [0, 3), got 0..4"),
+        "dense_features": (lambda d: _call_twice(en.layers.Dense(2).to(d), (2, 3), (2, 4)),
+                           "input must have 3 features on the last axis, got shape (2, 4)"),
+    }
+
+
+def _call_twice(layer, first, second):
+    layer(np.ones(first, np.float32))     # builds for `first`
+    return layer(np.ones(second, np.float32))
+
+
+@pytest.mark.parametrize("name", list(_bad_inputs()))
+def test_bad_input_raises_the_cpu_exception_on_the_gpu(name):
+    fn, fragment = _bad_inputs()[name]
+    errors = {}
+    for device in ("cpu", "cuda"):
+        with pytest.raises((ValueError, TypeError, IndexError), match=re.escape(fragment)) as info:
+            fn(device)
+        errors[device] = info.type
+    assert errors["cuda"] is errors["cpu"], f"{name}: {errors['cuda'].__name__} on the GPU, {errors['cpu'].__name__} on the CPU"
