@@ -1,8 +1,6 @@
 """RepeatVector and TimeDistributed (Keras 3 names)."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..tensor import Tensor, array_module
 from .base import Layer
 from .core import as_tensor

@@ -17,7 +17,8 @@ from .. import losses, metrics as metrics_module, optimizers
 from ..random import generator
 from ..layers import symbolic
 from ..tensor import Tensor, array_module, no_grad
-from . import _data, _data_parallel
+from . import _data, _data_parallel, _logs
+from ._logs import Means as _Means, host_logs as _host_logs, on_gpu as _on_gpu
 
 
 class Model:
@@ -310,34 +311,7 @@ class Model:
     def _loss_terms(self, y, out, what):
         """_loss_and_metrics with each output's loss apart: (terms, logs, weights), terms
         holding each output's _data.LossTerm (data-parallel steps weight them one by one)."""
-        names = self.output_names
-        outs = _data.by_name(out, names, what, "the model output")
-        ys = _data.by_name(y, names, what, "y")
-        n = len(_data.flatten(ys)[0])
-        terms, logs, weights = [], {"loss": 0.0}, {"loss": n}
-        for name, (loss_name, loss_fn), metric_fns, yo, o in zip(names, self._losses, self._metrics, ys, outs):
-            # On the GPU the mask, the predictions, the counts and the logged values stay on the
-            # device (0-d arrays); _Means reads them back when the logs are shown.
-            mask = getattr(o, "_keras_mask", None)
-            mask = mask.data if isinstance(mask, Tensor) else mask
-            on_gpu = _on_gpu(o.data)
-            mask = None if mask is None else (device_module.to_device(mask, "cuda") if on_gpu
-                                              else np.asarray(mask))
-            value = loss_fn(yo, o, mask=mask) if _takes_mask(loss_fn) else loss_fn(yo, o)
-            prefix = f"{name}_" if len(names) > 1 else ""
-            if prefix:
-                logs[f"{name}_loss"], weights[f"{name}_loss"] = _scalar(value.data), n
-            pred = o.data if on_gpu else o.numpy()
-            count = n if mask is None else (mask.sum() if on_gpu else int(mask.sum()))
-            terms.append(_data.LossTerm(f"{prefix}loss", value, count, mask is not None))
-            for metric_name, fn in metric_fns:
-                values = fn(yo, pred, mask=mask) if _takes_mask(fn) else fn(yo, pred)
-                logs[prefix + metric_name], weights[prefix + metric_name] = values, count
-        if any(_on_gpu(term.value.data) for term in terms):
-            logs["loss"] = _scalar(_sum([term.value.data for term in terms]))
-        else:
-            logs["loss"] = float(sum(term.value.item() for term in terms))
-        return terms, logs, weights
+        return _logs.loss_terms(self, y, out, what)
 
     def evaluate(self, x, y=None, batch_size=32, verbose="auto", callbacks=None, return_dict=False):
         """Loss and metrics over the data (size-weighted mean of batches).
@@ -495,47 +469,6 @@ def _num_batches(x, batch_size):
     return len(x) if hasattr(x, "__len__") else None
 
 
-class _Means:
-    """Running weighted means of log entries (loss by batch size, masked metrics by kept entries)."""
-
-    def __init__(self):
-        self.totals, self.weights, self.seen = {}, {}, 0
-
-    def add(self, logs, weights):
-        self.seen += 1
-        for k, v in logs.items():
-            self.totals[k] = self.totals.get(k, 0.0) + v * weights[k]
-            self.weights[k] = self.weights.get(k, 0) + weights[k]
-
-    def result(self) -> dict:
-        """The means as Python floats; values on the GPU are read back in one transfer."""
-        on_gpu = [k for k in self.totals if _on_gpu(self.totals[k]) or _on_gpu(self.weights[k])]
-        if not on_gpu:
-            return {k: v / max(self.weights[k], 1) for k, v in self.totals.items()}
-        import cupy
-        means = cupy.stack([cupy.asarray(self.totals[k], np.float64) / cupy.maximum(self.weights[k], 1)
-                            for k in on_gpu]).get().tolist()
-        host = dict(zip(on_gpu, means))
-        return {k: host[k] if k in host else v / max(self.weights[k], 1) for k, v in self.totals.items()}
-
-
-def _on_gpu(value) -> bool:
-    return type(value).__module__.startswith("cupy")
-
-
-def _scalar(array):
-    """A logged value: a Python float from a host array; a float64 0-d array on the GPU, left
-    there (reading it would wait for the step to finish)."""
-    return array.astype(np.float64) if _on_gpu(array) else float(array)
-
-
-def _host_logs(logs: dict) -> dict:
-    """logs with the GPU values read back as Python floats (one transfer)."""
-    means = _Means()
-    means.add(logs, {k: 1 for k in logs})
-    return means.result()
-
-
 def _sum(tensors):
     total = tensors[0]
     for t in tensors[1:]:
@@ -555,8 +488,3 @@ def _concatenate(batches):
 
 def _loss_name(spec) -> str:
     return spec if isinstance(spec, str) else getattr(spec, "__name__", "loss")
-
-
-def _takes_mask(fn) -> bool:
-    """Built-in losses and metrics take mask=; a user's callable may not."""
-    return getattr(fn, "__module__", None) in (losses.__name__, metrics_module.__name__)
