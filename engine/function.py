@@ -69,9 +69,14 @@ class Function:
         from .tensor import Tensor, is_grad_enabled
 
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
-        if common_device(cls.__name__, inputs, Tensor) == "cuda":
-            import cupy
-            arrays = [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in arrays]
+        # Only a Tensor holding something other than a NumPy array (a CuPy one) needs the
+        # device check: all-NumPy calls, nearly every call on the CPU, skip it.
+        for x in inputs:
+            if isinstance(x, Tensor) and type(x.data) is not np.ndarray:
+                if common_device(cls.__name__, inputs, Tensor) == "cuda":
+                    import cupy
+                    arrays = [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in arrays]
+                break
         needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
         track = is_grad_enabled() and any(needs)
         ctx = Context(needs)
