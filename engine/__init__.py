@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = ("functional", "layers", "backends", "text", "data", "datasets", "testing",
                "losses", "optimizers", "metrics", "callbacks", "initializers", "models", "sparse",
-               "random", "utils", "generation", "distributed")
+               "random", "utils", "generation", "distributed", "device")
 _LAZY = {"Sequential": "models", "Model": "models", "load_model": "models", "Input": "models",
          "set_random_seed": "random"}
 

@@ -23,8 +23,10 @@ def _shape_error(op, name, expected, actual):
     return ValueError(f"{op}: {name} must have shape {expected}, got {tuple(actual)}")
 
 
-def _float_arg(x, op, name, dtype=None, shape=None, shape_text=None):
-    x = x if isinstance(x, Tensor) else Tensor(x)
+def _float_arg(x, op, name, dtype=None, shape=None, shape_text=None, xp=None):
+    """x as a float Tensor; a plain array goes to the device of `xp` (x's), as Keras converts."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x if xp is None else xp.asarray(x))
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"{op}: {name} must be float32 or float64, got {x.dtype}")
     if dtype is not None and x.dtype != dtype:
@@ -50,18 +52,18 @@ def _check(op, x, kernel, recurrent_kernel, bias, initial_state, mask, dropout_m
     if B == 0:
         raise ValueError(f"{op}: x must have at least one sequence, got shape {x.shape} (B,T,F)")
     G, dtype = _GATES[op], x.dtype
-    recurrent_kernel = _float_arg(recurrent_kernel, op, "recurrent_kernel", dtype)
+    xp = array_module(x.data)
+    recurrent_kernel = _float_arg(recurrent_kernel, op, "recurrent_kernel", dtype, xp=xp)
     H = recurrent_kernel.shape[0] if recurrent_kernel.ndim == 2 else -1
     if H < 1 or recurrent_kernel.shape != (H, G * H):
         raise _shape_error(op, "recurrent_kernel", f"(units, {G}*units)", recurrent_kernel.shape)
     kernel = _float_arg(kernel, op, "kernel", dtype, (F, G * H),
-                        f"(features, {G}*units) = {(F, G * H)}")
+                        f"(features, {G}*units) = {(F, G * H)}", xp=xp)
     if bias is not None:
         shape = (2, G * H) if op == "gru" and reset_after else (G * H,)
         bias = _float_arg(bias, op, "bias", dtype, shape,
-                          f"{shape} (reset_after={reset_after})" if op == "gru" else None)
-    states = _check_states(op, initial_state, dtype, (B, H))
-    xp = array_module(x.data)
+                          f"{shape} (reset_after={reset_after})" if op == "gru" else None, xp=xp)
+    states = _check_states(op, initial_state, dtype, (B, H), xp)
     if mask is not None:
         mask = _constant(mask, xp)
         if mask.dtype.kind not in "biu":
@@ -79,7 +81,7 @@ def _check(op, x, kernel, recurrent_kernel, bias, initial_state, mask, dropout_m
     return x, kernel, recurrent_kernel, bias, states, mask, dropout_mask
 
 
-def _check_states(op, initial_state, dtype, shape):
+def _check_states(op, initial_state, dtype, shape, xp):
     n = _STATES[op]
     if initial_state is None:
         return [None] * n
@@ -90,7 +92,7 @@ def _check_states(op, initial_state, dtype, shape):
         expected = "[h0, c0]" if n == 2 else "[h0]"
         raise ValueError(f"{op}: initial_state must be a list {expected} of {n} arrays, got {len(states)}")
     names = ["initial_state[0] (h0)", "initial_state[1] (c0)"]
-    return [_float_arg(s, op, names[i], dtype, shape) for i, s in enumerate(states)]
+    return [_float_arg(s, op, names[i], dtype, shape, xp=xp) for i, s in enumerate(states)]
 
 
 class _Recurrent(Function):

@@ -1,6 +1,7 @@
 """The `seqfuse` command (also `python -m engine`).
 
     seqfuse train --data movie_reviews --model lstm --epochs 3   # the main job, on bundled data
+    seqfuse train --device cuda                                   # the same on an NVIDIA GPU
     seqfuse train --data jfk_weather --model gru --plot curves.png  # 24 h temperature forecast
     seqfuse train --data pride_and_prejudice --save char.npz      # character language model
     seqfuse generate char.npz --seed-text "It is a truth"         # sample text from it
@@ -33,9 +34,14 @@ def _train(args):
         en.set_random_seed(args.seed)
         if args.backend:
             en.set_backend(args.backend)
+        if args.tf32 and args.device != "cuda":
+            raise ValueError("--tf32 needs --device cuda (TF32 is a GPU matmul mode)")
+        en.device.require(args.device, "--device")   # before any data is loaded
+        en.device.allow_tf32(args.tf32)
         n = distributed.size()
         processes = f"; data-parallel over {n} MPI processes" if n > 1 else ""
-        print(f"backend: {en.get_backend()} (available: {', '.join(en.backends.available())}){processes}")
+        on = f"device: cuda{' (TF32 on)' if args.tf32 else ''}; " if args.device == "cuda" else ""
+        print(f"{on}backend: {en.get_backend()} (available: {', '.join(en.backends.available())}){processes}")
         start = time.perf_counter()
         task = tasks.get(args.data)
         args.model = args.model or task.MODELS[0]
@@ -47,7 +53,8 @@ def _train(args):
                 setattr(args, name, value)
         if not distributed.is_main():  # rank 0 alone writes the files (the tasks write some)
             args.plot = args.save = args.history = None
-        model, history, results = task.run(args, en)
+        with en.device.default_device_scope(args.device):   # the task's model is built there
+            model, history, results = task.run(args, en)
         print(f"trained in {time.perf_counter() - start:.1f}s")
         if args.save:
             model.save(args.save)
@@ -126,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-chars", type=int,
                        help="use only the first N characters of the text (pride_and_prejudice)")
     train.add_argument("--backend", help="reference, numba, cpp (default: fastest available)")
+    train.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                       help="train on the CPU (default) or an NVIDIA GPU (needs seqfuse[gpu])")
+    train.add_argument("--tf32", action="store_true",
+                       help="with --device cuda: float32 GEMMs on TF32 tensor cores (faster, ~1e-3 "
+                            "relative error; off by default for CPU parity)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--save", help="write the trained model here (.npz, or .keras for a Keras 3 archive; "
                        "translation also writes its vocabularies beside it, MODEL.vocab.json)")
@@ -169,10 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .device import DeviceUnavailableError
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, IndexError, FileNotFoundError) as exc:
+    except MemoryError as exc:   # CuPy's OutOfMemoryError says how many bytes were asked for
+        print(f"seqfuse {args.command}: out of memory: {exc}", file=sys.stderr)
+        if distributed.size() > 1:
+            distributed.abort(1)
+        return 1
+    except (ValueError, TypeError, IndexError, FileNotFoundError, DeviceUnavailableError) as exc:
         print(f"seqfuse {args.command}: {exc}", file=sys.stderr)
         if distributed.size() > 1:
             distributed.abort(2)  # a process that returned alone would leave the others waiting

@@ -9,6 +9,10 @@ A Function subclass defines two static methods on raw arrays (numpy or cupy):
 requires a gradient, links the outputs to one graph node. A fused op (a whole LSTM over
 all timesteps) is one Function, hence one node.
 
+Devices: the Tensor inputs of one call must all live on one device (ValueError naming the op
+and both devices otherwise, as PyTorch); plain NumPy arrays handed next to Tensors on the GPU
+(masks, token ids) are copied there first, as Keras converts its inputs.
+
 Example:
     >>> class Square(Function):
     ...     @staticmethod
@@ -21,6 +25,8 @@ Example:
     ...         return (2 * x * g,)
 """
 from __future__ import annotations
+
+import numpy as np
 
 
 class Context:
@@ -63,6 +69,14 @@ class Function:
         from .tensor import Tensor, is_grad_enabled
 
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        # Only a Tensor holding something other than a NumPy array (a CuPy one) needs the
+        # device check: all-NumPy calls, nearly every call on the CPU, skip it.
+        for x in inputs:
+            if isinstance(x, Tensor) and type(x.data) is not np.ndarray:
+                if common_device(cls.__name__, inputs, Tensor) == "cuda":
+                    import cupy
+                    arrays = [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in arrays]
+                break
         needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
         track = is_grad_enabled() and any(needs)
         ctx = Context(needs)
@@ -77,3 +91,21 @@ class Function:
             for i, r in enumerate(results):
                 r._node, r._index = node, i
         return results if multiple else results[0]
+
+
+def common_device(op: str, inputs, tensor_type) -> str | None:
+    """The device of the Tensor inputs ("cpu", "cuda"; None without Tensors); ValueError
+    naming the op and both devices when they differ. A device is read from the array's module
+    name (cupy...), so this never imports CuPy and costs a string test per input."""
+    first = None
+    for i, x in enumerate(inputs):
+        if not isinstance(x, tensor_type):
+            continue
+        device = "cuda" if type(x.data).__module__.startswith("cupy") else "cpu"
+        if first is None:
+            first = (i, device)
+        elif device != first[1]:
+            raise ValueError(f"{op.lstrip('_')}: expected all tensors on one device, got input "
+                             f"{first[0]} on {first[1]} and input {i} on {device}; move them "
+                             f"with Tensor.to({first[1]!r}) or model.to({first[1]!r})")
+    return None if first is None else first[1]

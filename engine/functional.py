@@ -25,8 +25,10 @@ def _data(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _float_tensor(x, op: str, name: str, ndim: int | None = None) -> Tensor:
-    x = x if isinstance(x, Tensor) else Tensor(x)
+def _float_tensor(x, op: str, name: str, ndim: int | None = None, like: Tensor | None = None) -> Tensor:
+    """x as a float Tensor; a plain array goes to `like`'s device (NumPy weights next to a GPU x)."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x if like is None else array_module(like.data).asarray(x))
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"{op}: {name} must be float32 or float64, got {x.dtype}")
     if ndim is not None and x.ndim != ndim:
@@ -235,14 +237,14 @@ def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1) ->
         (1, 5, 4)
     """
     x = _float_tensor(x, "conv1d", "x", ndim=3)
-    kernel = _float_tensor(kernel, "conv1d", "kernel", ndim=3)
+    kernel = _float_tensor(kernel, "conv1d", "kernel", ndim=3, like=x)
     if kernel.dtype != x.dtype:
         raise TypeError(f"conv1d: kernel dtype {kernel.dtype} must match x dtype {x.dtype}")
     if kernel.shape[1] != x.shape[2]:
         raise ValueError(f"conv1d: kernel must have shape (K, {x.shape[2]}, O) for x with "
                          f"{x.shape[2]} channels, got kernel shape {kernel.shape}")
     if bias is not None:
-        bias = _float_tensor(bias, "conv1d", "bias", ndim=1)
+        bias = _float_tensor(bias, "conv1d", "bias", ndim=1, like=x)
         if bias.shape != (kernel.shape[2],) or bias.dtype != x.dtype:
             raise ValueError(f"conv1d: bias must have shape ({kernel.shape[2]},) and dtype "
                              f"{x.dtype}, got shape {bias.shape} and dtype {bias.dtype}")

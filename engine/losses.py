@@ -20,10 +20,16 @@ from .tensor import Tensor, array_module
 EPSILON = 1e-7  # keras.config.epsilon()
 
 
-def _pair(y_true, y_pred, name):
+def _prediction(y_pred, name) -> Tensor:
     y_pred = y_pred if isinstance(y_pred, Tensor) else Tensor(y_pred)
     if y_pred.dtype.kind != "f":
         raise TypeError(f"{name}: y_pred must be a float array, got {y_pred.dtype}")
+    return y_pred
+
+
+def _pair(y_true, y_pred, name):
+    """(y_true as an array where y_pred lives, y_pred as a float Tensor)."""
+    y_pred = _prediction(y_pred, name)
     y_true = y_true.data if isinstance(y_true, Tensor) else array_module(y_pred.data).asarray(y_true)
     return y_true, y_pred
 
@@ -60,7 +66,9 @@ def _reduce(per_sample, mask) -> Tensor:
         raise ValueError(f"loss: mask shape {mask.shape} does not match the per-sample loss shape "
                          f"{per_sample.shape}")
     kept = mask.astype(per_sample.dtype)
-    return (per_sample * Tensor(kept)).sum() / max(float(kept.sum()), 1.0)
+    # On the GPU the count stays there (float() would wait for the device every step).
+    count = max(float(kept.sum()), 1.0) if xp is np else Tensor(xp.maximum(kept.sum(), 1))
+    return (per_sample * Tensor(kept)).sum() / count
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, mask=None) -> Tensor:
@@ -72,7 +80,11 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, mask=None) -> Te
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, mask=None) -> Tensor:
     """−log p[label] with integer labels y_true [...] and y_pred [..., classes]."""
-    y_true, y_pred = _pair(y_true, y_pred, "sparse_categorical_crossentropy")
+    y_pred = _prediction(y_pred, "sparse_categorical_crossentropy")
+    # The labels are checked where they are: NumPy labels (fit's batches) on the host before
+    # they are copied to the device, so training on the GPU never waits for this check.
+    y_true = y_true.data if isinstance(y_true, Tensor) else y_true
+    y_true = y_true if type(y_true).__module__.startswith("cupy") else np.asarray(y_true)
     labels = y_true.reshape(y_pred.shape[:-1]) if y_true.size == int(np.prod(y_pred.shape[:-1])) else None
     if labels is None:
         raise ValueError(f"sparse_categorical_crossentropy: y_true shape {y_true.shape} does not match "
@@ -82,8 +94,10 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, mask=None
     if labels.size and (labels.min() < 0 or labels.max() >= classes):
         raise IndexError(f"sparse_categorical_crossentropy: labels must be in [0, {classes}), "
                          f"got {int(labels.min())}..{int(labels.max())}")
+    xp = array_module(y_pred.data)
+    labels = xp.asarray(labels)
     log_p = _log_probs(y_pred, from_logits).reshape(-1, classes)
-    picked = log_p[np.arange(labels.size), labels.reshape(-1)]
+    picked = log_p[xp.arange(labels.size), labels.reshape(-1)]
     return _reduce(-picked.reshape(labels.shape), mask)
 
 

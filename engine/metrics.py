@@ -1,4 +1,4 @@
-"""Metrics on numpy arrays (no gradients), with Keras's names; "acc"/"accuracy" resolve by
+"""Metrics on arrays (no gradients; NumPy, or CuPy on the GPU), with Keras's names; "acc"/"accuracy" resolve by
 loss as Keras does (binary, categorical or sparse categorical accuracy).
 
 Every built-in metric takes (y_true, y_pred, mask=None): a mask (y_pred's shape without the
@@ -13,9 +13,21 @@ import math
 
 import numpy as np
 
+from .tensor import array_module
+
 
 def _mean(values, mask) -> float:
-    """values: [B, ...] per entry -> their mean where mask is true (mask None = everywhere)."""
+    """values: [B, ...] per entry -> their mean where mask is true (mask None = everywhere).
+
+    On the GPU the mean stays there as a float64 0-d array (no host round trip per batch);
+    float() reads it."""
+    xp = array_module(values)
+    if xp is not np:
+        values = values.astype(np.float64)
+        if mask is None:
+            return values.mean()
+        kept = xp.broadcast_to(xp.asarray(mask, bool), values.shape)
+        return xp.where(kept, values, 0).sum() / xp.maximum(kept.sum(), 1)   # 0.0 with none kept
     values = np.asarray(values, dtype=np.float64)
     if mask is None:
         return float(np.mean(values))
@@ -23,29 +35,36 @@ def _mean(values, mask) -> float:
     return float(values[mask].mean()) if mask.any() else 0.0
 
 
+def _pair(y_true, y_pred):
+    """(y_true, y_pred) as arrays where y_pred lives (NumPy labels are copied to the GPU)."""
+    xp = array_module(y_pred)
+    return xp.asarray(y_true), xp.asarray(y_pred), xp
+
+
 def binary_accuracy(y_true, y_pred, threshold=0.5, mask=None) -> float:
-    y_true = np.asarray(y_true).reshape(np.shape(y_pred))
-    hits = (np.asarray(y_pred) > threshold) == (y_true > 0.5)
+    y_true, y_pred, _ = _pair(y_true, y_pred)
+    hits = (y_pred > threshold) == (y_true.reshape(y_pred.shape) > 0.5)
     return _mean(hits.mean(axis=-1), mask)
 
 
 def categorical_accuracy(y_true, y_pred, mask=None) -> float:
-    return _mean(np.argmax(y_true, -1) == np.argmax(y_pred, -1), mask)
+    y_true, y_pred, xp = _pair(y_true, y_pred)
+    return _mean(xp.argmax(y_true, -1) == xp.argmax(y_pred, -1), mask)
 
 
 def sparse_categorical_accuracy(y_true, y_pred, mask=None) -> float:
-    y_true = np.asarray(y_true).reshape(np.shape(y_pred)[:-1])
-    return _mean(y_true == np.argmax(y_pred, -1), mask)
+    y_true, y_pred, xp = _pair(y_true, y_pred)
+    return _mean(y_true.reshape(y_pred.shape[:-1]) == xp.argmax(y_pred, -1), mask)
 
 
 def mean_absolute_error(y_true, y_pred, mask=None) -> float:
-    diff = np.asarray(y_pred) - np.asarray(y_true).reshape(np.shape(y_pred))
-    return _mean(np.abs(diff).mean(axis=-1), mask)
+    y_true, y_pred, xp = _pair(y_true, y_pred)
+    return _mean(xp.abs(y_pred - y_true.reshape(y_pred.shape)).mean(axis=-1), mask)
 
 
 def mean_squared_error(y_true, y_pred, mask=None) -> float:
-    diff = np.asarray(y_pred) - np.asarray(y_true).reshape(np.shape(y_pred))
-    return _mean((diff ** 2).mean(axis=-1), mask)
+    y_true, y_pred, _ = _pair(y_true, y_pred)
+    return _mean(((y_pred - y_true.reshape(y_pred.shape)) ** 2).mean(axis=-1), mask)
 
 
 def roc_auc(y_true, y_score) -> float:

@@ -5,6 +5,9 @@ Dense gradients update whole parameters; a RowSparse gradient (from
 `F.embedding(..., sparse=True)`) updates only its rows, with the slots (momenta) of those
 rows alone — the "lazy" rule of TensorFlow's LazyAdam and torch's SparseAdam: rows absent
 from a batch keep their moments unchanged instead of decaying.
+On the GPU the same rule runs as one fused elementwise kernel per parameter (`_gpu_kernel`,
+engine/_gpu_updates.py), and clipping computes its norms on the device: a step reads nothing
+back to the host.
 
 Example:
     >>> opt = Adam(learning_rate=1e-3, clipnorm=1.0)
@@ -81,6 +84,13 @@ class Optimizer:
             self._var_list.append(p)
         return slots
 
+    def _move_slots(self, device: str) -> None:
+        """Put every slot on `device` (Model.to moves its optimizer's state with its weights)."""
+        from .device import to_device
+        for slots in self._slots.values():
+            for name in slots:
+                slots[name] = to_device(slots[name], device)
+
     @property
     def variables(self) -> list:
         """Copies of the optimizer's state in Keras 3's order: iterations, learning_rate (absent
@@ -127,6 +137,11 @@ class Optimizer:
 
     def apply_gradients(self, grads_and_vars) -> None:
         """Keras style: an iterable of (gradient, parameter Tensor) pairs."""
+        self._apply(grads_and_vars)
+
+    def _apply(self, grads_and_vars, ok=None) -> None:
+        """apply_gradients; on the GPU, `ok` (a 0-d device bool) false makes the step write
+        nothing (fit's skip of a non-finite loss, decided without a host round trip)."""
         pairs = [(g.coalesce() if isinstance(g, RowSparse) else g, p) for g, p in grads_and_vars
                  if g is not None]
         for g, p in pairs:
@@ -138,19 +153,36 @@ class Optimizer:
         lr = self.current_learning_rate()
         for g, p in pairs:
             slots = self._slots_of(p)
+            on_gpu = array_module(p.data) is not np
             if isinstance(g, RowSparse):
                 rows = g.indices
                 row_slots = {n: s[rows] for n, s in slots.items()}
                 values = p.data[rows]
-                values = self._decay(values, lr)
-                p.data[rows] = self._update(values, g.values.astype(p.dtype, copy=False), row_slots,
-                                            lr, self.iterations + 1)
+                grad = g.values.astype(p.dtype, copy=False)
+                if on_gpu:
+                    self._gpu_step(values, grad, row_slots, lr, ok)
+                else:
+                    values = self._update(self._decay(values, lr), grad, row_slots, lr, self.iterations + 1)
+                p.data[rows] = values
                 for n, s in slots.items():
                     s[rows] = row_slots[n]
+            elif on_gpu:
+                self._gpu_step(p.data, g.astype(p.dtype, copy=False), slots, lr, ok)
             else:
                 p.data[...] = self._update(self._decay(p.data, lr), g.astype(p.dtype, copy=False),
                                            slots, lr, self.iterations + 1)
         self.iterations += 1
+
+    def _gpu_step(self, param, grad, slots, lr, ok):
+        """One fused kernel updating param and its slots in place (engine/_gpu_updates.py)."""
+        from . import _gpu_updates
+        name, scalars, slot_names = self._gpu_kernel(lr, self.iterations + 1)
+        decay = self.weight_decay * lr if self.weight_decay else 0.0
+        _gpu_updates.run(name, param, grad, decay, ok, scalars, tuple(slots[n] for n in slot_names))
+
+    def _gpu_kernel(self, lr, step) -> tuple:
+        """(kernel name in engine/_gpu_updates.py, its scalar inputs, its slot outputs in order)."""
+        raise NotImplementedError(f"{type(self).__name__} has no fused GPU update")
 
     def _decay(self, values, lr):
         # Decoupled weight decay applied before the step, as Keras's _apply_weight_decay.
@@ -159,6 +191,8 @@ class Optimizer:
         return values
 
     def _clip(self, pairs):
+        if pairs and array_module(_values(pairs[0][0])) is not np:
+            return self._clip_on_device(pairs)
         if self.clipvalue is not None:
             return [(_map_values(g, lambda v: array_module(v).clip(v, -self.clipvalue, self.clipvalue)), p)
                     for g, p in pairs]
@@ -169,6 +203,23 @@ class Optimizer:
             total = float(np.sqrt(sum(_norm(_values(g)) ** 2 for g, _ in pairs)))
             scale = self.global_clipnorm / max(total, self.global_clipnorm)
             return [(_map_values(g, lambda v: v * scale), p) for g, p in pairs]
+        return pairs
+
+    def _clip_on_device(self, pairs):
+        """_clip with the norms and scales kept on the GPU (float64 norms, the scale rounded to
+        the gradient's dtype before it multiplies, as NumPy rounds the CPU's Python float)."""
+        xp = array_module(_values(pairs[0][0]))
+        if self.clipvalue is not None:
+            return [(_map_values(g, lambda v: xp.clip(v, -self.clipvalue, self.clipvalue)), p)
+                    for g, p in pairs]
+        if self.clipnorm is not None:
+            def clip(v):
+                return v * (self.clipnorm / xp.maximum(_device_norm(v), self.clipnorm)).astype(v.dtype)
+            return [(_map_values(g, clip), p) for g, p in pairs]
+        if self.global_clipnorm is not None:
+            total = xp.sqrt(sum(_device_norm(_values(g)) ** 2 for g, _ in pairs))
+            scale = self.global_clipnorm / xp.maximum(total, self.global_clipnorm)
+            return [(_map_values(g, lambda v: v * scale.astype(v.dtype)), p) for g, p in pairs]
         return pairs
 
     def _update(self, param, grad, slots, lr, step):
@@ -188,7 +239,12 @@ def _map_values(g, fn):
 
 
 def _norm(v) -> float:
-    return float(array_module(v).sqrt((v.astype(np.float64) ** 2).sum()))
+    return float(_device_norm(v))
+
+
+def _device_norm(v):
+    """‖v‖ in float64 as a 0-d array where v lives (no host round trip on the GPU)."""
+    return array_module(v).sqrt((v.astype(np.float64) ** 2).sum())
 
 
 class SGD(Optimizer):
@@ -207,6 +263,11 @@ class SGD(Optimizer):
         m = slots["momentum"]
         m[...] = self.momentum * m - lr * grad
         return param + (self.momentum * m - lr * grad if self.nesterov else m)
+
+    def _gpu_kernel(self, lr, step):
+        if not self.momentum:
+            return "sgd", (lr,), ()
+        return ("sgd_nesterov" if self.nesterov else "sgd_momentum"), (lr, self.momentum), ("momentum",)
 
 
 class RMSprop(Optimizer):
@@ -236,6 +297,13 @@ class RMSprop(Optimizer):
             increment = m
         return param - increment
 
+    def _gpu_kernel(self, lr, step):
+        name = "rmsprop" + ("_centered" if self.centered else "") + ("_momentum" if self.momentum else "")
+        scalars = (lr, self.rho, 1 - self.rho, self.epsilon) + ((self.momentum,) if self.momentum else ())
+        slots = ("velocity",) + (("average_gradient",) if self.centered else ()) + \
+            (("momentum",) if self.momentum else ())
+        return name, scalars, slots
+
 
 class Adam(Optimizer):
     """Keras's Adam: α = lr·sqrt(1−β2^t)/(1−β1^t); p −= α·m / (sqrt(v) + ε)."""
@@ -257,6 +325,13 @@ class Adam(Optimizer):
             xp.maximum(v_hat, v, out=v_hat)
             v = v_hat
         return param - (m * alpha) / (xp.sqrt(v) + self.epsilon)
+
+    def _gpu_kernel(self, lr, step):
+        alpha = lr * np.sqrt(1 - self.beta_2 ** step) / (1 - self.beta_1 ** step)
+        scalars = (1 - self.beta_1, 1 - self.beta_2, alpha, self.epsilon)
+        if self.amsgrad:
+            return "adam_amsgrad", scalars, ("m", "v", "v_hat")
+        return "adam", scalars, ("m", "v")
 
 
 class AdamW(Adam):

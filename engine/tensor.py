@@ -77,7 +77,7 @@ class Tensor:
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size)
-    device = property(lambda self: "cuda" if array_module(self.data) is not np else "cpu")
+    device = property(lambda self: "cuda" if type(self.data).__module__.startswith("cupy") else "cpu")
 
     def __len__(self):
         return len(self.data)
@@ -97,13 +97,34 @@ class Tensor:
         return Tensor(self.data)
 
     def to(self, device: str) -> "Tensor":
-        """Copy to "cpu" or "cuda"; the copy is a new leaf."""
-        if device == "cpu":
-            return Tensor(self.numpy(), requires_grad=self.requires_grad)
-        if device == "cuda":
-            import cupy
-            return Tensor(cupy.asarray(self.data), requires_grad=self.requires_grad)
-        raise ValueError(f"Tensor.to: device must be 'cpu' or 'cuda', got {device!r}")
+        """This tensor on "cpu" or "cuda": itself if it is there already, else a copy that is a
+        new leaf with the same dtype, requires_grad and `.grad` (moved too), as PyTorch's .to
+        returns self when nothing moves. DeviceUnavailableError, with the reason, when CuPy or
+        a CUDA device is missing.
+
+        Example:
+            >>> x = Tensor(np.ones(3, "float32"), requires_grad=True)
+            >>> x.to("cpu") is x
+            True
+            >>> x.to("cuda").device          # on a machine with a GPU
+            'cuda'
+        """
+        from . import device as device_module
+        device_module.require(device, "Tensor.to")
+        if device == self.device:
+            return self
+        moved = Tensor(device_module.to_device(self.data, device), requires_grad=self.requires_grad)
+        if self.grad is not None:
+            moved.grad = _move_grad(self.grad, device)
+        return moved
+
+    def _move_(self, device: str) -> None:
+        """Move this tensor's data and .grad to `device` in place: the same Tensor object, so
+        optimizers and layers holding it keep working (Layer.to / Model.to)."""
+        from .device import to_device
+        self.data = to_device(self.data, device)
+        if self.grad is not None:
+            self.grad = _move_grad(self.grad, device)
 
     def astype(self, dtype) -> "Tensor":
         return _ops.Cast.apply(self, dtype=np.dtype(dtype))
@@ -224,15 +245,15 @@ class Tensor:
     def __pow__(self, other): return _ops.Pow.apply(self, _lift(other, self))
     def __rpow__(self, other): return _ops.Pow.apply(_lift(other, self), self)
     def __neg__(self): return _ops.Neg.apply(self)
-    def __getitem__(self, index): return _ops.GetItem.apply(self, index=_unwrap_index(index))
+    def __getitem__(self, index): return _ops.GetItem.apply(self, index=_unwrap_index(index, self))
 
     # Comparisons give bool tensors and no gradient.
-    def __lt__(self, other): return Tensor(self.data < _raw(other))
-    def __le__(self, other): return Tensor(self.data <= _raw(other))
-    def __gt__(self, other): return Tensor(self.data > _raw(other))
-    def __ge__(self, other): return Tensor(self.data >= _raw(other))
-    def __eq__(self, other): return Tensor(self.data == _raw(other))
-    def __ne__(self, other): return Tensor(self.data != _raw(other))
+    def __lt__(self, other): return Tensor(self.data < _operand(other, self))
+    def __le__(self, other): return Tensor(self.data <= _operand(other, self))
+    def __gt__(self, other): return Tensor(self.data > _operand(other, self))
+    def __ge__(self, other): return Tensor(self.data >= _operand(other, self))
+    def __eq__(self, other): return Tensor(self.data == _operand(other, self))
+    def __ne__(self, other): return Tensor(self.data != _operand(other, self))
     __hash__ = object.__hash__
 
     def sum(self, axis=None, keepdims=False): return _ops.Sum.apply(self, axis=axis, keepdims=keepdims)
@@ -269,6 +290,13 @@ class Tensor:
         return _ops.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
 
 
+def _move_grad(grad, device):
+    from .device import to_device
+    if isinstance(grad, RowSparse):
+        return RowSparse(to_device(grad.indices, device), to_device(grad.values, device), grad.shape)
+    return to_device(grad, device)
+
+
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
@@ -281,10 +309,18 @@ def _lift(other, like: Tensor) -> Tensor:
     return Tensor(xp.asarray(other, dtype=dtype))
 
 
-def _unwrap_index(index):
+def _operand(x, like: Tensor):
+    """x's array, a NumPy one copied to the GPU when `like` is there (NumPy masks, ids)."""
+    x = _raw(x)
+    if isinstance(x, np.ndarray) and like.device == "cuda":
+        return array_module(like.data).asarray(x)
+    return x
+
+
+def _unwrap_index(index, like: Tensor):
     if isinstance(index, tuple):
-        return tuple(_raw(i) for i in index)
-    return _raw(index)
+        return tuple(_operand(i, like) for i in index)
+    return _operand(index, like)
 
 
 def _memory_owner(array):

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from .. import device as device_module
 from .. import initializers
 from ..tensor import Tensor, no_grad
 from . import symbolic
@@ -21,6 +22,7 @@ class Layer:
 
     supports_masking = False
     _count: dict = {}
+    _device = None   # set by to(); None: weights are built on device_module.default_device()
 
     def __init__(self, name=None, trainable=True, dtype="float32"):
         self.name = unique_name(type(self).__name__) if name is None else name
@@ -33,6 +35,9 @@ class Layer:
     def add_weight(self, name, shape, initializer="zeros") -> Tensor:
         value = initializers.get(initializer)(tuple(shape), self.dtype)
         weight = Tensor(value, requires_grad=True)
+        # Initial values are drawn on the host with the engine's generator, then moved, so a
+        # seed gives the same weights on the CPU and on the GPU.
+        weight._move_(self._device or device_module.default_device())
         self._weights.append(weight)
         self._weight_names.append(f"{self.name}/{name}")
         return weight
@@ -55,6 +60,8 @@ class Layer:
             return symbolic.call(self, x, kwargs)
         if mask is None:
             mask = _input_mask(x)
+        if (self._device or device_module.default_device()) == "cuda":
+            x = _arrays_to_gpu(x)   # NumPy inputs are copied to the layer's device, as Keras converts
         if not self.built:
             self.build([tuple(t.shape) for t in x] if isinstance(x, (list, tuple)) else tuple(x.shape))
             self.built = True
@@ -65,6 +72,23 @@ class Layer:
         if out_mask is not None and isinstance(first, Tensor):
             first._keras_mask = out_mask
         return out
+
+    def to(self, device: str) -> "Layer":
+        """Move every weight (and its .grad) to "cpu" or "cuda", in place: the same Tensor
+        objects hold the moved arrays, so optimizers keep their references. Weights built
+        later are created there too. Returns the layer, as torch's Module.to.
+
+        Example:
+            >>> layer = Dense(4).to("cuda")      # on a machine with a GPU
+        """
+        device_module.require(device, f"{self.name}.to")
+        self._device = device
+        for w in self._weights:
+            w._move_(device)
+        for value in vars(self).values():   # wrapped layers: Bidirectional, TimeDistributed
+            if isinstance(value, Layer):
+                value.to(device)
+        return self
 
     @property
     def weights(self) -> list[Tensor]:
@@ -95,7 +119,7 @@ class Layer:
             if value.shape != w.shape:
                 raise ValueError(f"{self.name}: weight {name} must have shape {w.shape}, got {value.shape}")
         for w, value in zip(self._weights, values):
-            w.data[...] = value.astype(w.dtype)
+            w.data[...] = device_module.to_device(value.astype(w.dtype), w.device)
 
     def get_config(self) -> dict:
         return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
@@ -118,6 +142,15 @@ def _input_mask(x):
         masks = [getattr(t, "_keras_mask", None) for t in x]
         return None if all(m is None for m in masks) else masks
     return getattr(x, "_keras_mask", None)
+
+
+def _arrays_to_gpu(x):
+    """x with every numeric NumPy array (also inside a list of inputs) copied to the GPU."""
+    if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
+        return device_module.to_device(x, "cuda")
+    if isinstance(x, (list, tuple)):
+        return type(x)(_arrays_to_gpu(v) for v in x)
+    return x
 
 
 def to_snake_case(name: str) -> str:

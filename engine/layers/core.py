@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..tensor import Tensor, where
+from ..tensor import Tensor, array_module, where
 from .base import Layer
 
 ACTIVATIONS = {
@@ -23,7 +23,7 @@ def get_activation(name):
 
 def as_tensor(x, dtype) -> Tensor:
     """x as a Tensor; arrays are converted to the layer's dtype."""
-    return x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=dtype))
+    return x if isinstance(x, Tensor) else Tensor(x, dtype=dtype)
 
 
 class Dense(Layer):
@@ -177,7 +177,7 @@ class Embedding(Layer):
         """Token ids [B,T] as an integer array; whole-number floats are accepted, as Keras casts them."""
         ids = x.data if isinstance(x, Tensor) else np.asarray(x)
         if ids.dtype.kind == "f":
-            if not np.array_equal(ids, np.round(ids)):
+            if not bool((ids == array_module(ids).around(ids)).all()):
                 raise TypeError(f"{self.name}: token ids must be integers, got non-integral {ids.dtype} values")
             ids = ids.astype(np.int64)
         return ids

@@ -1,9 +1,7 @@
 """RepeatVector and TimeDistributed (Keras 3 names)."""
 from __future__ import annotations
 
-import numpy as np
-
-from ..tensor import Tensor
+from ..tensor import Tensor, array_module
 from .base import Layer
 from .core import as_tensor
 
@@ -28,7 +26,7 @@ class RepeatVector(Layer):
         if x.ndim != 2:
             raise ValueError(f"{self.name}: input must be (batch, features), got shape {x.shape}")
         # Broadcasting against zeros repeats x; the gradient sums the n copies back.
-        return x.reshape(x.shape[0], 1, x.shape[1]) + Tensor(np.zeros((1, self.n, 1), x.dtype))
+        return x.reshape(x.shape[0], 1, x.shape[1]) + Tensor(array_module(x.data).zeros((1, self.n, 1), x.dtype))
 
     def get_config(self):
         return {**super().get_config(), "n": self.n}
@@ -65,7 +63,7 @@ class TimeDistributed(Layer):
         return self.layer.trainable_weights if self.trainable else []
 
     def call(self, x, mask=None, training=False):
-        x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+        x = x if isinstance(x, Tensor) else Tensor(x)
         if x.ndim < 3:
             raise ValueError(f"{self.name}: input must be (batch, steps, ...), got shape {x.shape}")
         B, T = x.shape[:2]

@@ -71,7 +71,7 @@ class Functional(Model):
         values = {}
         for t, value in zip(self.inputs, self._flat_inputs(x)):
             if not isinstance(value, Tensor):
-                value = Tensor(np.asarray(value, dtype=t.dtype if t.dtype.kind == "f" else None))
+                value = Tensor(value, dtype=t.dtype if t.dtype.kind == "f" else None)
             values[id(t)] = value
         for node in self._nodes:
             if isinstance(node.layer, InputLayer):

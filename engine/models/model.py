@@ -11,12 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import callbacks as callbacks_module
+from .. import device as device_module
 from .. import distributed
 from .. import losses, metrics as metrics_module, optimizers
 from ..random import generator
 from ..layers import symbolic
-from ..tensor import Tensor, no_grad
-from . import _data, _data_parallel
+from ..tensor import Tensor, array_module, no_grad
+from . import _data, _data_parallel, _logs
+from ._logs import Means as _Means, host_logs as _host_logs, on_gpu as _on_gpu
 
 
 class Model:
@@ -42,10 +44,38 @@ class Model:
         self._inbound_nodes = []  # calls on symbolic tensors: a model used as a layer
         self._initial_epoch = None   # set by BackupAndRestore.on_train_begin to resume
 
+    _device = None   # set by to(); None: device_module.default_device()
+
     def __call__(self, x, training=False):
         if symbolic.any_symbolic(x):
             return symbolic.call(self, x, {})
+        if self.device == "cuda":   # NumPy batches are copied to the device, as Keras converts
+            x = _data.map_structure(lambda a: device_module.to_device(a, "cuda")
+                                    if isinstance(a, np.ndarray) and a.dtype.kind in "biuf" else a, x)
         return self.call(x, training=training)
+
+    @property
+    def device(self) -> str:
+        """Where the model computes: "cpu" or "cuda" (set by to(), else the default device)."""
+        return self._device or device_module.default_device()
+
+    def to(self, device: str) -> "Model":
+        """Move every weight, its gradient and the optimizer's slots to "cpu" or "cuda", in
+        place (the same Tensor objects, so a compiled optimizer keeps its references); layers
+        built later are created there. fit/evaluate/predict then copy each NumPy batch to the
+        device; predict still returns NumPy. Returns the model, as torch's Module.to.
+        DeviceUnavailableError, with the reason, where the device is missing.
+
+        Example:
+            >>> model.to("cuda").fit(x_train, y_train, epochs=2)     # on a machine with a GPU
+        """
+        device_module.require(device, f"{self.name}.to")
+        self._device = device
+        for layer in self.layers:
+            layer.to(device)
+        if self.optimizer is not None:
+            self.optimizer._move_slots(device)
+        return self
 
     def call(self, x, training=False):
         raise NotImplementedError
@@ -105,7 +135,7 @@ class Model:
             if np.shape(value) != w.shape:
                 raise ValueError(f"{self.name}: weight {name} must have shape {w.shape}, got {np.shape(value)}")
         for (_, w), value in zip(named, weights):
-            w.data[...] = value
+            w.data[...] = device_module.to_device(np.asarray(value), w.device)
 
     def count_params(self) -> int:
         return int(sum(w.size for w in self.weights))
@@ -244,7 +274,7 @@ class Model:
 
         A non-finite loss skips the step, so the weights stay as they were.
         """
-        return self._train_step(x, y)[0]
+        return _host_logs(self._train_step(x, y)[0])
 
     def _train_step(self, x, y):
         """(logs, weight of each log entry) for one optimizer step on one batch; under mpiexec
@@ -257,6 +287,13 @@ class Model:
         for p in params:
             p.grad = None
         terms, logs, weights = self._loss_terms(y, out, "fit")
+        if _on_gpu(logs["loss"]) and replica is None:
+            # No host round trip: the update kernels read the finite flag on the device and
+            # write nothing for a non-finite loss (optimizer iterations still count the step).
+            _sum([term.value for term in terms]).backward()
+            ok = array_module(logs["loss"]).isfinite(logs["loss"])
+            self.optimizer._apply([(p.grad, p) for p in params if p.grad is not None], ok=ok)
+            return logs, weights
         if replica is not None:
             logs, weights = replica.backward(terms, logs, weights, params)
         elif np.isfinite(logs["loss"]):
@@ -274,26 +311,7 @@ class Model:
     def _loss_terms(self, y, out, what):
         """_loss_and_metrics with each output's loss apart: (terms, logs, weights), terms
         holding each output's _data.LossTerm (data-parallel steps weight them one by one)."""
-        names = self.output_names
-        outs = _data.by_name(out, names, what, "the model output")
-        ys = _data.by_name(y, names, what, "y")
-        n = len(_data.flatten(ys)[0])
-        terms, logs, weights = [], {"loss": 0.0}, {"loss": n}
-        for name, (loss_name, loss_fn), metric_fns, yo, o in zip(names, self._losses, self._metrics, ys, outs):
-            mask = getattr(o, "_keras_mask", None)
-            mask = None if mask is None else np.asarray(mask.numpy() if isinstance(mask, Tensor) else mask)
-            value = loss_fn(yo, o, mask=mask) if _takes_mask(loss_fn) else loss_fn(yo, o)
-            prefix = f"{name}_" if len(names) > 1 else ""
-            if prefix:
-                logs[f"{name}_loss"], weights[f"{name}_loss"] = value.item(), n
-            pred = o.numpy()
-            count = n if mask is None else int(mask.sum())
-            terms.append(_data.LossTerm(f"{prefix}loss", value, count, mask is not None))
-            for metric_name, fn in metric_fns:
-                values = fn(yo, pred, mask=mask) if _takes_mask(fn) else fn(yo, pred)
-                logs[prefix + metric_name], weights[prefix + metric_name] = values, count
-        logs["loss"] = float(sum(term.value.item() for term in terms))
-        return terms, logs, weights
+        return _logs.loss_terms(self, y, out, what)
 
     def evaluate(self, x, y=None, batch_size=32, verbose="auto", callbacks=None, return_dict=False):
         """Loss and metrics over the data (size-weighted mean of batches).
@@ -451,22 +469,6 @@ def _num_batches(x, batch_size):
     return len(x) if hasattr(x, "__len__") else None
 
 
-class _Means:
-    """Running weighted means of log entries (loss by batch size, masked metrics by kept entries)."""
-
-    def __init__(self):
-        self.totals, self.weights, self.seen = {}, {}, 0
-
-    def add(self, logs, weights):
-        self.seen += 1
-        for k, v in logs.items():
-            self.totals[k] = self.totals.get(k, 0.0) + v * weights[k]
-            self.weights[k] = self.weights.get(k, 0) + weights[k]
-
-    def result(self) -> dict:
-        return {k: v / max(self.weights[k], 1) for k, v in self.totals.items()}
-
-
 def _sum(tensors):
     total = tensors[0]
     for t in tensors[1:]:
@@ -486,8 +488,3 @@ def _concatenate(batches):
 
 def _loss_name(spec) -> str:
     return spec if isinstance(spec, str) else getattr(spec, "__name__", "loss")
-
-
-def _takes_mask(fn) -> bool:
-    """Built-in losses and metrics take mask=; a user's callable may not."""
-    return getattr(fn, "__module__", None) in (losses.__name__, metrics_module.__name__)
