@@ -286,7 +286,7 @@ def make_row(op, size, variant, version, ours_result, torch_result, torch_kind, 
            "error": ours_result if isinstance(ours_result, str) else None,
            "torch_error": torch_result if isinstance(torch_result, str) else None}
     if ms and ceilings:
-        row["gemm_fraction"] = row["flops"] / (ms * 1e6) / ceilings["sgemm_gflops"]
+        row["gemm_fraction"] = row["flops"] / (ms * 1e6) / ceilings["sgemm_gflops"] if row["flops"] else None
         row["bandwidth_fraction"] = row["min_bytes"] / (ms * 1e6) / ceilings["bandwidth_gbs"]
     return row
 
@@ -299,29 +299,31 @@ def _cells(row) -> list[str]:
     def number(value, fmt):
         return "-" if value is None else format(value, fmt)
     ours_ms = number(row["ms"], ".2f") if not row["error"] else "error"
-    return [row["op"], "x".join(map(str, row["size"][:4])) + (" sparse" if row["size"][4:] == [True] else ""),
+    size = "x".join(str(v) for v in row["size"] if not isinstance(v, bool))
+    return [row["op"], size + (" sparse" if True in row["size"] else ""),
             row["variant"], row["version"] or "cupy", ours_ms, row["torch_kind"] or "-",
             number(row["torch_ms"], ".2f"), number(row["torch_over_ours"], ".2f"),
             number(row["vs_plain"], "+.0%"), number(row["gemm_fraction"], ".1%"),
             number(row["bandwidth_fraction"], ".1%")]
 
 
-WIDTHS = (11, 20, 18, 6, 9, 13, 9, 11, 9, 8, 7)
+WIDTHS = (10, 23, 17, 4, 8, 12, 8, 10, 8, 6, 6)
+_LEFT = (0, 1, 2, 3, 5)  # text columns; numbers are right-aligned
+
+
+def _line(cells) -> str:
+    return "  ".join(f"{c:<{w}}" if i in _LEFT else f"{c:>{w}}"
+                     for i, (c, w) in enumerate(zip(cells, WIDTHS)))
 
 
 def format_row(row, markdown=False) -> str:
+    """One row of the table (plain text aligned under format_header, or Markdown)."""
     cells = _cells(row)
-    if markdown:
-        return "| " + " | ".join(cells) + " |"
-    return "".join(f"{c:<{w}}" if i < 4 or i == 5 else f"{c:>{w}}"
-                   for i, (c, w) in enumerate(zip(cells, WIDTHS)))
+    return "| " + " | ".join(cells) + " |" if markdown else _line(cells)
 
 
 def format_header(markdown=False) -> list[str]:
-    if markdown:
-        return ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    return ["".join(f"{c:<{w}}" if i < 4 or i == 5 else f"{c:>{w}}"
-                    for i, (c, w) in enumerate(zip(COLUMNS, WIDTHS)))]
+    return ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)] if markdown else [_line(COLUMNS)]
 
 
 def describe_ceilings(ceilings) -> str:
