@@ -115,16 +115,18 @@ def lengths(B, T):
     return rows
 
 
-def ours(op, size, variant, rng):
-    """A forward+backward closure running our op on the GPU (cupy backend), inputs resident."""
-    import cupy
+def ours(op, size, variant, rng, xp=None):
+    """A forward+backward closure running our op with its inputs resident on the GPU
+    (xp: cupy; numpy runs the same closure on the CPU backend, for the tests)."""
+    if xp is None:
+        import cupy as xp
 
-    def gpu(a, requires_grad=True):
-        return Tensor(cupy.asarray(a, dtype=np.float32), requires_grad=requires_grad)
+    def gpu(a):
+        return Tensor(xp.asarray(a, dtype=np.float32), requires_grad=True)
 
     if op == "embedding":
         V, D, B, T, sparse = size
-        ids = cupy.asarray(rng.integers(0, V, (B, T)))
+        ids = xp.asarray(rng.integers(0, V, (B, T)))
         table = gpu(rng.standard_normal((V, D)))
 
         def step():
@@ -144,9 +146,9 @@ def ours(op, size, variant, rng):
                    gpu(rng.standard_normal((2, G * H) if op == "gru" else (G * H,)) * 0.1)]
         options = {}
         if variant == "mask":
-            options["mask"] = cupy.asarray(np.arange(T)[None, :] < lengths(B, T)[:, None])
+            options["mask"] = xp.asarray(np.arange(T)[None, :] < lengths(B, T)[:, None])
         elif variant == "recurrent_dropout":
-            options["recurrent_dropout_mask"] = cupy.asarray(
+            options["recurrent_dropout_mask"] = xp.asarray(
                 ((rng.random((B, H)) > 0.25) / 0.75).astype(np.float32))
         call = getattr(F, op)
         forward = lambda: call(*tensors, **options)[0]  # noqa: E731
@@ -158,9 +160,10 @@ def ours(op, size, variant, rng):
     return step
 
 
-def theirs(torch, op, size, variant, rng):
-    """(kind, forward+backward closure) for the same computation in PyTorch on the GPU."""
-    cuda = torch.device("cuda")
+def theirs(torch, op, size, variant, rng, device="cuda"):
+    """(kind, forward+backward closure) for the same computation in PyTorch on the GPU
+    (device="cpu" runs it on the CPU, for the tests)."""
+    cuda = torch.device(device)
 
     def leaf(a):
         return torch.tensor(a, dtype=torch.float32, device=cuda, requires_grad=True)

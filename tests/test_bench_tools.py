@@ -221,3 +221,20 @@ def test_gpu_check_runs_every_step_and_writes_one_results_json(tmp_path):
     table = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_results.py"), "--markdown",
                             str(out / "results.json")], capture_output=True, text=True, check=True).stdout
     assert "on Fake H200 (2026-12-01)" in table and "| lstm | 16x1000x128x512 | plain | v1 | 20.00 |" in table
+
+
+@pytest.mark.parametrize("op, size", [("lstm", (3, 6, 4, 5)), ("gru", (3, 6, 4, 5)),
+                                      ("embedding", (30, 4, 2, 3, False)), ("embedding", (30, 4, 2, 3, True)),
+                                      ("conv1d", (2, 9, 3, 4, 3))])
+def test_gpu_bench_contenders_run_on_the_cpu(op, size):
+    # The closures bench --device cuda times, run here with numpy / torch CPU: every variant's
+    # inputs and options are well formed before a GPU ever sees them.
+    from engine.benchmark_cuda import GATES, VARIANTS, ours, theirs
+    torch = pytest.importorskip("torch")
+    for name in VARIANTS if op in GATES else ("plain",):
+        rng = np.random.default_rng(0)
+        ours(op, size, name, rng, xp=np)()
+        kind, step = theirs(torch, op, size, name, rng, device="cpu")
+        step()
+        assert kind == {"plain": "cudnn", "mask": "cudnn packed", "recurrent_dropout": "cell loop"}[name] \
+            if op in GATES else kind in ("cudnn", "embedding")
