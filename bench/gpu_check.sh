@@ -3,11 +3,13 @@
 # numba, pybind11, scikit-build-core, cmake and pytest but no network:
 #   env (nvidia-smi, versions, seqfuse info) -> tools/check_cuda.py (in the background, beside
 #   the build) -> build -> pytest -m gpu -> seqfuse parity --device cuda -> the README's main
-#   job with --device cuda -> seqfuse bench --device cuda --json -> one results JSON.
+#   job with --device cuda (and on the CPU, to compare) -> seqfuse bench --device cuda --json
+#   -> one results JSON.
 # usage: bench/gpu_check.sh OUT_DIR
 # OUT_DIR gets six files (the device tool returns at most 8):
 #   results.json   card, steps (exit code, seconds, limit), tests, parity rows, bench rows,
-#                  the main job's history (bench/gpu_results.py writes it; --markdown renders it)
+#                  the main job's histories on cuda and cpu (bench/gpu_results.py writes it;
+#                  its --markdown renders RESULTS.md tables from it)
 #   log.txt        every step's output in order, each under an "== step" line
 #   steps.tsv      name, exit code, seconds, limit: one line per step (124/137 = timed out)
 #   tests_gpu.xml  pytest's JUnit report;  parity.json, bench.json  those steps' own JSON
@@ -57,7 +59,7 @@ step() {  # step NAME NOMINAL_S STEPS_AFTER COMMAND...
   record "$name" "$rc" "$begin" "$seconds"
 }
 
-step env 30 6 bash -c "date -u; uname -a; nvidia-smi; \
+step env 30 7 bash -c "date -u; uname -a; nvidia-smi; \
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader \
     > '$work/gpu.csv'; nvcc --version | tail -n 2; $py --version; \
   $py -c 'import cupy, numpy, numba, torch; print(\"cupy\", cupy.__version__, \"numpy\", numpy.__version__, \
@@ -65,21 +67,24 @@ step env 30 6 bash -c "date -u; uname -a; nvidia-smi; \
 \"torch sees cuda:\", torch.cuda.is_available())'"
 
 # nvcc for two architectures is the slow part and needs no GPU: it runs beside the build.
-check_limit=$(limit 240 5)
+check_limit=$(limit 240 6)
 check_begin=$(date +%s%N)
 timeout --kill-after=10 "$check_limit" "$py" tools/check_cuda.py > "$work/check_cuda.txt" 2>&1 < /dev/null &
 check_pid=$!
 
-step build 150 5 "$py" -m pip install --no-build-isolation --no-deps -e .
-step info 20 4 "$py" -m engine info
+step build 150 6 "$py" -m pip install --no-build-isolation --no-deps -e .
+step info 20 5 "$py" -m engine info
 
 timeout_plugin=()
 "$py" -c "import pytest_timeout" 2>/dev/null && timeout_plugin=(--timeout 90)
-step tests_gpu 150 3 "$py" -m pytest -q -p no:cacheprovider -m gpu -rfE --continue-on-collection-errors \
+step tests_gpu 150 4 "$py" -m pytest -q -p no:cacheprovider -m gpu -rfE --continue-on-collection-errors \
   "${timeout_plugin[@]}" --junitxml="$out/tests_gpu.xml" tests/
-step parity 90 2 "$py" -m engine parity --device cuda --json "$out/parity.json"
-step train_cuda 90 1 "$py" -m engine train --data movie_reviews --model lstm --epochs 3 --device cuda \
+step parity 90 3 "$py" -m engine parity --device cuda --json "$out/parity.json"
+step train_cuda 90 2 "$py" -m engine train --data movie_reviews --model lstm --epochs 3 --device cuda \
   --verbose 2 --history "$work/train_cuda.json"
+# The same job on the CPU (~5 s), for the summary's side-by-side losses.
+step train_cpu 60 1 "$py" -m engine train --data movie_reviews --model lstm --epochs 3 \
+  --verbose 2 --history "$work/train_cpu.json"
 
 wait "$check_pid"
 check_rc=$?
@@ -94,5 +99,5 @@ step bench "$bench_limit" 0 "$py" -m engine bench --device cuda --json "$out/ben
 # The summary goes to the log and to stdout (the end of the device tool's reply).
 echo "== results" >> "$log"
 timeout 15 "$py" bench/gpu_results.py "$out" --gpu-csv "$work/gpu.csv" \
-  --train "$work/train_cuda.json" 2>&1 | tee -a "$log"
+  --train "$work/train_cuda.json" --train-cpu "$work/train_cpu.json" 2>&1 | tee -a "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "bench/gpu_results.py failed; steps:"; cat "$out/steps.tsv"; }

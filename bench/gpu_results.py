@@ -5,7 +5,7 @@
 
 The first form runs on the device at the end of the check and needs only the standard
 library (it must work when the build or every other step failed): it folds steps.tsv, the
-JUnit report, parity.json, bench.json, nvidia-smi's card line and the main job's history into
+JUnit report, parity.json, bench.json, nvidia-smi's card line and the main job's histories into
 results.json and prints a short summary. Missing or broken inputs become null with the reason.
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _json(path):
     return json.loads(path.read_text())
 
 
-def collect(out: Path, gpu_csv=None, train=None) -> dict:
+def collect(out: Path, gpu_csv=None, train=None, train_cpu=None) -> dict:
     """Every input of the check folded into one dict (see the module docstring)."""
     problems = {}
     steps = _load(read_steps, out / "steps.tsv", problems) or []
@@ -86,6 +86,7 @@ def collect(out: Path, gpu_csv=None, train=None) -> dict:
             "not_ok": [r for r in parity.get("rows", []) if r.get("status") not in ("ok", "n/a")]},
         "bench": bench,
         "train_cuda": _load(_json, train, problems),
+        "train_cpu": _load(_json, train_cpu, problems),
         "missing": problems,
     }
     return results
@@ -114,10 +115,11 @@ def summary(results) -> list[str]:
             lines.append(f"  {row['op']} {row['size']} {row['variant']} {row.get('version') or 'cupy'}: "
                          f"{row.get('ms')} ms, torch/ours {'-' if ratio is None else f'{ratio:.2f}'}"
                          + (f", error {row['error'][:80]}" if row.get("error") else ""))
-    train = results["train_cuda"]
-    if train:
-        lines.append(f"train --device cuda: final loss {train['history']['loss'][-1]:.4f}, "
-                     f"test_acc {train.get('test_acc')}")
+    for device in ("cuda", "cpu"):
+        train = results[f"train_{device}"]
+        if train:
+            lines.append(f"main job on {device}: final loss {train['history']['loss'][-1]:.4f}, "
+                         f"test_acc {train.get('test_acc')}")
     lines += [f"missing {name}: {why}" for name, why in results["missing"].items()]
     return lines
 
@@ -141,14 +143,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", help="the check's OUT_DIR, or with --markdown its results.json")
     parser.add_argument("--gpu-csv", help="nvidia-smi's card line (the env step writes it)")
-    parser.add_argument("--train", help="the main job's --history JSON")
+    parser.add_argument("--train", help="the main job's --history JSON (--device cuda)")
+    parser.add_argument("--train-cpu", help="the same job's history on the CPU")
     parser.add_argument("--markdown", action="store_true", help="print RESULTS.md tables from results.json")
     args = parser.parse_args(argv)
     if args.markdown:
         print("\n".join(markdown(json.loads(Path(args.out).read_text()))))
         return 0
     out = Path(args.out)
-    results = collect(out, args.gpu_csv, args.train)
+    results = collect(out, args.gpu_csv, args.train, args.train_cpu)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print("\n".join(summary(results)))
     return 0

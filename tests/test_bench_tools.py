@@ -178,6 +178,8 @@ elif args[:3] == ["-m", "engine", "parity"]:
     from engine import parity
     rows = [parity._row("lstm mask", __import__("numpy").float32, "cupy v1", {{"forward[0]": 0.0, "grad[0]": 0.0}})]
     json.dump({{"passed": True, "rows": rows}}, open(after("--json"), "w"), default=str)
+elif args[:3] == ["-m", "engine", "train"] and "cuda" in args and os.environ.get("STUB_HANG"):
+    __import__("time").sleep(60)
 elif args[:3] == ["-m", "engine", "train"]:
     json.dump({{"history": {{"loss": [0.7, 0.5]}}, "test_acc": 0.8}}, open(after("--history"), "w"))
 elif args[:3] == ["-m", "engine", "bench"]:
@@ -206,14 +208,16 @@ def test_gpu_check_runs_every_step_and_writes_one_results_json(tmp_path):
     assert files == ["bench.json", "log.txt", "parity.json", "results.json", "steps.tsv", "tests_gpu.xml"]
     results = json.loads((out / "results.json").read_text())
     steps = {s["name"]: s["exit_code"] for s in results["steps"]}
-    assert list(steps) == ["env", "build", "info", "tests_gpu", "parity", "train_cuda", "check_cuda", "bench"]
+    assert list(steps) == ["env", "build", "info", "tests_gpu", "parity", "train_cuda", "train_cpu",
+                           "check_cuda", "bench"]
     assert steps["info"] == 3 and steps["tests_gpu"] == 1 and steps["bench"] == 0  # later steps still ran
     assert results["passed"] is False
     assert results["tests"]["failures"] == 1
     assert results["tests"]["failed"] == ["tests.test_gpu_lstm::test_x: grad[1] 2e-3"]
     assert results["parity"]["rows"][0]["backend"] == "cupy v1" and results["parity"]["not_ok"] == []
     assert results["bench"]["rows"][0]["torch_over_ours"] == 2.0
-    assert results["train_cuda"]["test_acc"] == 0.8
+    assert results["train_cuda"]["test_acc"] == results["train_cpu"]["test_acc"] == 0.8
+    assert "main job on cuda: final loss 0.5000, test_acc 0.8" in done.stdout
     invoked = calls.read_text()
     assert "parity --device cuda --json" in invoked and "bench --device cuda --json" in invoked
     assert "train --data movie_reviews --model lstm --epochs 3 --device cuda" in invoked
@@ -238,3 +242,18 @@ def test_gpu_bench_contenders_run_on_the_cpu(op, size):
         step()
         assert kind == {"plain": "cudnn", "mask": "cudnn packed", "recurrent_dropout": "cell loop"}[name] \
             if op in GATES else kind in ("cudnn", "embedding")
+
+
+def test_gpu_check_cuts_a_hanging_step_and_goes_on(tmp_path):
+    if shutil.which("timeout") is None:
+        pytest.skip("no coreutils timeout here")
+    out = tmp_path / "out"
+    # TOTAL_S=60: the limits shrink to fit, the hanging train --device cuda gets the 5 s floor.
+    env = {**os.environ, "PYTHON": str(_stub_python(tmp_path)), "STUB_CALLS": str(tmp_path / "calls"),
+           "TOTAL_S": "60", "STUB_HANG": "1"}
+    subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), str(out)], env=env, capture_output=True,
+                   timeout=60, check=True)
+    steps = {s["name"]: s for s in json.loads((out / "results.json").read_text())["steps"]}
+    assert steps["train_cuda"]["timed_out"] and steps["train_cuda"]["exit_code"] == 124
+    assert steps["train_cuda"]["seconds"] < 10 and steps["train_cuda"]["limit_s"] == 5
+    assert steps["bench"]["exit_code"] == 0  # the step after still ran
