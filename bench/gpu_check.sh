@@ -54,7 +54,7 @@ step() {  # step NAME NOMINAL_S STEPS_AFTER COMMAND...
   shift 3
   echo "== $name: $*" >> "$log"
   begin=$(date +%s%N)
-  timeout --kill-after=10 "$seconds" "$@" >> "$log" 2>&1 < /dev/null
+  timeout --kill-after=5 "$seconds" "$@" >> "$log" 2>&1 < /dev/null
   rc=$?
   record "$name" "$rc" "$begin" "$seconds"
 }
@@ -69,7 +69,7 @@ step env 30 7 bash -c "date -u; uname -a; nvidia-smi; \
 # nvcc for two architectures is the slow part and needs no GPU: it runs beside the build.
 check_limit=$(limit 240 6)
 check_begin=$(date +%s%N)
-timeout --kill-after=10 "$check_limit" "$py" tools/check_cuda.py > "$work/check_cuda.txt" 2>&1 < /dev/null &
+timeout --kill-after=5 "$check_limit" "$py" tools/check_cuda.py > "$work/check_cuda.txt" 2>&1 < /dev/null &
 check_pid=$!
 
 step build 150 6 "$py" -m pip install --no-build-isolation --no-deps -e .

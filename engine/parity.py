@@ -246,8 +246,8 @@ def passed(rows) -> bool:
 
 
 def main(args) -> int:
-    rows = run(seed=args.seed, device=getattr(args, "device", "cpu"))
-    if getattr(args, "json", None):
+    rows = run(seed=args.seed, device=args.device)
+    if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": args.device, "seed": args.seed, "passed": passed(rows),
                        "rows": rows}, f, indent=1, default=str)
