@@ -380,10 +380,11 @@ def run(ops, repeat=5, quick=False, print_fn=print, markdown=False, json_path=No
             continue
         rng = np.random.default_rng(0)
         versions = RNN_VERSIONS if op in GATES else (None,)
-        step, kind = _build(lambda: ours(op, size, variant, rng)), None
+        step = _build(lambda: ours(op, size, variant, rng))
         fns = {version: _in_version(version, step) for version in versions}  # same inputs for each
+        kind = None
         if torch is not None:
-            kind, fns["torch"] = theirs(torch, op, size, variant, rng)
+            kind, fns["torch"] = _build(lambda: theirs(torch, op, size, variant, rng), pair=True)
         results = median_ms(fns, repeat, time_ms)
         for version in versions:
             plain_ms = plain.get((op, tuple(size), version)) if variant != "plain" else None
@@ -401,14 +402,15 @@ def run(ops, repeat=5, quick=False, print_fn=print, markdown=False, json_path=No
     return report
 
 
-def _build(make):
-    """make() now, or a step that raises what make() raised (its row shows the error)."""
+def _build(make, pair=False):
+    """make() now; if it raises, a step that raises the same (its row shows the error), as
+    ("-", step) when make returns a (kind, step) pair."""
     try:
         return make()
     except Exception as exc:  # noqa: BLE001  (shown in the row)
         def failed():
             raise exc
-        return failed
+        return ("-", failed) if pair else failed
 
 
 def _in_version(version, fn):

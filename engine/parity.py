@@ -129,8 +129,8 @@ def _cases(rng, every_option=False):
                     {"reset_after": reset_after}
             cases.update({
                 f"{name} plain": rnn(op, gates, mask=None, **extra),
-                f"{name} left-padded zero_out": rnn(op, gates, mask=left_padded,
-                                                    zero_output_for_mask=True, **extra),
+                f"{name} left-pad zero_out": rnn(op, gates, mask=left_padded,
+                                                 zero_output_for_mask=True, **extra),
                 f"{name} backwards last": rnn(op, gates, go_backwards=True,
                                               return_sequences=False, **extra),
                 f"{name} dropout state": rnn(op, gates, states, dropout=True, **extra),
@@ -175,9 +175,9 @@ def _row(label, dtype, backend, errors=None, problem=None):
            "detail": problem[1] if problem else ""}
     if errors is not None:
         fwd_tol, grad_tol = TOLERANCE[dtype]
-        row["forward"] = max(v for k, v in errors.items() if k.startswith("forward"))
-        row["gradients"] = max((v for k, v in errors.items() if k.startswith("grad")), default=0.0)
-        row["worst"] = max(errors, key=errors.get)
+        row["forward"] = _largest(v for k, v in errors.items() if k.startswith("forward"))
+        row["gradients"] = _largest(v for k, v in errors.items() if k.startswith("grad"))
+        row["worst"] = next((k for k, v in errors.items() if v != v), None) or max(errors, key=errors.get)
         tolerance = {k: fwd_tol if k.startswith("forward") else grad_tol for k in errors}
         beyond = [k for k, v in errors.items() if not v <= tolerance[k]]  # NaN is beyond too
         if beyond:
@@ -185,13 +185,19 @@ def _row(label, dtype, backend, errors=None, problem=None):
     return row
 
 
-HEADER = f"{'op':<32}{'dtype':<9}{'backend':<9}{'forward':>10}{'gradients (max)':>17}  status"
+def _largest(values) -> float:
+    """The largest error, NaN if any is NaN (max() would let a NaN hide behind the order)."""
+    values = list(values)
+    return float("nan") if any(v != v for v in values) else max(values, default=0.0)
+
+
+HEADER = f"{'op':<36}{'dtype':<9}{'backend':<9}{'forward':>10}{'gradients (max)':>17}  status"
 
 
 def format_row(row) -> str:
     """A row of the table: errors, then ok / FAIL (with the outputs beyond tolerance) /
     n/a / missing / error and its reason."""
-    head = f"{row['op']:<32}{row['dtype']:<9}{row['backend']:<9}"
+    head = f"{row['op']:<36}{row['dtype']:<9}{row['backend']:<9}"
     if row["forward"] is None:
         return f"{head} {row['status']}: {row['detail']}"
     status = f"{row['status']} {row['detail']}".rstrip()

@@ -148,8 +148,10 @@ def test_parity_cuda_runs_each_version_and_marks_a_missing_one(monkeypatch):
 
 def test_parity_row_fails_on_nan_and_names_the_output():
     from engine import parity
-    row = parity._row("lstm mask", np.float32, "cupy v1", {"forward[0]": 1e-7, "grad[2]": float("nan")})
-    assert row["status"] == "FAIL" and row["detail"] == "grad[2]"
+    row = parity._row("lstm mask", np.float32, "cupy v1",
+                      {"forward[0]": 1e-7, "grad[1]": 1e-6, "grad[2]": float("nan"), "grad[3]": 1e-6})
+    assert row["status"] == "FAIL" and row["detail"] == "grad[2]" and row["worst"] == "grad[2]"
+    assert np.isnan(row["gradients"])  # shown, not hidden behind a smaller error
     assert parity.format_row(row).endswith("FAIL grad[2]")
     ok = parity._row("lstm mask", np.float64, "cpp", {"forward[0]": 1e-12, "grad[0]": 5e-11})
     assert ok["status"] == "ok" and ok["worst"] == "grad[0]"
