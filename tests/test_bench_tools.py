@@ -132,7 +132,7 @@ def test_parity_cuda_runs_each_version_and_marks_a_missing_one(monkeypatch):
     monkeypatch.setattr(parity, "backend_errors", fake_errors)
     monkeypatch.setattr(parity, "check_device", lambda device: None)
     monkeypatch.delenv(parity.RNN_VERSION_ENV, raising=False)
-    rows = parity.run(print_fn=lambda line: None, device="cuda")
+    rows = parity.check(print_fn=lambda line: None, device="cuda")
     assert parity.RNN_VERSION_ENV not in os.environ  # restored after each case
     recurrent = [r for r in rows if r["op"].split()[0] in ("lstm", "gru", "simple_rnn")]
     assert {r["backend"] for r in recurrent} == {"cupy v1", "cupy v2"}
