@@ -77,7 +77,7 @@ step info 20 5 "$py" -m engine info
 
 timeout_plugin=()
 "$py" -c "import pytest_timeout" 2>/dev/null && timeout_plugin=(--timeout 90)
-step tests_gpu 150 4 "$py" -m pytest -q -p no:cacheprovider -m gpu -rfE --continue-on-collection-errors \
+step tests_gpu 210 4 "$py" -m pytest -q -p no:cacheprovider -m gpu -rfE --continue-on-collection-errors \
   "${timeout_plugin[@]}" --junitxml="$out/tests_gpu.xml" tests/
 step parity 90 3 "$py" -m engine parity --device cuda --json "$out/parity.json"
 step train_cuda 90 2 "$py" -m engine train --data movie_reviews --model lstm --epochs 3 --device cuda \
