@@ -35,7 +35,7 @@ import numpy as np
 
 from . import backends, functional as F
 from .benchmark import parse_ops
-from .parity import RNN_VERSIONS, rnn_version
+from .parity import RNN_VERSIONS, rnn_version, version_unsupported
 from .tensor import Tensor
 
 # (B, T, F, H) from issue 9's speed targets: small batch / long sequence, the cuDNN
@@ -301,7 +301,7 @@ COLUMNS = ("op", "size", "variant", "ours", "ms", "torch", "torch ms", "torch/ou
 def _cells(row) -> list[str]:
     def number(value, fmt):
         return "-" if value is None else format(value, fmt)
-    ours_ms = number(row["ms"], ".2f") if not row["error"] else "error"
+    ours_ms = number(row["ms"], ".2f") if not row["error"] else ("n/a" if row["error"].startswith("n/a") else "error")
     size = "x".join(str(v) for v in row["size"] if not isinstance(v, bool))
     return [row["op"], size + (" sparse" if True in row["size"] else ""),
             row["variant"], row["version"] or "cupy", ours_ms, row["torch_kind"] or "-",
@@ -382,13 +382,18 @@ def run(ops, repeat=5, quick=False, print_fn=print, markdown=False, json_path=No
         versions = RNN_VERSIONS if op in GATES else (None,)
         step = _build(lambda: ours(op, size, variant, rng))
         fns = {version: _in_version(version, step) for version in versions}  # same inputs for each
+        unsupported = {v: version_unsupported(op, size[0], size[3], np.float32, v) for v in versions if v}
+        for version, why in unsupported.items():
+            if why:  # v2 where the weights do not fit on chip: the row says so, nothing is timed
+                fns.pop(version)
         kind = None
         if torch is not None:
             kind, fns["torch"] = _build(lambda: theirs(torch, op, size, variant, rng), pair=True)
         results = median_ms(fns, repeat, time_ms)
         for version in versions:
             plain_ms = plain.get((op, tuple(size), version)) if variant != "plain" else None
-            row = make_row(op, size, variant, version, results.get(version), results.get("torch"),
+            ours_result = f"n/a: {unsupported[version]}" if unsupported.get(version) else results.get(version)
+            row = make_row(op, size, variant, version, ours_result, results.get("torch"),
                            kind, report["ceilings"], plain_ms)
             if variant == "plain" and row["ms"]:
                 plain[(op, tuple(size), version)] = row["ms"]

@@ -87,6 +87,8 @@ def test_gpu_bench_rows_ratios_fractions_and_table():
     broken = make_row("gru", size, "plain", "v2", "NotImplementedError: H=512 does not fit", None, None, ceilings)
     assert broken["ms"] is None and broken["error"].startswith("NotImplementedError")
     assert "error" in format_row(broken) and broken["gemm_fraction"] is None
+    unsupported = make_row("gru", size, "plain", "v2", "n/a: SEQFUSE_CUDA_RNN=v2, but ...", 9.0, "cudnn", ceilings)
+    assert format_row(unsupported).split()[3:5] == ["v2", "n/a"]
     markdown = format_row(make_row("embedding", (50_000, 256, 64, 500, True), "plain", None, 1.0, 1.1,
                                    "embedding", ceilings), markdown=True)
     assert markdown.startswith("| embedding | 50000x256x64x500 sparse | plain | cupy | 1.00 | embedding | 1.10 |")
@@ -116,20 +118,25 @@ def test_gpu_bench_interleaves_and_survives_a_broken_contender():
     assert calls == ["a", "b", "a", "b", "a", "b"]  # warm-up each, then rounds in turn
 
 
-def test_parity_cuda_runs_each_version_and_marks_a_missing_one(monkeypatch):
+def test_parity_cuda_runs_each_version_and_marks_an_unsupported_one(monkeypatch):
     from engine import parity
+    from engine.backends import _cuda_rnn
     seen = []
+
+    class FakePersistent:  # v2 for lstm and gru only
+        @staticmethod
+        def supports(op, B, H, dtype):
+            return op != "simple_rnn"
 
     def fake_errors(fn, arrays, requires_grad, names, seed):
         version = os.environ.get(parity.RNN_VERSION_ENV)
         seen.append(version)
-        if version == "v2" and len(arrays[1].shape) == 2 and arrays[1].shape[1] == 4:  # simple_rnn: G·H = 4
-            raise NotImplementedError("simple_rnn has no v2")
         if version is None and arrays[0].dtype == np.float64 and len(arrays) == 3 and arrays[1].ndim == 3:
             raise RuntimeError("illegal memory access")  # conv1d float64 breaks: an error row
         return {"cupy": {"forward[0]": 1e-12, "grad[0]": 1e-12}}
 
     monkeypatch.setattr(parity, "backend_errors", fake_errors)
+    monkeypatch.setattr(_cuda_rnn, "_persistent", lambda: (FakePersistent, ""))
     monkeypatch.setattr(parity, "check_device", lambda device: None)
     monkeypatch.delenv(parity.RNN_VERSION_ENV, raising=False)
     rows = parity.check(print_fn=lambda line: None, device="cuda")
@@ -143,7 +150,9 @@ def test_parity_cuda_runs_each_version_and_marks_a_missing_one(monkeypatch):
     assert errors and all(r["op"].startswith("conv1d") and "illegal memory access" in r["detail"] for r in errors)
     assert not parity.passed(rows)
     assert parity.passed([r for r in rows if r["status"] != "error"])  # n/a counts as passed
-    assert "n/a: simple_rnn has no v2" in parity.format_row(na[0])
+    assert "n/a: SEQFUSE_CUDA_RNN=v2, but the v2 persistent simple_rnn kernel does not support B=3, H=4" \
+        in parity.format_row(na[0])
+    assert seen.count("v2") == seen.count("v1") - 7 * 2  # simple_rnn: 7 cases × 2 dtypes ran v1 only
 
 
 def test_parity_row_fails_on_nan_and_names_the_output():
