@@ -285,13 +285,21 @@ def make_row(op, size, variant, version, ours_result, torch_result, torch_kind, 
            "torch_over_ours": torch_ms / ms if ms and torch_ms else None,
            "vs_plain": ms / plain_ms - 1 if ms and plain_ms else None,
            "flops": flops(op, size, variant), "min_bytes": min_bytes(op, size, variant),
-           "gemm_fraction": None, "bandwidth_fraction": None,
            "error": ours_result if isinstance(ours_result, str) else None,
            "torch_error": torch_result if isinstance(torch_result, str) else None}
-    if ms and ceilings:
-        row["gemm_fraction"] = row["flops"] / (ms * 1e6) / ceilings["sgemm_gflops"] if row["flops"] else None
-        row["bandwidth_fraction"] = row["min_bytes"] / (ms * 1e6) / ceilings["bandwidth_gbs"]
+    for prefix, time_ms in (("", ms), ("torch_", torch_ms)):
+        fractions = _fractions(row["flops"], row["min_bytes"], time_ms, ceilings)
+        row[f"{prefix}gemm_fraction"], row[f"{prefix}bandwidth_fraction"] = fractions
     return row
+
+
+def _fractions(flop, moved, ms, ceilings):
+    """(fraction of the sgemm rate, fraction of the copy bandwidth) reached in `ms`;
+    None where there is no time, no ceiling, or (GEMM) no products."""
+    if not ms or not ceilings:
+        return None, None
+    gemm = flop / (ms * 1e6) / ceilings["sgemm_gflops"] if flop else None
+    return gemm, moved / (ms * 1e6) / ceilings["bandwidth_gbs"]
 
 
 COLUMNS = ("op", "size", "variant", "ours", "ms", "torch", "torch ms", "torch/ours", "vs plain",

@@ -78,6 +78,7 @@ def test_gpu_bench_rows_ratios_fractions_and_table():
     # 6·16·1000·4·512·640 FLOP in 40 ms = 3.1457e12 FLOP/s: 6.3% of 50 TFLOP/s
     assert row["gemm_fraction"] == pytest.approx(6 * 16 * 1000 * 4 * 512 * 640 / 0.040 / 50e12)
     assert row["bandwidth_fraction"] == pytest.approx(row["min_bytes"] / 0.040 / 4e12)
+    assert row["torch_gemm_fraction"] == pytest.approx(row["gemm_fraction"] * 40 / 100)  # the JSON has torch's too
     json.dumps(row)  # the JSON report holds rows as they are
     text = format_row(row)
     header = format_header()[0]
