@@ -185,13 +185,24 @@ def _in_backend(name, fn):
     return call
 
 
+def parse_ops(text, known) -> list[str]:
+    """--ops "a,b" -> ["a", "b"], every name in `known` (all of them when text is None)."""
+    if text is None:
+        return list(known)
+    ops = [op.strip() for op in text.split(",") if op.strip()]
+    unknown = [op for op in ops if op not in known]
+    if unknown or not ops:
+        raise ValueError(f"--ops: unknown {unknown or text!r}; expected some of {sorted(known)}")
+    return ops
+
+
 def main(args) -> int:
-    ops = [op.strip() for op in args.ops.split(",") if op.strip()]
-    unknown = [op for op in ops if op not in SIZES]
-    if unknown:
-        raise ValueError(f"--ops: unknown {unknown}; expected some of {sorted(SIZES)}")
+    ops = parse_ops(args.ops, SIZES)
     if args.repeat < 1:
         raise ValueError(f"--repeat must be >= 1, got {args.repeat}")
+    for option in ("json", "max_seconds"):
+        if getattr(args, option, None) is not None:
+            raise ValueError(f"--{option.replace('_', '-')} is for --device cuda only")
     names = args.backends.split(",") if args.backends else \
         [n for n in backends.available() if backends.get(n).DEVICE == "cpu" and n != "reference"]
     for name in names:

@@ -9,7 +9,9 @@
     seqfuse translate fr.npz "I'm hungry."                        # with that saved model
     seqfuse info                                                  # backends here, and why not
     seqfuse parity                                                # every backend vs the reference
+    seqfuse parity --device cuda                                  # the GPU vs the CPU reference
     seqfuse bench                                                 # our kernels beside PyTorch
+    seqfuse bench --device cuda                                   # ... beside PyTorch+cuDNN
 """
 from __future__ import annotations
 
@@ -101,7 +103,10 @@ def _parity(args):
 
 
 def _bench(args):
-    from .benchmark import main
+    if args.device == "cuda":
+        from .benchmark_cuda import main
+    else:
+        from .benchmark import main
     return main(args)
 
 
@@ -169,13 +174,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="list backends").set_defaults(run=_info)
     parity = sub.add_parser("parity", help="every backend against the reference, per op and gradient")
     parity.add_argument("--seed", type=int, default=0)
+    parity.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cpu: every CPU backend; cuda: the cupy backend on the GPU, every option, "
+                             "each recurrent kernel version")
+    parity.add_argument("--json", metavar="PATH", help="also write the rows here (JSON)")
     parity.set_defaults(run=_parity)
-    bench = sub.add_parser("bench", help="time our kernels beside PyTorch CPU")
-    bench.add_argument("--ops", default="lstm,gru,simple_rnn,conv1d,embedding")
+    bench = sub.add_parser("bench", help="time our kernels beside PyTorch (CPU, or cuDNN with --device cuda)")
+    bench.add_argument("--ops", help="comma-separated (default: every op of the device's list: "
+                                     "lstm,gru,simple_rnn,conv1d,embedding; cuda: lstm,gru,conv1d,embedding)")
     bench.add_argument("--repeat", type=int, default=5)
     bench.add_argument("--quick", action="store_true", help="smallest size of each op only")
     bench.add_argument("--backends", help="comma-separated (default: every available CPU backend)")
     bench.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                       help="cuda: our CUDA kernels beside PyTorch+cuDNN on the same card, with the "
+                            "card's measured GEMM and bandwidth ceilings")
+    bench.add_argument("--json", metavar="PATH", nargs="?", const="-",
+                       help="cuda: the rows as JSON, on stdout instead of the table (no PATH) or "
+                            "into PATH, rewritten after each group so a cut-short run keeps its rows")
+    bench.add_argument("--max-seconds", type=float,
+                       help="cuda: start no new group of rows after this long (the rest are listed as skipped)")
     bench.set_defaults(run=_bench)
     return parser
 

@@ -58,3 +58,33 @@ def test_bench_quick_prints_ratios(capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--ops"])
     assert main(["bench", "--ops", "transformer"]) == 2
+
+
+def test_parity_writes_json_rows(tmp_path, capsys):
+    path = tmp_path / "parity.json"
+    assert main(["parity", "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    assert report["device"] == "cpu" and report["passed"] is True
+    assert {"op", "dtype", "backend", "forward", "gradients", "worst", "status", "detail"} <= set(report["rows"][0])
+    assert len(report["rows"]) == len(capsys.readouterr().out.strip().splitlines()) - 1  # all but the header
+
+
+@pytest.mark.parametrize("command", [["parity", "--device", "cuda"], ["bench", "--device", "cuda", "--json"]])
+def test_gpu_commands_without_a_device_exit_2_with_the_reason(command, capsys):
+    if "cupy" in en.backends.available():
+        pytest.skip("a GPU is here")
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "--device cuda: the cupy backend is unavailable here: " in err
+    assert en.backends.why_unavailable()["cupy"] in err
+
+
+def test_bench_options_for_the_gpu_only(capsys):
+    assert main(["bench", "--json", "x.json"]) == 2
+    assert "--json is for --device cuda only" in capsys.readouterr().err
+    assert main(["bench", "--device", "cuda", "--backends", "cpp"]) == 2
+    assert "--backends: not used with --device cuda" in capsys.readouterr().err
+    assert main(["bench", "--device", "cuda", "--ops", "simple_rnn"]) == 2
+    assert "expected some of ['conv1d', 'embedding', 'gru', 'lstm']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "--device", "tpu"])
