@@ -181,13 +181,14 @@ simple_rnn_persistent_forward(int steps, int B, int H, int units_per_block, int 
 // Phase A leaves in dh the part that bypasses U (a masked row's whole dh; gru's dh·z), phase
 // B adds dm·(dz_t·Uᵀ). A masked row's dz_t is zero, so its phase B adds exactly zero.
 
-// Phase B: dh[b, j] += dm[b, j] · Σ_k grads[t, b, offset + k] · U[j, offset + k], k < K.
+// Phase B: dh[b, j] += dm[b, j] · Σ_k grads[t, b, offset + k] · U[j, offset + k], k < K;
+// grads: [T,B,GH] (GH = G·H columns).
 template <typename T>
-__device__ inline void add_recurrent_gradient(T* tile, int batch_tile, int B, int H, int G, int t,
+__device__ inline void add_recurrent_gradient(T* tile, int batch_tile, int B, int H, int GH, int t,
                                               const T* grads, int offset, int K,
                                               const sp::SharedWeights<T>& w, sp::Units units,
                                               const T* dm, T* dh) {
-  const sp::Rows<T> in{grads + (long long)t * B * G, G, offset, K, nullptr};
+  const sp::Rows<T> in{grads + (long long)t * B * GH, GH, offset, K, nullptr};
   sp::products<1>(tile, batch_tile, B, in, w, 0, 1, offset, units, [&](int b, int u, T(&acc)[1]) {
     const long long at = b * (long long)H + units.j0 + u;
     dh[at] = __ldcg(dh + at) + (dm ? dm[at] * acc[0] : acc[0]);
@@ -328,6 +329,6 @@ simple_rnn_persistent_backward(int steps, int B, int H, int units_per_block, int
       dh[at] = keep ? T(0) : dh_t;
     }
     sp::grid_barrier(barrier);
-    add_recurrent_gradient(tile, batch_tile, B, H, 1, t, dz, 0, H, w, units, dm, dh);
+    add_recurrent_gradient(tile, batch_tile, B, H, H, t, dz, 0, H, w, units, dm, dh);
   }
 }
