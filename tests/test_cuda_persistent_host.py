@@ -2,12 +2,13 @@
 argument checks before anything touches CuPy, the NVRTC/nvcc compile of
 kernels/cuda/rnn_persistent.cu, and the kernels themselves run on the CPU.
 
-The CPU run compiles the real .cu with g++ behind a small shim (one OS thread per CUDA
-thread, std::barrier for __syncthreads and for each warp's shuffles, the source's own grid
-barrier on real atomics) and drives it through engine/backends/_cuda_persistent.py with NumPy
-standing in for CuPy. It checks the indexing, the phases and barriers, the dropout/mask/state
-paths and the host module end to end against reference.py; it cannot check what only the
-hardware does (the L1/L2 visibility rules, timing). tests/test_gpu_persistent.py runs the
+The CPU run compiles the real .cu with g++ behind a small shim (every CUDA thread a fiber
+on one OS thread, switched at __syncthreads, at each warp's shuffles and in the source's own
+grid barrier, in a random order on every round so that any thread may run ahead to its next
+barrier; a deadlock fails the launch) and drives it through engine/backends/_cuda_persistent.py
+with NumPy standing in for CuPy. It checks the indexing, the phases and barriers, the
+dropout/mask/state paths and the host module end to end against reference.py; it cannot
+check what only the hardware does (the L1/L2 visibility rules, timing). tests/test_gpu_persistent.py runs the
 same comparisons on a device. The helpers here (loop_inputs, compare_with_reference) serve
 both files.
 """
@@ -257,47 +258,89 @@ def test_nvcc_reports_no_spills():
 # ---------------------------------------------------------------- the kernels on the CPU
 
 SHIM = r"""
+#include <ucontext.h>
+
+#include <algorithm>
 #include <atomic>
-#include <barrier>
+#include <cstdio>
+#include <functional>
 #include <memory>
-#include <thread>
+#include <random>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 struct Dim3 { unsigned x = 0, y = 0, z = 0; };
-thread_local Dim3 threadIdx, blockIdx;
 Dim3 gridDim, blockDim;
 namespace emu {
+// Every CUDA thread is a fiber (ucontext) on the calling OS thread; a fiber runs until it
+// waits at a barrier, then the scheduler resumes the next one. Barriers count progress, so a
+// full pass over the fibers without any is a deadlock (the launch returns -1).
+long progress = 0;
+ucontext_t scheduler;
+struct Barrier {
+  int expected, arrived = 0;
+  unsigned generation = 0;
+  void wait();
+};
 struct Block {
-  explicit Block(int threads, int smem) : all(threads), smem(smem + 16) {
-    for (int w = 0; w < threads / 32; ++w) warps.push_back(std::make_unique<std::barrier<>>(32));
-    lanes.resize(threads);
+  Block(int threads, int smem_bytes) : all{threads}, lanes(threads), smem(smem_bytes + 16) {
+    for (int w = 0; w < threads / 32; ++w) warps.push_back(Barrier{32});
   }
-  std::barrier<> all;
-  std::vector<std::unique_ptr<std::barrier<>>> warps;
+  Barrier all;
+  std::vector<Barrier> warps;
   std::vector<double> lanes;
   std::vector<unsigned char> smem;
 };
-thread_local Block* block;
+struct Fiber {
+  ucontext_t context;
+  std::unique_ptr<char[]> stack;
+  Dim3 thread, block_index;
+  Block* block;
+  std::function<void()> body;
+  bool done = false;
+};
+Fiber* current;
+inline void yield() { swapcontext(&current->context, &scheduler); }
+void Barrier::wait() {
+  const unsigned seen = generation;
+  ++progress;
+  if (++arrived == expected) {
+    arrived = 0;
+    ++generation;
+  }
+  do yield(); while (generation == seen);   // the last to arrive waits its turn as well
 }
+void fiber_main() {
+  current->body();
+  current->done = true;
+  ++progress;
+}
+}  // namespace emu
+#define threadIdx (emu::current->thread)
+#define blockIdx (emu::current->block_index)
 #define __global__
 #define __device__
 #define __host__
 #define __launch_bounds__(...)
 #define __align__(n) alignas(n)
-inline void __syncthreads() { emu::block->all.arrive_and_wait(); }
+inline void __syncthreads() { emu::current->block->all.wait(); }
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
-inline unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
-template <typename T> T __ldcg(const T* p) { return *static_cast<const volatile T*>(p); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+  ++emu::progress;
+  const unsigned old = *p;
+  *p = old + v;
+  return old;
+}
+template <typename T> T __ldcg(const T* p) { return *p; }
 template <typename T> T __shfl_xor_sync(unsigned, T v, int lane_mask) {
-  emu::Block& b = *emu::block;
+  emu::Block& b = *emu::current->block;
   const unsigned t = threadIdx.x;
-  std::barrier<>& warp = *b.warps[t / 32];
+  emu::Barrier& warp = b.warps[t / 32];
   b.lanes[t] = static_cast<double>(v);       // exact for float and double
-  warp.arrive_and_wait();
+  warp.wait();
   const T r = static_cast<T>(b.lanes[(t & ~31u) | ((t & 31u) ^ unsigned(lane_mask))]);
-  warp.arrive_and_wait();
+  warp.wait();
   return r;
 }
 """
@@ -307,41 +350,70 @@ template <typename... A, std::size_t... I>
 void call_with(void (*k)(A...), void** p, std::index_sequence<I...>) {
   k(*static_cast<std::remove_cv_t<A>*>(p[I])...);
 }
+// Runs the grid, resuming the fibers in a fresh random order (fixed seed) on every pass, so
+// that any thread may run ahead of the others to its next barrier.
 template <typename... A>
-void launch(void (*k)(A...), int blocks, int threads, int smem, void** p) {
+int launch(void (*k)(A...), int blocks, int threads, int smem, void** p) {
+  constexpr std::size_t kStack = 256 * 1024;
   gridDim = {unsigned(blocks), 1, 1};
   blockDim = {unsigned(threads), 1, 1};
   std::vector<std::unique_ptr<emu::Block>> state;
   for (int b = 0; b < blocks; ++b) state.push_back(std::make_unique<emu::Block>(threads, smem));
-  std::vector<std::thread> pool;
+  std::vector<std::unique_ptr<emu::Fiber>> fibers;
   for (int b = 0; b < blocks; ++b)
-    for (int t = 0; t < threads; ++t)
-      pool.emplace_back([&, b, t] {
-        emu::block = state[b].get();
-        blockIdx = {unsigned(b), 0, 0};
-        threadIdx = {unsigned(t), 0, 0};
-        call_with(k, p, std::index_sequence_for<A...>{});
-      });
-  for (auto& th : pool) th.join();
+    for (int t = 0; t < threads; ++t) {
+      auto f = std::make_unique<emu::Fiber>();
+      f->stack.reset(new char[kStack]);
+      f->thread = {unsigned(t), 0, 0};
+      f->block_index = {unsigned(b), 0, 0};
+      f->block = state[b].get();
+      f->body = [k, p] { call_with(k, p, std::index_sequence_for<A...>{}); };
+      getcontext(&f->context);
+      f->context.uc_stack.ss_sp = f->stack.get();
+      f->context.uc_stack.ss_size = kStack;
+      f->context.uc_link = &emu::scheduler;
+      makecontext(&f->context, emu::fiber_main, 0);
+      fibers.push_back(std::move(f));
+    }
+  std::vector<emu::Fiber*> order;
+  for (auto& f : fibers) order.push_back(f.get());
+  std::mt19937 shuffle(12345);
+  std::size_t alive = fibers.size();
+  while (alive) {
+    const long before = emu::progress;
+    std::shuffle(order.begin(), order.end(), shuffle);
+    for (emu::Fiber* f : order) {
+      if (f->done) continue;
+      emu::current = f;
+      swapcontext(&emu::scheduler, &f->context);
+      if (f->done) --alive;
+    }
+    if (alive && emu::progress == before) {
+      std::fprintf(stderr, "emulated launch: deadlock, %zu threads waiting\n", alive);
+      return -1;    // the waiting fibers' stacks are leaked
+    }
+  }
+  return 0;
 }
 #define EXPORT(name, T) \
-  extern "C" void name##_##T(int blocks, int threads, int smem, void** p) { \
-    launch(&name<T>, blocks, threads, smem, p); }
+  extern "C" int name##_##T(int blocks, int threads, int smem, void** p) { \
+    return launch(&name<T>, blocks, threads, smem, p); }
 """
 
 
 def _emulator_source():
     """The .cu with its includes inlined, made host code: the dynamic shared memory array
-    becomes the emulated block's buffer, and the grid barrier's spin yields the core."""
+    becomes the emulated block's buffer, and the grid barrier's spin yields to the other
+    fibers."""
     text = _cuda.source_path(persistent.STEM).read_text()
     header = (_cuda.KERNEL_DIR / "cuda" / "persistent.cuh").read_text()
     spin = "while (((old ^ *seen) & 0x80000000u) == 0) {"
     assert spin in header, "grid_barrier changed: update the emulator's spin hook"
-    header = header.replace(spin, spin + " std::this_thread::yield();")
+    header = header.replace(spin, spin + " emu::yield();")
     text = text.replace('#include "cuda/persistent.cuh"', header)
     shared = "extern __shared__ __align__(16) unsigned char smem_bytes[];"
     assert text.count(shared) == 6
-    text = text.replace(shared, "unsigned char* smem_bytes = emu::block->smem.data();")
+    text = text.replace(shared, "unsigned char* smem_bytes = emu::current->block->smem.data();")
     exports = "\n".join(f"EXPORT({op}_persistent_{d}, {t})" for op in persistent.GATES
                         for d in ("forward", "backward") for t in ("float", "double"))
     return SHIM + text + LAUNCHER + exports + "\n"
@@ -354,7 +426,7 @@ def emulator(tmp_path_factory):
     build = tmp_path_factory.mktemp("persistent_emulator")
     (build / "emulated.cpp").write_text(_emulator_source())
     lib = build / "emulated.so"
-    done = subprocess.run(["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread",
+    done = subprocess.run(["g++", "-std=c++17", "-O1", "-shared", "-fPIC",
                            f"-I{_cuda.KERNEL_DIR}", str(build / "emulated.cpp"), "-o", str(lib)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -385,7 +457,7 @@ class EmulatedKernel:
                 assert isinstance(a, np.uint64) and a == 0, f"unexpected kernel argument {a!r}"
                 holders.append(ctypes.c_uint64(0))
         pointers = (ctypes.c_void_p * len(holders))(*[ctypes.addressof(h) for h in holders])
-        self.function(grid[0], block[0], shared_mem, pointers)
+        assert self.function(grid[0], block[0], shared_mem, pointers) == 0, "the launch deadlocked"
 
 
 @pytest.fixture

@@ -72,57 +72,86 @@ struct Rows {
 };
 
 // Stages rows b0..b0+bt of `in` into tile [bt, K], multiplied by the dropout mask if any.
+// The source is L2-resident data of the previous phase: each thread issues kStageLoads
+// independent loads before it stores any, so their latencies overlap instead of adding up.
+constexpr int kStageLoads = 8;
+
 template <typename T>
 __device__ inline void stage_rows(T* tile, const Rows<T>& in, int b0, int bt) {
-  for (int idx = threadIdx.x; idx < bt * in.K; idx += kThreads) {
-    const int b = idx / in.K, k = idx % in.K;
-    const long long at = (long long)(b0 + b) * in.stride + in.offset + k;
-    T v = __ldcg(in.src + at);
-    if (in.dm) v *= in.dm[(long long)(b0 + b) * in.K + k];
-    tile[idx] = v;
+  const int n = bt * in.K;
+  for (int base = threadIdx.x; base < n; base += kThreads * kStageLoads) {
+    T v[kStageLoads];
+#pragma unroll
+    for (int r = 0; r < kStageLoads; ++r) {
+      const int idx = base + r * kThreads, b = idx / in.K, k = idx % in.K;
+      v[r] = idx < n ? __ldcg(in.src + (long long)(b0 + b) * in.stride + in.offset + k) : T(0);
+    }
+#pragma unroll
+    for (int r = 0; r < kStageLoads; ++r) {
+      const int idx = base + r * kThreads, b = idx / in.K, k = idx % in.K;
+      if (idx < n) tile[idx] = in.dm ? v[r] * in.dm[(long long)(b0 + b) * in.K + k] : v[r];
+    }
   }
 }
 
-// For every row b of the batch and unit u of the block, the ng (<= MaxG) dot products
-//   acc[g] = Σ_k in[b, k] · w.row(u, g0 + g)[w_offset + k],   k < in.K,
+// Batch rows per work item of products(): each weight read from shared memory serves this
+// many rows (4 gates x 4 rows = 16 accumulators per thread).
+constexpr int kRowsPerItem = 4;
+
+// For every row b of the batch and unit u of the block, the NG dot products
+//   acc[g] = Σ_k in[b, k] · w.row(u, g0 + g)[w_offset + k],   g < NG, k < in.K,
 // then epilogue(b, u, acc) on one thread. The batch goes through shared memory in tiles of
-// `batch_tile` rows. Each (b, u) item is summed by a group of S lanes of one warp (S a power
-// of two, as large as fits the block, so small batches still use every thread) and reduced
-// with shuffles; every thread runs the same number of rounds, so the shuffles always see
-// the full warp.
-template <int MaxG, typename T, typename Epilogue>
+// `batch_tile` rows. A work item is kRowsPerItem rows × one unit, summed by a group of S
+// lanes of one warp (S a power of two, as large as fits the block, so small batches still
+// use every thread) and reduced with shuffles; every thread runs the same number of rounds,
+// so the shuffles always see the full warp. Neighbouring groups take neighbouring units of
+// the same rows: their tile reads are broadcasts.
+template <int NG, typename T, typename Epilogue>
 __device__ inline void products(T* tile, int batch_tile, int B, const Rows<T>& in,
-                                const SharedWeights<T>& w, int g0, int ng, int w_offset,
+                                const SharedWeights<T>& w, int g0, int w_offset,
                                 Units units, Epilogue epilogue) {
+  constexpr int R = kRowsPerItem;
   for (int b0 = 0; b0 < B; b0 += batch_tile) {
     const int bt = B - b0 < batch_tile ? B - b0 : batch_tile;
     __syncthreads();  // nobody still reads the previous tile
     stage_rows(tile, in, b0, bt);
     __syncthreads();
-    const int items = bt * units.count;
+    const int items = (bt + R - 1) / R * units.count;
     int S = 32;
     while (S > 1 && items * S > kThreads) S >>= 1;
     const int groups = kThreads / S, lane = threadIdx.x % S;
     for (int base = 0; base < items; base += groups) {
       const int item = base + threadIdx.x / S;
       const bool active = item < items;
-      const int b = active ? item / units.count : 0, u = active ? item % units.count : 0;
-      T acc[MaxG];
+      const int u = active ? item % units.count : 0;
+      const int first = active ? item / units.count * R : 0;  // first row in the tile
+      const int rows = active ? (bt - first < R ? bt - first : R) : 0;
+      T acc[R][NG];
 #pragma unroll
-      for (int g = 0; g < MaxG; ++g) acc[g] = T(0);
-      if (active) {
-        const T* x = tile + b * in.K;
-        for (int k = lane; k < in.K; k += S) {
-          const T xk = x[k];
+      for (int r = 0; r < R; ++r)
 #pragma unroll
-          for (int g = 0; g < MaxG; ++g)
-            if (g < ng) acc[g] += xk * w.row(u, g0 + g)[w_offset + k];
+        for (int g = 0; g < NG; ++g) acc[r][g] = T(0);
+      for (int k = lane; k < in.K && rows > 0; k += S) {
+        T wk[NG];
+#pragma unroll
+        for (int g = 0; g < NG; ++g) wk[g] = w.row(u, g0 + g)[w_offset + k];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          const T xk = r < rows ? tile[(first + r) * in.K + k] : T(0);
+#pragma unroll
+          for (int g = 0; g < NG; ++g) acc[r][g] += xk * wk[g];
         }
       }
 #pragma unroll
-      for (int g = 0; g < MaxG; ++g)
-        for (int off = S / 2; off > 0; off >>= 1) acc[g] += __shfl_xor_sync(kFullWarp, acc[g], off);
-      if (active && lane == 0) epilogue(b0 + b, u, acc);
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int g = 0; g < NG; ++g)
+          for (int off = S / 2; off > 0; off >>= 1)
+            acc[r][g] += __shfl_xor_sync(kFullWarp, acc[r][g], off);
+      if (lane == 0)
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+          if (r < rows) epilogue(b0 + first + r, u, acc[r]);
     }
   }
 }

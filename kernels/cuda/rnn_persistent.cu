@@ -56,7 +56,7 @@ lstm_persistent_forward(int steps, int B, int H, int units_per_block, int batch_
     const T* h_prev = t ? hs + (t - 1) * BH : h0;
     const T* c_prev = save ? (t ? cs + (t - 1) * BH : c0) : cs;
     T* c_new = save ? cs + t * BH : cs;
-    sp::products<4>(tile, batch_tile, B, sp::Rows<T>{h_prev, H, 0, H, dm}, w, 0, 4, 0, units,
+    sp::products<4>(tile, batch_tile, B, sp::Rows<T>{h_prev, H, 0, H, dm}, w, 0, 0, units,
                     [&](int b, int u, T(&acc)[4]) {
       const int j = units.j0 + u;
       const long long row = (long long)t * B + b;
@@ -102,7 +102,7 @@ gru_persistent_forward(int steps, int B, int H, int units_per_block, int batch_t
     T* g_t = gates + (save ? t * (long long)B * G : 0);
     const sp::Rows<T> hd{h_prev, H, 0, H, dm};
     if (reset_after) {
-      sp::products<3>(tile, batch_tile, B, hd, w, 0, 3, 0, units, [&](int b, int u, T(&acc)[3]) {
+      sp::products<3>(tile, batch_tile, B, hd, w, 0, 0, units, [&](int b, int u, T(&acc)[3]) {
         const int j = units.j0 + u;
         const long long row = (long long)t * B + b;
         const T* x = xw + row * G;
@@ -122,7 +122,7 @@ gru_persistent_forward(int steps, int B, int H, int units_per_block, int batch_t
       });
     } else {
       // z and r from hd·U_zr; r·hd is what the candidate's product needs from every unit.
-      sp::products<2>(tile, batch_tile, B, hd, w, 0, 2, 0, units, [&](int b, int u, T(&acc)[2]) {
+      sp::products<2>(tile, batch_tile, B, hd, w, 0, 0, units, [&](int b, int u, T(&acc)[2]) {
         const int j = units.j0 + u;
         const T* x = xw + ((long long)t * B + b) * G;
         T z, r;
@@ -133,7 +133,7 @@ gru_persistent_forward(int steps, int B, int H, int units_per_block, int batch_t
         rh[at] = r * (__ldcg(h_prev + at) * (dm ? dm[at] : T(1)));
       });
       sp::grid_barrier(barrier);
-      sp::products<1>(tile, batch_tile, B, sp::Rows<T>{rh, H, 0, H, nullptr}, w, 2, 1, 0, units,
+      sp::products<1>(tile, batch_tile, B, sp::Rows<T>{rh, H, 0, H, nullptr}, w, 2, 0, units,
                       [&](int b, int u, T(&acc)[1]) {
         const int j = units.j0 + u;
         const long long row = (long long)t * B + b;
@@ -164,7 +164,7 @@ simple_rnn_persistent_forward(int steps, int B, int H, int units_per_block, int 
   T* tile = smem + sp::forward_weight_elements(units_per_block, H, 1);
   for (int t = 0; t < steps; ++t) {
     const T* h_prev = t ? hs + (t - 1) * BH : h0;
-    sp::products<1>(tile, batch_tile, B, sp::Rows<T>{h_prev, H, 0, H, dm}, w, 0, 1, 0, units,
+    sp::products<1>(tile, batch_tile, B, sp::Rows<T>{h_prev, H, 0, H, dm}, w, 0, 0, units,
                     [&](int b, int u, T(&acc)[1]) {
       const int j = units.j0 + u;
       const long long row = (long long)t * B + b;
@@ -189,7 +189,7 @@ __device__ inline void add_recurrent_gradient(T* tile, int batch_tile, int B, in
                                               const sp::SharedWeights<T>& w, sp::Units units,
                                               const T* dm, T* dh) {
   const sp::Rows<T> in{grads + (long long)t * B * GH, GH, offset, K, nullptr};
-  sp::products<1>(tile, batch_tile, B, in, w, 0, 1, offset, units, [&](int b, int u, T(&acc)[1]) {
+  sp::products<1>(tile, batch_tile, B, in, w, 0, offset, units, [&](int b, int u, T(&acc)[1]) {
     const long long at = b * (long long)H + units.j0 + u;
     dh[at] = __ldcg(dh + at) + (dm ? dm[at] * acc[0] : acc[0]);
   });
@@ -288,7 +288,7 @@ gru_persistent_backward(int steps, int B, int H, int units_per_block, int batch_
     if (!reset_after) {
       // drh = dn·U_hᵀ reaches r·hd: dr = drh·hd·r(1-r), and drh·r goes (dropped) to h_{t-1}.
       const sp::Rows<T> dn_rows{du + (long long)t * B * G, G, 2 * H, H, nullptr};
-      sp::products<1>(tile, batch_tile, B, dn_rows, w, 0, 1, 2 * H, units,
+      sp::products<1>(tile, batch_tile, B, dn_rows, w, 0, 2 * H, units,
                       [&](int b, int u, T(&acc)[1]) {
         const int j = units.j0 + u;
         const long long row = (long long)t * B + b, at = b * (long long)H + j;
