@@ -4,8 +4,8 @@ kernels/cuda/rnn_persistent.cu, and the kernels themselves run on the CPU.
 
 The CPU run compiles the real .cu with g++ behind a small shim (every CUDA thread a fiber
 on one OS thread, switched at __syncthreads, at each warp's shuffles and in the source's own
-grid barrier, in a random order on every round so that any thread may run ahead to its next
-barrier; a deadlock fails the launch) and drives it through engine/backends/_cuda_persistent.py
+grid barrier, in random orders that let some warps run ahead to their next barrier while
+others lag; a deadlock fails the launch) and drives it through engine/backends/_cuda_persistent.py
 with NumPy standing in for CuPy. It checks the indexing, the phases and barriers, the
 dropout/mask/state paths and the host module end to end against reference.py; it cannot
 check what only the hardware does (the L1/L2 visibility rules, timing). tests/test_gpu_persistent.py runs the
@@ -350,8 +350,10 @@ template <typename... A, std::size_t... I>
 void call_with(void (*k)(A...), void** p, std::index_sequence<I...>) {
   k(*static_cast<std::remove_cv_t<A>*>(p[I])...);
 }
-// Runs the grid, resuming the fibers in a fresh random order (fixed seed) on every pass, so
-// that any thread may run ahead of the others to its next barrier.
+// Runs the grid. Rounds alternate: a full round resumes every waiting thread once, in a
+// fresh random order (fixed seed); then rounds that resume only a random half of the warps
+// until those are all blocked, so some warps run ahead to their next barrier while the
+// others have not moved since the last one. A full round without progress is a deadlock.
 template <typename... A>
 int launch(void (*k)(A...), int blocks, int threads, int smem, void** p) {
   constexpr std::size_t kStack = 256 * 1024;
@@ -377,20 +379,31 @@ int launch(void (*k)(A...), int blocks, int threads, int smem, void** p) {
     }
   std::vector<emu::Fiber*> order;
   for (auto& f : fibers) order.push_back(f.get());
-  std::mt19937 shuffle(12345);
+  std::mt19937 random(12345);
+  std::vector<char> ahead(fibers.size() / 32);
   std::size_t alive = fibers.size();
-  while (alive) {
+  // Resumes the threads `chosen` picks; true if anything moved.
+  auto round = [&](auto chosen) {
     const long before = emu::progress;
-    std::shuffle(order.begin(), order.end(), shuffle);
+    std::shuffle(order.begin(), order.end(), random);
     for (emu::Fiber* f : order) {
-      if (f->done) continue;
+      if (f->done || !chosen(f)) continue;
       emu::current = f;
       swapcontext(&emu::scheduler, &f->context);
       if (f->done) --alive;
     }
-    if (alive && emu::progress == before) {
+    return emu::progress != before;
+  };
+  while (alive) {
+    if (!round([](emu::Fiber*) { return true; }) && alive) {
       std::fprintf(stderr, "emulated launch: deadlock, %zu threads waiting\n", alive);
       return -1;    // the waiting fibers' stacks are leaked
+    }
+    for (auto& a : ahead) a = char(random() % 2);
+    auto warp = [&](emu::Fiber* f) {
+      return ahead[(f->block_index.x * blockDim.x + f->thread.x) / 32] != 0;
+    };
+    while (alive && round(warp)) {
     }
   }
   return 0;
@@ -491,7 +504,8 @@ def test_emulated_kernels_match_reference(emulated, variant, option, shape):
 
 def test_emulated_kernels_with_several_units_per_block_and_ragged_batch_tiles(emulated, variant,
                                                                              monkeypatch):
-    # H = 7 over 3 blocks: 3, 3 and 1 units; B = 5 in tiles of 2, 2 and 1 rows.
-    monkeypatch.setattr(persistent, "MAX_BATCH_TILE", 2)
-    inp = loop_inputs(variant, "everything", np.float32, B=5, T=3, H=7)
+    # H = 7 over 3 blocks: 3, 3 and 1 units; B = 13 in tiles of 6, 6 and 1 rows, each tile
+    # in work items of 4 and 2 rows.
+    monkeypatch.setattr(persistent, "MAX_BATCH_TILE", 6)
+    inp = loop_inputs(variant, "everything", np.float32, B=13, T=3, H=7)
     compare_with_reference(inp, f"{variant}/everything/float32 (emulated)", np.float32, emulated)

@@ -51,10 +51,11 @@ def test_edges(variant, shape, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_several_units_per_block_and_ragged_batch_tiles(variant, dtype, monkeypatch):
-    # H = 37 over 3 blocks: 13, 13 and 11 units; B = 5 in tiles of 2, 2 and 1 rows.
+    # H = 37 over 3 blocks: 13, 13 and 11 units; B = 13 in tiles of 6, 6 and 1 rows, each
+    # tile in work items of 4 and 2 rows.
     monkeypatch.setattr(persistent, "MAX_BLOCKS", 3)
-    monkeypatch.setattr(persistent, "MAX_BATCH_TILE", 2)
-    check(variant, "everything", dtype, B=5, T=6, H=37)
+    monkeypatch.setattr(persistent, "MAX_BATCH_TILE", 6)
+    check(variant, "everything", dtype, B=13, T=6, H=37)
 
 
 @pytest.mark.parametrize("option", ["plain", "everything"])
