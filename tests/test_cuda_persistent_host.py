@@ -422,7 +422,7 @@ def _emulator_source():
     header = (_cuda.KERNEL_DIR / "cuda" / "persistent.cuh").read_text()
     spin = "while (((old ^ *seen) & 0x80000000u) == 0) {"
     assert spin in header, "grid_barrier changed: update the emulator's spin hook"
-    header = header.replace(spin, spin + " emu::yield();")
+    header = header.replace(spin, spin + " emu::yield();").replace("#pragma once\n", "")
     text = text.replace('#include "cuda/persistent.cuh"', header)
     shared = "extern __shared__ __align__(16) unsigned char smem_bytes[];"
     assert text.count(shared) == 6

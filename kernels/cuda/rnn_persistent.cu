@@ -1,7 +1,8 @@
 // "v2" recurrent time loops: the whole loop of lstm, gru (both reset_after forms) and
 // simple_rnn, forward and backward, in ONE cooperative launch each (the design of cuDNN's
-// persistent RNN and FlashRNN). v1 (cuda/lstm.cu & co.) runs one cuBLAS GEMM plus one fused
-// pointwise kernel per step; here nothing is launched per step.
+// persistent RNN and FlashRNN). v1 (engine/backends/_cuda_rnn.py) runs one cuBLAS GEMM plus
+// one fused pointwise kernel per step; here nothing is launched per step, and U is read from
+// global memory once per call instead of once per step.
 //
 // Work split (see cuda/persistent.cuh for the building blocks and the memory rules):
 // - block k owns hidden units [k·units, (k+1)·units) for the whole loop; the grid has one
