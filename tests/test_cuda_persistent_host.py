@@ -271,6 +271,8 @@ SHIM = r"""
 #include <vector>
 
 struct Dim3 { unsigned x = 0, y = 0, z = 0; };
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(16) double2 { double x, y; };
 Dim3 gridDim, blockDim;
 namespace emu {
 // Every CUDA thread is a fiber (ucontext) on the calling OS thread; a fiber runs until it

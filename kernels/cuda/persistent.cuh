@@ -72,26 +72,57 @@ struct Rows {
 };
 
 // Stages rows b0..b0+bt of `in` into tile [bt, K], multiplied by the dropout mask if any.
-// The source is L2-resident data of the previous phase: each thread issues kStageLoads
-// independent loads before it stores any, so their latencies overlap instead of adding up.
+// The source is L2-resident data of the previous phase, so the copy is latency-bound: each
+// thread issues kStageLoads independent loads before it stores any, 16 bytes each where the
+// rows allow it (the backward stages B·G·H elements per step in every block).
 constexpr int kStageLoads = 8;
 
 template <typename T>
-__device__ inline void stage_rows(T* tile, const Rows<T>& in, int b0, int bt) {
-  const int n = bt * in.K;
+struct Chunk16;
+template <>
+struct Chunk16<float> {
+  using type = float4;
+};
+template <>
+struct Chunk16<double> {
+  using type = double2;
+};
+
+// The copy in loads of V (T itself, or a 16-byte vector of C elements of T).
+template <typename V, typename T>
+__device__ inline void stage_rows_as(T* tile, const Rows<T>& in, int b0, int bt) {
+  constexpr int C = sizeof(V) / sizeof(T);
+  const int KC = in.K / C, n = bt * KC;
   for (int base = threadIdx.x; base < n; base += kThreads * kStageLoads) {
-    T v[kStageLoads];
+    V v[kStageLoads];
 #pragma unroll
     for (int r = 0; r < kStageLoads; ++r) {
-      const int idx = base + r * kThreads, b = idx / in.K, k = idx % in.K;
-      v[r] = idx < n ? __ldcg(in.src + (long long)(b0 + b) * in.stride + in.offset + k) : T(0);
+      const int idx = base + r * kThreads, b = idx / KC, k = idx % KC * C;
+      if (idx < n)
+        v[r] = __ldcg(reinterpret_cast<const V*>(in.src + (long long)(b0 + b) * in.stride + in.offset + k));
     }
 #pragma unroll
     for (int r = 0; r < kStageLoads; ++r) {
-      const int idx = base + r * kThreads, b = idx / in.K, k = idx % in.K;
-      if (idx < n) tile[idx] = in.dm ? v[r] * in.dm[(long long)(b0 + b) * in.K + k] : v[r];
+      const int idx = base + r * kThreads, b = idx / KC, k = idx % KC * C;
+      if (idx >= n) continue;
+      const T* e = reinterpret_cast<const T*>(&v[r]);
+#pragma unroll
+      for (int i = 0; i < C; ++i)
+        tile[b * in.K + k + i] = in.dm ? e[i] * in.dm[(long long)(b0 + b) * in.K + k + i] : e[i];
     }
   }
+}
+
+template <typename T>
+__device__ inline void stage_rows(T* tile, const Rows<T>& in, int b0, int bt) {
+  using V = typename Chunk16<T>::type;
+  constexpr int C = sizeof(V) / sizeof(T);
+  const bool vectors = in.K % C == 0 && in.stride % C == 0 && in.offset % C == 0 &&
+                       reinterpret_cast<unsigned long long>(in.src) % sizeof(V) == 0;
+  if (vectors)
+    stage_rows_as<V>(tile, in, b0, bt);
+  else
+    stage_rows_as<T>(tile, in, b0, bt);
 }
 
 // Batch rows per work item of products(): each weight read from shared memory serves this
