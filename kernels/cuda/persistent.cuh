@@ -125,64 +125,82 @@ __device__ inline void stage_rows(T* tile, const Rows<T>& in, int b0, int bt) {
     stage_rows_as<T>(tile, in, b0, bt);
 }
 
-// Batch rows per work item of products(): each weight read from shared memory serves this
-// many rows (4 gates x 4 rows = 16 accumulators per thread).
+// A work item of products() is kRowsPerItem batch rows × units_per_item<NG> units: each
+// weight read from shared memory serves the rows, each staged input the units. With one
+// product per unit (simple_rnn, gru's candidate, every backward product: G·H inputs each)
+// the reads of the staged inputs bound the loop, so an item takes 4 units; with G products
+// per unit the G weights already reuse each input read.
 constexpr int kRowsPerItem = 4;
+template <int NG>
+constexpr int units_per_item = NG == 1 ? 4 : 1;
 
 // For every row b of the batch and unit u of the block, the NG dot products
 //   acc[g] = Σ_k in[b, k] · w.row(u, g0 + g)[w_offset + k],   g < NG, k < in.K,
 // then epilogue(b, u, acc) on one thread. The batch goes through shared memory in tiles of
-// `batch_tile` rows. A work item is kRowsPerItem rows × one unit, summed by a group of S
-// lanes of one warp (S a power of two, as large as fits the block, so small batches still
-// use every thread) and reduced with shuffles; every thread runs the same number of rounds,
-// so the shuffles always see the full warp. Neighbouring groups take neighbouring units of
-// the same rows: their tile reads are broadcasts.
+// `batch_tile` rows. A work item (see units_per_item) is summed by a group of S lanes of one
+// warp (S a power of two, as large as fits the block, so small batches still use every
+// thread) and reduced with shuffles; every thread runs the same number of rounds, so the
+// shuffles always see the full warp. Neighbouring groups take neighbouring units of the same
+// rows: their tile reads are broadcasts.
 template <int NG, typename T, typename Epilogue>
 __device__ inline void products(T* tile, int batch_tile, int B, const Rows<T>& in,
                                 const SharedWeights<T>& w, int g0, int w_offset,
                                 Units units, Epilogue epilogue) {
-  constexpr int R = kRowsPerItem;
+  constexpr int R = kRowsPerItem, V = units_per_item<NG>;
+  const int unit_groups = (units.count + V - 1) / V;
   for (int b0 = 0; b0 < B; b0 += batch_tile) {
     const int bt = B - b0 < batch_tile ? B - b0 : batch_tile;
     __syncthreads();  // nobody still reads the previous tile
     stage_rows(tile, in, b0, bt);
     __syncthreads();
-    const int items = (bt + R - 1) / R * units.count;
+    const int items = (bt + R - 1) / R * unit_groups;
     int S = 32;
     while (S > 1 && items * S > kThreads) S >>= 1;
     const int groups = kThreads / S, lane = threadIdx.x % S;
     for (int base = 0; base < items; base += groups) {
       const int item = base + threadIdx.x / S;
       const bool active = item < items;
-      const int u = active ? item % units.count : 0;
-      const int first = active ? item / units.count * R : 0;  // first row in the tile
+      const int u0 = active ? item % unit_groups * V : 0;     // first unit
+      const int first = active ? item / unit_groups * R : 0;  // first row in the tile
       const int rows = active ? (bt - first < R ? bt - first : R) : 0;
-      T acc[R][NG];
+      const int nu = active ? (units.count - u0 < V ? units.count - u0 : V) : 0;
+      T acc[R][V][NG];
 #pragma unroll
       for (int r = 0; r < R; ++r)
 #pragma unroll
-        for (int g = 0; g < NG; ++g) acc[r][g] = T(0);
-      for (int k = lane; k < in.K && rows > 0; k += S) {
-        T wk[NG];
+        for (int v = 0; v < V; ++v)
 #pragma unroll
-        for (int g = 0; g < NG; ++g) wk[g] = w.row(u, g0 + g)[w_offset + k];
+          for (int g = 0; g < NG; ++g) acc[r][v][g] = T(0);
+      for (int k = lane; k < in.K && rows > 0; k += S) {
+        T wk[V][NG];
+#pragma unroll
+        for (int v = 0; v < V; ++v)
+#pragma unroll
+          for (int g = 0; g < NG; ++g)
+            wk[v][g] = v < nu ? w.row(u0 + v, g0 + g)[w_offset + k] : T(0);
 #pragma unroll
         for (int r = 0; r < R; ++r) {
           const T xk = r < rows ? tile[(first + r) * in.K + k] : T(0);
 #pragma unroll
-          for (int g = 0; g < NG; ++g) acc[r][g] += xk * wk[g];
+          for (int v = 0; v < V; ++v)
+#pragma unroll
+            for (int g = 0; g < NG; ++g) acc[r][v][g] += xk * wk[v][g];
         }
       }
 #pragma unroll
       for (int r = 0; r < R; ++r)
 #pragma unroll
-        for (int g = 0; g < NG; ++g)
-          for (int off = S / 2; off > 0; off >>= 1)
-            acc[r][g] += __shfl_xor_sync(kFullWarp, acc[r][g], off);
+        for (int v = 0; v < V; ++v)
+#pragma unroll
+          for (int g = 0; g < NG; ++g)
+            for (int off = S / 2; off > 0; off >>= 1)
+              acc[r][v][g] += __shfl_xor_sync(kFullWarp, acc[r][v][g], off);
       if (lane == 0)
 #pragma unroll
         for (int r = 0; r < R; ++r)
-          if (r < rows) epilogue(b0 + first + r, u, acc[r]);
+#pragma unroll
+          for (int v = 0; v < V; ++v)
+            if (r < rows && v < nu) epilogue(b0 + first + r, u0 + v, acc[r][v]);
     }
   }
 }
