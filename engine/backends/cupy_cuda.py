@@ -1,5 +1,6 @@
-"""CuPy backend: arrays on the GPU. Fused recurrent kernels will be CUDA C from kernels/cuda/
-loaded with cupy.RawModule; embedding is gather/scatter-add through CuPy's own kernels."""
+"""CuPy backend: the kernel table on the GPU. CUDA C from kernels/cuda/ loaded with
+cupy.RawModule (engine/backends/_cuda.py), GEMMs through cuBLAS; each op family lives in a
+private module re-exported here (_cuda_rnn, _cuda_persistent, _cuda_conv, _cuda_embedding)."""
 from __future__ import annotations
 
 NAME = "cupy"
