@@ -243,18 +243,6 @@ def test_nvrtc_compiles_every_kernel(arch):
     assert len(lowered) == 12 and all(f".entry {name}(" in ptx for name in lowered)
 
 
-@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
-def test_nvcc_reports_no_spills():
-    sys.path.insert(0, str(_cuda.KERNEL_DIR.parent / "tools"))
-    try:
-        import check_cuda
-    finally:
-        sys.path.pop(0)
-    report = check_cuda.nvcc_report(persistent.STEM, "90")
-    assert report.count("Compiling entry function") == 12
-    assert check_cuda.spills(report) == {}
-
-
 # ---------------------------------------------------------------- the kernels on the CPU
 
 SHIM = r"""
