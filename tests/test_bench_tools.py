@@ -137,7 +137,7 @@ def test_parity_cuda_runs_each_version_and_marks_an_unsupported_one(monkeypatch)
         return {"cupy": {"forward[0]": 1e-12, "grad[0]": 1e-12}}
 
     monkeypatch.setattr(parity, "backend_errors", fake_errors)
-    monkeypatch.setattr(_cuda_rnn, "_persistent", lambda: (FakePersistent, ""))
+    monkeypatch.setattr(_cuda_rnn, "_cuda_persistent", FakePersistent)
     monkeypatch.setattr(parity, "check_device", lambda device: None)
     monkeypatch.delenv(parity.RNN_VERSION_ENV, raising=False)
     rows = parity.check(print_fn=lambda line: None, device="cuda")

@@ -31,12 +31,11 @@ argument, expected and actual, as the C++ bindings do) before cupy is touched.
 """
 from __future__ import annotations
 
-import importlib
 import os
 
 import numpy as np
 
-from . import _cuda
+from . import _cuda, _cuda_persistent
 from ._projection import bias_gradient, projected_backward, projected_forward
 
 try:
@@ -58,18 +57,6 @@ _cuda.declare("simple_rnn", "simple_rnn_step_forward<{T}>", "simple_rnn_step_bac
 # ---------------------------------------------------------------------------------------------
 # The version choice
 
-def _persistent():
-    """(engine.backends._cuda_persistent, "") or (None, why it is missing). Imported here, at
-    the first choice, not at import: it is another part of the backend and may be absent."""
-    name = f"{__package__}._cuda_persistent"
-    try:
-        return importlib.import_module(name), ""
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None, f"{name} is not installed"
-
-
 def loop_version(op: str, B: int, H: int, dtype) -> str:
     """"v1" or "v2": the loop a call of `op` ("lstm", "gru", "simple_rnn") with batch B, H
     units and `dtype` runs, by the environment variable SEQFUSE_CUDA_RNN (default "auto").
@@ -87,14 +74,10 @@ def loop_version(op: str, B: int, H: int, dtype) -> str:
         raise ValueError(f"{ENV} must be one of {', '.join(VERSIONS)}, got {requested!r}")
     if requested == "v1":
         return "v1"
-    persistent, why = _persistent()
     dtype = np.dtype(dtype)
-    supported = persistent is not None and bool(persistent.supports(op, B, H, dtype))
+    supported = bool(_cuda_persistent.supports(op, B, H, dtype))
     if requested == "auto":
         return "v2" if supported else "v1"
-    if persistent is None:
-        raise ValueError(f"{ENV}=v2, but the v2 persistent kernels are unavailable ({why}); "
-                         f"set {ENV}=v1 or auto")
     if not supported:
         raise ValueError(f"{ENV}=v2, but the v2 persistent {op} kernel does not support "
                          f"B={B}, H={H}, {dtype} on this device (its recurrent weights must fit "
@@ -106,7 +89,7 @@ def _loop(op: str, direction: str, B: int, H: int, dtype):
     """The time loop `{op}_loop_{direction}` of the version `loop_version` chooses."""
     name = f"{op}_loop_{direction}"
     if loop_version(op, B, H, dtype) == "v2":
-        return getattr(_persistent()[0], name)
+        return getattr(_cuda_persistent, name)
     return _V1_LOOPS[name]
 
 

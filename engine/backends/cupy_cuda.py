@@ -27,6 +27,3 @@ from ._cuda_rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward, 
                         simple_rnn_backward, simple_rnn_forward)
 from ._cuda_embedding import embedding_backward, embedding_coalesce, embedding_forward  # noqa: E402,F401
 from ._cuda_conv import conv1d_backward, conv1d_forward, max_pool1d_backward, max_pool1d_forward  # noqa: E402,F401
-# v2 loops: _cuda_rnn imports them lazily at its first version choice; imported here too so
-# that kernels/cuda/rnn_persistent.cu is declared with the other sources.
-from . import _cuda_persistent  # noqa: E402,F401
