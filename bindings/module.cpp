@@ -16,6 +16,7 @@ void bind_conv1d(py::module_& m);
 void bind_max_pool1d(py::module_& m);
 void bind_parallel(py::module_& m);
 void bind_blas(py::module_& m);
+void bind_choices(py::module_& m);
 
 namespace {
 
@@ -41,4 +42,5 @@ PYBIND11_MODULE(_C, m) {
   bind_max_pool1d(m);
   bind_parallel(m);
   bind_blas(m);
+  bind_choices(m);
 }

@@ -13,6 +13,8 @@ DEVICE = "cpu"
 try:
     from .. import _C
     _ERROR = ""
+    from .. import tuning
+    tuning.configure()
 except ImportError as exc:
     _ERROR = f"the compiled extension engine._C is missing (build with pip install .): {exc}"
 

@@ -1,0 +1,58 @@
+// engine._C.set_choice / choices / choice_options: the run-time kernel choices of
+// kernels/cpu/choices.hpp, by name and value (engine/tuning.py sets them).
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cpu/choices.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+// name -> its values, in the order of the enum they map to.
+const std::map<std::string, std::vector<std::string>>& options() {
+  static const std::map<std::string, std::vector<std::string>> table{
+      {"conv1d", {"auto", "direct", "gemm"}},
+  };
+  return table;
+}
+
+std::atomic<int>& slot(const std::string& name) {
+  auto& c = seqfuse::choices();
+  if (name == "conv1d") return c.conv1d;
+  std::string known;
+  for (const auto& [key, values] : options()) known += (known.empty() ? "" : ", ") + key;
+  throw py::value_error("set_choice: unknown choice '" + name + "'; expected one of " + known);
+}
+
+void set_choice(const std::string& name, const std::string& value) {
+  std::atomic<int>& target = slot(name);
+  const auto& values = options().at(name);
+  for (size_t i = 0; i < values.size(); ++i)
+    if (values[i] == value) {
+      target = static_cast<int>(i);
+      return;
+    }
+  std::string known;
+  for (const auto& v : values) known += (known.empty() ? "" : ", ") + v;
+  throw py::value_error("set_choice: " + name + " must be one of " + known + ", got '" + value + "'");
+}
+
+std::map<std::string, std::string> current() {
+  std::map<std::string, std::string> out;
+  for (const auto& [name, values] : options()) out[name] = values.at(slot(name).load());
+  return out;
+}
+
+}  // namespace
+
+void bind_choices(py::module_& m) {
+  m.def("set_choice", &set_choice, py::arg("name"), py::arg("value"),
+        "select a kernel variant for this process, e.g. set_choice('conv1d', 'gemm')");
+  m.def("choices", &current, "the kernel variant selected for each choice, {name: value}");
+  m.def("choice_options", &options, "every choice and its values, {name: [values]}");
+}

@@ -1,0 +1,22 @@
+// Run-time choices among kernel variants (docs/kernels.md, "Choices per CPU"): which variant
+// a kernel runs is set once per process by engine/tuning.py (from an environment variable, the
+// on-disk autotune cache, or the rule for this CPU) through engine._C.set_choice, and read by
+// the kernels at each call. Every variant computes the same result; the tests force each one.
+#pragma once
+#include <atomic>
+
+namespace seqfuse {
+
+// Conv1D algorithm: kAuto picks per shape (cpu/conv1d.hpp), the others force one.
+enum Conv1dAlgorithm : int { kConvAuto = 0, kConvDirect = 1, kConvGemm = 2 };
+
+struct Choices {
+  std::atomic<int> conv1d{kConvAuto};
+};
+
+inline Choices& choices() {
+  static Choices instance;
+  return instance;
+}
+
+}  // namespace seqfuse
