@@ -17,6 +17,7 @@ namespace {
 const std::map<std::string, std::vector<std::string>>& options() {
   static const std::map<std::string, std::vector<std::string>> table{
       {"conv1d", {"auto", "direct", "gemm"}},
+      {"gemm_tile", {"auto", "8x2", "8x3", "6x4"}},  // kGemmTiles of cpu/gemm.hpp, rows x vectors
   };
   return table;
 }
@@ -24,6 +25,7 @@ const std::map<std::string, std::vector<std::string>>& options() {
 std::atomic<int>& slot(const std::string& name) {
   auto& c = seqfuse::choices();
   if (name == "conv1d") return c.conv1d;
+  if (name == "gemm_tile") return c.gemm_tile;
   std::string known;
   for (const auto& [key, values] : options()) known += (known.empty() ? "" : ", ") + key;
   throw py::value_error("set_choice: unknown choice '" + name + "'; expected one of " + known);

@@ -12,10 +12,13 @@ from __future__ import annotations
 import importlib
 
 from . import _memory  # noqa: F401  (keeps freed memory for reuse: see _memory.py)
+from . import _openblas
 from .backends import get_backend, set_backend, use_backend
 from .tensor import Tensor, concatenate, is_grad_enabled, no_grad, stack, where
 
 __version__ = "0.1.0"
+
+_openblas.select()  # NumPy/SciPy OpenBLAS kernels for this CPU (see _openblas.py)
 
 _SUBMODULES = ("functional", "layers", "backends", "text", "data", "datasets", "testing",
                "losses", "optimizers", "metrics", "callbacks", "initializers", "models", "sparse",

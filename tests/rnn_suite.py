@@ -19,7 +19,7 @@ __all__ = ["test_reference_matches_finite_differences", "test_backend_matches_re
            "test_edge_shapes", "test_hypothesis_shapes_and_options", "test_mask_semantics_without_oracles",
            "test_one_graph_node_and_no_grad", "test_inference_matches_training_forward",
            "test_bad_input_names_the_argument", "test_cpp_kernels_check_their_arguments",
-           "test_float32_bias_gradient_is_summed_exactly",
+           "test_float32_bias_gradient_is_summed_exactly", "test_every_gemm_tile_matches_reference",
            "test_matches_torch",
            "test_matches_keras"]
 
@@ -38,6 +38,27 @@ def test_reference_matches_finite_differences(variant, option):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backend_matches_reference(backend, variant, option, dtype):
     rc.check_backend(rc.make_case(variant, option), backend, dtype)
+
+
+def _gemm_tiles():
+    try:
+        from engine import _C
+    except ImportError:
+        return []
+    return _C.choice_options()["gemm_tile"]
+
+
+# Every register tile the C++ loops can run (engine/tuning.py picks one per CPU, and
+# SEQFUSE_GEMM_TILE forces one), so a CPU that picks another tile is still tested. The shape
+# has full and partial row tiles, both threads' row ranges (enough work to split), and gate
+# widths that need every column pass: full tiles, one- and half-vector panels, single columns.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("option", ["plain", "everything"])
+@pytest.mark.parametrize("tile", _gemm_tiles())
+def test_every_gemm_tile_matches_reference(variant, tile, option, dtype):
+    from engine import tuning
+    with tuning.forced("gemm_tile", tile):
+        rc.check_backend(rc.make_case(variant, option, B=19, T=50, F_=21, H=37), "cpp", dtype)
 
 
 @pytest.mark.parametrize("option", ["plain", "masked_row", "everything"])

@@ -12,6 +12,9 @@ enum Conv1dAlgorithm : int { kConvAuto = 0, kConvDirect = 1, kConvGemm = 2 };
 
 struct Choices {
   std::atomic<int> conv1d{kConvAuto};
+  // Register tile of the recurrent loops' GEMM: 0 = auto, else an index into kGemmTiles
+  // (cpu/gemm.hpp).
+  std::atomic<int> gemm_tile{0};
 };
 
 inline Choices& choices() {

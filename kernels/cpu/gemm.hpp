@@ -15,23 +15,42 @@
 #include <thread>
 #include <vector>
 
+#include "cpu/choices.hpp"
 #include "cpu/threads.hpp"
 
 namespace seqfuse {
 
-// Register tile MR×NR of C, chosen by measurement on the Zen 4 box (float, GFLOP/s on one
-// core for (M,K,N) = (32,128,512)). AVX-512 (32 vector registers): 8×32 ~100, 4×32 ~30.
-// AVX2 or SSE2 builds (SEQFUSE_NATIVE=OFF): 3×32 ~60 (AVX2) / ~30 (SSE2), while 6×16, the
-// BLIS shape, stays at ~3 because GCC 12 does not vectorize a 16-wide inner loop there.
-template <typename T>
-struct gemm_tile {
-#if defined(__AVX512F__)
-  static constexpr int mr = sizeof(T) == 4 ? 8 : 6;
-#else
-  static constexpr int mr = 3;
-#endif
-  static constexpr int nr = 32;
+// Register tiles MR × NV·lanes of C (lanes: elements of one 64-byte vector, a zmm register
+// with AVX-512), one per choice value of "gemm_tile" (cpu/choices.hpp). Which one is fastest
+// depends on the CPU and on GCC's code for it, so engine/tuning.py times them at first use on
+// each CPU (SEQFUSE_GEMM_TILE forces one). Float, one core, GFLOP/s for the step shapes
+// (M,K,N) = (32,128,512) / (64,256,1024), 2-vCPU AMD EPYC Zen 5, 2026-11-30: 8x2 227 / 180,
+// 8x3 ~236 / ~225, 6x4 ~195 / 178, 4x2 80 / 67 (GCC 12 spills or serializes the small ones,
+// so they are not offered). "auto" is the tile measured best on the Zen 4 box: 8x2 for float,
+// 6x4 for double; builds without AVX-512 (SEQFUSE_NATIVE=OFF) use 3 rows.
+struct GemmTile {
+  int mr, nv;
 };
+inline constexpr GemmTile kGemmTiles[] = {{0, 0}, {8, 2}, {8, 3}, {6, 4}};  // index = choice value
+
+template <typename T>
+constexpr int64_t gemm_lanes() { return 64 / sizeof(T); }
+
+template <typename T>
+constexpr GemmTile gemm_auto_tile() {
+#if defined(__AVX512F__)
+  return sizeof(T) == 4 ? GemmTile{8, 2} : GemmTile{6, 4};
+#else
+  return GemmTile{3, static_cast<int>(32 / gemm_lanes<T>())};  // 3 rows × 32 floats or doubles
+#endif
+}
+
+// The tile in force for T (run time: the "gemm_tile" choice).
+template <typename T>
+inline GemmTile gemm_tile() {
+  const int choice = choices().gemm_tile.load(std::memory_order_relaxed);
+  return choice > 0 ? kGemmTiles[choice] : gemm_auto_tile<T>();
+}
 
 // One product A[M,K]·B[K,N] of a GEMM (row-major, leading dimensions lda, ldb).
 template <typename T>
@@ -84,10 +103,9 @@ inline void gemm_tail_cols(const Product<T> (&p)[NP], int64_t r, int64_t j0, int
 // One column panel of width NR (columns j0..j0+NR of each B) against every row: the panel
 // stays in L1/L2 while the row blocks stream past it, so U is read from memory once per step
 // even when it outgrows L2 (H = 256: 1 MB).
-template <typename T, int NR, int NP>
+template <typename T, int MR, int NR, int NP>
 inline void gemm_panel(int64_t M, const Product<T> (&p)[NP], int64_t j0, const T* X, int64_t ldx,
                        T* C, int64_t ldc) {
-  constexpr int MR = gemm_tile<T>::mr;
   auto x_at = [&](int64_t r) { return X ? X + r * ldx : nullptr; };
   int64_t r = 0;
   for (; r + MR <= M; r += MR) gemm_micro<T, MR, NR>(p, r, j0, x_at(r), ldx, C + r * ldc, ldc);
@@ -95,19 +113,33 @@ inline void gemm_panel(int64_t M, const Product<T> (&p)[NP], int64_t j0, const T
   if (r < M) gemm_micro<T, 1, NR>(p, r, j0, x_at(r), ldx, C + r * ldc, ldc);
 }
 
+// C[M,N] = X + Σ_p A_p·B_p with an MR × NV·lanes tile: full panels, then one-vector and
+// half-vector panels, then single columns.
+template <typename T, int MR, int NV, int NP>
+void gemm_tiled(int64_t M, int64_t N, const Product<T> (&p)[NP], const T* X, int64_t ldx, T* C,
+                int64_t ldc) {
+  constexpr int NR = NV * gemm_lanes<T>(), ONE = gemm_lanes<T>(), HALF = ONE / 2;
+  auto x_at = [&](int64_t j) { return X ? X + j : nullptr; };
+  int64_t j = 0;
+  for (; j + NR <= N; j += NR) gemm_panel<T, MR, NR>(M, p, j, x_at(j), ldx, C + j, ldc);
+  if (NR > ONE)
+    for (; j + ONE <= N; j += ONE) gemm_panel<T, MR, ONE>(M, p, j, x_at(j), ldx, C + j, ldc);
+  for (; j + HALF <= N; j += HALF) gemm_panel<T, MR, HALF>(M, p, j, x_at(j), ldx, C + j, ldc);
+  for (int64_t r = 0; j < N && r < M; ++r)
+    gemm_tail_cols<T>(p, r, j, N - j, X ? X + r * ldx + j : nullptr, C + r * ldc + j);
+}
+
 // C[M,N] = X + Σ_p A_p·B_p. Each A_p: [M,K_p], B_p: [K_p,N]; X: [M,N] (ldx) or nullptr;
-// C: [M,N] (ldc).
+// C: [M,N] (ldc). Runs the tile in force (gemm_tile<T>()).
 template <typename T, int NP>
 void gemm(int64_t M, int64_t N, const Product<T> (&p)[NP], const T* X, int64_t ldx, T* C,
           int64_t ldc) {
-  constexpr int NR = gemm_tile<T>::nr;
-  constexpr int NR_SMALL = NR / 4;  // a quarter tile: one ymm of float
-  int64_t j = 0;
-  for (; j + NR <= N; j += NR) gemm_panel<T, NR>(M, p, j, X ? X + j : nullptr, ldx, C + j, ldc);
-  for (; j + NR_SMALL <= N; j += NR_SMALL)
-    gemm_panel<T, NR_SMALL>(M, p, j, X ? X + j : nullptr, ldx, C + j, ldc);
-  for (int64_t r = 0; j < N && r < M; ++r)
-    gemm_tail_cols<T>(p, r, j, N - j, X ? X + r * ldx + j : nullptr, C + r * ldc + j);
+  const GemmTile tile = gemm_tile<T>();
+  if (tile.mr == 8 && tile.nv == 3) return gemm_tiled<T, 8, 3>(M, N, p, X, ldx, C, ldc);
+  if (tile.mr == 6 && tile.nv == 4) return gemm_tiled<T, 6, 4>(M, N, p, X, ldx, C, ldc);
+  if (tile.mr == 8 && tile.nv == 2) return gemm_tiled<T, 8, 2>(M, N, p, X, ldx, C, ldc);
+  constexpr GemmTile fallback = gemm_auto_tile<T>();  // without AVX-512: 3 rows
+  return gemm_tiled<T, fallback.mr, fallback.nv>(M, N, p, X, ldx, C, ldc);
 }
 
 // C[M,N] = X + A·B. A: [M,K] (lda), B: [K,N] (ldb), X: [M,N] (ldx) or nullptr, C: [M,N] (ldc).
@@ -148,7 +180,7 @@ inline int64_t max_row_ranges() {
 // gradients 8 -> 15 ms), which is why the loops used to start plain threads per call.
 template <typename T, typename F>
 void parallel_rows(int64_t rows, double flops, F&& fn) {
-  constexpr int64_t MR = gemm_tile<T>::mr;
+  const int64_t MR = gemm_tile<T>().mr;
   const int64_t tiles = (rows + MR - 1) / MR;
   const int64_t n = flops > 4e6 ? std::min(max_row_ranges(), tiles) : 1;
   auto range = [&](int64_t id) {

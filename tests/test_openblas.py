@@ -1,0 +1,72 @@
+"""engine/_openblas.py: the bundled OpenBLAS kernels re-picked per CPU, and results unchanged."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine import _openblas
+
+AVX512 = _openblas.SKYLAKEX_FLAGS
+
+
+@pytest.mark.parametrize("current, choice, flags, expected", [
+    ("Haswell", "auto", AVX512 | {"avx2"}, "SkylakeX"),   # an AVX-512 CPU OpenBLAS did not know
+    ("Zen", "auto", AVX512, "SkylakeX"),
+    ("Haswell", "auto", {"avx2", "fma"}, None),            # no AVX-512: keep
+    ("Haswell", "auto", {"avx512f"}, None),                # not every extension SkylakeX uses
+    ("SkylakeX", "auto", AVX512, None),                    # already the AVX-512 kernels
+    ("Cooperlake", "auto", AVX512 | {"avx512_bf16"}, None),
+    ("Haswell", "keep", AVX512, None),
+    ("SkylakeX", "Haswell", AVX512, "Haswell"),            # forced
+    ("Haswell", "haswell", AVX512, None),
+])
+def test_target_core(current, choice, flags, expected):
+    assert _openblas.target_core(current, choice, flags) == expected
+
+
+def _run(code, **env):
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+# Prints the core types in use and the worst relative error of float32 matmuls (one that also
+# ran before a re-pick in this process) against float64.
+_CHECK = """
+import numpy as np
+rng = np.random.default_rng(0)
+a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 500))
+before = a.astype(np.float32) @ b.astype(np.float32)
+from engine import _openblas
+after = a.astype(np.float32) @ b.astype(np.float32)
+tn = a.T.astype(np.float32) @ a.astype(np.float32)
+exact, exact_tn = a @ b, a.T @ a
+err = max(abs(before - exact).max(), abs(after - exact).max()) / abs(exact).max()
+err = max(err, abs(tn - exact_tn).max() / abs(exact_tn).max())
+print(sorted(set(_openblas.picked.values())), err)
+"""
+
+
+@pytest.mark.skipif(not _openblas.bundled_libraries(), reason="NumPy without a bundled OpenBLAS")
+@pytest.mark.parametrize("choice", ["keep", "Haswell", "SkylakeX", "auto"])
+def test_each_core_type_gives_correct_products(choice):
+    if choice == "SkylakeX" and not AVX512 <= _openblas.cpu_flags():
+        pytest.skip("this CPU cannot run the SkylakeX kernels")
+    cores, err = _run(_CHECK, SEQFUSE_BLAS_CORE=choice).rsplit(" ", 1)
+    assert float(err) < 1e-5
+    if choice in ("Haswell", "SkylakeX"):
+        assert cores == f"['{choice}']"
+    if choice == "auto" and AVX512 <= _openblas.cpu_flags():
+        assert "Haswell" not in cores
+
+
+def test_select_after_blas_ran_in_this_process():
+    """Re-picking while NumPy's BLAS threads exist (after a threaded matmul) keeps results right."""
+    a = np.random.default_rng(1).standard_normal((512, 512)).astype(np.float32)
+    reference = a.astype(np.float64) @ a.astype(np.float64)
+    for choice in ("Haswell", "auto"):
+        _openblas.select({"SEQFUSE_BLAS_CORE": choice})
+        np.testing.assert_allclose(a @ a, reference, rtol=1e-4, atol=1e-3)
