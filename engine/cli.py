@@ -94,6 +94,10 @@ def _info(args):
         module = en.backends._discover()[name]
         status = "available" if module.available() else f"unavailable: {module.why_unavailable()}"
         print(f"  {name:<10} {module.DEVICE:<5} {status}")
+    if en.backends.get("cpp").available():
+        from . import tuning
+        chosen = ", ".join(f"{k}={v}" for k, v in tuning.current().items())
+        print(f"kernel choices on this CPU ({tuning.cpu_model()}): {chosen}")
     return 0
 
 

@@ -3,19 +3,38 @@
 Some kernels have several variants that compute the same result at different speeds on
 different CPUs (engine._C.choice_options() lists them). At import of the cpp backend each
 choice is set from, in order:
-- the environment variable SEQFUSE_<NAME> (e.g. SEQFUSE_CONV1D=gemm), to force a variant;
-- otherwise the rule for this CPU ("auto").
+- the environment variable SEQFUSE_<NAME> (e.g. SEQFUSE_GEMM_TILE=8x2, SEQFUSE_CONV1D=gemm),
+  to force a variant ("auto" forces the built-in rule);
+- for a tuned choice (TUNED: the recurrent loops' register tile), the variant a short timing
+  of each one picked on this CPU: the first process on a machine times them (~0.1 s) and
+  keeps the result in the cache file (cache_path()), keyed by CPU model, CPU flags and the
+  build of engine._C, so the next processes only read it;
+- otherwise the built-in rule for the CPU ("auto").
 A forced value that is not one of the choice's variants raises ValueError at import, naming
-the variable, what it may be and what it was.
+the variable, what it may be and what it was. The OpenBLAS kernels NumPy runs are picked
+per CPU too, at `import engine` (engine/_openblas.py, SEQFUSE_BLAS_CORE).
 
     >>> from engine import tuning
+    >>> tuning.current()["gemm_tile"]       # e.g. '8x2'
     >>> with tuning.forced("conv1d", "direct"):
-    ...     ...                          # every conv1d call in here runs the direct kernel
+    ...     ...                             # every conv1d call in here runs the direct kernel
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import platform
+import time
+
+import numpy as np
+
+from . import _openblas
+
+# A variant must beat the built-in rule's by this much to replace it: timings on a busy
+# machine move by a few percent, and a wrong pick is kept in the cache.
+MARGIN = 0.05
 
 
 def env_name(choice: str) -> str:
@@ -28,32 +47,134 @@ def _extension():
     return _C
 
 
-def configure(environ=os.environ) -> dict:
-    """Set every choice from `environ` (or its default); returns {name: value} now in force."""
+def cache_path(environ=os.environ) -> str:
+    """SEQFUSE_TUNING_CACHE, else $XDG_CACHE_HOME/seqfuse/tuning.json (~/.cache/...)."""
+    if environ.get("SEQFUSE_TUNING_CACHE"):
+        return environ["SEQFUSE_TUNING_CACHE"]
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "seqfuse", "tuning.json")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_key() -> str:
+    """What a cached pick depends on: the CPU model, its flags and this build of engine._C."""
+    path = _extension().__file__
+    stat = os.stat(path)
+    flags = " ".join(sorted(_openblas.cpu_flags()))
+    text = f"{cpu_model()}|{flags}|{os.path.basename(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _time_gemm_tile(values, rounds=5):
+    """{tile: best seconds} of an LSTM forward loop (B,T,F,H) = (64,16,64,128), float32,
+    every tile once per round (interleaved, so a busy moment hits them alike)."""
     C = _extension()
+    rng = np.random.default_rng(0)
+    B, T, F, H = 64, 16, 64, 128
+    x = rng.standard_normal((B, T, F), dtype=np.float32)
+    kernel = rng.standard_normal((F, 4 * H), dtype=np.float32) * 0.1
+    U = rng.standard_normal((H, 4 * H), dtype=np.float32) * 0.1
+    bias = np.zeros(4 * H, np.float32)
+    h0 = np.zeros((B, H), np.float32)
+
+    def call():
+        C.lstm_forward(x, kernel, bias, U, h0, h0, None, None, go_backwards=False, save=False)
+    best = {v: float("inf") for v in values}
+    for _ in range(rounds):
+        for value in values:
+            C.set_choice("gemm_tile", value)
+            call()
+            start = time.perf_counter()
+            for _ in range(3):
+                call()
+            best[value] = min(best[value], time.perf_counter() - start)
+    return best
+
+
+TUNED = {"gemm_tile": _time_gemm_tile}
+
+
+def _read_cache(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(path, entries):
+    """Best effort (a read-only home still works, it just times again next process)."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(entries, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def tune(name: str, values) -> tuple[str, dict]:
+    """Time every variant of `name` (interleaved); returns (pick, {variant: seconds}). The
+    built-in rule "auto" stays unless another variant beats it by MARGIN."""
+    seconds = TUNED[name](list(values))
+    best = min((v for v in values if v != "auto"), key=seconds.get)
+    return (best if seconds[best] < (1 - MARGIN) * seconds["auto"] else "auto"), seconds
+
+
+def configure(environ=os.environ) -> dict:
+    """Set every choice from `environ`, the tuning cache or a timing, else its built-in rule;
+    returns {name: value} now in force."""
+    C = _extension()
+    path, key, cache, changed = None, None, None, False
     for name, values in C.choice_options().items():
         value = environ.get(env_name(name), "").strip()
-        if not value:
-            value = values[0]
-        if value not in values:
+        if value and value not in values:
             raise ValueError(f"{env_name(name)} must be one of {', '.join(values)}, got {value!r}")
-        C.set_choice(name, value)
-    return C.choices()
+        if not value and name in TUNED:
+            if cache is None:
+                path, key = cache_path(environ), machine_key()
+                cache = _read_cache(path)
+            entry = cache.get(key, {}).get(name)
+            if entry is None or entry.get("pick") not in values:
+                pick, seconds = tune(name, values)
+                entry = {"pick": pick, "seconds": seconds, "cpu": cpu_model(),
+                         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                cache.setdefault(key, {})[name] = entry
+                changed = True
+            value = entry["pick"]
+        C.set_choice(name, value or "auto")
+    if changed:
+        _write_cache(path, cache)
+    return current()
 
 
 def current() -> dict:
-    """{name: value} of every choice in force in this process."""
-    return _extension().choices()
+    """{name: value} of every kernel choice in force in this process, plus "blas_core": the
+    core type(s) of the bundled OpenBLAS (engine/_openblas.py)."""
+    choices = dict(_extension().choices())
+    choices["blas_core"] = ",".join(sorted(set(_openblas.picked.values()))) or "n/a"
+    return choices
 
 
 @contextlib.contextmanager
 def forced(name: str, value: str):
     """Run the block with choice `name` set to `value`, then restore the previous one."""
     C = _extension()
-    previous = C.choices()[name] if name in C.choices() else None
+    previous = C.choices()[name]
     C.set_choice(name, value)
     try:
         yield
     finally:
-        if previous is not None:
-            C.set_choice(name, previous)
+        C.set_choice(name, previous)

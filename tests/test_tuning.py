@@ -13,9 +13,11 @@ pytestmark = pytest.mark.skipif(not backends.get("cpp").available(), reason="eng
 def test_every_choice_has_variants_and_one_in_force():
     from engine import _C, tuning
     options = _C.choice_options()
-    assert "conv1d" in options
-    for name, value in tuning.current().items():
-        assert value in options[name]
+    assert {"conv1d", "gemm_tile"} <= set(options)
+    current = tuning.current()
+    for name, values in options.items():
+        assert current[name] in values
+    assert current["blas_core"]
 
 
 def test_forced_sets_and_restores():
@@ -53,3 +55,41 @@ def test_bad_environment_variable_fails_at_import_with_its_name():
     result = _run("from engine import backends; backends.get('cpp')", SEQFUSE_CONV1D="fast")
     assert result.returncode != 0
     assert "SEQFUSE_CONV1D must be one of auto, direct, gemm, got 'fast'" in result.stderr
+
+
+_PICK = "from engine import backends, tuning; backends.get('cpp'); print(tuning.current()['gemm_tile'])"
+
+
+def test_tuned_choice_is_timed_once_then_read_from_the_cache(tmp_path):
+    import json
+    cache = tmp_path / "tuning.json"
+    first = _run(_PICK, SEQFUSE_TUNING_CACHE=str(cache))
+    assert first.returncode == 0, first.stderr
+    entries = json.loads(cache.read_text())
+    (entry,) = [e["gemm_tile"] for e in entries.values()]
+    assert first.stdout.strip() == entry["pick"]
+    assert set(entry["seconds"]) == {"auto", "8x2", "8x3", "6x4"} and entry["cpu"]
+    # A later process takes the cached pick without timing again (edited here to tell).
+    entry["pick"] = "6x4"
+    cache.write_text(json.dumps({key: {"gemm_tile": entry} for key in entries}))
+    assert _run(_PICK, SEQFUSE_TUNING_CACHE=str(cache)).stdout.strip() == "6x4"
+    # The environment variable wins over the cache.
+    forced = _run(_PICK, SEQFUSE_TUNING_CACHE=str(cache), SEQFUSE_GEMM_TILE="8x3")
+    assert forced.stdout.strip() == "8x3"
+
+
+def test_unwritable_cache_still_tunes(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = _run(_PICK, SEQFUSE_TUNING_CACHE=str(blocker / "sub" / "tuning.json"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() in ("auto", "8x2", "8x3", "6x4")
+
+
+def test_tune_keeps_the_builtin_rule_unless_clearly_faster(monkeypatch):
+    from engine import tuning
+    times = {"auto": 1.0, "8x2": 1.0, "8x3": 0.97, "6x4": 2.0}
+    monkeypatch.setitem(tuning.TUNED, "gemm_tile", lambda values: {v: times[v] for v in values})
+    assert tuning.tune("gemm_tile", list(times))[0] == "auto"
+    times["8x3"] = 0.9
+    assert tuning.tune("gemm_tile", list(times)) == ("8x3", times)
