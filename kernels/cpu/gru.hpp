@@ -79,7 +79,11 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
                  const scalar_t* rb, const scalar_t* h0, const bool* mask, const scalar_t* dm,
                  bool reset_after, bool save, scalar_t* hs, scalar_t* gates, scalar_t* uh,
                  scalar_t* xw_ws, scalar_t* u_ws, scalar_t* hd_ws) {
-  const int64_t G = 3 * H, BH = B * H, BG = B * G;
+  // U and the kernel are read from padded copies (padded_ld, cpu/gemm.hpp).
+  const int64_t G = 3 * H, BH = B * H, BG = B * G, ldu = padded_ld<scalar_t>(G);
+  const std::vector<scalar_t> Up_copy = padded_copy(H, G, U, G), Wp = padded_copy(in.F, G, in.W, G);
+  const scalar_t* Up = Up_copy.data();
+  const InputProjection<scalar_t> pin = in.with_padded(Wp);
   parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * G, [&](int64_t, int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
     if (dm)
@@ -87,18 +91,18 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
     for (int64_t t = 0; t < T; ++t) {
       const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
       const scalar_t* hd = dm ? hd_ws : h_prev;
-      in.forward(t, b0, b1, xw_ws, G);
+      pin.forward(t, b0, b1, xw_ws, G);
       const scalar_t* x = xw_ws;
       scalar_t* g = gates + (save ? t : 0) * BG;
       scalar_t* uh_t = reset_after ? uh + (save ? t : 0) * BH : nullptr;
       if (reset_after) {
-        gemm<scalar_t>(nb, G, H, hd + b0 * H, H, U, G, rb, 0, u_ws + b0 * G, G);
+        gemm<scalar_t>(nb, G, H, hd + b0 * H, H, Up, ldu, rb, 0, u_ws + b0 * G, G);
       } else {
         // gates[t][:, :2H] = xw_zr + hd·U_zr, then activated; gates[t][:, 2H:] = xw_h +
         // (r*hd)·U_h, the candidate's pre-activation.
-        gemm<scalar_t>(nb, 2 * H, H, hd + b0 * H, H, U, G, x + b0 * G, G, g + b0 * G, G);
+        gemm<scalar_t>(nb, 2 * H, H, hd + b0 * H, H, Up, ldu, x + b0 * G, G, g + b0 * G, G);
         for (int64_t b = b0; b < b1; ++b) gru_row_gates_before(H, g + b * G, hd + b * H, u_ws + b * H);
-        gemm<scalar_t>(nb, H, H, u_ws + b0 * H, H, U + 2 * H, G, x + b0 * G + 2 * H, G,
+        gemm<scalar_t>(nb, H, H, u_ws + b0 * H, H, Up + 2 * H, ldu, x + b0 * G + 2 * H, G,
                        g + b0 * G + 2 * H, G);
       }
       for (int64_t b = b0; b < b1; ++b) {
@@ -175,7 +179,8 @@ inline void gru_row_reset_before(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 //   dbias: out, reset_after: [2,G] = (Σ dxw, Σ du), else [G] = Σ dxw, sums over t and b
 //        (sums: their per-range workspace, N = 2G or G)
 //   dh0: [B,H] out
-//   Workspaces: Ut [G,H] filled here; Wt [G,F] kernelᵀ (when dx); dh_ws, dhd_ws, drh_ws [B,H]
+//   Workspaces: Ut [G,H] filled here, Wt [G,F] kernelᵀ (when dx), both with rows padded_ld(H),
+//   padded_ld(F) apart (transpose, cpu/gemm.hpp); dh_ws, dhd_ws, drh_ws [B,H]
 //   (drh_ws: !reset_after only).
 // dh_ws holds the part of dh_{t-1} that does not come through the last GEMM (dh·z, plus
 // (dn·U_hᵀ)·dm·r when !reset_after; the whole dh at a masked step); dhd_ws the GEMM's
@@ -187,7 +192,7 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const sc
                   const InputProjection<scalar_t>& in, scalar_t* dxw, scalar_t* dx, scalar_t* du,
                   scalar_t* dbias, scalar_t* dh0, const ColumnSums<scalar_t>& sums, scalar_t* Ut,
                   scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws, scalar_t* drh_ws) {
-  const int64_t G = 3 * H, BH = B * H, BG = B * G;
+  const int64_t G = 3 * H, BH = B * H, BG = B * G, ldut = padded_ld<scalar_t>(H);
   transpose(H, G, U, Ut);
   if (dx) transpose(in.F, G, in.W, Wt);
   sums.zero();
@@ -217,7 +222,7 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const sc
           gru_row_backward<false, false>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry);
       }
       if (!reset_after) {
-        gemm<scalar_t>(nb, H, H, du + t * BG + b0 * G + 2 * H, G, Ut + 2 * H * H, H, nullptr, 0,
+        gemm<scalar_t>(nb, H, H, du + t * BG + b0 * G + 2 * H, G, Ut + 2 * H * ldut, ldut, nullptr, 0,
                        drh_ws + b0 * H, H);
         if (dm)
           for (int64_t k = b0 * H; k < b1 * H; ++k) drh_ws[k] *= dm[k];
@@ -231,7 +236,7 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const sc
       if (reset_after) sums.add(range, b0, b1, du + t * BG + 2 * H, G, G + 2 * H, H);
       if (dx) in.backward(t, b0, b1, dxw + t * BG, G, Wt, dx);
       // reset_after: dhd = du·Uᵀ; otherwise only the z,r columns (U_h's part went via drh).
-      gemm<scalar_t>(nb, H, reset_after ? G : 2 * H, du + t * BG + b0 * G, G, Ut, H, nullptr, 0,
+      gemm<scalar_t>(nb, H, reset_after ? G : 2 * H, du + t * BG + b0 * G, G, Ut, ldut, nullptr, 0,
                      dhd_ws + b0 * H, H);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];

@@ -50,7 +50,10 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_
                   const scalar_t* U,
                   const scalar_t* h0, const scalar_t* c0, const bool* mask, const scalar_t* dm,
                   bool save, scalar_t* hs, scalar_t* cs, scalar_t* gates, scalar_t* hd_ws) {
-  const int64_t G = 4 * H, BH = B * H, BG = B * G;
+  // U and the kernel are read from padded copies (padded_ld, cpu/gemm.hpp).
+  const int64_t G = 4 * H, BH = B * H, BG = B * G, ldu = padded_ld<scalar_t>(G);
+  const std::vector<scalar_t> Up = padded_copy(H, G, U, G), Wp = padded_copy(in.F, G, in.W, G);
+  const InputProjection<scalar_t> pin = in.with_padded(Wp);
   parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * G, [&](int64_t, int64_t b0, int64_t b1) {
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
@@ -59,7 +62,7 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_
       const scalar_t* c_prev = t ? cs + (save ? t - 1 : (t - 1) & 1) * BH : c0;
       scalar_t* c_t = cs + (save ? t : t & 1) * BH;
       scalar_t* z = gates + (save ? t : 0) * BG;
-      in.forward(t, b0, b1, dm ? hd_ws : h_prev, U, H, z, G);
+      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, Up.data(), ldu, H, z, G);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = hs + t * BH + b * H;
         if (!mask || mask[t * B + b])
@@ -108,7 +111,8 @@ inline void lstm_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 //   dx:   [B,T,F] out, dz·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
 //   dbias: [G] out, Σ_{t,b} dz (sums: its per-range workspace, N = G)
 //   dh0, dc0: [B,H] out
-//   Ut: [G,H] workspace filled here; Wt: [G,F] kernelᵀ (when dx); dh_ws, dhd_ws, dc_ws: [B,H].
+//   Ut: [G,H] workspace filled here, Wt: [G,F] kernelᵀ (when dx), both with rows padded_ld(H),
+//   padded_ld(F) apart (transpose, cpu/gemm.hpp); dh_ws, dhd_ws, dc_ws: [B,H].
 // dh_ws holds the part of dh_{t-1} that does not come through the GEMM (the whole dh at a
 // masked step, which carries it back unchanged); dhd_ws the GEMM's (dz_t·Uᵀ)·dm. A masked
 // row's dz_t is zero, so its GEMM row is exactly zero and needs no test.
@@ -141,7 +145,8 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const s
                                    dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H, dc_ws + b * H);
       }
       sums.add(range, b0, b1, dz + t * BG, G, 0, G);
-      gemm<scalar_t>(b1 - b0, H, G, dz + t * BG + b0 * G, G, Ut, H, nullptr, 0, dhd_ws + b0 * H, H);
+      gemm<scalar_t>(b1 - b0, H, G, dz + t * BG + b0 * G, G, Ut, padded_ld<scalar_t>(H), nullptr, 0,
+                     dhd_ws + b0 * H, H);
       if (dx) in.backward(t, b0, b1, dz + t * BG, G, Wt, dx);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];

@@ -42,14 +42,17 @@ template <typename scalar_t>
 void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t>& in,
                         const scalar_t* U, const scalar_t* h0, const bool* mask, const scalar_t* dm,
                         scalar_t* hs, scalar_t* hd_ws) {
-  const int64_t BH = B * H;
+  // U and the kernel are read from padded copies (padded_ld, cpu/gemm.hpp).
+  const int64_t BH = B * H, ldu = padded_ld<scalar_t>(H);
+  const std::vector<scalar_t> Up = padded_copy(H, H, U, H), Wp = padded_copy(in.F, H, in.W, H);
+  const InputProjection<scalar_t> pin = in.with_padded(Wp);
   parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * H, [&](int64_t, int64_t b0, int64_t b1) {
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
     for (int64_t t = 0; t < T; ++t) {
       const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
       scalar_t* h_t = hs + t * BH;
-      in.forward(t, b0, b1, dm ? hd_ws : h_prev, U, H, h_t, H);
+      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, Up.data(), ldu, H, h_t, H);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = h_t + b * H;
         if (!mask || mask[t * B + b])
@@ -69,7 +72,8 @@ void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<s
 //   dx:  [B,T,F] out, dz·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
 //   dbias: [H] out, Σ_{t,b} dz (sums: its per-range workspace, N = H)
 //   dh0: [B,H] out
-//   Workspaces: Ut [H,H] filled here; Wt [H,F] kernelᵀ (when dx); dh_ws, dhd_ws [B,H]. dh_ws carries dh through masked
+//   Workspaces: Ut [H,H] filled here, Wt [H,F] kernelᵀ (when dx), rows padded_ld(H), padded_ld(F)
+//   apart (transpose, cpu/gemm.hpp); dh_ws, dhd_ws [B,H]. dh_ws carries dh through masked
 //   steps; dhd_ws holds the GEMM's (dz_t·Uᵀ)·dm, exactly zero on a masked row (dz_t = 0).
 template <typename scalar_t>
 void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const scalar_t* U,
@@ -93,7 +97,8 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, c
           simple_rnn_row_backward<false>(H, hs + r, dhs + r, dhd_ws + b * H, dz + r, dh_ws + b * H);
       }
       sums.add(range, b0, b1, dz + t * BH, H, 0, H);
-      gemm<scalar_t>(b1 - b0, H, H, dz + t * BH + b0 * H, H, Ut, H, nullptr, 0, dhd_ws + b0 * H, H);
+      gemm<scalar_t>(b1 - b0, H, H, dz + t * BH + b0 * H, H, Ut, padded_ld<scalar_t>(H), nullptr, 0,
+                     dhd_ws + b0 * H, H);
       if (dx) in.backward(t, b0, b1, dz + t * BH, H, Wt, dx);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
