@@ -43,18 +43,19 @@ py::tuple forward(const py::array& x_in, const py::array& kernel_in, const py::o
 
   // Without save, gates and uh are one step of scratch (cpu/gru.hpp).
   const py::ssize_t steps = save ? T : 1;
-  carray<scalar_t> hs({T, B, H}), gates({steps, B, 3 * H});
+  StateSequence<scalar_t> hs(T, B, H, save);
+  carray<scalar_t> gates({steps, B, 3 * H});
   carray<scalar_t> uh = reset_after ? carray<scalar_t>({steps, B, H}) : carray<scalar_t>(0);
   std::vector<scalar_t> xw_ws(B * 3 * H), u_ws(B * (reset_after ? 3 * H : H)), hd_ws(dm ? B * H : 0);
   {
     py::gil_scoped_release release;
     seqfuse::gru_forward<scalar_t>(T, B, H, in.projection(go_backwards), U.data(), data_or_null(rb),
                                    h0.data(), data_or_null(mask), data_or_null(dm), reset_after,
-                                   save, hs.mutable_data(), gates.mutable_data(),
+                                   save, hs.states(), gates.mutable_data(),
                                    uh.mutable_data(), xw_ws.data(), u_ws.data(), hd_ws.data());
   }
-  if (!save) return py::make_tuple(hs, py::none(), py::none());
-  return py::make_tuple(hs, gates, uh);
+  if (!save) return py::make_tuple(hs.result(), py::none(), py::none());
+  return py::make_tuple(hs.result(), gates, uh);
 }
 
 template <typename scalar_t>

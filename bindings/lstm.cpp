@@ -32,18 +32,19 @@ py::tuple forward(const py::array& x_in, const py::array& kernel_in, const py::o
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
 
   // Without save, cs is a ring of two steps and gates one step of scratch (cpu/lstm.hpp).
-  carray<scalar_t> hs({T, B, H}), cs({save ? T : 2, B, H}), gates({save ? T : 1, B, 4 * H});
+  StateSequence<scalar_t> hs(T, B, H, save);
+  carray<scalar_t> cs({save ? T : 2, B, H}), gates({save ? T : 1, B, 4 * H});
   std::vector<scalar_t> hd_ws(dm ? B * H : 0);
   {
     py::gil_scoped_release release;
     seqfuse::lstm_forward<scalar_t>(T, B, H, in.projection(go_backwards), U.data(), h0.data(), c0.data(),
-                                    data_or_null(mask), data_or_null(dm), save, hs.mutable_data(),
+                                    data_or_null(mask), data_or_null(dm), save, hs.states(),
                                     cs.mutable_data(), gates.mutable_data(), hd_ws.data());
   }
-  if (save) return py::make_tuple(hs, cs, gates);
+  if (save) return py::make_tuple(hs.result(), cs, gates);
   // c_T, an output of the layer, is in ring slot (T-1) % 2.
   const py::ssize_t last = (T - 1) % 2;
-  return py::make_tuple(hs, cs[py::slice(last, last + 1, 1)], py::none());
+  return py::make_tuple(hs.result(), cs[py::slice(last, last + 1, 1)], py::none());
 }
 
 template <typename scalar_t>

@@ -56,6 +56,28 @@ ProjectionArgs<scalar_t> projection_args(const py::array& x_in, const py::array&
   return {x, kernel, bias};
 }
 
+// The forward's state sequence hs [T,B,H]: time-major when backward will read it (save),
+// otherwise batch-major [B,T,H] memory returned as a [T,B,H] view, so the layer's [B,T,H]
+// output is that memory with no transposed copy (States, cpu/projection.hpp).
+template <typename scalar_t>
+struct __attribute__((visibility("hidden"))) StateSequence {
+  py::ssize_t T, B, H;
+  bool batch_major;
+  carray<scalar_t> array;
+
+  StateSequence(py::ssize_t T_, py::ssize_t B_, py::ssize_t H_, bool save)
+      : T(T_), B(B_), H(H_), batch_major(!save),
+        array(save ? std::vector<py::ssize_t>{T_, B_, H_} : std::vector<py::ssize_t>{B_, T_, H_}) {}
+
+  seqfuse::States<scalar_t> states() {
+    if (batch_major) return {array.mutable_data(), H, T * H};
+    return {array.mutable_data(), B * H, H};
+  }
+  py::object result() const {
+    return batch_major ? py::object(array.attr("transpose")(1, 0, 2)) : py::object(array);
+  }
+};
+
 // Backward's dx = dz·kernelᵀ, written by the kernel in x's layout [B,T,F]: kernel [F,G], or
 // None when dx is not wanted (then dx() is nullptr and result() None).
 template <typename scalar_t>

@@ -5,7 +5,7 @@
 //   U:     [H,G]    recurrent kernel;  Ut: [G,H] its transpose (backward workspace)
 //   rb:    [G]      recurrent bias (reset_after only) or nullptr
 //   h0:    [B,H];  mask: [T,B] (1 = run the step) or nullptr;  dm: [B,H] dropout mask or nullptr
-//   hs:    [T,B,H] states;  gates: [T,B,G] activated z,r,n;  uh: [T,B,H] u_h = (hd·U + rb)_h
+//   hs:    [T,B,H] states (time-major, or batch-major without save: States, cpu/projection.hpp);  gates: [T,B,G] activated z,r,n;  uh: [T,B,H] u_h = (hd·U + rb)_h
 //   save:  false for inference: nothing is kept for backward, so gates is a [B,G] and uh a
 //          [B,H] scratch reused every step
 // reset_after=True:  u = hd·U + rb, n = tanh(xw_h + r*u_h)      — one GEMM per step.
@@ -77,7 +77,7 @@ template <typename scalar_t>
 void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t>& in,
                  const scalar_t* U,
                  const scalar_t* rb, const scalar_t* h0, const bool* mask, const scalar_t* dm,
-                 bool reset_after, bool save, scalar_t* hs, scalar_t* gates, scalar_t* uh,
+                 bool reset_after, bool save, const States<scalar_t>& hs, scalar_t* gates, scalar_t* uh,
                  scalar_t* xw_ws, scalar_t* u_ws, scalar_t* hd_ws) {
   // U and the kernel are read from padded copies (padded_ld, cpu/gemm.hpp).
   const int64_t G = 3 * H, BH = B * H, BG = B * G, ldu = padded_ld<scalar_t>(G);
@@ -89,26 +89,27 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
     for (int64_t t = 0; t < T; ++t) {
-      const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
+      const scalar_t* h_prev = hs.previous(t, h0);
+      const int64_t ldh = hs.previous_ld(t, H), ldd = dm ? H : ldh;  // rows of h_prev, hd
       const scalar_t* hd = dm ? hd_ws : h_prev;
       pin.forward(t, b0, b1, xw_ws, G);
       const scalar_t* x = xw_ws;
       scalar_t* g = gates + (save ? t : 0) * BG;
       scalar_t* uh_t = reset_after ? uh + (save ? t : 0) * BH : nullptr;
       if (reset_after) {
-        gemm<scalar_t>(nb, G, H, hd + b0 * H, H, Up, ldu, rb, 0, u_ws + b0 * G, G);
+        gemm<scalar_t>(nb, G, H, hd + b0 * ldd, ldd, Up, ldu, rb, 0, u_ws + b0 * G, G);
       } else {
         // gates[t][:, :2H] = xw_zr + hd·U_zr, then activated; gates[t][:, 2H:] = xw_h +
         // (r*hd)·U_h, the candidate's pre-activation.
-        gemm<scalar_t>(nb, 2 * H, H, hd + b0 * H, H, Up, ldu, x + b0 * G, G, g + b0 * G, G);
-        for (int64_t b = b0; b < b1; ++b) gru_row_gates_before(H, g + b * G, hd + b * H, u_ws + b * H);
+        gemm<scalar_t>(nb, 2 * H, H, hd + b0 * ldd, ldd, Up, ldu, x + b0 * G, G, g + b0 * G, G);
+        for (int64_t b = b0; b < b1; ++b) gru_row_gates_before(H, g + b * G, hd + b * ldd, u_ws + b * H);
         gemm<scalar_t>(nb, H, H, u_ws + b0 * H, H, Up + 2 * H, ldu, x + b0 * G + 2 * H, G,
                        g + b0 * G + 2 * H, G);
       }
       for (int64_t b = b0; b < b1; ++b) {
         const bool keep = !mask || mask[t * B + b];
-        const scalar_t* hp = h_prev + b * H;
-        scalar_t* h = hs + t * BH + b * H;
+        const scalar_t* hp = h_prev + b * ldh;
+        scalar_t* h = hs.at(t, b);
         if (reset_after && keep)
           gru_row_forward_after<true>(H, x + b * G, u_ws + b * G, hp, g + b * G, uh_t + b * H, h);
         else if (reset_after)

@@ -5,7 +5,8 @@
 //   h0, c0: [B,H]    initial state
 //   mask:   [T,B]    1 = run step t on row b, 0 = carry the state; nullptr = all run
 //   dm:     [B,H]    recurrent dropout mask multiplying h_{t-1} before ·U; nullptr = none
-//   hs, cs: [T,B,H]  states after each step;  gates: [T,B,G] activated i,f,g,o
+//   hs, cs: [T,B,H]  states after each step (hs: time-major, or batch-major without save:
+//                    States, cpu/projection.hpp);  gates: [T,B,G] activated i,f,g,o
 //   save:   false for inference: nothing is kept for backward, so cs is a ring [2,B,H] of
 //           c_{t-1}, c_t (two slots: the row pass takes them as restrict pointers) and gates
 //           a [B,G] scratch reused every step; c_T ends in slot (T-1) % 2
@@ -49,7 +50,8 @@ template <typename scalar_t>
 void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t>& in,
                   const scalar_t* U,
                   const scalar_t* h0, const scalar_t* c0, const bool* mask, const scalar_t* dm,
-                  bool save, scalar_t* hs, scalar_t* cs, scalar_t* gates, scalar_t* hd_ws) {
+                  bool save, const States<scalar_t>& hs, scalar_t* cs, scalar_t* gates,
+                  scalar_t* hd_ws) {
   // U and the kernel are read from padded copies (padded_ld, cpu/gemm.hpp).
   const int64_t G = 4 * H, BH = B * H, BG = B * G, ldu = padded_ld<scalar_t>(G);
   const std::vector<scalar_t> Up = padded_copy(H, G, U, G), Wp = padded_copy(in.F, G, in.W, G);
@@ -58,17 +60,18 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
     for (int64_t t = 0; t < T; ++t) {
-      const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
+      const scalar_t* h_prev = hs.previous(t, h0);
+      const int64_t ldh = hs.previous_ld(t, H);
       const scalar_t* c_prev = t ? cs + (save ? t - 1 : (t - 1) & 1) * BH : c0;
       scalar_t* c_t = cs + (save ? t : t & 1) * BH;
       scalar_t* z = gates + (save ? t : 0) * BG;
-      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, Up.data(), ldu, H, z, G);
+      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, dm ? H : ldh, Up.data(), ldu, H, z, G);
       for (int64_t b = b0; b < b1; ++b) {
-        scalar_t* h = hs + t * BH + b * H;
+        scalar_t* h = hs.at(t, b);
         if (!mask || mask[t * B + b])
-          lstm_row_forward<true>(H, z + b * G, h_prev + b * H, c_prev + b * H, h, c_t + b * H);
+          lstm_row_forward<true>(H, z + b * G, h_prev + b * ldh, c_prev + b * H, h, c_t + b * H);
         else
-          lstm_row_forward<false>(H, z + b * G, h_prev + b * H, c_prev + b * H, h, c_t + b * H);
+          lstm_row_forward<false>(H, z + b * G, h_prev + b * ldh, c_prev + b * H, h, c_t + b * H);
         if (dm)
           for (int64_t j = 0; j < H; ++j) hd_ws[b * H + j] = h[j] * dm[b * H + j];
       }

@@ -52,7 +52,7 @@ void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<s
     for (int64_t t = 0; t < T; ++t) {
       const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
       scalar_t* h_t = hs + t * BH;
-      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, Up.data(), ldu, H, h_t, H);
+      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, H, Up.data(), ldu, H, h_t, H);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = h_t + b * H;
         if (!mask || mask[t * B + b])
