@@ -17,6 +17,7 @@ void bind_max_pool1d(py::module_& m);
 void bind_parallel(py::module_& m);
 void bind_blas(py::module_& m);
 void bind_choices(py::module_& m);
+void bind_build_info(py::module_& m);
 
 namespace {
 
@@ -43,4 +44,5 @@ PYBIND11_MODULE(_C, m) {
   bind_parallel(m);
   bind_blas(m);
   bind_choices(m);
+  bind_build_info(m);
 }

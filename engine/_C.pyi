@@ -87,3 +87,8 @@ def gemm(a: _Float, b: _Float) -> _Float:
 
 def gemm_tn(a: _Float, b: _Float) -> _Float:
     """a [K,M]ᵀ @ b [K,N]; K split over the OpenMP threads and the parts summed."""
+
+def build_info() -> dict:
+    """What the extension was compiled for: {"isa": the target's flags among sse4_2, avx, avx2,
+    fma, avx512f, avx512bw, avx512vl (as /proc/cpuinfo names them), "compiler": str,
+    "openmp": bool}."""

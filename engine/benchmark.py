@@ -1,4 +1,5 @@
-"""`seqfuse bench`: our kernels beside PyTorch CPU, in one process, interleaved.
+"""`seqfuse bench`: our kernels beside PyTorch CPU, in one process, interleaved, and both
+against this machine's GEMM and memory ceilings measured in the same run.
 
 For each op and size: float32, forward+backward ("train") and forward under no_grad
 ("infer"); every contender is timed once per round, rounds repeat `--repeat` times (≥5),
@@ -8,16 +9,37 @@ leaves spinning (OpenBLAS, OpenMP) have parked; without it each contender is tim
 other's threads still hold the two cores. Then untimed calls (≥ WARM_CALLS, ≥ WARM_S) bring
 the cores back from idle, and the next call is timed: steady state, as in consecutive
 training steps.
+
+The header names the machine: the CPU model and the cores this process may use, the
+instruction set the C++ extension was compiled for beside what the CPU offers, the kernel
+choices in force (engine.tuning), NumPy's BLAS, torch's version and threads. Right before the
+rows it measures two ceilings: the sgemm rate (NumPy float32 matmul of CEILING_N² matrices,
+OpenBLAS on all cores, best of CEILING_CALLS) and the copy bandwidth (COPY_BYTES copied by one
+NumPy copy per core at once, bytes read plus written, best of CEILING_CALLS). Each row gives
+ours and torch's GFLOP/s (engine/_bench.py's counts, docs/kernels.md "FLOP counts": train rows
+forward + backward, infer rows forward only) and its % of the sgemm rate; an embedding row
+has no FLOPs and gives GB/s of the fewest bytes it moves and its % of the copy bandwidth.
+The last lines give per backend the geometric mean of torch/ours over its rows and how many
+rows are below 1.0×.
 PyTorch is optional (the `compat` extra); without it only our times are printed.
 """
 from __future__ import annotations
 
+import ctypes
+import datetime
+import glob
+import math
+import os
+import platform
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import backends, functional as F
+from ._bench import GATES, ITEMSIZE, flops, fractions, min_bytes, parse_ops, report_run, write_json
+from ._blas import CORES
 from .tensor import Tensor, no_grad
 from .utils import terminal_progress
 
@@ -28,16 +50,19 @@ SIZES = {
     "conv1d": [(32, 500, 32, 32, 7), (64, 1000, 128, 128, 5)],
     "embedding": [(10_000, 128, 64, 500, False), (100_000, 300, 256, 200, True)],
 }
-_GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 SETTLE_S = 0.2
 WARM_CALLS, WARM_S = 2, 0.05
+CEILING_N = 2048            # sgemm ceiling: 17 GFLOP a call, ~0.06 s at 300 GFLOP/s
+COPY_BYTES = 128 << 20      # copy ceiling: 4× a 32 MiB L3, so memory is what is measured
+CEILING_CALLS = 5
+ISA_FLAGS = ("avx512f", "avx2", "fma")  # the header's instruction-set columns, widest first
 
 
 def ours(op, size, rng):
     """(train, infer) closures running our op on the current backend."""
-    if op in _GATES:
+    if op in GATES:
         B, T, Fe, H = size
-        G = _GATES[op]
+        G = GATES[op]
         arrays = [rng.standard_normal((B, T, Fe)), rng.standard_normal((Fe, G * H)) * 0.1,
                   rng.standard_normal((H, G * H)) * 0.1,
                   rng.standard_normal((2, G * H) if op == "gru" else (G * H,)) * 0.1]
@@ -80,7 +105,7 @@ def theirs(op, size, rng):
         import torch
     except ImportError:
         return None
-    if op in _GATES:
+    if op in GATES:
         B, T, Fe, H = size
         module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "simple_rnn": torch.nn.RNN}[op](
             Fe, H, batch_first=True)
@@ -135,19 +160,229 @@ def _median_ms(fn_by_name, repeat):
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False):
-    """Time every op × size × mode; returns rows (op, size, mode, contender, ms, torch/ours)."""
-    rows = []
-    sizes = {op: SIZES[op][:1] if quick else SIZES[op] for op in ops}
-    progress = terminal_progress(2 * sum(map(len, sizes.values())), unit_name="row")   # stderr, terminal only
-    print_fn = progress.printer(print_fn)
-    header = ("op", "size", "mode", "backend", "ms", "torch ms", "torch/ours")
-    if markdown:
-        print_fn("| " + " | ".join(header) + " |")
-        print_fn("|" + "---|" * len(header))
+def _in_backend(name, fn):
+    def call():
+        with backends.use_backend(name):
+            fn()
+    return call
+
+
+# --- the machine and its ceilings ---
+
+def cpu_info(path="/proc/cpuinfo") -> dict:
+    """{"model": the CPU's name, "flags": set of its flags or None where unknown} from the
+    first processor of /proc/cpuinfo (Linux), else from the platform module."""
+    fields = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                if not line.strip():
+                    break  # one processor is enough: they are all alike
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    model = fields.get("model name") or platform.processor() or platform.machine() or "unknown"
+    if "cpu family" in fields:  # "AMD EPYC" alone does not tell Zen 4 from Zen 5
+        model += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
+    return {"model": model, "flags": set(fields["flags"].split()) if "flags" in fields else None}
+
+
+def machine(names) -> dict:
+    """What the header says about this machine and this build (JSON-ready)."""
+    cpu = cpu_info()
+    info = {"cpu": cpu["model"], "cores": CORES,
+            "cpu_isa": None if cpu["flags"] is None else [f for f in ISA_FLAGS if f in cpu["flags"]],
+            "built_isa": None, "compiler": None, "choices": None, "backends": list(names),
+            "python": platform.python_version(), "numpy": np.__version__, "blas": _blas_name(),
+            "torch": None, "torch_threads": None}
+    if "cpp" in backends.available():
+        from . import _C, tuning
+        built = _C.build_info()
+        info.update(built_isa=[f for f in ISA_FLAGS if f in built["isa"]], compiler=built["compiler"],
+                    choices=tuning.current())
+    try:
+        import torch
+    except ImportError:
+        return info
+    info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+    return info
+
+
+def _blas_name() -> str:
+    """NumPy's BLAS and, for its bundled OpenBLAS, the kernels it chose for this CPU and its
+    threads: "scipy-openblas 0.3.31 (Haswell kernels, 2 threads)". The kernels matter: an
+    OpenBLAS that runs its AVX2 (Haswell) kernels on an AVX-512 CPU sets a lower ceiling."""
+    try:
+        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
+        name = f"{blas['name']} {blas['version']}"
+    except (AttributeError, KeyError):  # NumPy < 1.26 has no CONFIG
+        return "unknown BLAS"
+    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in glob.glob(os.path.join(libs, "libscipy_openblas*.so*")):
+        try:
+            lib = ctypes.CDLL(path)
+            core = getattr(lib, "scipy_openblas_get_corename64_", None) or lib.openblas_get_corename
+            threads = getattr(lib, "scipy_openblas_get_num_threads64_", None) or lib.openblas_get_num_threads
+        except (OSError, AttributeError):
+            continue
+        core.restype, threads.restype = ctypes.c_char_p, ctypes.c_int
+        return f"{name} ({core().decode()} kernels, {threads()} threads)"
+    return name
+
+
+def describe_machine(info) -> list[str]:
+    """The header lines for machine()'s dict."""
+    cpu_isa = "unknown (no /proc/cpuinfo)" if info["cpu_isa"] is None else " ".join(info["cpu_isa"]) or "none of them"
+    if info["built_isa"] is None:
+        isa = f"C++ extension not in use; CPU offers {cpu_isa}"
+        choices = "none (no C++ extension)"
     else:
-        print_fn(f"{header[0]:<11}{header[1]:<26}{header[2]:<7}{header[3]:<10}{header[4]:>9}"
-                 f"{header[5]:>10}{header[6]:>12}")
+        unused = [f for f in info["cpu_isa"] or () if f not in info["built_isa"]]
+        isa = (f"C++ extension built for {' '.join(info['built_isa']) or 'none of them'} ({info['compiler']}); "
+               f"CPU offers {cpu_isa}"
+               + (f"; the build leaves {' '.join(unused)} unused (built with SEQFUSE_NATIVE=OFF?)" if unused else ""))
+        choices = ", ".join(f"{k}={v}" for k, v in info["choices"].items()) or "none"
+    torch = (f"torch {info['torch']} ({info['torch_threads']} threads)" if info["torch"]
+             else 'torch not installed (pip install "seqfuse[compat]" for the torch columns)')
+    return [f"CPU: {info['cpu']}; {info['cores']} cores available to this process",
+            f"instruction set ({', '.join(ISA_FLAGS)}): {isa}",
+            f"kernel choices (engine.tuning): {choices}",
+            f"backends: {', '.join(info['backends'])}; Python {info['python']}, NumPy {info['numpy']} "
+            f"({info['blas']}); {torch}"]
+
+
+def measure_ceilings(calls=CEILING_CALLS) -> dict:
+    """The sgemm rate (GFLOP/s of a NumPy float32 matmul, n=CEILING_N, on the BLAS's default
+    threads: all cores) and the copy bandwidth (GB/s, COPY_BYTES read and as many written,
+    one copy per core at once), each the best of `calls` after one warm-up call."""
+    n = CEILING_N
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, n, n), dtype=np.float32)  # random: zeros may run faster
+    c = np.empty_like(a)
+    gemm_s = _best_seconds(lambda: np.matmul(a, b, out=c), calls)
+    src = np.ones(COPY_BYTES // ITEMSIZE, np.float32)
+    dst = np.zeros_like(src)  # written once, so no page is faulted in the timed copies
+    edges = np.linspace(0, src.size, CORES + 1).astype(int)
+    with ThreadPoolExecutor(CORES) as pool:  # np.copyto releases the GIL
+        def copy():
+            list(pool.map(lambda i: np.copyto(dst[edges[i]:edges[i + 1]], src[edges[i]:edges[i + 1]]),
+                          range(CORES)))
+        copy_s = _best_seconds(copy, calls)
+    return {"sgemm_gflops": 2.0 * n ** 3 / gemm_s / 1e9, "sgemm_n": n,
+            "bandwidth_gbs": 2.0 * COPY_BYTES / copy_s / 1e9, "copy_bytes": COPY_BYTES,
+            "threads": CORES, "calls": calls}
+
+
+def _best_seconds(fn, calls):
+    fn()
+    best = math.inf
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def describe_ceilings(ceilings) -> list[str]:
+    return [f"ceilings, measured now: sgemm {ceilings['sgemm_gflops']:.1f} GFLOP/s (NumPy float32 matmul, "
+            f"n={ceilings['sgemm_n']}, {ceilings['threads']} cores, best of {ceilings['calls']}); copy "
+            f"{ceilings['bandwidth_gbs']:.1f} GB/s ({ceilings['copy_bytes'] >> 20} MiB read + written, "
+            f"{ceilings['threads']} threads, best of {ceilings['calls']})",
+            "GFLOP/s: matrix-product FLOPs (docs/kernels.md, \"FLOP counts\"; train: forward + backward, "
+            "infer: forward) over the median time; % peak: of the sgemm ceiling; embedding rows "
+            "(no FLOPs): GB/s of the fewest bytes moved, % of the copy ceiling"]
+
+
+# --- rows, table and summary ---
+
+def make_row(op, size, mode, backend, ms, torch_ms, ceilings) -> dict:
+    """One JSON row; ms, torch_ms: median milliseconds (torch_ms None without torch)."""
+    row = {"op": op, "size": list(size), "mode": mode, "backend": backend, "ms": ms, "torch_ms": torch_ms,
+           "torch_over_ours": torch_ms / ms if torch_ms else None,
+           "flops": flops(op, size, mode), "min_bytes": min_bytes(op, size, mode=mode)}
+    for prefix, time_ms in (("", ms), ("torch_", torch_ms)):
+        row[f"{prefix}gemm_fraction"], row[f"{prefix}bandwidth_fraction"] = fractions(
+            row["flops"], row["min_bytes"], time_ms, ceilings)
+    return row
+
+
+COLUMNS = ("op", "size", "mode", "backend", "ms", "GFLOP/s", "% peak",
+           "torch ms", "torch GFLOP/s", "torch % peak", "torch/ours")
+WIDTHS = (10, 28, 5, 7, 8, 10, 7, 8, 13, 12, 10)
+_LEFT = (0, 1, 2, 3)  # text columns; numbers are right-aligned
+
+
+def _cells(row) -> list[str]:
+    cells = [row["op"], str(tuple(row["size"])), row["mode"], row["backend"]]
+    for prefix in ("", "torch_"):
+        ms = row[f"{prefix}ms"]
+        if ms is None:
+            cells += ["-", "-", "-"]
+        elif row["flops"]:
+            cells += [f"{ms:.2f}", f"{row['flops'] / (ms * 1e6):.1f}", f"{row[f'{prefix}gemm_fraction']:.1%}"]
+        else:
+            cells += [f"{ms:.2f}", f"{row['min_bytes'] / (ms * 1e6):.1f} GB/s",
+                      f"{row[f'{prefix}bandwidth_fraction']:.1%}"]
+    cells.append("-" if row["torch_over_ours"] is None else f"{row['torch_over_ours']:.2f}")
+    return cells
+
+
+def _line(cells) -> str:
+    return " ".join(f"{c:<{w}}" if i in _LEFT else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, WIDTHS)))
+
+
+def format_header(markdown=False) -> list[str]:
+    return ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)] if markdown else [_line(COLUMNS)]
+
+
+def format_row(row, markdown=False) -> str:
+    """One row of the table (plain text aligned under format_header, or Markdown)."""
+    cells = _cells(row)
+    return "| " + " | ".join(cells) + " |" if markdown else _line(cells)
+
+
+def summarize(rows) -> dict:
+    """{backend: {"rows", "geomean" (of torch/ours), "below" (rows under 1.0)}}; geomean and
+    below are None for a backend without torch times."""
+    summary = {}
+    for backend in dict.fromkeys(row["backend"] for row in rows):
+        ratios = [r["torch_over_ours"] for r in rows if r["backend"] == backend and r["torch_over_ours"]]
+        summary[backend] = {"rows": sum(r["backend"] == backend for r in rows),
+                            "geomean": math.exp(statistics.fmean(map(math.log, ratios))) if ratios else None,
+                            "below": sum(ratio < 1.0 for ratio in ratios) if ratios else None}
+    return summary
+
+
+def describe_summary(summary) -> list[str]:
+    lines = []
+    for backend, s in summary.items():
+        if s["geomean"] is None:
+            lines.append(f"{backend}: {s['rows']} rows; no torch/ours ratio (torch not installed)")
+        else:
+            lines.append(f"{backend}: geometric mean torch/ours {s['geomean']:.2f}x over {s['rows']} rows, "
+                         f"{s['below']} of them below 1.0x")
+    return lines
+
+
+def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False, json_path=None) -> dict:
+    """Time every op × size × mode on each backend in `names` beside torch; returns the report
+    dict (machine, ceilings, rows, summary), also written to json_path when given."""
+    bullet = "- " if markdown else ""
+    report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "repeat": repeat, "machine": machine(names), "ceilings": None, "rows": [], "summary": None}
+    for line in describe_machine(report["machine"]):
+        print_fn(bullet + line)
+    report["ceilings"] = measure_ceilings()
+    for line in describe_ceilings(report["ceilings"]):
+        print_fn(bullet + line)
+    if markdown:
+        print_fn("")  # a Markdown table starts after a blank line
+    sizes = {op: SIZES[op][:1] if quick else SIZES[op] for op in ops}
+    progress = terminal_progress(2 * sum(map(len, sizes.values())), unit_name="row")  # stderr, terminal only
+    print_fn = progress.printer(print_fn)
+    for line in format_header(markdown):
+        print_fn(line)
     for op in ops:
         for size in sizes[op]:
             rng = np.random.default_rng(0)
@@ -157,55 +392,36 @@ def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False):
                     contenders[name] = ours(op, size, rng)
             torch_pair = theirs(op, size, rng)
             for mode, index in (("train", 0), ("infer", 1)):
-                progress.update(len(rows) // len(names), [("timing", f"{op} {size} {mode}")])
-                fns = {}
-                for name, pair in contenders.items():
-                    fns[name] = _in_backend(name, pair[index])
+                progress.update(len(report["rows"]) // len(names), [("timing", f"{op} {size} {mode}")])
+                fns = {name: _in_backend(name, pair[index]) for name, pair in contenders.items()}
                 if torch_pair is not None:
                     fns["torch"] = torch_pair[index]
                 times = _median_ms(fns, repeat)
                 for name in names:
-                    ratio = times["torch"] / times[name] if "torch" in times else float("nan")
-                    row = (op, str(size), mode, name, times[name], times.get("torch", float("nan")), ratio)
-                    rows.append(row)
-                    if markdown:
-                        print_fn(f"| {op} | {size} | {mode} | {name} | {times[name]:.2f} | "
-                                 f"{row[5]:.2f} | {ratio:.2f} |")
-                    else:
-                        print_fn(f"{op:<11}{str(size):<26}{mode:<7}{name:<10}{times[name]:>9.2f}"
-                                 f"{row[5]:>10.2f}{ratio:>12.2f}")
+                    row = make_row(op, size, mode, name, times[name], times.get("torch"), report["ceilings"])
+                    report["rows"].append(row)
+                    print_fn(format_row(row, markdown))
+            write_json(report, json_path)  # a run cut short keeps its rows
     progress.clear()
-    return rows
-
-
-def _in_backend(name, fn):
-    def call():
-        with backends.use_backend(name):
-            fn()
-    return call
-
-
-def parse_ops(text, known) -> list[str]:
-    """--ops "a,b" -> ["a", "b"], every name in `known` (all of them when text is None)."""
-    if text is None:
-        return list(known)
-    ops = [op.strip() for op in text.split(",") if op.strip()]
-    unknown = [op for op in ops if op not in known]
-    if unknown or not ops:
-        raise ValueError(f"--ops: unknown {unknown or text!r}; expected some of {sorted(known)}")
-    return ops
+    report["summary"] = summarize(report["rows"])
+    if markdown:
+        print_fn("")
+    for line in describe_summary(report["summary"]):
+        print_fn(bullet + line)
+    write_json(report, json_path)
+    return report
 
 
 def main(args) -> int:
     ops = parse_ops(args.ops, SIZES)
     if args.repeat < 1:
         raise ValueError(f"--repeat must be >= 1, got {args.repeat}")
-    for option in ("json", "max_seconds"):
-        if getattr(args, option, None) is not None:
-            raise ValueError(f"--{option.replace('_', '-')} is for --device cuda only")
+    if args.max_seconds is not None:
+        raise ValueError("--max-seconds is for --device cuda only")
     names = args.backends.split(",") if args.backends else \
         [n for n in backends.available() if backends.get(n).DEVICE == "cpu" and n != "reference"]
     for name in names:
         backends.get(name)
-    run(ops, names, args.repeat, args.quick, markdown=args.markdown)
+    report_run(run, args.json, ops=ops, names=names, repeat=args.repeat, quick=args.quick,
+               markdown=args.markdown)
     return 0

@@ -21,20 +21,19 @@ Rows:
 The card's ceilings are measured in the same run: cuBLAS sgemm (cupy.matmul, n=CEILING_N,
 2·n³ FLOP) and device memory bandwidth (a copy of COPY_BYTES, counting bytes read plus
 written). Each row's GEMM % is flops()/time over the sgemm rate, and its bandwidth % is
-min_bytes()/time over the copy rate: the fraction of each ceiling the row reaches.
+min_bytes()/time over the copy rate: the fraction of each ceiling the row reaches (the counts
+are engine/_bench.py's, shared with the CPU bench: docs/kernels.md, "FLOP counts").
 """
 from __future__ import annotations
 
 import datetime
-import json
 import statistics
-import sys
 import time
 
 import numpy as np
 
 from . import backends, functional as F
-from .benchmark import parse_ops
+from ._bench import GATES as _ALL_GATES, ITEMSIZE, flops, fractions, min_bytes, parse_ops, report_run, write_json
 from .parity import RNN_VERSIONS, rnn_version, version_unsupported
 from .tensor import Tensor
 
@@ -48,63 +47,11 @@ SHAPES = {
     "conv1d": [(64, 1000, 128, 128, 5), (16, 4000, 256, 256, 3)],              # B, L, C, O, K
 }
 VARIANTS = ("plain", "mask", "recurrent_dropout")
-GATES = {"lstm": 4, "gru": 3}
+GATES = {op: _ALL_GATES[op] for op in ("lstm", "gru")}  # the recurrent ops timed here
 TORCH_KIND = {"plain": "cudnn", "mask": "cudnn packed", "recurrent_dropout": "cell loop"}
 WARMUP = 2
 CEILING_N = 8192
 COPY_BYTES = 1 << 30
-ITEMSIZE = 4  # float32
-
-
-def flops(op, size, variant="plain") -> float:
-    """Matrix-product FLOP of one forward+backward (pointwise work not counted).
-
-    Recurrent: forward x·W and h·U over all T steps, 2·B·T·G·H·(F+H); backward dx, dW, dh,
-    dU, twice that: 6·B·T·G·H·(F+H) in all (masked steps counted: ours computes them).
-    conv1d: forward 2·B·L_out·K·C·O, backward dx and dkernel the same each: 3× in all.
-    embedding: no products (its ceiling is bandwidth): 0.
-    """
-    if op in GATES:
-        B, T, Fe, H = size
-        return 6.0 * B * T * GATES[op] * H * (Fe + H)
-    if op == "conv1d":
-        B, L, C, O, K = size
-        return 6.0 * B * (L - K + 1) * K * C * O
-    if op == "embedding":
-        return 0.0
-    raise ValueError(f"flops: unknown op {op!r}; expected one of {sorted(SHAPES)}")
-
-
-def min_bytes(op, size, variant="plain") -> float:
-    """The fewest bytes one forward+backward moves through device memory: each input read
-    once, each output and gradient written once (float32; ids int64).
-
-    Recurrent: x read and dx written (2·B·T·F), outputs written and their gradient read
-    (2·B·T·H), the gate activations saved by the forward and read by the backward
-    (2·B·T·G·H: both implementations keep them), the parameters read and their gradients
-    written (2·P, P = (F+H)·G·H + bias); the dropout mask (B·H) or mask (B·T bytes) once.
-    conv1d: x read, dx written, y written, dy read, kernel and bias read, gradients written.
-    embedding: rows gathered and written (2·N·D), gradient read (N·D), then the dense [V,D]
-    gradient written (dense) or the N·D uncoalesced row values (sparse); ids read twice.
-    """
-    if op in GATES:
-        B, T, Fe, H = size
-        G = GATES[op]
-        bias = (2 if op == "gru" else 1) * G * H
-        params = (Fe + H) * G * H + bias
-        moved = ITEMSIZE * (2 * B * T * (Fe + H + G * H) + 2 * params)
-        extra = {"plain": 0, "mask": B * T, "recurrent_dropout": ITEMSIZE * B * H}[variant]
-        return float(moved + extra)
-    if op == "conv1d":
-        B, L, C, O, K = size
-        out = L - K + 1
-        return float(ITEMSIZE * (2 * B * L * C + 2 * B * out * O + 2 * K * C * O + 2 * O))
-    if op == "embedding":
-        V, D, B, T, sparse = size
-        N = B * T
-        gradient = N * D if sparse else V * D
-        return float(ITEMSIZE * (3 * N * D + gradient) + 2 * 8 * N)
-    raise ValueError(f"min_bytes: unknown op {op!r}; expected one of {sorted(SHAPES)}")
 
 
 def lengths(B, T):
@@ -284,22 +231,13 @@ def make_row(op, size, variant, version, ours_result, torch_result, torch_kind, 
            "torch_kind": torch_kind, "torch_ms": torch_ms,
            "torch_over_ours": torch_ms / ms if ms and torch_ms else None,
            "vs_plain": ms / plain_ms - 1 if ms and plain_ms else None,
-           "flops": flops(op, size, variant), "min_bytes": min_bytes(op, size, variant),
+           "flops": flops(op, size), "min_bytes": min_bytes(op, size, variant),
            "error": ours_result if isinstance(ours_result, str) else None,
            "torch_error": torch_result if isinstance(torch_result, str) else None}
     for prefix, time_ms in (("", ms), ("torch_", torch_ms)):
-        fractions = _fractions(row["flops"], row["min_bytes"], time_ms, ceilings)
-        row[f"{prefix}gemm_fraction"], row[f"{prefix}bandwidth_fraction"] = fractions
+        row[f"{prefix}gemm_fraction"], row[f"{prefix}bandwidth_fraction"] = fractions(
+            row["flops"], row["min_bytes"], time_ms, ceilings)
     return row
-
-
-def _fractions(flop, moved, ms, ceilings):
-    """(fraction of the sgemm rate, fraction of the copy bandwidth) reached in `ms`;
-    None where there is no time, no ceiling, or (GEMM) no products."""
-    if not ms or not ceilings:
-        return None, None
-    gemm = flop / (ms * 1e6) / ceilings["sgemm_gflops"] if flop else None
-    return gemm, moved / (ms * 1e6) / ceilings["bandwidth_gbs"]
 
 
 COLUMNS = ("op", "size", "variant", "ours", "ms", "torch", "torch ms", "torch/ours", "vs plain",
@@ -408,10 +346,10 @@ def run(ops, repeat=5, quick=False, print_fn=print, markdown=False, json_path=No
             report["rows"].append(row)
             print_fn(format_row(row, markdown))
         _free(cupy, torch)
-        _write_json(report, json_path)
+        write_json(report, json_path)
     for group in report["skipped"]:
         print_fn(f"skipped (--max-seconds {max_seconds}): {group['op']} {group['size']} {group['variant']}")
-    _write_json(report, json_path)
+    write_json(report, json_path)
     return report
 
 
@@ -448,12 +386,6 @@ def _free(cupy, torch):
         torch.cuda.empty_cache()
 
 
-def _write_json(report, path):
-    if path and path != "-":
-        with open(path, "w") as f:
-            json.dump(report, f, indent=1)
-
-
 def main(args) -> int:
     ops = parse_ops(args.ops, SHAPES)
     if args.repeat < 1:
@@ -463,10 +395,6 @@ def main(args) -> int:
     if "cupy" not in backends.available():
         raise ValueError(f"--device cuda: the cupy backend is unavailable here: "
                          f"{backends.why_unavailable().get('cupy', 'unknown reason')}")
-    to_stdout = args.json == "-"
-    report = run(ops, args.repeat, args.quick, print_fn=(lambda *a: print(*a, file=sys.stderr)) if to_stdout
-                 else print, markdown=args.markdown, json_path=args.json, max_seconds=args.max_seconds)
-    if to_stdout:
-        json.dump(report, sys.stdout, indent=1)
-        print()
+    report_run(run, args.json, ops=ops, repeat=args.repeat, quick=args.quick, markdown=args.markdown,
+               max_seconds=args.max_seconds)
     return 0

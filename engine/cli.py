@@ -10,7 +10,7 @@
     seqfuse info                                                  # backends here, and why not
     seqfuse parity                                                # every backend vs the reference
     seqfuse parity --device cuda                                  # the GPU vs the CPU reference
-    seqfuse bench                                                 # our kernels beside PyTorch
+    seqfuse bench                                                 # our kernels beside PyTorch, vs the sgemm peak
     seqfuse bench --device cuda                                   # ... beside PyTorch+cuDNN
 """
 from __future__ import annotations
@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "each recurrent kernel version")
     parity.add_argument("--json", metavar="PATH", help="also write the rows here (JSON)")
     parity.set_defaults(run=_parity)
-    bench = sub.add_parser("bench", help="time our kernels beside PyTorch (CPU, or cuDNN with --device cuda)")
+    bench = sub.add_parser("bench", help="time our kernels beside PyTorch (CPU, or cuDNN with --device cuda), "
+                                         "with GFLOP/s and % of this machine's measured sgemm peak")
     bench.add_argument("--ops", help="comma-separated (default: every op of the device's list: "
                                      "lstm,gru,simple_rnn,conv1d,embedding; cuda: lstm,gru,conv1d,embedding)")
     bench.add_argument("--repeat", type=int, default=5)
@@ -194,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cuda: our CUDA kernels beside PyTorch+cuDNN on the same card, with the "
                             "card's measured GEMM and bandwidth ceilings")
     bench.add_argument("--json", metavar="PATH", nargs="?", const="-",
-                       help="cuda: the rows as JSON, on stdout instead of the table (no PATH) or "
-                            "into PATH, rewritten after each group so a cut-short run keeps its rows")
+                       help="the report (machine, ceilings, rows) as JSON, on stdout with the table on "
+                            "stderr (no PATH) or into PATH, rewritten after each group so a cut-short "
+                            "run keeps its rows")
     bench.add_argument("--max-seconds", type=float,
                        help="cuda: start no new group of rows after this long (the rest are listed as skipped)")
     bench.set_defaults(run=_bench)
