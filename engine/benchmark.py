@@ -233,15 +233,17 @@ def _blas_name() -> str:
 
 def describe_machine(info) -> list[str]:
     """The header lines for machine()'s dict."""
-    cpu_isa = "unknown (no /proc/cpuinfo)" if info["cpu_isa"] is None else " ".join(info["cpu_isa"]) or "none of them"
+    def flags(names):
+        return " ".join(names) or "none of them"
+    cpu_isa = "unknown (no /proc/cpuinfo)" if info["cpu_isa"] is None else flags(info["cpu_isa"])
     if info["built_isa"] is None:
         isa = f"C++ extension not in use; CPU offers {cpu_isa}"
         choices = "none (no C++ extension)"
     else:
         unused = [f for f in info["cpu_isa"] or () if f not in info["built_isa"]]
-        isa = (f"C++ extension built for {' '.join(info['built_isa']) or 'none of them'} ({info['compiler']}); "
-               f"CPU offers {cpu_isa}"
-               + (f"; the build leaves {' '.join(unused)} unused (built with SEQFUSE_NATIVE=OFF?)" if unused else ""))
+        isa = f"C++ extension built for {flags(info['built_isa'])} ({info['compiler']}); CPU offers {cpu_isa}"
+        if unused:
+            isa += f"; the build leaves {' '.join(unused)} unused (built with SEQFUSE_NATIVE=OFF?)"
         choices = ", ".join(f"{k}={v}" for k, v in info["choices"].items()) or "none"
     torch = (f"torch {info['torch']} ({info['torch_threads']} threads)" if info["torch"]
              else 'torch not installed (pip install "seqfuse[compat]" for the torch columns)')

@@ -33,7 +33,8 @@ import time
 import numpy as np
 
 from . import backends, functional as F
-from ._bench import GATES as _ALL_GATES, ITEMSIZE, flops, fractions, min_bytes, parse_ops, report_run, write_json
+from ._bench import GATES as _ALL_GATES, ITEMSIZE
+from ._bench import flops, fractions, min_bytes, parse_ops, report_run, write_json
 from .parity import RNN_VERSIONS, rnn_version, version_unsupported
 from .tensor import Tensor
 
