@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import ctypes
 import datetime
-import glob
 import math
 import os
 import platform
@@ -37,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import backends, functional as F
+from . import _openblas, backends, functional as F
 from ._bench import GATES, ITEMSIZE, flops, fractions, min_bytes, parse_ops, report_run, write_json
 from ._blas import CORES
 from .tensor import Tensor, no_grad
@@ -210,24 +209,23 @@ def machine(names) -> dict:
 
 
 def _blas_name() -> str:
-    """NumPy's BLAS and, for its bundled OpenBLAS, the kernels it chose for this CPU and its
-    threads: "scipy-openblas 0.3.31 (Haswell kernels, 2 threads)". The kernels matter: an
-    OpenBLAS that runs its AVX2 (Haswell) kernels on an AVX-512 CPU sets a lower ceiling."""
+    """NumPy's BLAS and, for its bundled OpenBLAS, the kernels in force (engine/_openblas.py
+    re-picks them per CPU) and its threads: "scipy-openblas 0.3.31 (SkylakeX kernels, 2
+    threads)". The kernels set the ceiling: on the Zen 5 VM, Haswell's (AVX2) reach about
+    half of SkylakeX's (AVX-512)."""
     try:
         blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
         name = f"{blas['name']} {blas['version']}"
     except (AttributeError, KeyError):  # NumPy < 1.26 has no CONFIG
         return "unknown BLAS"
-    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    for path in glob.glob(os.path.join(libs, "libscipy_openblas*.so*")):
-        try:
-            lib = ctypes.CDLL(path)
-            core = getattr(lib, "scipy_openblas_get_corename64_", None) or lib.openblas_get_corename
-            threads = getattr(lib, "scipy_openblas_get_num_threads64_", None) or lib.openblas_get_num_threads
-        except (OSError, AttributeError):
+    for path in _openblas.bundled_libraries():
+        core = _openblas.picked.get(os.path.basename(path))
+        if f"{os.sep}numpy.libs{os.sep}" not in path or core is None:
             continue
-        core.restype, threads.restype = ctypes.c_char_p, ctypes.c_int
-        return f"{name} ({core().decode()} kernels, {threads()} threads)"
+        lib = ctypes.CDLL(path)
+        threads = getattr(lib, "scipy_openblas_get_num_threads64_", None) or lib.openblas_get_num_threads
+        threads.restype = ctypes.c_int
+        return f"{name} ({core} kernels, {threads()} threads)"
     return name
 
 
@@ -250,8 +248,8 @@ def describe_machine(info) -> list[str]:
     return [f"CPU: {info['cpu']}; {info['cores']} cores available to this process",
             f"instruction set ({', '.join(ISA_FLAGS)}): {isa}",
             f"kernel choices (engine.tuning): {choices}",
-            f"backends: {', '.join(info['backends'])}; Python {info['python']}, NumPy {info['numpy']} "
-            f"({info['blas']}); {torch}"]
+            f"NumPy {info['numpy']} on {info['blas']}; {torch}; backends: {', '.join(info['backends'])}; "
+            f"Python {info['python']}"]
 
 
 def measure_ceilings(calls=CEILING_CALLS) -> dict:

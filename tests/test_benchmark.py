@@ -5,12 +5,13 @@ JSON report, and all of it without torch. Times come from a stub timer (nothing 
 on a measured time); one test measures the ceilings at tiny sizes to see that it runs."""
 import json
 import math
+import os
 import sys
 
 import pytest
 
 import engine as en
-from engine import _bench, benchmark, benchmark_cuda
+from engine import _bench, _openblas, benchmark, benchmark_cuda
 from engine.cli import main
 
 
@@ -110,7 +111,11 @@ def test_header_names_cpu_cores_isa_choices_blas_and_torch():
     text = "\n".join(lines)
     assert lines[0].startswith(f"CPU: {info['cpu']}; {info['cores']} cores available")
     assert "instruction set (avx512f, avx2, fma): " in text and "CPU offers" in text
-    assert f"NumPy {info['numpy']}" in text and "kernel choices (engine.tuning): " in text
+    assert f"NumPy {info['numpy']} on {info['blas']}" in text and "kernel choices (engine.tuning): " in text
+    numpy_openblas = [p for p in _openblas.bundled_libraries() if "numpy.libs" in p]
+    if numpy_openblas and os.path.basename(numpy_openblas[0]) in _openblas.picked:
+        core = _openblas.picked[os.path.basename(numpy_openblas[0])]
+        assert f"({core} kernels, " in info["blas"]  # the kernels that set the sgemm ceiling
     json.dumps(info)  # the report's machine part is JSON as it is
     if "cpp" in en.backends.available():
         from engine import _C, tuning
