@@ -19,7 +19,8 @@ NumPy copy per core at once, bytes read plus written, best of CEILING_CALLS). Ea
 ours and torch's GFLOP/s (engine/_bench.py's counts, docs/kernels.md "FLOP counts": train rows
 forward + backward, infer rows forward only) and its % of the sgemm rate; an embedding row
 has no FLOPs and gives GB/s of the fewest bytes it moves and its % of the copy bandwidth.
-The last lines give per backend the geometric mean of torch/ours over its rows and how many
+After the rows both ceilings are measured again (a change says the machine was busy), and
+the last lines give per backend the geometric mean of torch/ours over its rows and how many
 rows are below 1.0×.
 PyTorch is optional (the `compat` extra); without it only our times are printed.
 """
@@ -294,6 +295,18 @@ def describe_ceilings(ceilings) -> list[str]:
             "(no FLOPs): GB/s of the fewest bytes moved, % of the copy ceiling"]
 
 
+def describe_recheck(before, after, busy=0.1) -> str:
+    """The ceilings measured again after the rows, beside the ones the rows were divided by:
+    on a shared machine a busy moment during either measurement shows as a change."""
+    changes = [after[k] / before[k] - 1 for k in ("sgemm_gflops", "bandwidth_gbs")]
+    line = (f"ceilings again after the rows: sgemm {after['sgemm_gflops']:.1f} GFLOP/s ({changes[0]:+.0%}), "
+            f"copy {after['bandwidth_gbs']:.1f} GB/s ({changes[1]:+.0%})")
+    if max(map(abs, changes)) > busy:
+        line += (f"; a change beyond ±{busy:.0%}: the machine was busy during one of the two measurements, "
+                 "so read the % columns with care")
+    return line
+
+
 # --- rows, table and summary ---
 
 def make_row(op, size, mode, backend, ms, torch_ms, ceilings) -> dict:
@@ -367,7 +380,7 @@ def describe_summary(summary) -> list[str]:
 
 def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False, json_path=None) -> dict:
     """Time every op × size × mode on each backend in `names` beside torch; returns the report
-    dict (machine, ceilings, rows, summary), also written to json_path when given."""
+    dict (machine, ceilings, rows, ceilings_after, summary), also written to json_path."""
     bullet = "- " if markdown else ""
     report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "repeat": repeat, "machine": machine(names), "ceilings": None, "rows": [], "summary": None}
@@ -403,9 +416,11 @@ def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False, json_
                     print_fn(format_row(row, markdown))
             write_json(report, json_path)  # a run cut short keeps its rows
     progress.clear()
-    report["summary"] = summarize(report["rows"])
     if markdown:
         print_fn("")
+    report["ceilings_after"] = measure_ceilings()
+    print_fn(bullet + describe_recheck(report["ceilings"], report["ceilings_after"]))
+    report["summary"] = summarize(report["rows"])
     for line in describe_summary(report["summary"]):
         print_fn(bullet + line)
     write_json(report, json_path)

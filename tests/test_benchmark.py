@@ -150,6 +150,14 @@ def test_ceilings_are_measured_and_described(monkeypatch):
     assert "sgemm " in benchmark.describe_ceilings(ceilings)[0]
 
 
+def test_recheck_flags_a_busy_machine():
+    before = {"sgemm_gflops": 400.0, "bandwidth_gbs": 30.0}
+    quiet = benchmark.describe_recheck(before, {"sgemm_gflops": 420.0, "bandwidth_gbs": 29.0})
+    assert quiet == "ceilings again after the rows: sgemm 420.0 GFLOP/s (+5%), copy 29.0 GB/s (-3%)"
+    busy = benchmark.describe_recheck(before, {"sgemm_gflops": 200.0, "bandwidth_gbs": 30.0})
+    assert "sgemm 200.0 GFLOP/s (-50%)" in busy and "the machine was busy" in busy
+
+
 # --- rows, summary, the whole run with a stub timer ---
 
 TINY = {"lstm": [(2, 3, 4, 5)], "gru": [(2, 3, 4, 5)], "simple_rnn": [(2, 3, 4, 5)],
@@ -196,6 +204,7 @@ def test_run_prints_rates_fractions_and_the_summary(stub_timer, tmp_path):
     # 2 lstm rows at 0.75, 8 rows at 1.5
     geomean = math.exp((2 * math.log(0.75) + 8 * math.log(1.5)) / 10)
     assert lines[-1] == f"numba: geometric mean torch/ours {geomean:.2f}x over 10 rows, 2 of them below 1.0x"
+    assert lines[-2].startswith("ceilings again after the rows: sgemm ") and report["ceilings_after"] == CEILINGS
     assert report["summary"]["numba"] == {"rows": 10, "geomean": pytest.approx(geomean), "below": 2}
     saved = json.loads(path.read_text())
     assert len(saved["rows"]) == 10 and saved["ceilings"] == CEILINGS and saved["machine"]["cores"] >= 1
@@ -209,7 +218,8 @@ def test_markdown_table_with_the_header_as_a_list(stub_timer):
                        "| torch % peak | torch/ours |"
     assert len(table) == 4 and all(len(line.split("|")) == 13 for line in table)
     assert lines[0].startswith("- CPU: ") and lines[-1].startswith("- numba: geometric mean")
-    assert lines[lines.index(table[0]) - 1] == "" and lines[-2] == ""  # blank lines around the table
+    assert lines[lines.index(table[0]) - 1] == "" and lines[-3] == ""  # blank lines around the table
+    assert lines[-2].startswith("- ceilings again after the rows")
 
 
 def test_run_without_torch(stub_timer, monkeypatch):
