@@ -26,6 +26,7 @@ PyTorch is optional (the `compat` extra); without it only our times are printed.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime
 import math
@@ -209,6 +210,14 @@ def machine(names) -> dict:
     return info
 
 
+def _numpy_openblas():
+    """The OpenBLAS library NumPy bundles (ctypes), if engine/_openblas.py found it, else None."""
+    for path in _openblas.bundled_libraries():
+        if f"{os.sep}numpy.libs{os.sep}" in path and os.path.basename(path) in _openblas.picked:
+            return ctypes.CDLL(path), _openblas.picked[os.path.basename(path)]
+    return None, None
+
+
 def _blas_name() -> str:
     """NumPy's BLAS and, for its bundled OpenBLAS, the kernels in force (engine/_openblas.py
     re-picks them per CPU) and its threads: "scipy-openblas 0.3.31 (SkylakeX kernels, 2
@@ -219,15 +228,31 @@ def _blas_name() -> str:
         name = f"{blas['name']} {blas['version']}"
     except (AttributeError, KeyError):  # NumPy < 1.26 has no CONFIG
         return "unknown BLAS"
-    for path in _openblas.bundled_libraries():
-        core = _openblas.picked.get(os.path.basename(path))
-        if f"{os.sep}numpy.libs{os.sep}" not in path or core is None:
-            continue
-        lib = ctypes.CDLL(path)
-        threads = getattr(lib, "scipy_openblas_get_num_threads64_", None) or lib.openblas_get_num_threads
-        threads.restype = ctypes.c_int
-        return f"{name} ({core} kernels, {threads()} threads)"
-    return name
+    lib, core = _numpy_openblas()
+    if lib is None:
+        return name
+    threads = getattr(lib, "scipy_openblas_get_num_threads64_", None) or lib.openblas_get_num_threads
+    threads.restype = ctypes.c_int
+    return f"{name} ({core} kernels, {threads()} threads)"
+
+
+@contextlib.contextmanager
+def _blas_on_all_cores():
+    """NumPy's OpenBLAS on CORES threads for calls from this thread inside the block.
+    engine._C.gemm sets the calling thread's OpenBLAS count to 1 and leaves it there
+    (bindings/blas.cpp, gemm_block), so after the first cpp row a plain NumPy matmul on the
+    main thread runs on one core: the ceiling measured after the rows would be half."""
+    lib, _ = _numpy_openblas()
+    setter = getattr(lib, "openblas_set_num_threads_local", None)
+    if setter is None:
+        yield
+        return
+    setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
+    previous = setter(CORES)
+    try:
+        yield
+    finally:
+        setter(previous)
 
 
 def describe_machine(info) -> list[str]:
@@ -254,14 +279,15 @@ def describe_machine(info) -> list[str]:
 
 
 def measure_ceilings(calls=CEILING_CALLS) -> dict:
-    """The sgemm rate (GFLOP/s of a NumPy float32 matmul, n=CEILING_N, on the BLAS's default
-    threads: all cores) and the copy bandwidth (GB/s, COPY_BYTES read and as many written,
+    """The sgemm rate (GFLOP/s of a NumPy float32 matmul, n=CEILING_N, OpenBLAS on all
+    cores) and the copy bandwidth (GB/s, COPY_BYTES read and as many written,
     one copy per core at once), each the best of `calls` after one warm-up call."""
     n = CEILING_N
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, n, n), dtype=np.float32)  # random: zeros may run faster
     c = np.empty_like(a)
-    gemm_s = _best_seconds(lambda: np.matmul(a, b, out=c), calls)
+    with _blas_on_all_cores():
+        gemm_s = _best_seconds(lambda: np.matmul(a, b, out=c), calls)
     src = np.ones(COPY_BYTES // ITEMSIZE, np.float32)
     dst = np.zeros_like(src)  # written once, so no page is faulted in the timed copies
     edges = np.linspace(0, src.size, CORES + 1).astype(int)

@@ -150,6 +150,26 @@ def test_ceilings_are_measured_and_described(monkeypatch):
     assert "sgemm " in benchmark.describe_ceilings(ceilings)[0]
 
 
+def test_the_sgemm_ceiling_runs_on_all_cores_after_a_cpp_gemm():
+    lib, _ = benchmark._numpy_openblas()
+    if lib is None or "cpp" not in en.backends.available():
+        pytest.skip("needs NumPy's bundled OpenBLAS and the C++ extension")
+    import ctypes
+    import numpy as np
+    from engine import _blas
+    count = lib.scipy_openblas_get_num_threads64_
+    count.restype = ctypes.c_int
+    before = count()
+    _blas.matmul(np.ones((3000, 64), np.float32), np.ones((64, 512), np.float32))  # engine._C.gemm
+    left = count()  # 1: gemm_block leaves the calling thread's count there
+    with benchmark._blas_on_all_cores():
+        assert count() == benchmark.CORES
+    assert count() == left
+    setter = lib.openblas_set_num_threads_local
+    setter.argtypes = [ctypes.c_int]
+    setter(before)  # the next tests see the count this one found
+
+
 def test_recheck_flags_a_busy_machine():
     before = {"sgemm_gflops": 400.0, "bandwidth_gbs": 30.0}
     quiet = benchmark.describe_recheck(before, {"sgemm_gflops": 420.0, "bandwidth_gbs": 29.0})
