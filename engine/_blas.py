@@ -53,7 +53,8 @@ def _find_setters():
 
 @contextlib.contextmanager
 def single_threaded():
-    """Inside the block, BLAS calls from this thread use one thread (a no-op for other BLAS)."""
+    """Inside the block, OpenBLAS calls use one thread (a no-op for other BLAS). The bundled
+    OpenBLAS's "local" count is seen by every thread, so set it from one thread at a time."""
     global _setters
     if _setters is None:
         _setters = _find_setters()
@@ -72,9 +73,11 @@ def _parallel(fn, n):
     run = _runner()
 
     def block(i):
-        with single_threaded():
-            results[i] = fn(edges[i], edges[i + 1])
-    run(block, CORES)
+        results[i] = fn(edges[i], edges[i + 1])
+    # OpenBLAS's "local" thread count is process-wide in NumPy's build: set once here, not
+    # per block (blocks setting and restoring it at once could leave it at 1).
+    with single_threaded():
+        run(block, CORES)
     return results
 
 

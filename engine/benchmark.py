@@ -26,7 +26,6 @@ PyTorch is optional (the `compat` extra); without it only our times are printed.
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import datetime
 import math
@@ -236,25 +235,6 @@ def _blas_name() -> str:
     return f"{name} ({core} kernels, {threads()} threads)"
 
 
-@contextlib.contextmanager
-def _blas_on_all_cores():
-    """NumPy's OpenBLAS on CORES threads for calls from this thread inside the block.
-    engine._C.gemm sets the calling thread's OpenBLAS count to 1 and leaves it there
-    (bindings/blas.cpp, gemm_block), so after the first cpp row a plain NumPy matmul on the
-    main thread runs on one core: the ceiling measured after the rows would be half."""
-    lib, _ = _numpy_openblas()
-    setter = getattr(lib, "openblas_set_num_threads_local", None)
-    if setter is None:
-        yield
-        return
-    setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
-    previous = setter(CORES)
-    try:
-        yield
-    finally:
-        setter(previous)
-
-
 def describe_machine(info) -> list[str]:
     """The header lines for machine()'s dict."""
     def flags(names):
@@ -286,8 +266,7 @@ def measure_ceilings(calls=CEILING_CALLS) -> dict:
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, n, n), dtype=np.float32)  # random: zeros may run faster
     c = np.empty_like(a)
-    with _blas_on_all_cores():
-        gemm_s = _best_seconds(lambda: np.matmul(a, b, out=c), calls)
+    gemm_s = _best_seconds(lambda: np.matmul(a, b, out=c), calls)
     src = np.ones(COPY_BYTES // ITEMSIZE, np.float32)
     dst = np.zeros_like(src)  # written once, so no page is faulted in the timed copies
     edges = np.linspace(0, src.size, CORES + 1).astype(int)
