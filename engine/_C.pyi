@@ -92,3 +92,14 @@ def build_info() -> dict:
     """What the extension was compiled for: {"isa": the target's flags among sse4_2, avx, avx2,
     fma, avx512f, avx512bw, avx512vl (as /proc/cpuinfo names them), "compiler": str,
     "openmp": bool}."""
+
+def set_choice(name: str, value: str) -> None:
+    """Select a kernel variant for this process (kernels/cpu/choices.hpp; engine/tuning.py
+    sets them): set_choice("gemm_tile", "8x2"), set_choice("conv1d", "gemm"). ValueError for
+    an unknown choice or value, naming the ones that exist."""
+
+def choices() -> dict[str, str]:
+    """The variant selected for each choice, {name: value}."""
+
+def choice_options() -> dict[str, list[str]]:
+    """Every choice and its variants, {name: [values]}; the first is "auto"."""
