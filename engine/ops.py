@@ -139,6 +139,8 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, a, axis, keepdims):
         ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
+        if axis is None and not keepdims:
+            return _blas.total(a)
         return a.sum(axis=axis, keepdims=keepdims)
 
     @staticmethod

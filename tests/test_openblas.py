@@ -70,3 +70,19 @@ def test_select_after_blas_ran_in_this_process():
     for choice in ("Haswell", "auto"):
         _openblas.select({"SEQFUSE_BLAS_CORE": choice})
         np.testing.assert_allclose(a @ a, reference, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_sums_split_over_the_cores_match_numpy(dtype):
+    from engine import Tensor, _blas
+    a = np.random.default_rng(2).standard_normal(_blas._SPLIT_SUM + 12345 * 5).astype(dtype)
+    exact = a.astype(np.float64).sum()
+    total = _blas.total(a)
+    assert type(total) is type(a.sum()) and total.dtype == dtype
+    assert abs(total - exact) <= 1e-6 * np.abs(a).sum()
+    t = Tensor(a, requires_grad=True)
+    out = t.sum()
+    assert out.numpy() == total
+    out.backward()
+    assert np.all(t.grad == 1)
+    assert _blas.total(a[::2]) == a[::2].sum()  # strided: NumPy's own sum
