@@ -1,85 +1,144 @@
 """Numba conv1d and max_pool1d kernels (docs/kernels.md), imported by numba_cpu.
 
-Conv1D is K GEMMs (one per tap) over all B·L_out rows at once, through BLAS np.dot. To make
-every tap one matrix, x is regrouped as xs [B·Ls, s·C] (Ls = ceil(L/s), x zero-padded to
-Ls·s rows): row m = b·Ls + t of tap k is xs[m + q, r·C:(r+1)·C] with (q, r) = divmod(k·d, s).
-Rows with t >= L_out (Ls - L_out per batch) are computed and dropped: a few wasted rows buy
-GEMMs as tall as the whole batch. With s = 1 a tap is a contiguous row slice (no copy).
+Conv1D is one GEMM per block of output rows (im2col): row t of the block's A matrix is the
+window x[b, t·s + k·d] for k = 0..K-1 side by side ([rows, K·C]), and
+out[b, block] = A · kernel.reshape(K·C, O) + bias. With dilation 1 a window is one contiguous
+span of x, so A is x itself read with a row step of s·C (no copy); with dilation > 1 the
+windows are copied into a per-thread scratch first. One GEMM of depth K·C keeps the tile in
+registers K times longer than K GEMMs of depth C would (C = 32 in the small benchmark).
+The backward reuses the blocks: dkernel sums Aᵀ · grad over them (each thread into its own
+partial sum), and dx is a gather (the transposed convolution),
+dx[b, l] = Σ_k grad[b, (l - k·d)/s] · kernel[k]ᵀ over the taps where (l - k·d)/s is a whole
+output index: one GEMM of the grad's windows [rows, K·O] by kernelᵀ stacked [K·O, C], so every
+block writes its own rows of dx and blocks need no locks. With s = d = 1 those windows are
+contiguous spans of the grad padded with K-1 zero rows at each end (taps in reverse order);
+otherwise they are copied, with zeros for the taps that miss (for s > 1 the GEMM then spends
+up to s times the FLOPs of the scatter form on them).
+The GEMMs are _numba_gemm's (AVX-512 where the CPU has it; see there why not np.dot). The
+blocks, as (batch row, block of positions), are split into one contiguous range per thread.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
+from . import _numba_gemm as gemm
 from .reference import conv1d_output_length
 
-
-@njit(parallel=True, cache=True, nogil=True)
-def _tap_copy(xs, q, c0, channels, rows):
-    """[rows, channels] contiguous copy of xs[q:q+rows, c0:c0+channels] (for strides > 1)."""
-    out = np.empty((rows, channels), dtype=xs.dtype)
-    for m in prange(rows):
-        out[m] = xs[q + m, c0:c0 + channels]
-    return out
+_BLOCK_ROWS = 256  # output rows per GEMM: enough to amortize a tile, and work to balance
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _add_rows(dst, q, c0, src):
-    """dst[q+m, c0:c0+n] += src[m] for every row m of src: [rows, n]."""
-    n = src.shape[1]
-    for m in prange(src.shape[0]):
-        dst[q + m, c0:c0 + n] += src[m]
+@njit(inline="always")
+def _copy(src, dst):
+    # An explicit loop: slice assignment checks for overlap and may copy (measured 6 GB/s).
+    for i in range(dst.shape[0]):
+        dst[i] = src[i]
 
 
 @njit(cache=True, nogil=True)
-def _tap(xs, k, strides, dilation_rate, channels, rows):
-    q, r = divmod(k * dilation_rate, strides)
-    if strides == 1:
-        return xs[q:q + rows]
-    return _tap_copy(xs, q, r * channels, channels, rows)
+def _windows(x, b, t0, n, strides, dilation_rate, K, unf):
+    """(a, start, row_step): A[i, k·C + c] = x[b, (t0+i)·s + k·d, c] = a[start + i·row_step + k·C + c]
+    for i < n; a view of x when d = 1, else the windows copied into unf [rows, K·C]."""
+    L, C = x.shape[1], x.shape[2]
+    if dilation_rate == 1:
+        return x.reshape(-1), (b * L + t0 * strides) * C, strides * C
+    x_b = x[b]
+    for i in range(n):
+        row = unf[i]
+        first = (t0 + i) * strides
+        for k in range(K):
+            _copy(x_b[first + k * dilation_rate], row[k * C:(k + 1) * C])
+    return unf.reshape(-1), 0, K * C
 
 
 @njit(cache=True, nogil=True)
-def _conv1d_forward_rows(xs, kernel, bias, strides, dilation_rate, rows):
-    """xs: [B·Ls, s·C], kernel: [K,C,O], bias: [O]
-    -> acc [rows, O], acc[m] = bias + Σ_k tap_k[m] · kernel[k]."""
-    K, C, O = kernel.shape
-    acc = np.empty((rows, O), dtype=xs.dtype)
-    acc[:] = bias
-    product = np.empty((rows, O), dtype=xs.dtype)
-    for k in range(K):
-        np.dot(_tap(xs, k, strides, dilation_rate, C, rows), kernel[k], product)
-        _add_rows(acc, 0, 0, product)
-    return acc
+def _grad_windows(grad, b, l0, n, strides, dilation_rate, K, unf):
+    """(a, start, row_step) of the dx GEMM's A for dx rows l0..l0+n of batch row b.
+    s = d = 1: grad is padded [B, L_out + 2(K-1), O] and A[i, k'·O + o] = grad[b, l0+i+k', o]
+    (taps reversed, k' = K-1-k). Otherwise grad is [B,L_out,O] and the windows are copied:
+    unf[i, k·O:(k+1)·O] = grad[b, (l0+i - k·d)/s] where that is a whole index in [0, L_out), else 0."""
+    rows, O = grad.shape[1], grad.shape[2]
+    if strides == 1 and dilation_rate == 1:
+        return grad.reshape(-1), (b * rows + l0) * O, O
+    g_b = grad[b]
+    for i in range(n):
+        row = unf[i]
+        for k in range(K):
+            t, r = divmod(l0 + i - k * dilation_rate, strides)
+            segment = row[k * O:(k + 1) * O]
+            if r == 0 and 0 <= t < rows:
+                _copy(g_b[t], segment)
+            else:
+                segment[:] = 0
+    return unf.reshape(-1), 0, K * O
 
 
-@njit(cache=True, nogil=True)
-def _conv1d_backward_rows(grad_rows, xs, kernel, strides, dilation_rate, dxs, dkernel):
-    """grad_rows: [rows, O] (zero on dropped rows) -> dxs [B·Ls, s·C] (+=), dkernel [K,C,O]."""
-    K, C, O = kernel.shape
-    rows = grad_rows.shape[0]
-    dtap = np.empty((rows, C), dtype=xs.dtype)
-    for k in range(K):
-        np.dot(_tap(xs, k, strides, dilation_rate, C, rows).T, grad_rows, dkernel[k])
-        np.dot(grad_rows, kernel[k].T, dtap)
-        q, r = divmod(k * dilation_rate, strides)
-        _add_rows(dxs, q, r * C, dtap)
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _ungroup(acc, group, out):
-    """out[b, t] = acc[b·group + t] for t < L_out: drop the rows past each batch's output."""
-    for b in prange(out.shape[0]):
-        out[b] = acc[b * group:b * group + out.shape[1]]
+@njit(inline="always")
+def _part(units, p, parts):
+    """[lo, hi): part p's contiguous range of `units`."""
+    return units * p // parts, units * (p + 1) // parts
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _group(grad, group, rows):
-    """grad: [B,L_out,O] -> [rows, O] with row b·group + t = grad[b, t], zero elsewhere."""
-    out = np.zeros((rows, grad.shape[2]), dtype=grad.dtype)
-    for b in prange(grad.shape[0]):
-        out[b * group:b * group + grad.shape[1]] = grad[b]
-    return out
+def _conv1d_forward(x, weights, bias, strides, dilation_rate, K, parts, out):
+    """x: [B,L,C], weights: kernel [K·C,O] packed, bias: [O] -> out [B,L_out,O], on `parts` threads."""
+    B, length_out, O = out.shape
+    C = x.shape[2]
+    blocks = -(-length_out // _BLOCK_ROWS)
+    units = B * blocks
+    parts = min(parts, units)
+    for p in prange(parts):
+        unf = np.empty((_BLOCK_ROWS if dilation_rate > 1 else 0, K * C), dtype=x.dtype)
+        tile = np.empty(gemm.MR * weights.shape[2], dtype=x.dtype)
+        lo, hi = _part(units, p, parts)
+        for u in range(lo, hi):
+            b, j = divmod(u, blocks)
+            t0 = j * _BLOCK_ROWS
+            n = min(_BLOCK_ROWS, length_out - t0)
+            a, start, row_step = _windows(x, b, t0, n, strides, dilation_rate, K, unf)
+            rows = out[b, t0:t0 + n]
+            rows[:] = bias
+            gemm.gemm(a, start, row_step, 1, weights, rows, True, tile)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _conv1d_backward(grad, grad_for_dx, x, weights_t, strides, dilation_rate, K, dx, dweights):
+    """grad: [B,L_out,O]; grad_for_dx: grad padded (s = d = 1, see _grad_windows) or grad;
+    x: [B,L,C]; weights_t: kernel[k]ᵀ stacked [K·O,C] packed (taps reversed when padded)
+    -> dx [B,L,C], dweights [parts,K·C,O] (one partial sum per part, summed by the caller)."""
+    B, length_out, O = grad.shape
+    L, C = x.shape[1], x.shape[2]
+    NR = weights_t.shape[2]
+    blocks_x, blocks_g = -(-length_out // _BLOCK_ROWS), -(-L // _BLOCK_ROWS)
+    units_x, units_g = B * blocks_x, B * blocks_g
+    parts = dweights.shape[0]
+    for p in prange(parts):
+        unf = np.empty((_BLOCK_ROWS if dilation_rate > 1 else 0, K * C), dtype=x.dtype)
+        tile = np.empty(gemm.MR * NR, dtype=x.dtype)
+        # grad rows packed as the B of dkernel's GEMM, [P, rows, NR] with rows <= _BLOCK_ROWS.
+        packed = np.empty(-(-O // NR) * _BLOCK_ROWS * NR, dtype=x.dtype)
+        total = dweights[p]
+        total[:] = 0
+        lo, hi = _part(units_x, p, parts)
+        for u in range(lo, hi):
+            b, j = divmod(u, blocks_x)
+            t0 = j * _BLOCK_ROWS
+            n = min(_BLOCK_ROWS, length_out - t0)
+            a, start, row_step = _windows(x, b, t0, n, strides, dilation_rate, K, unf)
+            g_packed = packed[:-(-O // NR) * n * NR].reshape((-(-O // NR), n, NR))
+            gemm.pack(grad[b, t0:t0 + n], g_packed)
+            # dkernel += Aᵀ · grad rows: A's columns are the rows of this GEMM.
+            gemm.gemm(a, start, 1, row_step, g_packed, total, True, tile)
+        unf_g = np.empty((0 if strides == 1 and dilation_rate == 1 else _BLOCK_ROWS, K * O),
+                         dtype=x.dtype)
+        lo, hi = _part(units_g, p, parts)
+        for u in range(lo, hi):
+            b, j = divmod(u, blocks_g)
+            l0 = j * _BLOCK_ROWS
+            n = min(_BLOCK_ROWS, L - l0)
+            a, start, row_step = _grad_windows(grad_for_dx, b, l0, n, strides, dilation_rate, K, unf_g)
+            gemm.gemm(a, start, row_step, 1, weights_t, dx[b, l0:l0 + n], False, tile)
 
 
 def _check_conv1d(x, kernel, strides, dilation_rate):
@@ -91,29 +150,18 @@ def _check_conv1d(x, kernel, strides, dilation_rate):
     return conv1d_output_length(x.shape[1], kernel.shape[0], strides, dilation_rate)
 
 
-def _grouped(x, strides):
-    """x: [B,L,C] -> xs [B·Ls, s·C] (a view unless L needs zero rows to reach Ls·s)."""
-    B, L, C = x.shape
-    group = -(-L // strides)
-    if group * strides != L:
-        x = np.pad(x, ((0, 0), (0, group * strides - L), (0, 0)))
-    return np.ascontiguousarray(x).reshape(B * group, strides * C), group
-
-
 def conv1d_forward(x, kernel, bias, strides, dilation_rate):
     """x: [B,L,C], kernel: [K,C,O], bias: [O] or None -> [B,L_out,O]."""
     length_out = _check_conv1d(x, kernel, strides, dilation_rate)
-    O = kernel.shape[2]
+    K, C, O = kernel.shape
     if bias is None:
         bias = np.zeros(O, dtype=x.dtype)
     elif bias.shape != (O,) or bias.dtype != x.dtype:
         raise ValueError(f"conv1d: bias must have shape ({O},) and dtype {x.dtype}, "
                          f"got {bias.shape} and {bias.dtype}")
-    xs, group = _grouped(x, strides)
-    rows = (x.shape[0] - 1) * group + length_out
-    acc = _conv1d_forward_rows(xs, np.ascontiguousarray(kernel), bias, strides, dilation_rate, rows)
-    out = np.empty((x.shape[0], length_out, kernel.shape[2]), dtype=x.dtype)
-    _ungroup(acc, group, out)
+    out = np.empty((x.shape[0], length_out, O), dtype=x.dtype)
+    _conv1d_forward(np.ascontiguousarray(x), gemm.packed(kernel.reshape(K * C, O)), bias,
+                    strides, dilation_rate, K, numba.get_num_threads(), out)
     return out
 
 
@@ -124,14 +172,20 @@ def conv1d_backward(grad, x, kernel, strides, dilation_rate):
     if grad.shape != expected or grad.dtype != x.dtype:
         raise ValueError(f"conv1d: grad must have shape {expected} and dtype {x.dtype}, "
                          f"got {grad.shape} and {grad.dtype}")
-    B, L, C = x.shape
-    xs, group = _grouped(x, strides)
-    grad_rows = _group(np.ascontiguousarray(grad), group, (B - 1) * group + length_out)
-    dxs = np.zeros(xs.shape, dtype=x.dtype)
-    dkernel = np.empty(kernel.shape, dtype=x.dtype)
-    _conv1d_backward_rows(grad_rows, xs, np.ascontiguousarray(kernel), strides, dilation_rate, dxs, dkernel)
-    dbias = grad_rows.sum(axis=0, dtype=np.float64).astype(x.dtype)  # as reference's
-    return dxs.reshape(B, group * strides, C)[:, :L], dkernel, dbias
+    K, C, O = kernel.shape
+    grad = np.ascontiguousarray(grad)
+    kernel_t = kernel.transpose(0, 2, 1)                      # [K,O,C]
+    if strides == 1 and dilation_rate == 1:
+        grad_for_dx = np.pad(grad, ((0, 0), (K - 1, K - 1), (0, 0)))
+        kernel_t = kernel_t[::-1]
+    else:
+        grad_for_dx = grad
+    dx = np.empty(x.shape, dtype=x.dtype)
+    dweights = np.empty((numba.get_num_threads(), K * C, O), dtype=x.dtype)
+    _conv1d_backward(grad, grad_for_dx, np.ascontiguousarray(x), gemm.packed(kernel_t.reshape(K * O, C)),
+                     strides, dilation_rate, K, dx, dweights)
+    dbias = grad.reshape(-1, O).sum(axis=0, dtype=np.float64).astype(x.dtype)  # as reference's
+    return dx, dweights.sum(axis=0).reshape(K, C, O), dbias
 
 
 @njit(parallel=True, cache=True, nogil=True)

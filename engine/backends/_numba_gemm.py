@@ -1,0 +1,241 @@
+"""A register-tiled GEMM for the Numba kernels, written with explicit SIMD vectors.
+
+Why not np.dot: Numba sends it to SciPy's OpenBLAS, whose run-time dispatch picks its kernel
+by CPU model. On the AMD EPYC Zen 5 VM (family 26, AVX-512) OpenBLAS 0.3.30/0.3.31 choose
+their Haswell (AVX2) kernels: sgemm 110-124 GFLOP/s per core, where the same library forced
+to its SkylakeX kernel (OPENBLAS_CORETYPE=SkylakeX) does 190-236 and this file's tile
+~250 (8x32 tile, K=256, in L1). The vectors here are as wide as the CPU running the code
+(LLVM compiles for the host: 64 bytes with AVX-512, 32 with AVX2, 16 otherwise).
+
+The building blocks are a vector type (`_Vec`: `<lanes x float>` in LLVM IR) and five
+intrinsics on it (load, store, splat of one element, zero, fused multiply-add), so the
+micro-kernel below reads as plain Numba code with each vector a variable.
+
+GEMM layout (the GotoBLAS one, minus the A packing): B [K,N] is packed once into column
+panels bp [P,K,NR] (NR = two vectors, zero-padded past N), the micro-kernel keeps an MR x NR
+tile of C in 16 vector registers while it walks k, broadcasting one A element per row and
+loading the panel's row k. A is read in place through strides, so both A and Aᵀ (the weight
+gradients' Xᵀ·G) need no copy. The tile lands in a scratch buffer and an epilogue writes
+the valid rows and columns to C (overwrite or accumulate), so M and N need not be multiples
+of the tile.
+"""
+from __future__ import annotations
+
+import llvmlite.binding as llvm
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+
+def _vector_bytes():
+    features = llvm.get_host_cpu_features()
+    if features.get("avx512f"):
+        return 64
+    return 32 if features.get("avx2") or features.get("avx") else 16
+
+
+VECTOR_BYTES = _vector_bytes()
+MR = 8  # rows per tile: 8 rows x 2 vectors = 16 accumulators (AVX-512 has 32 registers)
+
+
+def panel_width(dtype):
+    """NR, the columns of one packed panel of B for `dtype` (two vectors)."""
+    return 2 * VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+class _Vec(types.Type):
+    """A SIMD vector of VECTOR_BYTES bytes of `dtype` (float32 or float64)."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.lanes = VECTOR_BYTES // (dtype.bitwidth // 8)
+        super().__init__(name=f"Vec({dtype}x{self.lanes})")
+
+
+@register_model(_Vec)
+class _VecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
+
+
+def _address(context, builder, array_type, array, index):
+    """&array.data[index], no wraparound or bounds check (callers index inside the array)."""
+    return builder.gep(context.make_array(array_type)(context, builder, array).data, [index])
+
+
+@intrinsic
+def _vload(typingctx, array, index):
+    """The vector at array[index:index+lanes] (1-D array, any alignment)."""
+    vec = _Vec(array.dtype)
+
+    def codegen(context, builder, sig, args):
+        pointer = _address(context, builder, sig.args[0], *args)
+        vector_type = context.get_value_type(vec)
+        return builder.load(builder.bitcast(pointer, vector_type.as_pointer()),
+                            align=array.dtype.bitwidth // 8)
+    return vec(array, index), codegen
+
+
+@intrinsic
+def _vstore(typingctx, array, index, value):
+    """array[index:index+lanes] = value."""
+    def codegen(context, builder, sig, args):
+        pointer = _address(context, builder, sig.args[0], args[0], args[1])
+        builder.store(args[2], builder.bitcast(pointer, args[2].type.as_pointer()),
+                      align=array.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+    return types.none(array, index, value), codegen
+
+
+@intrinsic
+def _vsplat(typingctx, array, index):
+    """A vector with every lane array[index]."""
+    vec = _Vec(array.dtype)
+
+    def codegen(context, builder, sig, args):
+        scalar = builder.load(_address(context, builder, sig.args[0], *args))
+        vector_type = context.get_value_type(vec)
+        one = builder.insert_element(ir.Constant(vector_type, ir.Undefined), scalar,
+                                     ir.Constant(ir.IntType(32), 0))
+        lanes = ir.Constant(ir.VectorType(ir.IntType(32), vec.lanes), [0] * vec.lanes)
+        return builder.shuffle_vector(one, one, lanes)
+    return vec(array, index), codegen
+
+
+@intrinsic
+def _vzero(typingctx, array):
+    """A zero vector of array's dtype."""
+    vec = _Vec(array.dtype)
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(context.get_value_type(vec), None)
+    return vec(array), codegen
+
+
+@intrinsic
+def _vfma(typingctx, a, b, c):
+    """a·b + c lane by lane, one rounding (llvm.fma)."""
+    def codegen(context, builder, sig, args):
+        vector_type = args[0].type
+        bits = 32 if isinstance(vector_type.element, ir.FloatType) else 64
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vector_type, [vector_type] * 3),
+            f"llvm.fma.v{vector_type.count}f{bits}")
+        return builder.call(fn, args)
+    return c(a, b, c), codegen
+
+
+@njit(cache=True, nogil=True)
+def pack(b, bp):
+    """b: [K,N] (any strides) -> bp [P,K,NR] column panels, zero past column N."""
+    P, K, NR = bp.shape
+    N = b.shape[1]
+    for p in range(P):
+        for k in range(K):
+            row, src = bp[p, k], b[k]
+            for j in range(NR):
+                row[j] = src[p * NR + j] if p * NR + j < N else 0
+
+
+def packed(b):
+    """b: [K,N] -> newly packed panels [ceil(N/NR), K, NR] of b's dtype."""
+    NR = panel_width(b.dtype)
+    bp = np.empty((-(-b.shape[1] // NR), b.shape[0], NR), b.dtype)
+    pack(b, bp)
+    return bp
+
+
+@njit(cache=True, nogil=True)
+def _tile(a, o0, o1, o2, o3, o4, o5, o6, o7, step, panel, K, tile):
+    """tile [MR·NR] = A_rows · panel: row r of A is a[o_r + k·step] for k < K; panel: flat [K,NR]."""
+    W = tile.size // (2 * MR)
+    NR = 2 * W
+    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = _vzero(tile)
+    c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = _vzero(tile)
+    for k in range(K):
+        b0 = _vload(panel, k * NR)
+        b1 = _vload(panel, k * NR + W)
+        s = k * step
+        x = _vsplat(a, o0 + s)
+        c00 = _vfma(x, b0, c00)
+        c01 = _vfma(x, b1, c01)
+        x = _vsplat(a, o1 + s)
+        c10 = _vfma(x, b0, c10)
+        c11 = _vfma(x, b1, c11)
+        x = _vsplat(a, o2 + s)
+        c20 = _vfma(x, b0, c20)
+        c21 = _vfma(x, b1, c21)
+        x = _vsplat(a, o3 + s)
+        c30 = _vfma(x, b0, c30)
+        c31 = _vfma(x, b1, c31)
+        x = _vsplat(a, o4 + s)
+        c40 = _vfma(x, b0, c40)
+        c41 = _vfma(x, b1, c41)
+        x = _vsplat(a, o5 + s)
+        c50 = _vfma(x, b0, c50)
+        c51 = _vfma(x, b1, c51)
+        x = _vsplat(a, o6 + s)
+        c60 = _vfma(x, b0, c60)
+        c61 = _vfma(x, b1, c61)
+        x = _vsplat(a, o7 + s)
+        c70 = _vfma(x, b0, c70)
+        c71 = _vfma(x, b1, c71)
+    _vstore(tile, 0, c00)
+    _vstore(tile, W, c01)
+    _vstore(tile, NR, c10)
+    _vstore(tile, NR + W, c11)
+    _vstore(tile, 2 * NR, c20)
+    _vstore(tile, 2 * NR + W, c21)
+    _vstore(tile, 3 * NR, c30)
+    _vstore(tile, 3 * NR + W, c31)
+    _vstore(tile, 4 * NR, c40)
+    _vstore(tile, 4 * NR + W, c41)
+    _vstore(tile, 5 * NR, c50)
+    _vstore(tile, 5 * NR + W, c51)
+    _vstore(tile, 6 * NR, c60)
+    _vstore(tile, 6 * NR + W, c61)
+    _vstore(tile, 7 * NR, c70)
+    _vstore(tile, 7 * NR + W, c71)
+
+
+@njit(cache=True, nogil=True)
+def gemm(a, start, row_step, k_step, bp, c, accumulate, tile):
+    """c [M,N] = (or += with accumulate) A · B, with A[i,k] = a[start + i·row_step + k·k_step]
+    (a: flat 1-D; A = x: row_step = ld, k_step = 1; A = xᵀ: row_step = 1, k_step = ld) and
+    B packed by `pack` into bp [P,K,NR]. c: any 2-D view with c.shape[1] <= P·NR.
+    tile: scratch [MR·NR] of c's dtype, one per thread."""
+    M, N = c.shape
+    P, K, NR = bp.shape
+    panels = bp.reshape(-1)
+    for p in range(P):
+        j0 = p * NR
+        width = min(NR, N - j0)
+        panel = panels[p * K * NR:(p + 1) * K * NR]
+        for i0 in range(0, M, MR):
+            # Rows past M repeat row M-1 (read, computed, never written).
+            last = M - 1
+            o0 = start + min(i0, last) * row_step
+            o1 = start + min(i0 + 1, last) * row_step
+            o2 = start + min(i0 + 2, last) * row_step
+            o3 = start + min(i0 + 3, last) * row_step
+            o4 = start + min(i0 + 4, last) * row_step
+            o5 = start + min(i0 + 5, last) * row_step
+            o6 = start + min(i0 + 6, last) * row_step
+            o7 = start + min(i0 + 7, last) * row_step
+            _tile(a, o0, o1, o2, o3, o4, o5, o6, o7, k_step, panel, K, tile)
+            for r in range(min(MR, M - i0)):
+                dst, src = c[i0 + r, j0:j0 + width], tile[r * NR:r * NR + width]
+                if accumulate:
+                    for j in range(width):
+                        dst[j] += src[j]
+                else:
+                    for j in range(width):
+                        dst[j] = src[j]
+
+
+def tile_scratch(dtype):
+    """The `tile` scratch gemm needs, for `dtype`."""
+    return np.empty(MR * panel_width(dtype), dtype)

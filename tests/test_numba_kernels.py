@@ -1,0 +1,61 @@
+"""The Numba backend's own building blocks at sizes the op-level suites do not reach: the
+SIMD GEMM (_numba_gemm) against NumPy with ragged tiles, transposed A and accumulation, and
+conv1d across several row blocks and threads against the reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+from engine.backends import _numba_gemm as gemm  # noqa: E402
+from engine.backends import numba_cpu, reference  # noqa: E402
+
+DTYPES = (np.float32, np.float64)
+# Relative to the largest expected entry: float32 sums of up to ~1000 products.
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+def assert_close(actual, expected, dtype, what=""):
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1e-30)
+    err = float(np.abs(np.asarray(actual, np.float64) - expected).max(initial=0.0)) / scale
+    assert err <= TOL[dtype], f"{what}: relative error {err:.2e}"
+
+
+# Shapes around the tile (MR rows x NR columns): below, at, just past, and several of each.
+SHAPES = [(1, 1, 1), (7, 5, 3), (gemm.MR, 32, 32), (gemm.MR + 1, 17, 33), (64, 128, 512), (13, 64, 100)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,K,N", SHAPES)
+def test_gemm_matches_numpy(M, K, N, dtype):
+    rng = np.random.default_rng(M * 1000 + K * 10 + N)
+    a = rng.standard_normal((M, K)).astype(dtype)
+    b = rng.standard_normal((K, N)).astype(dtype)
+    bp, tile = gemm.packed(b), gemm.tile_scratch(dtype)
+    assert bp.shape == (-(-N // gemm.panel_width(dtype)), K, gemm.panel_width(dtype))
+    c = np.full((M, N), np.nan, dtype)
+    gemm.gemm(a.reshape(-1), 0, K, 1, bp, c, False, tile)
+    assert_close(c, a.astype(np.float64) @ b, dtype, "A·B")
+    # Aᵀ read in place (row step 1, k step M), accumulating into c, within a wider array.
+    at = np.ascontiguousarray(a.T)
+    wide = np.ones((M, N + 3), dtype)
+    gemm.gemm(at.reshape(-1), 0, 1, M, bp, wide[:, 1:N + 1], True, tile)
+    assert_close(wide[:, 1:N + 1], 1 + a.astype(np.float64) @ b, dtype, "1 + (Aᵀ)ᵀ·B")
+    assert (wide[:, 0] == 1).all() and (wide[:, N + 1:] == 1).all(), "wrote outside c"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("strides,dilation_rate", [(1, 1), (2, 1), (1, 2), (3, 1), (2, 3)])
+def test_conv1d_many_blocks(strides, dilation_rate, dtype):
+    """L_out spans several 256-row blocks; C and O are not multiples of a panel."""
+    rng = np.random.default_rng(strides * 10 + dilation_rate)
+    x = rng.standard_normal((3, 700, 37)).astype(dtype)
+    kernel = rng.standard_normal((4, 37, 45)).astype(dtype)
+    bias = rng.standard_normal(45).astype(dtype)
+    out = numba_cpu.conv1d_forward(x, kernel, bias, strides, dilation_rate)
+    assert_close(out, reference.conv1d_forward(x, kernel, bias, strides, dilation_rate), dtype, "out")
+    grad = rng.standard_normal(out.shape).astype(dtype)
+    ours = numba_cpu.conv1d_backward(grad, x, kernel, strides, dilation_rate)
+    theirs = reference.conv1d_backward(grad, x, kernel, strides, dilation_rate)
+    for name, a, b in zip(("dx", "dkernel", "dbias"), ours, theirs):
+        assert_close(a, b, dtype, name)
