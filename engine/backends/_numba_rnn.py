@@ -1,29 +1,34 @@
 """Numba kernels for the fused recurrent ops: lstm, gru, simple_rnn (docs/kernels.md).
 
-Each op's whole time loop, forward or backward, is one compiled call. Per step: one
-recurrent GEMM, `np.dot` into a preallocated buffer (SciPy's BLAS), and one fused pass over
-the gates that also applies the mask and the recurrent-dropout mask (GRU with
-reset_after=False needs two of each: its candidate multiplies (r*hd) by U_h).
+Each op's whole time loop, forward or backward, is one compiled call, and the batch rows are
+split into one contiguous range per thread (`prange` over parts): the rows of an RNN never
+meet, so each thread runs the whole time loop on its rows with no barrier per step (as the
+C++ loops do). Per step and part: the input projection x_t·kernel, read in place from x
+[B,T,F] (no [T,B,G] array, no transpose), and the recurrent product hd·U, both with
+_numba_gemm's register-tiled GEMM on weights packed once per call; then one fused pass
+over the gates that adds the bias and applies the mask and the recurrent-dropout mask
+(GRU with reset_after=False needs a second GEMM and pass: its candidate multiplies (r*hd)
+by U_h). The backward computes dx_t = dxw_t·kernelᵀ in the same loop, straight into x's
+layout, and sums the bias gradient per part in float64 while the rows are in cache.
 
 float32 uses a clamped rational tanh (Eigen's 13/6-degree form, |error| < 4e-7) and
 σ(x) = ½·tanh(x/2) + ½ in plain arithmetic, which LLVM vectorizes; pip's llvmlite has no SVML,
 so np.tanh would be a scalar libm call. float64 keeps the exact np.tanh.
 `error_model="numpy"` drops Numba's division-by-zero check, whose branch blocks vectorization.
-The kernels are serial and run SciPy's BLAS on one thread (thread-local, around each call):
-on the shared 2-core machine a per-step GEMM split over BLAS threads was up to 13x slower.
 Measurements and the reasons behind each choice: docs/numba.md.
 
 Absent options reach the kernels as neutral arrays (mask all True, dropout mask all ones,
-recurrent bias zeros), so each kernel compiles once per dtype and has no branches on them.
+biases zeros, no dx: a [B,T,0] array and an empty packed kernel), so each kernel compiles
+once per dtype and has no branches on them.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import overload
 
-from .._blas import single_threaded
-from ._projection import bias_gradient
+from . import _numba_gemm as gemm
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -77,13 +82,15 @@ def _sigmoid_overload(x):
     return lambda x: 0.5 * np.tanh(0.5 * x) + 0.5
 
 
-# Kernels write their outputs in place and allocate nothing. T steps, B rows, H units.
+# Kernels write their outputs in place. T steps, B rows, H units, F features; each part
+# allocates its own scratch once (rows n = its share of B) and nothing inside the loop.
 # The forward kernels index what they save for backward (cs, gates, uh) at step t modulo its
 # length: [T,...] keeps every step, a ring of 1 or 2 steps is inference scratch (save=False).
 # Inner loops index 1-D views with j in range(H) only: an index such as x[H + j] hides its
 # sign from LLVM behind Numba's negative-index wraparound, and the loop then turns into
 # gathers and scatters (measured 6-8x slower). Both sides of each `a if keep else b` are
 # loaded unconditionally for the same reason: a conditional load stops vectorization.
+# Step t of the loop reads timestep tt of x (T-1-t going backwards) and writes it in dx.
 
 @njit(inline="always")
 def _gate(row, k, H):
@@ -91,266 +98,386 @@ def _gate(row, k, H):
     return row[k * H:(k + 1) * H]
 
 
-@njit(**_JIT)
-def _lstm_forward(xw, U, h0, c0, mask, dm, hs, cs, gates, zbuf, hd):
-    """xw [T,B,4H], U [H,4H], h0/c0 [B,H], mask [T,B], dm [B,H] -> hs [T,B,H], cs [T or 2,B,H],
-    gates [T or 1,B,4H]. Scratch: zbuf [B,4H] = hd·U, hd [B,H] = h_{t-1}*dm."""
-    T, B, H = hs.shape
+@njit(inline="always")
+def _rows(B, p, parts):
+    """[r0, r1): the batch rows of part p."""
+    return B * p // parts, B * (p + 1) // parts
+
+
+@njit(inline="always")
+def _dropped(h, dm, r0, hd):
+    """hd[r] = h[r0 + r] * dm[r0 + r] for the part's rows (the state the next GEMM reads)."""
+    for r in range(hd.shape[0]):
+        h_b, d, out = h[r0 + r], dm[r0 + r], hd[r]
+        for j in range(out.shape[0]):
+            out[j] = h_b[j] * d[j]
+
+
+@njit(inline="always")
+def _project(x, r0, tt, kernel, out, tile):
+    """out [n,G] = x[r0:r0+n, tt] · kernel (packed), x read in place."""
+    B, T, F = x.shape
+    gemm.gemm(x.reshape(-1), (r0 * T + tt) * F, T * F, 1, kernel, out, False, tile)
+
+
+@njit(inline="always")
+def _product(a, t, r0, weights, out, tile):
+    """out [n,N] = a[t, r0:r0+n] · weights (packed), for a [T,B,G]."""
+    T, B, G = a.shape
+    gemm.gemm(a.reshape(-1), (t * B + r0) * G, G, 1, weights, out, False, tile)
+
+
+@njit(inline="always")
+def _add(total, values):
+    """total (float64) += values, lane by lane."""
+    for j in range(values.shape[0]):
+        total[j] += values[j]
+
+
+@njit(parallel=True, **_JIT)
+def _lstm_forward(x, kernel, bias, U, h0, c0, mask, dm, backwards, parts, hs, cs, gates):
+    """x [B,T,F], kernel [F,4H] and U [H,4H] packed, bias [4H], h0/c0 [B,H], mask [T,B],
+    dm [B,H] -> hs [T,B,H], cs [T or 2,B,H], gates [T or 1,B,4H]. Scratch per part:
+    z [n,4H] = x_t·kernel + hd·U, hd [n,H] = h_{t-1}*dm."""
+    B, T, F = x.shape
+    H = hs.shape[2]
     nc, ng = cs.shape[0], gates.shape[0]
-    hd[:, :] = h0 * dm
-    for t in range(T):
-        np.dot(hd, U, zbuf)
-        h_prev = hs[t - 1] if t > 0 else h0
-        c_prev = cs[(t - 1) % nc] if t > 0 else c0
-        c_t, g_t = cs[t % nc], gates[t % ng]
-        for b in range(B):
-            keep = mask[t, b]
-            x, z, g = xw[t, b], zbuf[b], g_t[b]
-            xi, xf, xg, xo = _gate(x, 0, H), _gate(x, 1, H), _gate(x, 2, H), _gate(x, 3, H)
-            zi, zf, zg, zo = _gate(z, 0, H), _gate(z, 1, H), _gate(z, 2, H), _gate(z, 3, H)
-            gi, gf, gg, go = _gate(g, 0, H), _gate(g, 1, H), _gate(g, 2, H), _gate(g, 3, H)
-            hp, cp, h_out, c_out, d, hd_b = h_prev[b], c_prev[b], hs[t, b], c_t[b], dm[b], hd[b]
-            for j in range(H):
-                i = _sigmoid(xi[j] + zi[j])
-                f = _sigmoid(xf[j] + zf[j])
-                gc = _tanh(xg[j] + zg[j])
-                o = _sigmoid(xo[j] + zo[j])
-                gi[j], gf[j], gg[j], go[j] = i, f, gc, o
-                c_old, h_old = cp[j], hp[j]
-                c = f * c_old + i * gc
-                h = o * _tanh(c)
-                c = c if keep else c_old
-                h = h if keep else h_old
-                c_out[j], h_out[j] = c, h
-                hd_b[j] = h * d[j]
+    bi, bf, bg, bo = _gate(bias, 0, H), _gate(bias, 1, H), _gate(bias, 2, H), _gate(bias, 3, H)
+    for p in prange(parts):
+        r0, r1 = _rows(B, p, parts)
+        z, hd = np.empty((r1 - r0, 4 * H), x.dtype), np.empty((r1 - r0, H), x.dtype)
+        tile = np.empty(gemm.MR * U.shape[2], x.dtype)
+        _dropped(h0, dm, r0, hd)
+        for t in range(T):
+            _project(x, r0, T - 1 - t if backwards else t, kernel, z, tile)
+            gemm.gemm(hd.reshape(-1), 0, H, 1, U, z, True, tile)
+            h_prev = hs[t - 1] if t > 0 else h0
+            c_prev = cs[(t - 1) % nc] if t > 0 else c0
+            c_t, g_t = cs[t % nc], gates[t % ng]
+            for r in range(r1 - r0):
+                b = r0 + r
+                keep = mask[t, b]
+                zb, g = z[r], g_t[b]
+                zi, zf, zg, zo = _gate(zb, 0, H), _gate(zb, 1, H), _gate(zb, 2, H), _gate(zb, 3, H)
+                gi, gf, gg, go = _gate(g, 0, H), _gate(g, 1, H), _gate(g, 2, H), _gate(g, 3, H)
+                hp, cp, h_out, c_out, d, hd_b = h_prev[b], c_prev[b], hs[t, b], c_t[b], dm[b], hd[r]
+                for j in range(H):
+                    i = _sigmoid(zi[j] + bi[j])
+                    f = _sigmoid(zf[j] + bf[j])
+                    gc = _tanh(zg[j] + bg[j])
+                    o = _sigmoid(zo[j] + bo[j])
+                    gi[j], gf[j], gg[j], go[j] = i, f, gc, o
+                    c_old, h_old = cp[j], hp[j]
+                    c = f * c_old + i * gc
+                    h = o * _tanh(c)
+                    c = c if keep else c_old
+                    h = h if keep else h_old
+                    c_out[j], h_out[j] = c, h
+                    hd_b[j] = h * d[j]
 
 
-@njit(**_JIT)
-def _lstm_backward(dhs, dc_T, UT, c0, hs, cs, gates, mask, dm, dz, dh0, dc0, dh_rec, carry):
-    """dhs [T,B,H], dc_T [B,H], UT [4H,H] = Uᵀ -> dz [T,B,4H], dh0, dc0 [B,H].
-    Scratch: dh_rec [B,H] = dz_{t+1}·Uᵀ; carry [B,H] = the part of dh_t that skips the GEMM
-    (all of it at a masked step). dc0 holds the running dc_t until the loop ends."""
+@njit(parallel=True, **_JIT)
+def _lstm_backward(dhs, dc_T, UT, kernel_t, c0, hs, cs, gates, mask, dm, backwards, parts,
+                   dz, dx, dh0, dc0, dbias):
+    """dhs [T,B,H], dc_T [B,H], UT = Uᵀ [4H,H] and kernel_t = kernelᵀ [4H,F] packed
+    -> dz [T,B,4H], dx [B,T,F], dh0, dc0 [B,H], dbias [parts,4H] (float64 sums per part).
+    Scratch per part: dh_rec [n,H] = dz_{t+1}·Uᵀ; carry [n,H] = the part of dh_t that skips
+    the GEMM (all of it at a masked step). dc0 holds the running dc_t until the loop ends."""
     T, B, H = hs.shape
     one, zero = dhs.dtype.type(1), dhs.dtype.type(0)
-    dh_rec[:, :] = 0
-    carry[:, :] = 0
-    dc0[:, :] = dc_T
-    for t in range(T - 1, -1, -1):
-        c_prev = cs[t - 1] if t > 0 else c0
-        for b in range(B):
-            keep = mask[t, b]
-            g, dzt = gates[t, b], dz[t, b]
-            gi, gf, gg, go = _gate(g, 0, H), _gate(g, 1, H), _gate(g, 2, H), _gate(g, 3, H)
-            di, df, dg, do = _gate(dzt, 0, H), _gate(dzt, 1, H), _gate(dzt, 2, H), _gate(dzt, 3, H)
-            dhs_b, c_b, cp = dhs[t, b], cs[t, b], c_prev[b]
-            rec, car, dc_b, d = dh_rec[b], carry[b], dc0[b], dm[b]
-            for j in range(H):
-                i, f, gc, o = gi[j], gf[j], gg[j], go[j]
-                dh = dhs_b[j] + car[j] + rec[j] * d[j]
-                tc = _tanh(c_b[j])
-                dc_old = dc_b[j]
-                dc = dc_old + dh * o * (one - tc * tc)
-                di[j] = dc * gc * i * (one - i) if keep else zero
-                df[j] = dc * cp[j] * f * (one - f) if keep else zero
-                dg[j] = dc * i * (one - gc * gc) if keep else zero
-                do[j] = dh * tc * o * (one - o) if keep else zero
-                dc_b[j] = dc * f if keep else dc_old
-                car[j] = zero if keep else dh
-        np.dot(dz[t], UT, dh_rec)
-    dh0[:, :] = carry + dh_rec * dm
+    for p in prange(parts):
+        r0, r1 = _rows(B, p, parts)
+        dh_rec, carry = np.zeros((r1 - r0, H), dhs.dtype), np.zeros((r1 - r0, H), dhs.dtype)
+        tile = np.empty(gemm.MR * UT.shape[2], dhs.dtype)
+        total = dbias[p]
+        total[:] = 0
+        ti, tf, tg, to = _gate(total, 0, H), _gate(total, 1, H), _gate(total, 2, H), _gate(total, 3, H)
+        dc0[r0:r1] = dc_T[r0:r1]
+        for t in range(T - 1, -1, -1):
+            c_prev = cs[t - 1] if t > 0 else c0
+            for r in range(r1 - r0):
+                b = r0 + r
+                keep = mask[t, b]
+                g, dzt = gates[t, b], dz[t, b]
+                gi, gf, gg, go = _gate(g, 0, H), _gate(g, 1, H), _gate(g, 2, H), _gate(g, 3, H)
+                di, df, dg, do = _gate(dzt, 0, H), _gate(dzt, 1, H), _gate(dzt, 2, H), _gate(dzt, 3, H)
+                dhs_b, c_b, cp = dhs[t, b], cs[t, b], c_prev[b]
+                rec, car, dc_b, d = dh_rec[r], carry[r], dc0[b], dm[b]
+                for j in range(H):
+                    i, f, gc, o = gi[j], gf[j], gg[j], go[j]
+                    dh = dhs_b[j] + car[j] + rec[j] * d[j]
+                    tc = _tanh(c_b[j])
+                    dc_old = dc_b[j]
+                    dc = dc_old + dh * o * (one - tc * tc)
+                    di[j] = dc * gc * i * (one - i) if keep else zero
+                    df[j] = dc * cp[j] * f * (one - f) if keep else zero
+                    dg[j] = dc * i * (one - gc * gc) if keep else zero
+                    do[j] = dh * tc * o * (one - o) if keep else zero
+                    dc_b[j] = dc * f if keep else dc_old
+                    car[j] = zero if keep else dh
+                _add(ti, di)
+                _add(tf, df)
+                _add(tg, dg)
+                _add(to, do)
+            _product(dz, t, r0, UT, dh_rec, tile)
+            _product(dz, t, r0, kernel_t, dx[r0:r1, T - 1 - t if backwards else t], tile)
+        for r in range(r1 - r0):
+            dh0[r0 + r] = carry[r] + dh_rec[r] * dm[r0 + r]
 
 
-@njit(**_JIT)
-def _gru_forward(xw, U, rb, h0, mask, dm, hs, gates, uh, ubuf, hd):
-    """reset_after=True. xw [T,B,3H], U [H,3H], rb [3H], h0 [B,H], mask [T,B], dm [B,H]
-    -> hs [T,B,H], gates [T or 1,B,3H] (z,r,n), uh [T or 1,B,H] = (hd·U + rb)_h.
-    Scratch: ubuf [B,3H] = hd·U, hd [B,H]."""
-    T, B, H = hs.shape
+@njit(parallel=True, **_JIT)
+def _gru_forward(x, kernel, bias, U, rb, h0, mask, dm, backwards, parts, hs, gates, uh):
+    """reset_after=True. x [B,T,F], kernel [F,3H] and U [H,3H] packed, bias, rb [3H],
+    h0 [B,H], mask [T,B], dm [B,H] -> hs [T,B,H], gates [T or 1,B,3H] (z,r,n),
+    uh [T or 1,B,H] = (hd·U + rb)_h. Scratch per part: xbuf [n,3H] = x_t·kernel,
+    ubuf [n,3H] = hd·U, hd [n,H]."""
+    B, T, F = x.shape
+    H = hs.shape[2]
     ng, nu = gates.shape[0], uh.shape[0]
-    one = xw.dtype.type(1)
+    one = x.dtype.type(1)
+    bz, br, bn = _gate(bias, 0, H), _gate(bias, 1, H), _gate(bias, 2, H)
     rz, rr, rn = _gate(rb, 0, H), _gate(rb, 1, H), _gate(rb, 2, H)
-    hd[:, :] = h0 * dm
-    for t in range(T):
-        np.dot(hd, U, ubuf)
-        h_prev = hs[t - 1] if t > 0 else h0
-        g_t, uh_t = gates[t % ng], uh[t % nu]
-        for b in range(B):
-            keep = mask[t, b]
-            x, u, g = xw[t, b], ubuf[b], g_t[b]
-            xz, xr, xn = _gate(x, 0, H), _gate(x, 1, H), _gate(x, 2, H)
-            uz, ur, un_ = _gate(u, 0, H), _gate(u, 1, H), _gate(u, 2, H)
-            gz, gr, gn = _gate(g, 0, H), _gate(g, 1, H), _gate(g, 2, H)
-            hp, h_out, uh_out, d, hd_b = h_prev[b], hs[t, b], uh_t[b], dm[b], hd[b]
-            for j in range(H):
-                z = _sigmoid(xz[j] + uz[j] + rz[j])
-                r = _sigmoid(xr[j] + ur[j] + rr[j])
-                un = un_[j] + rn[j]
-                n = _tanh(xn[j] + r * un)
-                gz[j], gr[j], gn[j], uh_out[j] = z, r, n, un
-                # Keras blends with the undropped h_{t-1}.
-                h_old = hp[j]
-                h = z * h_old + (one - z) * n
-                h = h if keep else h_old
-                h_out[j] = h
-                hd_b[j] = h * d[j]
+    for p in prange(parts):
+        r0, r1 = _rows(B, p, parts)
+        xbuf, ubuf = np.empty((r1 - r0, 3 * H), x.dtype), np.empty((r1 - r0, 3 * H), x.dtype)
+        hd = np.empty((r1 - r0, H), x.dtype)
+        tile = np.empty(gemm.MR * U.shape[2], x.dtype)
+        _dropped(h0, dm, r0, hd)
+        for t in range(T):
+            _project(x, r0, T - 1 - t if backwards else t, kernel, xbuf, tile)
+            gemm.gemm(hd.reshape(-1), 0, H, 1, U, ubuf, False, tile)
+            h_prev = hs[t - 1] if t > 0 else h0
+            g_t, uh_t = gates[t % ng], uh[t % nu]
+            for r in range(r1 - r0):
+                b = r0 + r
+                keep = mask[t, b]
+                xb, u, g = xbuf[r], ubuf[r], g_t[b]
+                xz, xr, xn = _gate(xb, 0, H), _gate(xb, 1, H), _gate(xb, 2, H)
+                uz, ur, un_ = _gate(u, 0, H), _gate(u, 1, H), _gate(u, 2, H)
+                gz, gr, gn = _gate(g, 0, H), _gate(g, 1, H), _gate(g, 2, H)
+                hp, h_out, uh_out, d, hd_b = h_prev[b], hs[t, b], uh_t[b], dm[b], hd[r]
+                for j in range(H):
+                    z = _sigmoid(xz[j] + bz[j] + uz[j] + rz[j])
+                    rg = _sigmoid(xr[j] + br[j] + ur[j] + rr[j])
+                    un = un_[j] + rn[j]
+                    n = _tanh(xn[j] + bn[j] + rg * un)
+                    gz[j], gr[j], gn[j], uh_out[j] = z, rg, n, un
+                    # Keras blends with the undropped h_{t-1}.
+                    h_old = hp[j]
+                    h = z * h_old + (one - z) * n
+                    h = h if keep else h_old
+                    h_out[j] = h
+                    hd_b[j] = h * d[j]
 
 
-@njit(**_JIT)
-def _gru_backward(dhs, UT, h0, hs, gates, uh, mask, dm, dxw, du, dh0, dh_rec, carry):
-    """reset_after=True. dhs [T,B,H], UT [3H,H] -> dxw, du [T,B,3H], dh0 [B,H].
-    Scratch: dh_rec [B,H] = du_{t+1}·Uᵀ; carry [B,H] = dh·z (dh at a masked step)."""
+@njit(parallel=True, **_JIT)
+def _gru_backward(dhs, UT, kernel_t, h0, hs, gates, uh, mask, dm, backwards, parts,
+                  dxw, du, dx, dh0, dbias):
+    """reset_after=True. dhs [T,B,H], UT = Uᵀ [3H,H], kernel_t = kernelᵀ [3H,F] packed
+    -> dxw, du [T,B,3H], dx [B,T,F], dh0 [B,H], dbias [parts,2,3H] (Σ dxw, Σ du per part).
+    Scratch per part: dh_rec [n,H] = du_{t+1}·Uᵀ; carry [n,H] = dh·z (dh at a masked step)."""
     T, B, H = hs.shape
     one, zero = dhs.dtype.type(1), dhs.dtype.type(0)
-    dh_rec[:, :] = 0
-    carry[:, :] = 0
-    for t in range(T - 1, -1, -1):
-        h_prev = hs[t - 1] if t > 0 else h0
-        for b in range(B):
-            keep = mask[t, b]
-            g, dx, dut = gates[t, b], dxw[t, b], du[t, b]
-            gz, gr, gn = _gate(g, 0, H), _gate(g, 1, H), _gate(g, 2, H)
-            dxz, dxr, dxn = _gate(dx, 0, H), _gate(dx, 1, H), _gate(dx, 2, H)
-            duz, dur, dun = _gate(dut, 0, H), _gate(dut, 1, H), _gate(dut, 2, H)
-            uh_b, dhs_b, hp = uh[t, b], dhs[t, b], h_prev[b]
-            rec, car, d = dh_rec[b], carry[b], dm[b]
-            for j in range(H):
-                z, r, n = gz[j], gr[j], gn[j]
-                dh = dhs_b[j] + car[j] + rec[j] * d[j]
-                dn = dh * (one - z) * (one - n * n) if keep else zero
-                dzg = dh * (hp[j] - n) * z * (one - z) if keep else zero
-                dr = dn * uh_b[j] * r * (one - r)
-                dxz[j], dxr[j], dxn[j] = dzg, dr, dn
-                duz[j], dur[j], dun[j] = dzg, dr, dn * r
-                car[j] = dh * z if keep else dh
-        np.dot(du[t], UT, dh_rec)
-    dh0[:, :] = carry + dh_rec * dm
+    for p in prange(parts):
+        r0, r1 = _rows(B, p, parts)
+        dh_rec, carry = np.zeros((r1 - r0, H), dhs.dtype), np.zeros((r1 - r0, H), dhs.dtype)
+        tile = np.empty(gemm.MR * UT.shape[2], dhs.dtype)
+        sums_x, sums_u = dbias[p, 0], dbias[p, 1]
+        sums_x[:] = 0
+        sums_u[:] = 0
+        for t in range(T - 1, -1, -1):
+            h_prev = hs[t - 1] if t > 0 else h0
+            for r in range(r1 - r0):
+                b = r0 + r
+                keep = mask[t, b]
+                g, dxt, dut = gates[t, b], dxw[t, b], du[t, b]
+                gz, gr, gn = _gate(g, 0, H), _gate(g, 1, H), _gate(g, 2, H)
+                dxz, dxr, dxn = _gate(dxt, 0, H), _gate(dxt, 1, H), _gate(dxt, 2, H)
+                duz, dur, dun = _gate(dut, 0, H), _gate(dut, 1, H), _gate(dut, 2, H)
+                uh_b, dhs_b, hp = uh[t, b], dhs[t, b], h_prev[b]
+                rec, car, d = dh_rec[r], carry[r], dm[b]
+                for j in range(H):
+                    z, rg, n = gz[j], gr[j], gn[j]
+                    dh = dhs_b[j] + car[j] + rec[j] * d[j]
+                    dn = dh * (one - z) * (one - n * n) if keep else zero
+                    dzg = dh * (hp[j] - n) * z * (one - z) if keep else zero
+                    dr = dn * uh_b[j] * rg * (one - rg)
+                    dxz[j], dxr[j], dxn[j] = dzg, dr, dn
+                    duz[j], dur[j], dun[j] = dzg, dr, dn * rg
+                    car[j] = dh * z if keep else dh
+                _add(sums_x, dxt)
+                _add(sums_u, dut)
+            _product(du, t, r0, UT, dh_rec, tile)
+            _product(dxw, t, r0, kernel_t, dx[r0:r1, T - 1 - t if backwards else t], tile)
+        for r in range(r1 - r0):
+            dh0[r0 + r] = carry[r] + dh_rec[r] * dm[r0 + r]
 
 
-@njit(**_JIT)
-def _gru_forward_reset_before(xw, Uzr, Uh, h0, mask, dm, hs, gates, ubuf, rh, nbuf, hd):
-    """reset_after=False. xw [T,B,3H], Uzr [H,2H], Uh [H,H], h0 [B,H]
-    -> hs [T,B,H], gates [T or 1,B,3H].
-    Scratch: ubuf [B,2H] = hd·Uzr, rh [B,H] = r*hd, nbuf [B,H] = rh·Uh, hd [B,H]."""
-    T, B, H = hs.shape
+@njit(parallel=True, **_JIT)
+def _gru_forward_reset_before(x, kernel, bias, Uzr, Uh, h0, mask, dm, backwards, parts, hs, gates):
+    """reset_after=False. x [B,T,F], kernel [F,3H], Uzr [H,2H], Uh [H,H] packed, bias [3H],
+    h0 [B,H] -> hs [T,B,H], gates [T or 1,B,3H]. Scratch per part: xbuf [n,3H] = x_t·kernel,
+    ubuf [n,2H] = hd·Uzr, rh [n,H] = r*hd, nbuf [n,H] = rh·Uh, hd [n,H]."""
+    B, T, F = x.shape
+    H = hs.shape[2]
     ng = gates.shape[0]
-    one = xw.dtype.type(1)
-    hd[:, :] = h0 * dm
-    for t in range(T):
-        np.dot(hd, Uzr, ubuf)
-        g_t = gates[t % ng]
-        for b in range(B):
-            x, u, g, hd_b, rh_b = xw[t, b], ubuf[b], g_t[b], hd[b], rh[b]
-            xz, xr, uz, ur = _gate(x, 0, H), _gate(x, 1, H), _gate(u, 0, H), _gate(u, 1, H)
-            gz, gr = _gate(g, 0, H), _gate(g, 1, H)
-            for j in range(H):
-                z = _sigmoid(xz[j] + uz[j])
-                r = _sigmoid(xr[j] + ur[j])
-                gz[j], gr[j] = z, r
-                rh_b[j] = r * hd_b[j]
-        np.dot(rh, Uh, nbuf)
-        h_prev = hs[t - 1] if t > 0 else h0
-        for b in range(B):
-            keep = mask[t, b]
-            xn, gz, gn = _gate(xw[t, b], 2, H), _gate(g_t[b], 0, H), _gate(g_t[b], 2, H)
-            nb, hp, h_out, d, hd_b = nbuf[b], h_prev[b], hs[t, b], dm[b], hd[b]
-            for j in range(H):
-                n = _tanh(xn[j] + nb[j])
-                gn[j] = n
-                z, h_old = gz[j], hp[j]
-                h = z * h_old + (one - z) * n
-                h = h if keep else h_old
-                h_out[j] = h
-                hd_b[j] = h * d[j]
+    one = x.dtype.type(1)
+    bz, br, bn = _gate(bias, 0, H), _gate(bias, 1, H), _gate(bias, 2, H)
+    for p in prange(parts):
+        r0, r1 = _rows(B, p, parts)
+        n_rows = r1 - r0
+        xbuf, ubuf = np.empty((n_rows, 3 * H), x.dtype), np.empty((n_rows, 2 * H), x.dtype)
+        rh, nbuf, hd = (np.empty((n_rows, H), x.dtype), np.empty((n_rows, H), x.dtype),
+                        np.empty((n_rows, H), x.dtype))
+        tile = np.empty(gemm.MR * Uh.shape[2], x.dtype)
+        _dropped(h0, dm, r0, hd)
+        for t in range(T):
+            _project(x, r0, T - 1 - t if backwards else t, kernel, xbuf, tile)
+            gemm.gemm(hd.reshape(-1), 0, H, 1, Uzr, ubuf, False, tile)
+            g_t = gates[t % ng]
+            for r in range(n_rows):
+                xb, u, g, hd_b, rh_b = xbuf[r], ubuf[r], g_t[r0 + r], hd[r], rh[r]
+                xz, xr, uz, ur = _gate(xb, 0, H), _gate(xb, 1, H), _gate(u, 0, H), _gate(u, 1, H)
+                gz, gr = _gate(g, 0, H), _gate(g, 1, H)
+                for j in range(H):
+                    z = _sigmoid(xz[j] + bz[j] + uz[j])
+                    rg = _sigmoid(xr[j] + br[j] + ur[j])
+                    gz[j], gr[j] = z, rg
+                    rh_b[j] = rg * hd_b[j]
+            gemm.gemm(rh.reshape(-1), 0, H, 1, Uh, nbuf, False, tile)
+            h_prev = hs[t - 1] if t > 0 else h0
+            for r in range(n_rows):
+                b = r0 + r
+                keep = mask[t, b]
+                xn, gz, gn = _gate(xbuf[r], 2, H), _gate(g_t[b], 0, H), _gate(g_t[b], 2, H)
+                nb, hp, h_out, d, hd_b = nbuf[r], h_prev[b], hs[t, b], dm[b], hd[r]
+                for j in range(H):
+                    n = _tanh(xn[j] + bn[j] + nb[j])
+                    gn[j] = n
+                    z, h_old = gz[j], hp[j]
+                    h = z * h_old + (one - z) * n
+                    h = h if keep else h_old
+                    h_out[j] = h
+                    hd_b[j] = h * d[j]
 
 
-@njit(**_JIT)
-def _gru_backward_reset_before(dhs, UzrT, UhT, h0, hs, gates, mask, dm, dxw, du, dh0,
-                               dh_rec, carry, dn_buf, drh, dzr):
-    """reset_after=False. dhs [T,B,H], UzrT [2H,H], UhT [H,H] -> dxw, du [T,B,3H], dh0 [B,H].
-    Scratch [B,H]: dh_rec = dzr_{t+1}·Uzrᵀ, carry = dh·z + (drh*r)*dm (dh at a masked step),
-    dn_buf = dn, drh = dn·Uhᵀ; dzr [B,2H] = (dz, dr)."""
+@njit(parallel=True, **_JIT)
+def _gru_backward_reset_before(dhs, UzrT, UhT, kernel_t, h0, hs, gates, mask, dm, backwards,
+                               parts, dxw, du, dx, dh0, dbias):
+    """reset_after=False. dhs [T,B,H], UzrT [2H,H], UhT [H,H], kernel_t [3H,F] packed
+    -> dxw, du [T,B,3H], dx [B,T,F], dh0 [B,H], dbias [parts,3H] (Σ dxw per part).
+    Scratch per part [n,H]: dh_rec = dzr_{t+1}·Uzrᵀ, carry = dh·z + (drh*r)*dm (dh at a
+    masked step), dn_buf = dn, drh = dn·Uhᵀ; dzr [n,2H] = (dz, dr)."""
     T, B, H = hs.shape
     one, zero = dhs.dtype.type(1), dhs.dtype.type(0)
-    dh_rec[:, :] = 0
-    carry[:, :] = 0
-    for t in range(T - 1, -1, -1):
-        h_prev = hs[t - 1] if t > 0 else h0
-        for b in range(B):
-            keep = mask[t, b]
-            g, dx, dut, dzr_b = gates[t, b], dxw[t, b], du[t, b], dzr[b]
-            gz, gn = _gate(g, 0, H), _gate(g, 2, H)
-            dxz, dxn = _gate(dx, 0, H), _gate(dx, 2, H)
-            duz, dun = _gate(dut, 0, H), _gate(dut, 2, H)
-            dzz, dn_b, dhs_b, hp = _gate(dzr_b, 0, H), dn_buf[b], dhs[t, b], h_prev[b]
-            rec, car, d = dh_rec[b], carry[b], dm[b]
-            for j in range(H):
-                z, n = gz[j], gn[j]
-                dh = dhs_b[j] + car[j] + rec[j] * d[j]
-                dn = dh * (one - z) * (one - n * n) if keep else zero
-                dzg = dh * (hp[j] - n) * z * (one - z) if keep else zero
-                dxz[j], dxn[j], duz[j], dun[j], dzz[j], dn_b[j] = dzg, dn, dzg, dn, dzg, dn
-                # dh·z now; the r-path term is added once drh is known.
-                car[j] = dh * z if keep else dh
-        np.dot(dn_buf, UhT, drh)
-        for b in range(B):
-            gr, dxr = _gate(gates[t, b], 1, H), _gate(dxw[t, b], 1, H)
-            dur, dzr_r = _gate(du[t, b], 1, H), _gate(dzr[b], 1, H)
-            hp, drh_b, car, d = h_prev[b], drh[b], carry[b], dm[b]
-            for j in range(H):
-                r = gr[j]
-                dr = drh_b[j] * hp[j] * d[j] * r * (one - r)
-                dxr[j], dur[j], dzr_r[j] = dr, dr, dr
-                car[j] += drh_b[j] * r * d[j]
-        np.dot(dzr, UzrT, dh_rec)
-    dh0[:, :] = carry + dh_rec * dm
+    for p in prange(parts):
+        r0, r1 = _rows(B, p, parts)
+        n_rows = r1 - r0
+        dh_rec, carry = np.zeros((n_rows, H), dhs.dtype), np.zeros((n_rows, H), dhs.dtype)
+        dn_buf, drh = np.empty((n_rows, H), dhs.dtype), np.empty((n_rows, H), dhs.dtype)
+        dzr = np.empty((n_rows, 2 * H), dhs.dtype)
+        tile = np.empty(gemm.MR * UhT.shape[2], dhs.dtype)
+        total = dbias[p]
+        total[:] = 0
+        for t in range(T - 1, -1, -1):
+            h_prev = hs[t - 1] if t > 0 else h0
+            for r in range(n_rows):
+                b = r0 + r
+                keep = mask[t, b]
+                g, dxt, dut, dzr_b = gates[t, b], dxw[t, b], du[t, b], dzr[r]
+                gz, gn = _gate(g, 0, H), _gate(g, 2, H)
+                dxz, dxn = _gate(dxt, 0, H), _gate(dxt, 2, H)
+                duz, dun = _gate(dut, 0, H), _gate(dut, 2, H)
+                dzz, dn_b, dhs_b, hp = _gate(dzr_b, 0, H), dn_buf[r], dhs[t, b], h_prev[b]
+                rec, car, d = dh_rec[r], carry[r], dm[b]
+                for j in range(H):
+                    z, n = gz[j], gn[j]
+                    dh = dhs_b[j] + car[j] + rec[j] * d[j]
+                    dn = dh * (one - z) * (one - n * n) if keep else zero
+                    dzg = dh * (hp[j] - n) * z * (one - z) if keep else zero
+                    dxz[j], dxn[j], duz[j], dun[j], dzz[j], dn_b[j] = dzg, dn, dzg, dn, dzg, dn
+                    # dh·z now; the r-path term is added once drh is known.
+                    car[j] = dh * z if keep else dh
+            gemm.gemm(dn_buf.reshape(-1), 0, H, 1, UhT, drh, False, tile)
+            for r in range(n_rows):
+                b = r0 + r
+                gr, dxt = _gate(gates[t, b], 1, H), dxw[t, b]
+                dxr, dur, dzr_r = _gate(dxt, 1, H), _gate(du[t, b], 1, H), _gate(dzr[r], 1, H)
+                hp, drh_b, car, d = h_prev[b], drh[r], carry[r], dm[b]
+                for j in range(H):
+                    rg = gr[j]
+                    dr = drh_b[j] * hp[j] * d[j] * rg * (one - rg)
+                    dxr[j], dur[j], dzr_r[j] = dr, dr, dr
+                    car[j] += drh_b[j] * rg * d[j]
+                _add(total, dxt)
+            gemm.gemm(dzr.reshape(-1), 0, 2 * H, 1, UzrT, dh_rec, False, tile)
+            _product(dxw, t, r0, kernel_t, dx[r0:r1, T - 1 - t if backwards else t], tile)
+        for r in range(n_rows):
+            dh0[r0 + r] = carry[r] + dh_rec[r] * dm[r0 + r]
 
 
-@njit(**_JIT)
-def _simple_rnn_forward(xw, U, h0, mask, dm, hs, zbuf, hd):
-    """xw [T,B,H], U [H,H], h0 [B,H] -> hs [T,B,H]. Scratch: zbuf [B,H] = hd·U, hd [B,H]."""
-    T, B, H = hs.shape
-    hd[:, :] = h0 * dm
-    for t in range(T):
-        np.dot(hd, U, zbuf)
-        h_prev = hs[t - 1] if t > 0 else h0
-        for b in range(B):
-            keep = mask[t, b]
-            x, z, hp, h_out, d, hd_b = xw[t, b], zbuf[b], h_prev[b], hs[t, b], dm[b], hd[b]
-            for j in range(H):
-                h_old = hp[j]
-                h = _tanh(x[j] + z[j])
-                h = h if keep else h_old
-                h_out[j] = h
-                hd_b[j] = h * d[j]
+@njit(parallel=True, **_JIT)
+def _simple_rnn_forward(x, kernel, bias, U, h0, mask, dm, backwards, parts, hs):
+    """x [B,T,F], kernel [F,H] and U [H,H] packed, bias [H], h0 [B,H] -> hs [T,B,H].
+    Scratch per part: z [n,H] = x_t·kernel + hd·U, hd [n,H]."""
+    B, T, F = x.shape
+    H = hs.shape[2]
+    for p in prange(parts):
+        r0, r1 = _rows(B, p, parts)
+        z, hd = np.empty((r1 - r0, H), x.dtype), np.empty((r1 - r0, H), x.dtype)
+        tile = np.empty(gemm.MR * U.shape[2], x.dtype)
+        _dropped(h0, dm, r0, hd)
+        for t in range(T):
+            _project(x, r0, T - 1 - t if backwards else t, kernel, z, tile)
+            gemm.gemm(hd.reshape(-1), 0, H, 1, U, z, True, tile)
+            h_prev = hs[t - 1] if t > 0 else h0
+            for r in range(r1 - r0):
+                b = r0 + r
+                keep = mask[t, b]
+                zb, hp, h_out, d, hd_b = z[r], h_prev[b], hs[t, b], dm[b], hd[r]
+                for j in range(H):
+                    h_old = hp[j]
+                    h = _tanh(zb[j] + bias[j])
+                    h = h if keep else h_old
+                    h_out[j] = h
+                    hd_b[j] = h * d[j]
 
 
-@njit(**_JIT)
-def _simple_rnn_backward(dhs, UT, hs, mask, dm, dz, dh0, dh_rec, carry):
-    """dhs [T,B,H], UT [H,H] -> dz [T,B,H], dh0 [B,H].
-    Scratch: dh_rec [B,H] = dz_{t+1}·Uᵀ; carry [B,H] = dh at a masked step, else 0."""
+@njit(parallel=True, **_JIT)
+def _simple_rnn_backward(dhs, UT, kernel_t, hs, mask, dm, backwards, parts, dz, dx, dh0, dbias):
+    """dhs [T,B,H], UT = Uᵀ [H,H], kernel_t = kernelᵀ [H,F] packed -> dz [T,B,H],
+    dx [B,T,F], dh0 [B,H], dbias [parts,H]. Scratch per part: dh_rec [n,H] = dz_{t+1}·Uᵀ;
+    carry [n,H] = dh at a masked step, else 0."""
     T, B, H = hs.shape
     one, zero = dhs.dtype.type(1), dhs.dtype.type(0)
-    dh_rec[:, :] = 0
-    carry[:, :] = 0
-    for t in range(T - 1, -1, -1):
-        for b in range(B):
-            keep = mask[t, b]
-            dhs_b, h_b, dz_out = dhs[t, b], hs[t, b], dz[t, b]
-            rec, car, d = dh_rec[b], carry[b], dm[b]
-            for j in range(H):
-                dh = dhs_b[j] + car[j] + rec[j] * d[j]
-                dz_out[j] = dh * (one - h_b[j] * h_b[j]) if keep else zero
-                car[j] = zero if keep else dh
-        np.dot(dz[t], UT, dh_rec)
-    dh0[:, :] = carry + dh_rec * dm
+    for p in prange(parts):
+        r0, r1 = _rows(B, p, parts)
+        dh_rec, carry = np.zeros((r1 - r0, H), dhs.dtype), np.zeros((r1 - r0, H), dhs.dtype)
+        tile = np.empty(gemm.MR * UT.shape[2], dhs.dtype)
+        total = dbias[p]
+        total[:] = 0
+        for t in range(T - 1, -1, -1):
+            for r in range(r1 - r0):
+                b = r0 + r
+                keep = mask[t, b]
+                dhs_b, h_b, dz_out = dhs[t, b], hs[t, b], dz[t, b]
+                rec, car, d = dh_rec[r], carry[r], dm[b]
+                for j in range(H):
+                    dh = dhs_b[j] + car[j] + rec[j] * d[j]
+                    dz_out[j] = dh * (one - h_b[j] * h_b[j]) if keep else zero
+                    car[j] = zero if keep else dh
+                _add(total, dz_out)
+            _product(dz, t, r0, UT, dh_rec, tile)
+            _product(dz, t, r0, kernel_t, dx[r0:r1, T - 1 - t if backwards else t], tile)
+        for r in range(r1 - r0):
+            dh0[r0 + r] = carry[r] + dh_rec[r] * dm[r0 + r]
 
 
-# The kernel table entries (signatures of docs/kernels.md): check, allocate, call one kernel.
+# The kernel table entries (signatures of docs/kernels.md): check, pack, allocate, call one kernel.
 
-def _run(kernel, *args):
-    """kernel(*args) with BLAS on one thread for this thread (per-step GEMMs are too small to split)."""
-    with single_threaded():
-        kernel(*args)
+def _parts(B):
+    """Threads to split B rows over: at most one per MR rows (a GEMM tile's height)."""
+    return max(1, min(numba.get_num_threads(), B // gemm.MR))
 
 
 def _floats(op, dtype, **arrays):
@@ -359,7 +486,7 @@ def _floats(op, dtype, **arrays):
     for name, a in arrays.items():
         a = np.asarray(a)
         if a.dtype != dtype:
-            raise TypeError(f"{op}: {name} must have dtype {dtype} (like xw), got {a.dtype}")
+            raise TypeError(f"{op}: {name} must have dtype {dtype} (like x), got {a.dtype}")
         out.append(np.ascontiguousarray(a))
     return out
 
@@ -386,78 +513,102 @@ def _options(op, T, B, H, dtype, mask, dropout_mask):
     return mask, dropout_mask
 
 
-def _dims(op, xw, U, gates):
-    """(T, B, H, dtype) from xw [T,B,G*H] and U [H,G*H], checking both."""
-    xw, U = np.asarray(xw), np.asarray(U)
-    if xw.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{op}: arrays must be float32 or float64, got {xw.dtype}")
+def _recurrent_kernel(op, U, gates):
+    """H from U [H, gates*H], checked."""
+    U = np.asarray(U)
     if U.ndim != 2 or U.shape[1] != gates * U.shape[0]:
         raise ValueError(f"{op}: U must have shape (H, {gates}*H), got {U.shape}")
-    H = U.shape[0]
-    if xw.ndim != 3 or xw.shape[2] != gates * H:
-        raise ValueError(f"{op}: xw must have shape (T, B, {gates * H}), got {xw.shape}")
-    return xw.shape[0], xw.shape[1], H, xw.dtype
+    return U.shape[0]
 
 
-def _empty(dtype, *shapes):
-    return [np.empty(shape, dtype) for shape in shapes]
+def _projection(op, x, kernel, bias, U, gates):
+    """(x, kernel, bias or zeros, U, (B, T, F, H), dtype) checked and C-contiguous."""
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64) or x.ndim != 3:
+        raise TypeError(f"{op}: x must be a float32 or float64 [B,T,F] array, got {x.dtype} {x.shape}")
+    H = _recurrent_kernel(op, U, gates)
+    B, T, F = x.shape
+    x, kernel, U = _floats(op, x.dtype, x=x, kernel=kernel, U=U)
+    bias = np.zeros(gates * H, x.dtype) if bias is None else _floats(op, x.dtype, bias=bias)[0]
+    _shapes(op, kernel=(kernel, (F, gates * H)), bias=(bias, (gates * H,)))
+    return x, kernel, bias, U, (B, T, F, H), x.dtype
 
 
-def _t(a):
-    """aᵀ, C-contiguous (what the backward GEMMs multiply by)."""
-    return np.ascontiguousarray(a.T)
+def _input_gradient(op, kernel, B, T, G, dtype):
+    """(kernelᵀ packed, dx [B,T,F]) for the backward, or an empty pair when kernel is None."""
+    if kernel is None:
+        return np.empty((0, G, gemm.panel_width(dtype)), dtype), np.empty((B, T, 0), dtype)
+    (kernel,) = _floats(op, dtype, kernel=kernel)
+    if kernel.ndim != 2 or kernel.shape[1] != G:
+        raise ValueError(f"{op}: kernel must have shape (F, {G}), got {kernel.shape}")
+    return gemm.packed(kernel.T), np.empty((B, T, kernel.shape[0]), dtype)
 
 
-def lstm_forward(xw, U, h0, c0, mask, dropout_mask, *, save=True):
-    """xw: [T,B,4H] (gates i,f,c,o), U: [H,4H], h0/c0: [B,H], mask: [T,B] bool or None,
-    dropout_mask: [B,H] or None -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o);
+def _total(sums, dtype):
+    """The bias gradient from the parts' float64 sums [parts, ...], rounded once."""
+    return sums.sum(axis=0).astype(dtype)
+
+
+def lstm_forward(x, kernel, bias, U, h0, c0, mask, dropout_mask, *, go_backwards=False, save=True):
+    """x: [B,T,F], kernel: [F,4H], bias: [4H] or None (gates i,f,c,o), U: [H,4H], h0/c0: [B,H],
+    mask: [T,B] bool or None, dropout_mask: [B,H] or None
+    -> (hs [T,B,H], cs [T,B,H], gates [T,B,4H] activated i,f,g,o);
     without `save`, cs is only its last step [1,B,H] (c_T) and gates is None."""
-    T, B, H, dt = _dims("lstm", xw, U, 4)
-    xw, U, h0, c0 = _floats("lstm", dt, xw=xw, U=U, h0=h0, c0=c0)
+    x, kernel, bias, U, (B, T, F, H), dt = _projection("lstm", x, kernel, bias, U, 4)
+    h0, c0 = _floats("lstm", dt, h0=h0, c0=c0)
     _shapes("lstm", h0=(h0, (B, H)), c0=(c0, (B, H)))
     mask, dm = _options("lstm", T, B, H, dt, mask, dropout_mask)
     # Without save: cs is a ring of c_{t-1}, c_t (two buffers: a step reads one, writes the
     # other, so the loop has no aliasing to stop vectorization) and gates one step of scratch.
-    hs, cs, gates = _empty(dt, (T, B, H), (T if save else 2, B, H), (T if save else 1, B, 4 * H))
-    _run(_lstm_forward, xw, U, h0, c0, mask, dm, hs, cs, gates, *_empty(dt, (B, 4 * H), (B, H)))
+    hs = np.empty((T, B, H), dt)
+    cs, gates = np.empty((T if save else 2, B, H), dt), np.empty((T if save else 1, B, 4 * H), dt)
+    _lstm_forward(x, gemm.packed(kernel), bias, gemm.packed(U), h0, c0, mask, dm, go_backwards,
+                  _parts(B), hs, cs, gates)
     if save:
         return hs, cs, gates
     last = (T - 1) % 2
     return hs, cs[last:last + 1], None
 
 
-def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask):
+def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask, *, kernel=None,
+                  go_backwards=False):
     """dhs: [T,B,H] total grad of each h_t, dc_T: [B,H], the rest as forward gave them
-    -> (dz [T,B,4H] = d xw, dbias [4H], dh0 [B,H], dc0 [B,H])."""
-    T, B, H, dt = _dims("lstm", gates, U, 4)
+    -> (dz [T,B,4H] = d xw, dx [B,T,F] or None without kernel, dbias [4H], dh0 [B,H], dc0 [B,H])."""
+    H = _recurrent_kernel("lstm", U, 4)
+    T, B, dt = *np.shape(hs)[:2], np.asarray(hs).dtype
     dhs, dc_T, U, h0, c0, hs, cs, gates = _floats(
         "lstm", dt, dhs=dhs, dc_T=dc_T, U=U, h0=h0, c0=c0, hs=hs, cs=cs, gates=gates)
     _shapes("lstm", dhs=(dhs, (T, B, H)), hs=(hs, (T, B, H)), cs=(cs, (T, B, H)),
-            dc_T=(dc_T, (B, H)), h0=(h0, (B, H)), c0=(c0, (B, H)))
+            gates=(gates, (T, B, 4 * H)), dc_T=(dc_T, (B, H)), h0=(h0, (B, H)), c0=(c0, (B, H)))
     mask, dm = _options("lstm", T, B, H, dt, mask, dropout_mask)
-    dz, dh0, dc0 = _empty(dt, (T, B, 4 * H), (B, H), (B, H))
-    _run(_lstm_backward, dhs, dc_T, _t(U), c0, hs, cs, gates, mask, dm, dz, dh0, dc0,
-         *_empty(dt, (B, H), (B, H)))
-    return dz, bias_gradient(dz), dh0, dc0
+    kernel_t, dx = _input_gradient("lstm", kernel, B, T, 4 * H, dt)
+    dz, dh0, dc0 = np.empty((T, B, 4 * H), dt), np.empty((B, H), dt), np.empty((B, H), dt)
+    parts = _parts(B)
+    sums = np.empty((parts, 4 * H))
+    _lstm_backward(dhs, dc_T, gemm.packed(U.T), kernel_t, c0, hs, cs, gates, mask, dm,
+                   go_backwards, parts, dz, dx, dh0, dc0, sums)
+    return dz, None if kernel is None else dx, _total(sums, dt), dh0, dc0
 
 
-def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True, *, save=True):
-    """xw: [T,B,3H] (gates z,r,h), U: [H,3H], recurrent_bias: [3H] or None (reset_after only),
-    h0: [B,H] -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, uh [T,B,H] = u_h, or [0]);
+def gru_forward(x, kernel, bias, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True, *,
+                go_backwards=False, save=True):
+    """x: [B,T,F], kernel: [F,3H], bias: [3H] or None (the input bias; gates z,r,h), U: [H,3H],
+    recurrent_bias: [3H] or None (reset_after only), h0: [B,H]
+    -> (hs [T,B,H], gates [T,B,3H] activated z,r,n, uh [T,B,H] = u_h, or [0]);
     gates and uh are None when not `save`."""
-    T, B, H, dt = _dims("gru", xw, U, 3)
-    xw, U, h0 = _floats("gru", dt, xw=xw, U=U, h0=h0)
+    x, kernel, bias, U, (B, T, F, H), dt = _projection("gru", x, kernel, bias, U, 3)
+    (h0,) = _floats("gru", dt, h0=h0)
     _shapes("gru", h0=(h0, (B, H)))
     mask, dm = _options("gru", T, B, H, dt, mask, dropout_mask)
     # Without save, gates (and uh) are one step of scratch, overwritten every step.
     steps = T if save else 1
-    hs, gates = _empty(dt, (T, B, H), (steps, B, 3 * H))
+    hs, gates = np.empty((T, B, H), dt), np.empty((steps, B, 3 * H), dt)
     if not reset_after:
         if recurrent_bias is not None:
             raise ValueError("gru: recurrent_bias must be None when reset_after=False")
-        Uzr, Uh = np.ascontiguousarray(U[:, :2 * H]), np.ascontiguousarray(U[:, 2 * H:])
-        _run(_gru_forward_reset_before, xw, Uzr, Uh, h0, mask, dm, hs, gates,
-             *_empty(dt, (B, 2 * H), (B, H), (B, H), (B, H)))
+        _gru_forward_reset_before(x, gemm.packed(kernel), bias, gemm.packed(U[:, :2 * H]),
+                                  gemm.packed(U[:, 2 * H:]), h0, mask, dm, go_backwards,
+                                  _parts(B), hs, gates)
         return (hs, gates, np.empty((0,), dt)) if save else (hs, None, None)
     if recurrent_bias is None:
         rb = np.zeros(3 * H, dt)
@@ -465,50 +616,69 @@ def gru_forward(xw, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True,
         (rb,) = _floats("gru", dt, recurrent_bias=recurrent_bias)
         _shapes("gru", recurrent_bias=(rb, (3 * H,)))
     uh = np.empty((steps, B, H), dt)
-    _run(_gru_forward, xw, U, rb, h0, mask, dm, hs, gates, uh, *_empty(dt, (B, 3 * H), (B, H)))
+    _gru_forward(x, gemm.packed(kernel), bias, gemm.packed(U), rb, h0, mask, dm, go_backwards,
+                 _parts(B), hs, gates, uh)
     return (hs, gates, uh) if save else (hs, None, None)
 
 
-def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True):
+def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True,
+                 *, kernel=None, go_backwards=False):
     """dhs: [T,B,H], the rest as forward gave them
-    -> (dxw [T,B,3H], du [T,B,3H], dbias [2,3H] or [3H], dh0 [B,H]).
+    -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H], dbias [2,3H] or [3H], dh0 [B,H]).
 
     du is the gradient of the recurrent pre-activations: d(hd·U + rb) with reset_after;
-    without, du[..., :2H] = d(hd·U_zr) and du[..., 2H:] = d((r*hd)·U_h). dbias: bias_gradient.
-    recurrent_bias does not enter the gradients (it is in the signature for symmetry).
+    without, du[..., :2H] = d(hd·U_zr) and du[..., 2H:] = d((r*hd)·U_h). dbias: Σ dxw (and
+    Σ du with reset_after) over t and b. recurrent_bias does not enter the gradients (it is
+    in the signature for symmetry).
     """
-    T, B, H, dt = _dims("gru", gates, U, 3)
+    H = _recurrent_kernel("gru", U, 3)
+    T, B, dt = *np.shape(hs)[:2], np.asarray(hs).dtype
     dhs, U, h0, hs, gates = _floats("gru", dt, dhs=dhs, U=U, h0=h0, hs=hs, gates=gates)
-    _shapes("gru", dhs=(dhs, (T, B, H)), hs=(hs, (T, B, H)), h0=(h0, (B, H)))
+    _shapes("gru", dhs=(dhs, (T, B, H)), hs=(hs, (T, B, H)), gates=(gates, (T, B, 3 * H)),
+            h0=(h0, (B, H)))
     mask, dm = _options("gru", T, B, H, dt, mask, dropout_mask)
-    dxw, du, dh0, dh_rec, carry = _empty(dt, (T, B, 3 * H), (T, B, 3 * H), (B, H), (B, H), (B, H))
+    kernel_t, dx = _input_gradient("gru", kernel, B, T, 3 * H, dt)
+    dxw, du, dh0 = np.empty((T, B, 3 * H), dt), np.empty((T, B, 3 * H), dt), np.empty((B, H), dt)
+    parts = _parts(B)
     if reset_after:
         (uh,) = _floats("gru", dt, uh=uh)
         _shapes("gru", uh=(uh, (T, B, H)))
-        _run(_gru_backward, dhs, _t(U), h0, hs, gates, uh, mask, dm, dxw, du, dh0, dh_rec, carry)
+        sums = np.empty((parts, 2, 3 * H))
+        _gru_backward(dhs, gemm.packed(U.T), kernel_t, h0, hs, gates, uh, mask, dm, go_backwards,
+                      parts, dxw, du, dx, dh0, sums)
     else:
-        _run(_gru_backward_reset_before, dhs, _t(U[:, :2 * H]), _t(U[:, 2 * H:]), h0, hs, gates,
-             mask, dm, dxw, du, dh0, dh_rec, carry, *_empty(dt, (B, H), (B, H), (B, 2 * H)))
-    return dxw, du, bias_gradient(dxw, du if reset_after else None), dh0
+        sums = np.empty((parts, 3 * H))
+        _gru_backward_reset_before(dhs, gemm.packed(U[:, :2 * H].T), gemm.packed(U[:, 2 * H:].T),
+                                   kernel_t, h0, hs, gates, mask, dm, go_backwards, parts,
+                                   dxw, du, dx, dh0, sums)
+    return dxw, None if kernel is None else dx, du, _total(sums, dt), dh0
 
 
-def simple_rnn_forward(xw, U, h0, mask, dropout_mask):
-    """xw: [T,B,H], U: [H,H], h0: [B,H] -> hs [T,B,H], h_t = tanh(xw[t] + hd_{t-1}·U)."""
-    T, B, H, dt = _dims("simple_rnn", xw, U, 1)
-    xw, U, h0 = _floats("simple_rnn", dt, xw=xw, U=U, h0=h0)
+def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwards=False):
+    """x: [B,T,F], kernel: [F,H], bias: [H] or None, U: [H,H], h0: [B,H]
+    -> hs [T,B,H], h_t = tanh(x_t·kernel + bias + hd_{t-1}·U)."""
+    x, kernel, bias, U, (B, T, F, H), dt = _projection("simple_rnn", x, kernel, bias, U, 1)
+    (h0,) = _floats("simple_rnn", dt, h0=h0)
     _shapes("simple_rnn", h0=(h0, (B, H)))
     mask, dm = _options("simple_rnn", T, B, H, dt, mask, dropout_mask)
     hs = np.empty((T, B, H), dt)
-    _run(_simple_rnn_forward, xw, U, h0, mask, dm, hs, *_empty(dt, (B, H), (B, H)))
+    _simple_rnn_forward(x, gemm.packed(kernel), bias, gemm.packed(U), h0, mask, dm, go_backwards,
+                        _parts(B), hs)
     return hs
 
 
-def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask):
-    """dhs: [T,B,H], hs: [T,B,H] from forward -> (dz [T,B,H] = d xw, dbias [H], dh0 [B,H])."""
-    T, B, H, dt = _dims("simple_rnn", hs, U, 1)
+def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask, *, kernel=None, go_backwards=False):
+    """dhs: [T,B,H], hs: [T,B,H] from forward
+    -> (dz [T,B,H] = d xw, dx [B,T,F] or None, dbias [H], dh0 [B,H])."""
+    H = _recurrent_kernel("simple_rnn", U, 1)
+    T, B, dt = *np.shape(hs)[:2], np.asarray(hs).dtype
     dhs, U, h0, hs = _floats("simple_rnn", dt, dhs=dhs, U=U, h0=h0, hs=hs)
-    _shapes("simple_rnn", dhs=(dhs, (T, B, H)), h0=(h0, (B, H)))
+    _shapes("simple_rnn", dhs=(dhs, (T, B, H)), hs=(hs, (T, B, H)), h0=(h0, (B, H)))
     mask, dm = _options("simple_rnn", T, B, H, dt, mask, dropout_mask)
-    dz, dh0 = _empty(dt, (T, B, H), (B, H))
-    _run(_simple_rnn_backward, dhs, _t(U), hs, mask, dm, dz, dh0, *_empty(dt, (B, H), (B, H)))
-    return dz, bias_gradient(dz), dh0
+    kernel_t, dx = _input_gradient("simple_rnn", kernel, B, T, H, dt)
+    dz, dh0 = np.empty((T, B, H), dt), np.empty((B, H), dt)
+    parts = _parts(B)
+    sums = np.empty((parts, H))
+    _simple_rnn_backward(dhs, gemm.packed(U.T), kernel_t, hs, mask, dm, go_backwards, parts,
+                         dz, dx, dh0, sums)
+    return dz, None if kernel is None else dx, _total(sums, dt), dh0

@@ -86,13 +86,6 @@ if not _ERROR:
     # The recurrent and convolution kernels live in their own modules (docs/kernels.md).
     from ._numba_conv1d import (conv1d_backward, conv1d_forward,  # noqa: E402,F401
                                 max_pool1d_backward, max_pool1d_forward)
-    from . import _numba_rnn  # noqa: E402
-    from ._projection import projected_backward as _projected_backward, projected_forward as _projected_forward  # noqa: E402
-
-    # The Numba loops take the input projection precomputed (one GEMM before, one after).
-    lstm_forward = _projected_forward(_numba_rnn.lstm_forward)
-    lstm_backward = _projected_backward(_numba_rnn.lstm_backward)
-    gru_forward = _projected_forward(_numba_rnn.gru_forward)
-    gru_backward = _projected_backward(_numba_rnn.gru_backward)
-    simple_rnn_forward = _projected_forward(_numba_rnn.simple_rnn_forward)
-    simple_rnn_backward = _projected_backward(_numba_rnn.simple_rnn_backward)
+    # The recurrent loops compute the input projection and dx inside the loop.
+    from ._numba_rnn import (gru_backward, gru_forward, lstm_backward,  # noqa: E402,F401
+                             lstm_forward, simple_rnn_backward, simple_rnn_forward)
