@@ -59,3 +59,31 @@ def test_conv1d_many_blocks(strides, dilation_rate, dtype):
     theirs = reference.conv1d_backward(grad, x, kernel, strides, dilation_rate)
     for name, a, b in zip(("dx", "dkernel", "dbias"), ours, theirs):
         assert_close(a, b, dtype, name)
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_conv1d_any_number_of_parts(parts, monkeypatch):
+    """The blocks split over any number of threads (more parts than blocks included)."""
+    monkeypatch.setattr(numba_cpu.numba, "get_num_threads", lambda: parts)
+    rng = np.random.default_rng(parts)
+    x, kernel = rng.standard_normal((2, 300, 5)), rng.standard_normal((3, 5, 7))
+    out = numba_cpu.conv1d_forward(x, kernel, None, 1, 1)
+    assert_close(out, reference.conv1d_forward(x, kernel, None, 1, 1), np.float64, "out")
+    grad = rng.standard_normal(out.shape)
+    for name, a, b in zip(("dx", "dkernel", "dbias"), numba_cpu.conv1d_backward(grad, x, kernel, 1, 1),
+                          reference.conv1d_backward(grad, x, kernel, 1, 1)):
+        assert_close(a, b, np.float64, name)
+
+
+# The recurrent loops split the batch into parts (one per thread, each running the whole
+# loop on its rows). B = 19 over 3 parts gives rows 6, 6, 7: every part a ragged GEMM tile;
+# B = 2 over 3 parts leaves one part empty. H = 37 puts vector bodies and tails in each gate
+# loop and a partial panel in each GEMM.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("option", ["plain", "no_bias", "go_backwards_mask", "everything"])
+@pytest.mark.parametrize("variant", ["lstm", "gru", "gru_reset_before", "simple_rnn"])
+@pytest.mark.parametrize("B,parts", [(19, 3), (2, 3), (19, 1)])
+def test_recurrent_parts(B, parts, variant, option, dtype, monkeypatch):
+    import rnn_cases as rc
+    monkeypatch.setattr(numba_cpu, "_parts", lambda rows: parts)
+    rc.check_backend(rc.make_case(variant, option, B=B, T=4, F_=5, H=37), "numba", dtype)

@@ -1,9 +1,9 @@
 """The input projection of the recurrent ops for backends whose time loop takes it precomputed.
 
 The kernel table's recurrent ops receive the layer input x [B,T,F] with its kernel and input
-bias (docs/kernels.md, "input projection"): the C++ loops compute x_t·kernel + bias step by
-step inside the loop. The reference and Numba loops take the projection for all steps as one
-time-major array xw [T,B,G] instead; `projected_forward` / `projected_backward` turn such a
+bias (docs/kernels.md, "input projection"): the C++ and Numba loops compute x_t·kernel + bias
+step by step inside the loop. The reference and CUDA loops take the projection for all steps
+as one time-major array xw [T,B,G] instead; `projected_forward` / `projected_backward` turn such a
 loop into the table's signature with one GEMM before it (xw) and one after it (dx).
 """
 from __future__ import annotations
