@@ -3,6 +3,10 @@ SIMD GEMM (_numba_gemm) against NumPy with ragged tiles, transposed A and accumu
 conv1d across several row blocks and threads against the reference."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -87,3 +91,34 @@ def test_recurrent_parts(B, parts, variant, option, dtype, monkeypatch):
     import rnn_cases as rc
     monkeypatch.setattr(numba_cpu, "_parts", lambda rows: parts)
     rc.check_backend(rc.make_case(variant, option, B=B, T=4, F_=5, H=37), "numba", dtype)
+
+
+def test_vector_width_is_checked():
+    assert gemm.vector_bytes({gemm.VECTOR_ENV: "32"}) == 32
+    assert gemm.vector_bytes({}) in (16, 32, 64)
+    with pytest.raises(ValueError, match="SEQFUSE_NUMBA_VECTOR_BYTES must be one of 16, 32, 64, got '48'"):
+        gemm.vector_bytes({gemm.VECTOR_ENV: "48"})
+
+
+def test_vector_width_in_force():
+    """The width the environment forces (or the host's) is the one compiled; a forced width
+    other than the host's is never written to the on-disk cache."""
+    forced = os.environ.get(gemm.VECTOR_ENV)
+    host = gemm.vector_bytes({})
+    assert gemm.VECTOR_BYTES == (int(forced) if forced else host)
+    assert gemm.CACHE == (gemm.VECTOR_BYTES == host)
+    assert gemm.panel_width(np.float32) == 2 * gemm.VECTOR_BYTES // 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [w for w in (16, 32, 64) if w != gemm.vector_bytes({})])
+def test_other_vector_widths(width):
+    """A CPU with another SIMD width runs other tiles (NR = 2 vectors): force each width in a
+    fresh process and rerun this file's GEMM tests there (all the width-specific code is in
+    _numba_gemm), plus one float32 conv1d and lstm case through the kernels that call it."""
+    tests = ("width_in_force or gemm_matches_numpy or (conv1d_many_blocks and 1-1 and float32)"
+             " or (recurrent_parts and 19-3 and lstm and everything and float32)")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+                           "-k", tests], env=dict(os.environ, **{gemm.VECTOR_ENV: str(width)}),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

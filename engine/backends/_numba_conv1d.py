@@ -80,7 +80,7 @@ def _part(units, p, parts):
     return units * p // parts, units * (p + 1) // parts
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=gemm.CACHE, nogil=True)
 def _conv1d_forward(x, weights, bias, strides, dilation_rate, K, parts, out):
     """x: [B,L,C], weights: kernel [K·C,O] packed, bias: [O] -> out [B,L_out,O], on `parts` threads."""
     B, length_out, O = out.shape
@@ -102,7 +102,7 @@ def _conv1d_forward(x, weights, bias, strides, dilation_rate, K, parts, out):
             gemm.gemm(a, start, row_step, 1, weights, rows, True, tile)
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=gemm.CACHE, nogil=True)
 def _conv1d_backward(grad, grad_for_dx, x, weights_t, strides, dilation_rate, K, dx, dweights):
     """grad: [B,L_out,O]; grad_for_dx: grad padded (s = d = 1, see _grad_windows) or grad;
     x: [B,L,C]; weights_t: kernel[k]ᵀ stacked [K·O,C] packed (taps reversed when padded)

@@ -21,6 +21,8 @@ of the tile.
 """
 from __future__ import annotations
 
+import os
+
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
@@ -29,14 +31,31 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 
-def _vector_bytes():
+VECTOR_ENV = "SEQFUSE_NUMBA_VECTOR_BYTES"
+
+
+def _host_vector_bytes():
     features = llvm.get_host_cpu_features()
     if features.get("avx512f"):
         return 64
     return 32 if features.get("avx2") or features.get("avx") else 16
 
 
-VECTOR_BYTES = _vector_bytes()
+def vector_bytes(environ=os.environ):
+    """The SIMD width the kernels compile for: SEQFUSE_NUMBA_VECTOR_BYTES (16, 32 or 64) when
+    set, to force one (the tests run every width on any CPU), else the host CPU's widest."""
+    forced = environ.get(VECTOR_ENV, "").strip()
+    if not forced:
+        return _host_vector_bytes()
+    if forced not in ("16", "32", "64"):
+        raise ValueError(f"{VECTOR_ENV} must be one of 16, 32, 64, got {forced!r}")
+    return int(forced)
+
+
+VECTOR_BYTES = vector_bytes()
+# Numba keys its on-disk cache by CPU, not by this width: kernels built on a forced width
+# are compiled afresh in each process (cache=CACHE) so they never replace the host's.
+CACHE = VECTOR_BYTES == _host_vector_bytes()
 MR = 8  # rows per tile: 8 rows x 2 vectors = 16 accumulators (AVX-512 has 32 registers)
 
 
@@ -128,7 +147,7 @@ def _vfma(typingctx, a, b, c):
     return c(a, b, c), codegen
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def pack(b, bp):
     """b: [K,N] (any strides) -> bp [P,K,NR] column panels, zero past column N."""
     P, K, NR = bp.shape
@@ -148,7 +167,7 @@ def packed(b):
     return bp
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _tile(a, o0, o1, o2, o3, o4, o5, o6, o7, step, panel, K, tile):
     """tile [MR·NR] = A_rows · panel: row r of A is a[o_r + k·step] for k < K; panel: flat [K,NR]."""
     W = tile.size // (2 * MR)
@@ -201,7 +220,7 @@ def _tile(a, o0, o1, o2, o3, o4, o5, o6, o7, step, panel, K, tile):
     _vstore(tile, 7 * NR + W, c71)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def gemm(a, start, row_step, k_step, bp, c, accumulate, tile):
     """c [M,N] = (or += with accumulate) A · B, with A[i,k] = a[start + i·row_step + k·k_step]
     (a: flat 1-D; A = x: row_step = ld, k_step = 1; A = xᵀ: row_step = 1, k_step = ld) and

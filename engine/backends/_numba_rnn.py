@@ -29,7 +29,7 @@ from numba.extending import overload
 
 from . import _numba_gemm as gemm
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_JIT = {"cache": gemm.CACHE, "nogil": True, "error_model": "numpy"}
 
 # Eigen's generic_fast_tanh_float: tanh(x) ≈ x·P(x²)/Q(x²) on |x| ≤ 7.905, where the
 # float32 tanh is already ±1.
