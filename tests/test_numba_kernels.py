@@ -25,8 +25,9 @@ def assert_close(actual, expected, dtype, what=""):
     assert err <= TOL[dtype], f"{what}: relative error {err:.2e}"
 
 
-# Shapes around the tile (MR rows x NR columns): below, at, just past, and several of each.
-SHAPES = [(1, 1, 1), (7, 5, 3), (gemm.MR, 32, 32), (gemm.MR + 1, 17, 33), (64, 128, 512), (13, 64, 100)]
+# Shapes around the tile (MR rows x NR columns): below, at, just past, and several of each;
+# K = 0 (an empty product) writes zeros.
+SHAPES = [(1, 1, 1), (7, 5, 3), (9, 0, 40), (gemm.MR, 32, 32), (gemm.MR + 1, 17, 33), (64, 128, 512), (13, 64, 100)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -125,6 +125,16 @@ def _vsplat(typingctx, array, index):
 
 
 @intrinsic
+def _lanes(typingctx, array):
+    """The lanes of a vector of array's dtype (a compile-time constant)."""
+    lanes = _Vec(array.dtype).lanes
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.intp, lanes)
+    return types.intp(array), codegen
+
+
+@intrinsic
 def _vzero(typingctx, array):
     """A zero vector of array's dtype."""
     vec = _Vec(array.dtype)
@@ -145,6 +155,22 @@ def _vfma(typingctx, a, b, c):
             f"llvm.fma.v{vector_type.count}f{bits}")
         return builder.call(fn, args)
     return c(a, b, c), codegen
+
+
+@intrinsic
+def _vadd(typingctx, a, b):
+    """a + b lane by lane."""
+    def codegen(context, builder, sig, args):
+        return builder.fadd(*args)
+    return a(a, b), codegen
+
+
+@njit(inline="always")
+def _put(out, index, value, accumulate):
+    """out[index:index+lanes] = value, or += value with accumulate."""
+    if accumulate:
+        value = _vadd(_vload(out, index), value)
+    _vstore(out, index, value)
 
 
 @njit(cache=CACHE, nogil=True)
@@ -168,12 +194,14 @@ def packed(b):
 
 
 @njit(cache=CACHE, nogil=True)
-def _tile(a, o0, o1, o2, o3, o4, o5, o6, o7, step, panel, K, tile):
-    """tile [MR·NR] = A_rows · panel: row r of A is a[o_r + k·step] for k < K; panel: flat [K,NR]."""
-    W = tile.size // (2 * MR)
+def _tile(a, o0, o1, o2, o3, o4, o5, o6, o7, step, panel, K, out, base, ld, accumulate):
+    """A_rows · panel, MR x NR, into out[base + r·ld + j] (or added to it with accumulate):
+    row r of A is a[o_r + k·step] for k < K; panel: flat [K,NR]; out: any array, the offsets
+    counted in elements from its first one."""
+    W = _lanes(panel)
     NR = 2 * W
-    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = _vzero(tile)
-    c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = _vzero(tile)
+    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = _vzero(panel)
+    c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = _vzero(panel)
     for k in range(K):
         b0 = _vload(panel, k * NR)
         b1 = _vload(panel, k * NR + W)
@@ -202,22 +230,22 @@ def _tile(a, o0, o1, o2, o3, o4, o5, o6, o7, step, panel, K, tile):
         x = _vsplat(a, o7 + s)
         c70 = _vfma(x, b0, c70)
         c71 = _vfma(x, b1, c71)
-    _vstore(tile, 0, c00)
-    _vstore(tile, W, c01)
-    _vstore(tile, NR, c10)
-    _vstore(tile, NR + W, c11)
-    _vstore(tile, 2 * NR, c20)
-    _vstore(tile, 2 * NR + W, c21)
-    _vstore(tile, 3 * NR, c30)
-    _vstore(tile, 3 * NR + W, c31)
-    _vstore(tile, 4 * NR, c40)
-    _vstore(tile, 4 * NR + W, c41)
-    _vstore(tile, 5 * NR, c50)
-    _vstore(tile, 5 * NR + W, c51)
-    _vstore(tile, 6 * NR, c60)
-    _vstore(tile, 6 * NR + W, c61)
-    _vstore(tile, 7 * NR, c70)
-    _vstore(tile, 7 * NR + W, c71)
+    _put(out, base, c00, accumulate)
+    _put(out, base + W, c01, accumulate)
+    _put(out, base + ld, c10, accumulate)
+    _put(out, base + ld + W, c11, accumulate)
+    _put(out, base + 2 * ld, c20, accumulate)
+    _put(out, base + 2 * ld + W, c21, accumulate)
+    _put(out, base + 3 * ld, c30, accumulate)
+    _put(out, base + 3 * ld + W, c31, accumulate)
+    _put(out, base + 4 * ld, c40, accumulate)
+    _put(out, base + 4 * ld + W, c41, accumulate)
+    _put(out, base + 5 * ld, c50, accumulate)
+    _put(out, base + 5 * ld + W, c51, accumulate)
+    _put(out, base + 6 * ld, c60, accumulate)
+    _put(out, base + 6 * ld + W, c61, accumulate)
+    _put(out, base + 7 * ld, c70, accumulate)
+    _put(out, base + 7 * ld + W, c71, accumulate)
 
 
 @njit(cache=CACHE, nogil=True)
@@ -225,10 +253,12 @@ def gemm(a, start, row_step, k_step, bp, c, accumulate, tile):
     """c [M,N] = (or += with accumulate) A · B, with A[i,k] = a[start + i·row_step + k·k_step]
     (a: flat 1-D; A = x: row_step = ld, k_step = 1; A = xᵀ: row_step = 1, k_step = ld) and
     B packed by `pack` into bp [P,K,NR]. c: any 2-D view with c.shape[1] <= P·NR.
-    tile: scratch [MR·NR] of c's dtype, one per thread."""
+    tile: scratch [MR·NR] of c's dtype, one per thread, for the tiles that stick out of c."""
     M, N = c.shape
     P, K, NR = bp.shape
     panels = bp.reshape(-1)
+    # Whole tiles go straight from the registers to c when its rows are contiguous.
+    ld = c.strides[0] // c.itemsize if c.strides[1] == c.itemsize else -1
     for p in range(P):
         j0 = p * NR
         width = min(NR, N - j0)
@@ -244,8 +274,13 @@ def gemm(a, start, row_step, k_step, bp, c, accumulate, tile):
             o5 = start + min(i0 + 5, last) * row_step
             o6 = start + min(i0 + 6, last) * row_step
             o7 = start + min(i0 + 7, last) * row_step
-            _tile(a, o0, o1, o2, o3, o4, o5, o6, o7, k_step, panel, K, tile)
-            for r in range(min(MR, M - i0)):
+            rows = min(MR, M - i0)
+            if rows == MR and width == NR and ld >= 0:
+                _tile(a, o0, o1, o2, o3, o4, o5, o6, o7, k_step, panel, K, c, i0 * ld + j0, ld,
+                      accumulate)
+                continue
+            _tile(a, o0, o1, o2, o3, o4, o5, o6, o7, k_step, panel, K, tile, 0, NR, False)
+            for r in range(rows):
                 dst, src = c[i0 + r, j0:j0 + width], tile[r * NR:r * NR + width]
                 if accumulate:
                     for j in range(width):
