@@ -1,23 +1,31 @@
 """A register-tiled GEMM for the Numba kernels, written with explicit SIMD vectors.
 
-Why not np.dot: Numba sends it to SciPy's OpenBLAS, whose run-time dispatch picks its kernel
-by CPU model. On the AMD EPYC Zen 5 VM (family 26, AVX-512) OpenBLAS 0.3.30/0.3.31 choose
-their Haswell (AVX2) kernels: sgemm 110-124 GFLOP/s per core, where the same library forced
-to its SkylakeX kernel (OPENBLAS_CORETYPE=SkylakeX) does 190-236 and this file's tile
-~250 (8x32 tile, K=256, in L1). The vectors here are as wide as the CPU running the code
-(LLVM compiles for the host: 64 bytes with AVX-512, 32 with AVX2, 16 otherwise).
+Why not np.dot (Numba sends it to SciPy's OpenBLAS):
+- speed at the shapes the kernels multiply (a few dozen rows per thread and step). One core,
+  float32, GFLOP/s, this tile vs np.dot on one thread of NumPy's OpenBLAS 0.3.31 with its
+  SkylakeX (AVX-512) kernels (`python tools/numba_gemm_peak.py`, AMD EPYC Zen 5 VM, shared,
+  2026-12-01): (16,32)·(32,128) 206 vs 145, (32,128)·(128,512) 260 vs 161,
+  (64,384)·(384,1024) 253 vs 148, (256,640)·(640,128) 260 vs 231, 2048³ 235 vs 234.
+  OpenBLAS picks its kernels by CPU model and took this Zen 5 (family 26) for a Haswell (AVX2:
+  110-124) until engine/_openblas.py re-picked them; this tile is as wide as the CPU running
+  the code (LLVM compiles for the host), whatever the BLAS build knows about it;
+- no second thread pool: OpenBLAS's thread count is process-wide (its "local" setter too),
+  and its threads beside Numba's fought for the two cores (conv1d (32,500,32,32,7) forward:
+  60 ms against 3 with one BLAS thread);
+- A read in place through strides (im2col windows, xᵀ, x_t inside x [B,T,F]) and C
+  accumulated, where np.dot wants contiguous operands and a fresh product.
 
-The building blocks are a vector type (`_Vec`: `<lanes x float>` in LLVM IR) and five
-intrinsics on it (load, store, splat of one element, zero, fused multiply-add), so the
+The building blocks are a vector type (`_Vec`: `<lanes x float>` in LLVM IR) and a few
+intrinsics on it (load, store, splat of one element, zero, add, fused multiply-add), so the
 micro-kernel below reads as plain Numba code with each vector a variable.
 
 GEMM layout (the GotoBLAS one, minus the A packing): B [K,N] is packed once into column
 panels bp [P,K,NR] (NR = two vectors, zero-padded past N), the micro-kernel keeps an MR x NR
 tile of C in 16 vector registers while it walks k, broadcasting one A element per row and
 loading the panel's row k. A is read in place through strides, so both A and Aᵀ (the weight
-gradients' Xᵀ·G) need no copy. The tile lands in a scratch buffer and an epilogue writes
-the valid rows and columns to C (overwrite or accumulate), so M and N need not be multiples
-of the tile.
+gradients' Xᵀ·G) need no copy. A whole tile goes from the registers to C (stored, or added
+with accumulate); a tile that sticks out of C lands in a scratch tile and only its valid
+rows and columns are copied, so M and N need not be multiples of the tile.
 """
 from __future__ import annotations
 
