@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "cpu/blas.hpp"
 #include "cpu/threads.hpp"
 
 namespace py = pybind11;
@@ -23,31 +24,18 @@ using namespace seqfuse_bind;
 
 namespace {
 
-using blas_int = int64_t;  // NumPy's OpenBLAS is built with 64-bit integers (ILP64)
-enum : int { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };  // CBLAS enums
-template <typename T>
-using cblas_gemm = void(int, int, int, blas_int, blas_int, blas_int, T, const T*, blas_int, const T*,
-                        blas_int, T, T*, blas_int);
+using seqfuse::gemm_fn;
+using seqfuse::OneBlasThread;
 
-struct Blas {
-  cblas_gemm<float>* sgemm = nullptr;
-  cblas_gemm<double>* dgemm = nullptr;
-  int (*set_threads_local)(int) = nullptr;  // OpenBLAS's per-thread thread count, or nullptr
-};
-Blas blas;
-
-template <typename T>
-cblas_gemm<T>* gemm_fn();
-template <>
-cblas_gemm<float>* gemm_fn<float>() { return blas.sgemm; }
-template <>
-cblas_gemm<double>* gemm_fn<double>() { return blas.dgemm; }
-
-void set_blas(std::uintptr_t sgemm, std::uintptr_t dgemm, std::uintptr_t set_threads_local) {
+void set_blas(std::uintptr_t sgemm, std::uintptr_t dgemm, std::uintptr_t set_threads_local,
+              int vector_bytes) {
   if (!sgemm || !dgemm) throw py::value_error("set_blas: sgemm and dgemm must be function addresses");
-  blas.sgemm = reinterpret_cast<cblas_gemm<float>*>(sgemm);
-  blas.dgemm = reinterpret_cast<cblas_gemm<double>*>(dgemm);
+  if (vector_bytes < 0) throw py::value_error("set_blas: vector_bytes must be >= 0");
+  seqfuse::Blas& blas = seqfuse::blas();
+  blas.sgemm = reinterpret_cast<seqfuse::cblas_gemm<float>*>(sgemm);
+  blas.dgemm = reinterpret_cast<seqfuse::cblas_gemm<double>*>(dgemm);
   blas.set_threads_local = reinterpret_cast<int (*)(int)>(set_threads_local);
+  blas.vector_bytes = vector_bytes;
 }
 
 template <typename T>
@@ -64,31 +52,6 @@ void check(const carray<T>& a, const carray<T>& b, py::ssize_t shared_a, py::ssi
 // How many blocks a dimension of n splits into: one per OpenMP thread, at most n.
 int blocks(py::ssize_t n) {
   return static_cast<int>(std::max<py::ssize_t>(1, std::min<py::ssize_t>(seqfuse::pool_threads(), n)));
-}
-
-// OpenBLAS on one thread for the lifetime of this object, set and restored by the calling
-// (Python) thread around a parallel region. In NumPy's OpenBLAS the "local" count is what
-// every thread sees, so worker threads must not set it: two of them setting and restoring
-// raced, and a count left at 1 made every later NumPy matmul of the process run on one core
-// (460 -> 236 GFLOP/s at n = 2048 on the Zen 5 VM).
-class OneBlasThread {
- public:
-  OneBlasThread() : previous_(blas.set_threads_local ? blas.set_threads_local(1) : 0) {}
-  ~OneBlasThread() {
-    if (blas.set_threads_local) blas.set_threads_local(previous_);
-  }
-  OneBlasThread(const OneBlasThread&) = delete;
-  OneBlasThread& operator=(const OneBlasThread&) = delete;
-
- private:
-  int previous_;
-};
-
-// One BLAS call from an OpenMP thread (inside a OneBlasThread region: single-threaded).
-template <typename T>
-void gemm_block(int trans_a, py::ssize_t M, py::ssize_t N, py::ssize_t K, const T* A, py::ssize_t lda,
-                const T* B, T* C) {
-  gemm_fn<T>()(kRowMajor, trans_a, kNoTrans, M, N, K, T(1), A, lda, B, N, T(0), C, N);
 }
 
 template <typename T>
@@ -115,7 +78,8 @@ py::array gemm(const carray<T>& a, const carray<T>& b) {
 #endif
     for (int p = 0; p < parts; ++p) {
       const py::ssize_t lo = M * p / parts, hi = M * (p + 1) / parts;
-      if (hi > lo) gemm_block<T>(kNoTrans, hi - lo, N, K, A + lo * K, K, B, C + lo * N);
+      if (hi > lo)
+        seqfuse::gemm_block<T>(false, false, hi - lo, N, K, A + lo * K, K, B, N, T(0), C + lo * N, N);
     }
   }
   return c;
@@ -146,7 +110,7 @@ py::array gemm_tn(const carray<T>& a, const carray<T>& b) {
         const py::ssize_t lo = K * p / parts, hi = K * (p + 1) / parts;
         T* out = p == 0 ? C : partial.data() + (p - 1) * M * N;
         if (hi > lo)
-          gemm_block<T>(kTrans, M, N, hi - lo, A + lo * M, M, B + lo * N, out);
+          seqfuse::gemm_block<T>(true, false, M, N, hi - lo, A + lo * M, M, B + lo * N, N, T(0), out, N);
         else
           std::fill(out, out + M * N, T(0));
       }
@@ -171,8 +135,10 @@ bool both_float64(const py::array& a, const py::array& b, const char* op) {
 
 void bind_blas(py::module_& m) {
   m.def("set_blas", &set_blas, py::arg("sgemm"), py::arg("dgemm"), py::arg("set_threads_local"),
+        py::arg("vector_bytes") = 0,
         "addresses of an ILP64 cblas_sgemm and cblas_dgemm (NumPy's OpenBLAS) and of that "
-        "library's openblas_set_num_threads_local (or 0)");
+        "library's openblas_set_num_threads_local (or 0); vector_bytes: the width of the SIMD "
+        "kernels it runs on this CPU (32 for AVX2, 64 for AVX-512; 0 if unknown)");
   m.def("gemm",
         [](const py::array& a, const py::array& b) {
           return both_float64(a, b, "gemm") ? gemm<double>(carray<double>(a), carray<double>(b))

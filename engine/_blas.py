@@ -30,6 +30,7 @@ _SPLIT_FLOPS = 4e6  # below this a GEMM runs on the calling thread: dispatch wou
 _setters = None
 _run = None
 _gemm = None  # engine._C wired to NumPy's OpenBLAS, False when unavailable
+vector_bytes = 0  # SIMD width of the kernels that OpenBLAS runs here, once wired (0: unknown)
 
 
 def _find_setters():
@@ -118,12 +119,18 @@ def _small(m, k, n):
     return CORES == 1 or 2.0 * m * k * n < _SPLIT_FLOPS
 
 
-def _native(*arrays):
-    """engine._C (gemm/gemm_tn on NumPy's OpenBLAS) when it can take these arrays."""
+def wire_extension():
+    """engine._C wired to NumPy's OpenBLAS (its gemm/gemm_tn and conv1d's GEMM algorithm),
+    or None (no extension, or another NumPy build)."""
     global _gemm
     if _gemm is None:
         _gemm = _load_native() or False
-    if _gemm and all(x.dtype == arrays[0].dtype for x in arrays) and \
+    return _gemm or None
+
+
+def _native(*arrays):
+    """engine._C (gemm/gemm_tn on NumPy's OpenBLAS) when it can take these arrays."""
+    if wire_extension() and all(x.dtype == arrays[0].dtype for x in arrays) and \
             arrays[0].dtype in (np.float32, np.float64):
         return _gemm
     return None
@@ -131,6 +138,7 @@ def _native(*arrays):
 
 def _load_native():
     """engine._C wired to NumPy's bundled OpenBLAS (ILP64 cblas), or None."""
+    global vector_bytes
     try:
         from . import _C
     except ImportError:
@@ -143,9 +151,24 @@ def _load_native():
             sgemm, dgemm, setter = (ctypes.cast(getattr(lib, n), ctypes.c_void_p).value for n in names)
         except (OSError, AttributeError):
             continue
-        _C.set_blas(sgemm, dgemm, setter)
+        vector_bytes = _vector_bytes(lib)
+        _C.set_blas(sgemm, dgemm, setter, vector_bytes=vector_bytes)
         return _C
     return None  # another NumPy build: the Python blocks below serve
+
+
+# The SIMD width of each x86-64 kernel set OpenBLAS may pick at run time (its core names):
+# conv1d's "auto" choice compares it with our kernels' (kernels/cpu/conv1d.hpp).
+_CORE_VECTOR_BYTES = {"skylakex": 64, "cooperlake": 64, "sapphirerapids": 64, "haswell": 32,
+                      "zen": 32, "sandybridge": 32, "excavator": 32, "steamroller": 32,
+                      "piledriver": 32, "bulldozer": 32}
+
+
+def _vector_bytes(lib) -> int:
+    """Width of the kernels this OpenBLAS runs on this CPU (engine/_openblas.py may have
+    re-picked them), 0 when it does not say or names a core not in the table."""
+    from . import _openblas
+    return _CORE_VECTOR_BYTES.get((_openblas._corename(lib) or "").lower(), 0)
 
 
 def matmul(a, b):

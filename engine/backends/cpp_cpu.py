@@ -13,8 +13,9 @@ DEVICE = "cpu"
 try:
     from .. import _C
     _ERROR = ""
-    from .. import tuning
+    from .. import _blas, tuning
     tuning.configure()
+    _blas.wire_extension()  # conv1d's GEMM algorithm calls NumPy's OpenBLAS from C++
 except ImportError as exc:
     _ERROR = f"the compiled extension engine._C is missing (build with pip install .): {exc}"
 
