@@ -1,9 +1,10 @@
 // engine._C.conv1d_forward / conv1d_backward: validate, allocate, release the GIL, call
-// kernels/cpu/conv1d.hpp.
+// kernels/cpu/conv1d.hpp; conv1d_algorithm says which of its algorithms a call would run.
 #include "common.hpp"
 #include "cpu/conv1d.hpp"
 
 #include <sstream>
+#include <utility>
 
 namespace py = pybind11;
 using namespace seqfuse_bind;
@@ -94,4 +95,21 @@ void bind_conv1d(py::module_& m) {
         py::arg("grad"), py::arg("x"), py::arg("kernel"), py::arg("strides"), py::arg("dilation_rate"),
         "grad: [B,L_out,O], x: [B,L,C], kernel: [K,C,O] -> (dx [B,L,C], dkernel [K,C,O], "
         "dbias [O] = grad summed over B and L_out)");
+  m.def("conv1d_algorithm",
+        [](const py::array& x, const py::array& kernel, int64_t strides, int64_t dilation_rate) {
+          check_conv1d(x, kernel, strides, dilation_rate);
+          const bool f64 = is_float64(x, "conv1d", "x");
+          py::dict picks;
+          for (const auto& [name, pass] : {std::pair{"forward", seqfuse::Conv1dPass::kForward},
+                                           std::pair{"dx", seqfuse::Conv1dPass::kDx},
+                                           std::pair{"dkernel", seqfuse::Conv1dPass::kDkernel}})
+            picks[name] = seqfuse::conv1d_use_gemm(pass, x.shape(0), x.shape(2), kernel.shape(2), f64)
+                              ? "gemm"
+                              : "direct";
+          return picks;
+        },
+        py::arg("x"), py::arg("kernel"), py::arg("strides"), py::arg("dilation_rate"),
+        "{'forward', 'dx', 'dkernel'} -> 'direct' or 'gemm': the algorithm each pass of "
+        "conv1d_forward/backward runs on arrays of these shapes and dtype under the choice in "
+        "force (only shapes and dtype are read)");
 }

@@ -74,13 +74,19 @@ def conv1d_backward(grad: _Float, x: _Float, kernel: _Float, strides: int,
                     dilation_rate: int) -> tuple[_Float, _Float, _Float]:
     """grad: [B,L_out,O] -> (dx [B,L,C], dkernel [K,C,O], dbias [O])."""
 
+def conv1d_algorithm(x: _Float, kernel: _Float, strides: int,
+                     dilation_rate: int) -> dict[str, str]:
+    """{"forward", "dx", "dkernel"} -> "direct" or "gemm": the algorithm each pass of
+    conv1d_forward/backward runs on arrays of these shapes and dtype under the choice in force."""
+
 def parallel(fn: Callable[[int], object], n: int) -> None:
     """fn(i) for i in range(n), each on an OpenMP thread of the kernels' pool (holding the GIL
     while in Python); the first error is raised after all return."""
 
-def set_blas(sgemm: int, dgemm: int, set_threads_local: int) -> None:
+def set_blas(sgemm: int, dgemm: int, set_threads_local: int, vector_bytes: int = 0) -> None:
     """Addresses of an ILP64 cblas_sgemm / cblas_dgemm (NumPy's OpenBLAS) and of that
-    library's openblas_set_num_threads_local (or 0), used by gemm and gemm_tn."""
+    library's openblas_set_num_threads_local (or 0), used by gemm, gemm_tn and conv1d's GEMM
+    algorithm; vector_bytes: the width of the SIMD kernels it runs here (0 if unknown)."""
 
 def gemm(a: _Float, b: _Float) -> _Float:
     """a [M,K] @ b [K,N]; rows split over the OpenMP threads, one BLAS call each."""

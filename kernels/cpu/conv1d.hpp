@@ -1,146 +1,81 @@
-// Conv1D (cross-correlation) on raw pointers, channels-last; x is already padded.
+// Conv1D on raw pointers, channels-last, x already padded: two algorithms and the choice.
 //   x: [B,L,C], kernel: [K,C,O], out/grad: [B,Lo,O], Lo = (L - d·(K-1) - 1) / s + 1
-//   out[b,t] = Σ_k x[b, t·s + k·d] · kernel[k]
-// No im2col: every pass is the same register-blocked strided GEMM (`strided_gemm`), with
-// the taps as an extra reduction axis, so forward accumulates all K taps in registers.
-//   forward: rows t, depth c, taps k              (OpenMP over batch × row chunks)
-//   dx:      rows t·s + k·d, depth o, one tap     (OpenMP over batch; dx[b] is private)
-//   dkernel: rows c, depth t, per k               (thread-private partials, summed after)
-// The bias rides along: forward starts the accumulators from it, and the dkernel pass sums
-// the grad rows it reads into dbias. As separate NumPy passes over out and grad they cost
-// 2.9 + 1.9 ms of a 167 ms training step at (B,L,C,O,K) = (64,1000,128,128,5) (2-core VM).
+//   out[b,t] = bias + Σ_k x[b, t·s + k·d] · kernel[k]
+// - direct (cpu/conv1d_direct.hpp): our register-blocked strided GEMM, taps as a reduction axis;
+// - gemm (cpu/conv1d_gemm.hpp): K shifted GEMMs per pass on NumPy's OpenBLAS.
+// choices().conv1d forces one (engine._C.set_choice, SEQFUSE_CONV1D); "auto" asks
+// `conv1d_use_gemm`. Without the BLAS (engine/_blas.py found none) every call runs direct.
 #pragma once
-#include <algorithm>
 #include <cstdint>
-#include <cstring>
-#include <vector>
 
-#include "cpu/threads.hpp"
+#include "cpu/blas.hpp"
+#include "cpu/choices.hpp"
+#include "cpu/conv1d_direct.hpp"
+#include "cpu/conv1d_gemm.hpp"
 
 namespace seqfuse {
-namespace conv1d_detail {
 
-// One 64-byte SIMD value (a zmm register with AVX-512; the compiler splits it into narrower
-// registers on older targets). Vector extensions keep the accumulators in registers, which
-// plain arrays do not reliably get from GCC's auto-vectorizer.
-typedef float f32x16 __attribute__((vector_size(64)));
-typedef double f64x8 __attribute__((vector_size(64)));
-template <typename T> struct simd;
-template <> struct simd<float> { using type = f32x16; };
-template <> struct simd<double> { using type = f64x8; };
+// The three GEMM-shaped passes, which the choice treats one by one.
+enum class Conv1dPass { kForward, kDx, kDkernel };
 
-// Y[i, n] (+)= Σ_{j<taps} Σ_{p<depth} A[j·a_tap + i·a_row + p·a_col] · W[j·w_tap + p·w_row + n]
-// Y row i starts at y + i·y_row; W rows are contiguous in n. Strides are in elements.
-// Without accumulate, Y starts from `bias` (one row, broadcast) or from zero when it is null.
-template <typename T>
-struct Strided {
-  const T* a;
-  int64_t a_tap, a_row, a_col;
-  const T* w;
-  int64_t w_tap, w_row;
-  T* y;
-  int64_t y_row;
-  int64_t taps, depth;
-  const T* bias = nullptr;
-};
+// Width of the direct kernel's SIMD registers in this build: its 64-byte vectors are one
+// AVX-512 register, or are split into narrower ones on older targets (SEQFUSE_NATIVE=OFF).
+constexpr int kDirectVectorBytes =
+#if defined(__AVX512F__)
+    64;
+#elif defined(__AVX__)
+    32;
+#else
+    16;
+#endif
 
-constexpr int kRows = 8;     // MR: rows of Y per register tile
-constexpr int kVectors = 2;  // NV: SIMD vectors of Y columns per register tile (16 accumulators)
+// The "auto" rule: true where the GEMM algorithm is the faster one for this pass. Measured
+// 2026-12-01 on the 2-vCPU AMD EPYC Zen 5 VM (AVX-512; shared, so interleaved minima of 5-10
+// rounds) over C, O in {8..256}, K 1-7, strides and dilation 1-2, B·L_out 400-64,000, both
+// dtypes (docs/kernels.md, "Conv1D: direct or GEMM", has the tables):
+// - OpenBLAS running kernels as wide as the direct kernel's vectors (or of unknown width):
+//   gemm. With its AVX-512 kernels gemm ran at 0.85-1.1x the direct speed where the direct
+//   tiles are full (3x at L_out <= 4) and 3-9x where they are not; against an AVX2 build of
+//   the direct kernel (its 64-byte vectors split in two) it was 40x faster.
+// - Narrower kernels (this VM: OpenBLAS takes the AVX2 "Haswell" ones; it is told to by
+//   OPENBLAS_CORETYPE): direct wherever its register tile is full (the pass's columns, O for
+//   forward and dkernel, C for dx, a multiple of 32 float32 / 16 float64), there 1.3-1.9x
+//   faster. A scalar edge tile costs about 4.5 full ones (float32; 3 in float64), so gemm
+//   elsewhere (1.07-6x faster), except that forward and dkernel with at least 5 (float64: 3)
+//   full tiles stay direct (O = 168, 200, 232: direct 1.04-1.2x faster in forward, even in
+//   dkernel).
+// B, L_out, K, strides and dilation moved no pick.
+inline bool conv1d_auto_gemm(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
+  const int blas_bytes = blas().vector_bytes;
+  if (blas_bytes == 0 || blas_bytes >= kDirectVectorBytes) return true;
+  const int64_t tile = conv1d_detail::kVectors * 64 / (float64 ? 8 : 4);  // direct tile columns
+  const int64_t columns = pass == Conv1dPass::kDx ? C : O;
+  if (columns % tile == 0) return false;
+  return pass == Conv1dPass::kDx || columns / tile < (float64 ? 3 : 5);
+}
 
-// A full MR × (NV·lanes) tile: accumulators stay in registers across every tap and depth step.
-template <typename T>
-inline void full_tile(const Strided<T>& g, int64_t i0, int64_t n0, bool accumulate) {
-  using V = typename simd<T>::type;
-  constexpr int lanes = sizeof(V) / sizeof(T);
-  V acc[kRows][kVectors];
-  for (int i = 0; i < kRows; ++i)
-    for (int v = 0; v < kVectors; ++v) {
-      if (accumulate)
-        std::memcpy(&acc[i][v], g.y + (i0 + i) * g.y_row + n0 + v * lanes, sizeof(V));
-      else if (g.bias)
-        std::memcpy(&acc[i][v], g.bias + n0 + v * lanes, sizeof(V));
-      else
-        acc[i][v] = V{};
-    }
-  for (int64_t j = 0; j < g.taps; ++j) {
-    const T* a = g.a + j * g.a_tap + i0 * g.a_row;
-    const T* w = g.w + j * g.w_tap + n0;
-    for (int64_t p = 0; p < g.depth; ++p, a += g.a_col, w += g.w_row) {
-      V wv[kVectors];
-      for (int v = 0; v < kVectors; ++v) std::memcpy(&wv[v], w + v * lanes, sizeof(V));
-      for (int i = 0; i < kRows; ++i) {
-        const V av = V{} + a[i * g.a_row];  // broadcast
-        for (int v = 0; v < kVectors; ++v) acc[i][v] += av * wv[v];
-      }
-    }
+// Which algorithm runs this pass on x [B,·,C] and kernel [·,C,O]: the forced choice, or the
+// rule under "auto".
+inline bool conv1d_use_gemm(Conv1dPass pass, int64_t B, int64_t C, int64_t O, bool float64) {
+  if (!have_blas() || B == 0 || C == 0 || O == 0) return false;  // BLAS rejects empty operands
+  switch (choices().conv1d.load()) {
+    case kConvDirect:
+      return false;
+    case kConvGemm:
+      return true;
+    default:
+      return conv1d_auto_gemm(pass, C, O, float64);
   }
-  for (int i = 0; i < kRows; ++i)
-    for (int v = 0; v < kVectors; ++v)
-      std::memcpy(g.y + (i0 + i) * g.y_row + n0 + v * lanes, &acc[i][v], sizeof(V));
-}
-
-// A partial tile (mr <= MR rows, nr <= NR columns) at the bottom/right edge: scalar loops
-// with runtime bounds, so nothing past the arrays is read.
-template <typename T>
-inline void edge_tile(const Strided<T>& g, int64_t i0, int64_t n0, int mr, int nr, bool accumulate) {
-  constexpr int cols = kVectors * sizeof(typename simd<T>::type) / sizeof(T);
-  T acc[kRows][cols];
-  for (int i = 0; i < mr; ++i)
-    for (int n = 0; n < nr; ++n)
-      acc[i][n] = accumulate ? g.y[(i0 + i) * g.y_row + n0 + n] : g.bias ? g.bias[n0 + n] : T(0);
-  for (int64_t j = 0; j < g.taps; ++j)
-    for (int64_t p = 0; p < g.depth; ++p) {
-      const T* w = g.w + j * g.w_tap + p * g.w_row + n0;
-      const T* a = g.a + j * g.a_tap + i0 * g.a_row + p * g.a_col;
-      for (int i = 0; i < mr; ++i) {
-        const T av = a[i * g.a_row];
-        for (int n = 0; n < nr; ++n) acc[i][n] += av * w[n];
-      }
-    }
-  for (int i = 0; i < mr; ++i)
-    for (int n = 0; n < nr; ++n) g.y[(i0 + i) * g.y_row + n0 + n] = acc[i][n];
-}
-
-// Y[0:rows, 0:cols] (+)= the Strided sum. Column tiles outermost, so one tile's slab of W
-// (taps × depth × NR) is reused by every row tile while it is cache-resident.
-template <typename T>
-inline void strided_gemm(const Strided<T>& g, int64_t rows, int64_t cols, bool accumulate) {
-  constexpr int64_t nr = kVectors * sizeof(typename simd<T>::type) / sizeof(T);
-  for (int64_t n0 = 0; n0 < cols; n0 += nr) {
-    const int nc = static_cast<int>(std::min(nr, cols - n0));
-    for (int64_t i0 = 0; i0 < rows; i0 += kRows) {
-      const int mc = static_cast<int>(std::min<int64_t>(kRows, rows - i0));
-      if (mc == kRows && nc == nr)
-        full_tile(g, i0, n0, accumulate);
-      else
-        edge_tile(g, i0, n0, mc, nc, accumulate);
-    }
-  }
-}
-
-constexpr int64_t kChunk = 128;  // output rows per task: x, grad and out chunks stay in L2
-
-}  // namespace conv1d_detail
-
-inline int64_t conv1d_output_length(int64_t length, int64_t size, int64_t strides, int64_t dilation) {
-  return (length - dilation * (size - 1) - 1) / strides + 1;
 }
 
 // x: [B,L,C], kernel: [K,C,O], bias: [O] or nullptr -> out: [B,Lo,O] (fully written).
 template <typename T>
 void conv1d_forward(const T* x, int64_t B, int64_t L, int64_t C, const T* kernel, const T* bias,
                     int64_t K, int64_t O, int64_t s, int64_t d, T* out) {
-  using namespace conv1d_detail;
-  const int64_t Lo = conv1d_output_length(L, K, s, d);
-  const int64_t chunks = (Lo + kChunk - 1) / kChunk;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t c0 = 0; c0 < chunks; ++c0) {
-      const int64_t t0 = c0 * kChunk;
-      const Strided<T> g{x + (b * L + t0 * s) * C, d * C, s * C, 1, kernel, C * O, O,
-                         out + (b * Lo + t0) * O, O, K, C, bias};
-      strided_gemm(g, std::min(kChunk, Lo - t0), O, false);
-    }
+  if (conv1d_use_gemm(Conv1dPass::kForward, B, C, O, sizeof(T) == 8))
+    conv1d_forward_gemm(x, B, L, C, kernel, bias, K, O, s, d, out);
+  else
+    conv1d_forward_direct(x, B, L, C, kernel, bias, K, O, s, d, out);
 }
 
 // grad: [B,Lo,O], x: [B,L,C], kernel: [K,C,O]
@@ -148,64 +83,15 @@ void conv1d_forward(const T* x, int64_t B, int64_t L, int64_t C, const T* kernel
 template <typename T>
 void conv1d_backward(const T* grad, const T* x, int64_t B, int64_t L, int64_t C, const T* kernel,
                      int64_t K, int64_t O, int64_t s, int64_t d, T* dx, T* dkernel, T* dbias) {
-  using namespace conv1d_detail;
-  const int64_t Lo = conv1d_output_length(L, K, s, d);
-  const int64_t chunks = (Lo + kChunk - 1) / kChunk;
-  const int64_t kco = K * C * O;
-  // kernel_t: [K,O,C], so dx rows read W contiguously along c.
-  std::vector<T> kernel_t(kco);
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t o = 0; o < O; ++o) kernel_t[(k * O + o) * C + c] = kernel[(k * C + c) * O + o];
-  std::vector<T> partial(static_cast<size_t>(pool_threads()) * kco, T(0));
-  // dbias sums B·Lo rows per column: in double, as the recurrent ops' bias sums
-  // (cpu/projection.hpp, ColumnSums), so only the final rounding is left.
-  std::vector<double> partial_bias(static_cast<size_t>(pool_threads()) * O, 0.0);
-
-#pragma omp parallel
-  {
-    // dx[b, t·s + k·d] += grad[b, t] · kernel[k]ᵀ: rows of different taps overlap, so each
-    // batch row belongs to one thread and the taps run in order.
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < B; ++b) {
-      std::fill(dx + b * L * C, dx + (b + 1) * L * C, T(0));
-      for (int64_t c0 = 0; c0 < chunks; ++c0) {
-        const int64_t t0 = c0 * kChunk, rows = std::min(kChunk, Lo - t0);
-        for (int64_t k = 0; k < K; ++k) {
-          const Strided<T> g{grad + (b * Lo + t0) * O, 0, O, 1, kernel_t.data() + k * O * C, 0, C,
-                             dx + (b * L + t0 * s + k * d) * C, s * C, 1, O};
-          strided_gemm(g, rows, C, true);
-        }
-      }
-    }
-    // dkernel[k][c, o] = Σ_{b,t} x[b, t·s + k·d, c] · grad[b, t, o], summed per thread.
-    T* mine = partial.data() + pool_thread_id() * kco;
-    double* mine_bias = partial_bias.data() + pool_thread_id() * O;
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t c0 = 0; c0 < chunks; ++c0) {
-        const int64_t t0 = c0 * kChunk, rows = std::min(kChunk, Lo - t0);
-        for (int64_t k = 0; k < K; ++k) {
-          const Strided<T> g{x + (b * L + t0 * s + k * d) * C, 0, 1, s * C, grad + (b * Lo + t0) * O,
-                             0, O, mine + k * C * O, O, 1, rows};
-          strided_gemm(g, C, O, true);
-        }
-        for (const T* row = grad + (b * Lo + t0) * O; row < grad + (b * Lo + t0 + rows) * O; row += O)
-          for (int64_t o = 0; o < O; ++o) mine_bias[o] += row[o];
-      }
-  }
-  const int threads = pool_threads();
-#pragma omp parallel for schedule(static) if (kco > 65536)
-  for (int64_t e = 0; e < kco; ++e) {
-    T sum = 0;
-    for (int t = 0; t < threads; ++t) sum += partial[t * kco + e];
-    dkernel[e] = sum;
-  }
-  for (int64_t o = 0; o < O; ++o) {
-    double sum = 0;
-    for (int t = 0; t < threads; ++t) sum += partial_bias[t * O + o];
-    dbias[o] = static_cast<T>(sum);
-  }
+  const bool f64 = sizeof(T) == 8;
+  if (conv1d_use_gemm(Conv1dPass::kDx, B, C, O, f64))
+    conv1d_dx_gemm(grad, B, L, C, kernel, K, O, s, d, dx);
+  else
+    conv1d_dx_direct(grad, B, L, C, kernel, K, O, s, d, dx);
+  if (conv1d_use_gemm(Conv1dPass::kDkernel, B, C, O, f64))
+    conv1d_dkernel_gemm(grad, x, B, L, C, K, O, s, d, dkernel, dbias);
+  else
+    conv1d_dkernel_direct(grad, x, B, L, C, K, O, s, d, dkernel, dbias);
 }
 
 }  // namespace seqfuse
