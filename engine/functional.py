@@ -218,7 +218,8 @@ class _Conv1D(Function):
         padded, kernel = ctx.saved
         grad = array_module(grad).ascontiguousarray(grad)
         dx, dkernel, dbias = ctx.backend.conv1d_backward(grad, padded, kernel, *ctx.options)
-        dx = dx[:, ctx.pad[0]:ctx.pad[0] + ctx.length]
+        if ctx.pad != (0, 0):  # without padding dx stays a whole array: a leaf keeps it uncopied
+            dx = dx[:, ctx.pad[0]:ctx.pad[0] + ctx.length]
         return dx, dkernel, dbias if ctx.has_bias else None
 
 
