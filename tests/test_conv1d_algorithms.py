@@ -1,0 +1,217 @@
+"""The C++ conv1d's two algorithms (direct, gemm) and the "auto" rule that picks one per pass:
+every forced choice × dtype × option against the reference, the rule's picks, and the
+fallback to direct without a BLAS (kernels/cpu/conv1d.hpp, docs/kernels.md)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import engine as en
+import engine.functional as F
+from engine import backends, tuning
+from test_conv1d import (DTYPES, EDGES, FORWARD_TOL, GRAD_TOL, PADDINGS, STEPS, assert_close,
+                         inputs, run)
+
+pytestmark = pytest.mark.skipif(not backends.get("cpp").available(), reason="engine._C not built")
+
+ALGORITHMS = ["direct", "gemm", "auto"]
+PASSES = ("forward", "dx", "dkernel")
+
+
+@pytest.fixture(scope="module")
+def C():
+    """engine._C with NumPy's OpenBLAS wired in (the gemm algorithm needs it)."""
+    from engine import _C, _blas
+    backends.get("cpp")
+    if _blas.wire_extension() is None:
+        pytest.skip("this NumPy has no bundled OpenBLAS: conv1d always runs direct")
+    return _C
+
+
+def picks(C, x_shape, kernel_shape, dtype=np.float32, strides=1, dilation_rate=1):
+    return C.conv1d_algorithm(np.empty(x_shape, dtype), np.empty(kernel_shape, dtype), strides,
+                              dilation_rate)
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "gemm"])
+def test_forced_choice_runs_that_algorithm_in_every_pass(C, algorithm):
+    with tuning.forced("conv1d", algorithm):
+        assert picks(C, (2, 9, 3), (3, 3, 4)) == dict.fromkeys(PASSES, algorithm)
+        assert picks(C, (2, 9, 64), (3, 64, 64), np.float64, 2, 2) == dict.fromkeys(PASSES, algorithm)
+
+
+def run_with_or_without_bias(backend, x, kernel, bias, **options):
+    """run() of test_conv1d, also for bias None: (out, dx, dkernel, dbias or None)."""
+    if bias is not None:
+        return run(backend, x, kernel, bias, **options)
+    xt, kt = (en.Tensor(a, requires_grad=True) for a in (x, kernel))
+    with en.use_backend(backend):
+        out = F.conv1d(xt, kt, None, **options)
+        weights = np.random.default_rng(1).standard_normal(out.shape).astype(x.dtype)
+        (out * weights).sum().backward()
+    return out.numpy(), xt.grad, kt.grad, None
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("strides,dilation_rate", STEPS)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_algorithm_matches_reference(C, algorithm, dtype, padding, strides, dilation_rate, with_bias):
+    # 37 and 45 channels: full register tiles and edges in the direct kernel, both kinds of
+    # pick for "auto". The bias is fused: the forward starts from it, dbias sums grad.
+    x, kernel, bias = inputs(2, 40, 37, 45, 3, dtype, seed=strides * 10 + dilation_rate)
+    bias = bias if with_bias else None
+    options = dict(strides=strides, padding=padding, dilation_rate=dilation_rate)
+    expected = run_with_or_without_bias("reference", x, kernel, bias, **options)
+    with tuning.forced("conv1d", algorithm):
+        got = run_with_or_without_bias("cpp", x, kernel, bias, **options)
+    for name, a, e in zip(("out", "dx", "dkernel", "dbias"), got, expected):
+        if e is None:
+            assert a is None
+            continue
+        assert a.dtype == dtype
+        assert_close(a, e, (FORWARD_TOL if name == "out" else GRAD_TOL)[dtype], f"{algorithm} {name}")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_algorithm_kernel_table_with_and_without_bias(C, algorithm, dtype):
+    # The table's own calls (no autograd): bias None starts the output from zero.
+    cpp, ref = backends.get("cpp"), backends.get("reference")
+    x, kernel, bias = inputs(3, 70, 16, 40, 5, dtype, seed=3)
+    grad = np.random.default_rng(4).standard_normal((3, 62, 40)).astype(dtype)
+    with tuning.forced("conv1d", algorithm):
+        for b in (bias, None):
+            assert_close(cpp.conv1d_forward(x, kernel, b, 1, 2), ref.conv1d_forward(x, kernel, b, 1, 2),
+                         FORWARD_TOL[dtype], "out")
+        got = cpp.conv1d_backward(grad, x, kernel, 1, 2)
+    for name, a, e in zip(("dx", "dkernel", "dbias"), got, ref.conv1d_backward(grad, x, kernel, 1, 2)):
+        assert a.dtype == dtype
+        assert_close(a, e, GRAD_TOL[dtype], name)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("B,L,C_,O,K,strides,dilation_rate,padding", EDGES)
+def test_edge_cases_every_algorithm(C, algorithm, B, L, C_, O, K, strides, dilation_rate, padding):
+    x, kernel, bias = inputs(B, L, C_, O, K)
+    options = dict(strides=strides, padding=padding, dilation_rate=dilation_rate)
+    expected = run("reference", x, kernel, bias, **options)
+    with tuning.forced("conv1d", algorithm):
+        got = run("cpp", x, kernel, bias, **options)
+    for name, a, e in zip(("out", "dx", "dkernel", "dbias"), got, expected):
+        assert_close(a, e, 1e-10, f"{algorithm} {name}")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_one_batch_row_and_long_sequences_split_over_threads(C, algorithm):
+    # B=1: the gemm algorithm splits L_out into blocks (and dx's rows into blocks whose taps
+    # overlap block edges); L_out = 1,500 spans several blocks of 512 rows.
+    x, kernel, bias = inputs(1, 1504, 8, 16, 3, np.float64, seed=7)
+    options = dict(strides=1, padding="same", dilation_rate=2)
+    expected = run("reference", x, kernel, bias, **options)
+    with tuning.forced("conv1d", algorithm):
+        got = run("cpp", x, kernel, bias, **options)
+    for name, a, e in zip(("out", "dx", "dkernel", "dbias"), got, expected):
+        assert_close(a, e, 1e-10, f"{algorithm} {name}")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_float32_dbias_is_summed_in_double_by_every_algorithm(C, algorithm):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 4002, 3)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 4)).astype(np.float32)
+    grad = (rng.standard_normal((8, 4000, 4)) + 0.5).astype(np.float32)
+    with tuning.forced("conv1d", algorithm):
+        dbias = backends.get("cpp").conv1d_backward(grad, x, kernel, 1, 1)[2]
+    exact = grad.astype(np.float64).sum(axis=(0, 1))
+    assert np.abs(dbias - exact).max() <= 2e-7 * np.abs(exact).max()
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "gemm"])
+def test_bad_input_errors_do_not_depend_on_the_algorithm(C, algorithm):
+    cpp = backends.get("cpp")
+    with tuning.forced("conv1d", algorithm):
+        with pytest.raises(ValueError, match="shorter than the window span"):
+            cpp.conv1d_forward(np.zeros((1, 2, 1)), np.zeros((3, 1, 1)), None, 1, 1)
+        with pytest.raises(ValueError, match="bias"):
+            cpp.conv1d_forward(np.zeros((1, 5, 2)), np.zeros((3, 2, 4)), np.zeros(3), 1, 1)
+        with pytest.raises(ValueError, match="grad must have size 3 on axis 1"):
+            cpp.conv1d_backward(np.zeros((1, 9, 1)), np.zeros((1, 5, 1)), np.zeros((3, 1, 1)), 1, 1)
+        with pytest.raises(TypeError, match="kernel dtype"):
+            C.conv1d_algorithm(np.zeros((1, 5, 2)), np.zeros((3, 2, 4), np.float32), 1, 1)
+
+
+def _blas_narrower_than_direct(C):
+    """The "auto" rule's first question (kernels/cpu/conv1d.hpp): does OpenBLAS run kernels
+    narrower than the direct kernel's vectors on this CPU?"""
+    with tuning.forced("conv1d", "auto"):
+        return picks(C, (4, 50, 64), (3, 64, 64)) == dict.fromkeys(PASSES, "direct")
+
+
+def test_auto_takes_gemm_wherever_direct_has_scalar_edges(C):
+    # Column counts that are not a multiple of the direct tile (32 float32, 16 float64 lanes)
+    # and too few full tiles to hide the scalar edge: gemm on every CPU.
+    with tuning.forced("conv1d", "auto"):
+        assert picks(C, (4, 50, 16), (3, 16, 8)) == dict.fromkeys(PASSES, "gemm")
+        assert picks(C, (4, 50, 24), (3, 24, 40), np.float64) == dict.fromkeys(PASSES, "gemm")
+
+
+def test_auto_rule_on_full_tiles_follows_the_blas_width(C):
+    # Full direct tiles: direct where OpenBLAS's kernels are narrower than ours (AVX2 kernels
+    # beside an AVX-512 build, measured 1.3-1.9x faster), gemm otherwise.
+    narrower = _blas_narrower_than_direct(C)
+    full = "direct" if narrower else "gemm"
+    with tuning.forced("conv1d", "auto"):
+        assert picks(C, (64, 1000, 128), (5, 128, 128)) == dict.fromkeys(PASSES, full)
+        assert picks(C, (2, 30, 32), (7, 32, 32), np.float32, 2, 2) == dict.fromkeys(PASSES, full)
+        assert picks(C, (8, 99, 48), (3, 48, 16), np.float64) == dict.fromkeys(PASSES, full)
+        # Many full tiles hide the edge in forward and dkernel (columns O), never in dx (C).
+        wide = picks(C, (4, 50, 200), (3, 200, 200))
+        assert wide == ({"forward": "direct", "dx": "gemm", "dkernel": "direct"} if narrower
+                        else dict.fromkeys(PASSES, "gemm"))
+        mixed = picks(C, (4, 50, 20), (3, 20, 64))
+        assert mixed == ({"forward": "direct", "dx": "gemm", "dkernel": "direct"} if narrower
+                         else dict.fromkeys(PASSES, "gemm"))
+
+
+def _run(code, **env):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_without_blas_every_choice_runs_direct():
+    # engine._C alone (no engine/_blas.py wiring, as with a NumPy that bundles no OpenBLAS).
+    code = ("import numpy as np; from engine import _C; _C.set_choice('conv1d', 'gemm'); "
+            "picks = _C.conv1d_algorithm(np.zeros((2, 9, 3)), np.zeros((3, 3, 4)), 1, 1); "
+            "print(sorted(set(picks.values())))")
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['direct']"
+
+
+def _cpu_has(flag):
+    from engine import _openblas
+    return flag in _openblas.cpu_flags()
+
+
+@pytest.mark.parametrize("core,flag,width", [("Haswell", "avx2", 32), ("SkylakeX", "avx512f", 64)])
+def test_blas_width_follows_the_kernels_openblas_runs(C, core, flag, width):
+    # SEQFUSE_BLAS_CORE makes NumPy's OpenBLAS run another CPU's kernels (engine/_openblas.py):
+    # the width handed to engine._C follows. Nothing is wider than AVX-512 kernels, so with
+    # them full direct tiles go to gemm too.
+    if not _cpu_has(flag):
+        pytest.skip(f"this CPU has no {flag}")
+    code = ("import numpy as np; from engine import _blas, _C, backends; backends.get('cpp'); "
+            "print(_blas.vector_bytes, sorted(set(_C.conv1d_algorithm("
+            "np.zeros((4, 50, 64), np.float32), np.zeros((3, 64, 64), np.float32), 1, 1).values())))")
+    result = _run(code, SEQFUSE_BLAS_CORE=core, SEQFUSE_CONV1D="auto")
+    assert result.returncode == 0, result.stderr
+    got_width, picked = result.stdout.split(" ", 1)
+    assert int(got_width) == width
+    if width == 64:
+        assert picked.strip() == "['gemm']"
