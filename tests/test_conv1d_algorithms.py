@@ -146,37 +146,47 @@ def test_bad_input_errors_do_not_depend_on_the_algorithm(C, algorithm):
             C.conv1d_algorithm(np.zeros((1, 5, 2)), np.zeros((3, 2, 4), np.float32), 1, 1)
 
 
-def _blas_narrower_than_direct(C):
-    """The "auto" rule's first question (kernels/cpu/conv1d.hpp): does OpenBLAS run kernels
-    narrower than the direct kernel's vectors on this CPU?"""
+def _regime(C):
+    """Which branch of the "auto" rule (kernels/cpu/conv1d.hpp) applies in this process:
+    "portable" (a build without AVX-512: gemm always), "narrow" (OpenBLAS runs kernels
+    narrower than the direct kernel's AVX-512 vectors) or "wide"."""
+    from engine import _blas
+    if "avx512f" not in C.build_info()["isa"]:
+        return "portable"
+    return "narrow" if 0 < _blas.vector_bytes < 64 else "wide"
+
+
+ALL_GEMM = dict.fromkeys(PASSES, "gemm")
+ALL_DIRECT = dict.fromkeys(PASSES, "direct")
+MIXED = {"forward": "direct", "dx": "gemm", "dkernel": "direct"}
+# ((x shape, kernel shape, dtype, strides, dilation), picks beside narrower BLAS kernels,
+# picks beside AVX-512 ones)
+AUTO_PICKS = [
+    # Scalar edge tiles in every pass (columns not a multiple of 32 float32 / 16 float64).
+    (((4, 50, 16), (3, 16, 8), np.float32, 1, 1), ALL_GEMM, ALL_GEMM),
+    (((4, 50, 24), (3, 24, 40), np.float64, 1, 1), ALL_GEMM, ALL_GEMM),
+    # Full tiles, C and O >= 128 (float64: 256): gemm only beside AVX-512 BLAS kernels.
+    (((64, 1000, 128), (5, 128, 128), np.float32, 1, 1), ALL_DIRECT, ALL_GEMM),
+    (((4, 50, 256), (3, 256, 256), np.float64, 1, 1), ALL_DIRECT, ALL_GEMM),
+    (((4, 50, 128), (3, 128, 256), np.float64, 1, 1), ALL_DIRECT, ALL_DIRECT),
+    # Full tiles below that: direct either way.
+    (((2, 30, 32), (7, 32, 32), np.float32, 2, 2), ALL_DIRECT, ALL_DIRECT),
+    (((8, 99, 128), (3, 128, 128), np.float64, 1, 1), ALL_DIRECT, ALL_DIRECT),
+    (((4, 50, 20), (3, 20, 64), np.float32, 1, 1), MIXED, MIXED),  # C = 20: dx has the edge
+    # Beside narrower BLAS kernels many full tiles hide the edge in forward and dkernel
+    # (columns O), never in dx (C); beside AVX-512 ones every edge takes gemm.
+    (((4, 50, 200), (3, 200, 200), np.float32, 1, 1), MIXED, ALL_GEMM),
+    (((4, 50, 64), (3, 64, 200), np.float32, 1, 1), {**MIXED, "dx": "direct"},
+     {**ALL_GEMM, "dx": "direct"}),
+]
+
+
+@pytest.mark.parametrize("args,narrow,wide", AUTO_PICKS)
+def test_auto_rule_picks(C, args, narrow, wide):
+    x_shape, kernel_shape, dtype, strides, dilation_rate = args
+    expected = {"portable": ALL_GEMM, "narrow": narrow, "wide": wide}[_regime(C)]
     with tuning.forced("conv1d", "auto"):
-        return picks(C, (4, 50, 64), (3, 64, 64)) == dict.fromkeys(PASSES, "direct")
-
-
-def test_auto_takes_gemm_wherever_direct_has_scalar_edges(C):
-    # Column counts that are not a multiple of the direct tile (32 float32, 16 float64 lanes)
-    # and too few full tiles to hide the scalar edge: gemm on every CPU.
-    with tuning.forced("conv1d", "auto"):
-        assert picks(C, (4, 50, 16), (3, 16, 8)) == dict.fromkeys(PASSES, "gemm")
-        assert picks(C, (4, 50, 24), (3, 24, 40), np.float64) == dict.fromkeys(PASSES, "gemm")
-
-
-def test_auto_rule_on_full_tiles_follows_the_blas_width(C):
-    # Full direct tiles: direct where OpenBLAS's kernels are narrower than ours (AVX2 kernels
-    # beside an AVX-512 build, measured 1.3-1.9x faster), gemm otherwise.
-    narrower = _blas_narrower_than_direct(C)
-    full = "direct" if narrower else "gemm"
-    with tuning.forced("conv1d", "auto"):
-        assert picks(C, (64, 1000, 128), (5, 128, 128)) == dict.fromkeys(PASSES, full)
-        assert picks(C, (2, 30, 32), (7, 32, 32), np.float32, 2, 2) == dict.fromkeys(PASSES, full)
-        assert picks(C, (8, 99, 48), (3, 48, 16), np.float64) == dict.fromkeys(PASSES, full)
-        # Many full tiles hide the edge in forward and dkernel (columns O), never in dx (C).
-        wide = picks(C, (4, 50, 200), (3, 200, 200))
-        assert wide == ({"forward": "direct", "dx": "gemm", "dkernel": "direct"} if narrower
-                        else dict.fromkeys(PASSES, "gemm"))
-        mixed = picks(C, (4, 50, 20), (3, 20, 64))
-        assert mixed == ({"forward": "direct", "dx": "gemm", "dkernel": "direct"} if narrower
-                         else dict.fromkeys(PASSES, "gemm"))
+        assert picks(C, x_shape, kernel_shape, dtype, strides, dilation_rate) == expected
 
 
 def _run(code, **env):
@@ -202,16 +212,16 @@ def _cpu_has(flag):
 @pytest.mark.parametrize("core,flag,width", [("Haswell", "avx2", 32), ("SkylakeX", "avx512f", 64)])
 def test_blas_width_follows_the_kernels_openblas_runs(C, core, flag, width):
     # SEQFUSE_BLAS_CORE makes NumPy's OpenBLAS run another CPU's kernels (engine/_openblas.py):
-    # the width handed to engine._C follows. Nothing is wider than AVX-512 kernels, so with
-    # them full direct tiles go to gemm too.
+    # the width handed to engine._C follows, and with it the pick for a 128-channel conv1d
+    # (direct beside AVX2 kernels in an AVX-512 build, gemm beside AVX-512 kernels).
     if not _cpu_has(flag):
         pytest.skip(f"this CPU has no {flag}")
     code = ("import numpy as np; from engine import _blas, _C, backends; backends.get('cpp'); "
             "print(_blas.vector_bytes, sorted(set(_C.conv1d_algorithm("
-            "np.zeros((4, 50, 64), np.float32), np.zeros((3, 64, 64), np.float32), 1, 1).values())))")
+            "np.zeros((4, 50, 128), np.float32), np.zeros((3, 128, 128), np.float32), 1, 1).values())))")
     result = _run(code, SEQFUSE_BLAS_CORE=core, SEQFUSE_CONV1D="auto")
     assert result.returncode == 0, result.stderr
     got_width, picked = result.stdout.split(" ", 1)
     assert int(got_width) == width
-    if width == 64:
-        assert picked.strip() == "['gemm']"
+    if "avx512f" in C.build_info()["isa"]:
+        assert picked.strip() == ("['gemm']" if width == 64 else "['direct']")

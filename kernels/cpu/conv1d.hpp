@@ -6,6 +6,7 @@
 // choices().conv1d forces one (engine._C.set_choice, SEQFUSE_CONV1D); "auto" asks
 // `conv1d_use_gemm`. Without the BLAS (engine/_blas.py found none) every call runs direct.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "cpu/blas.hpp"
@@ -31,27 +32,30 @@ constexpr int kDirectVectorBytes =
 
 // The "auto" rule: true where the GEMM algorithm is the faster one for this pass. Measured
 // 2026-12-01 on the 2-vCPU AMD EPYC Zen 5 VM (AVX-512; shared, so interleaved minima of 5-10
-// rounds) over C, O in {8..256}, K 1-7, strides and dilation 1-2, B·L_out 400-64,000, both
-// dtypes (docs/kernels.md, "Conv1D: direct or GEMM", has the tables):
-// - OpenBLAS running kernels as wide as the direct kernel's vectors (or of unknown width):
-//   gemm. With its AVX-512 kernels gemm ran at 0.85-1.1x the direct speed where the direct
-//   tiles are full (3x at L_out <= 4) and 3-9x where they are not; against an AVX2 build of
-//   the direct kernel (its 64-byte vectors split in two) it was 40x faster.
-// - Narrower kernels (this VM: OpenBLAS takes the AVX2 "Haswell" ones; it is told to by
-//   OPENBLAS_CORETYPE): direct wherever its register tile is full (the pass's columns, O for
-//   forward and dkernel, C for dx, a multiple of 32 float32 / 16 float64), there 1.3-1.9x
-//   faster. A scalar edge tile costs about 4.5 full ones (float32; 3 in float64), so gemm
-//   elsewhere (1.07-6x faster), except that forward and dkernel with at least 5 (float64: 3)
-//   full tiles stay direct (O = 168, 200, 232: direct 1.04-1.2x faster in forward, even in
-//   dkernel).
+// rounds of forward + backward) over C, O in {8..256}, K 1-7, strides and dilation 1-2,
+// B·L_out 400-64,000, both dtypes (docs/kernels.md, "conv1d: direct or GEMM", has tables):
+// - A build without AVX-512 splits the direct kernel's 64-byte vectors: gemm was 40x faster
+//   against an AVX2 build, so it always runs gemm.
+// - Columns of the pass (O for forward and dkernel, C for dx) that are not a multiple of the
+//   direct register tile (32 float32, 16 float64) leave a scalar edge tile costing about 4.5
+//   full ones (float32; 3 in float64): gemm, 1.07-9x faster.
+// - OpenBLAS on kernels narrower than ours (its AVX2 "Haswell" ones, SEQFUSE_BLAS_CORE=keep on
+//   this VM): direct wherever its tiles are full, there 1.3-1.9x faster; forward and dkernel
+//   with at least 5 (float64: 3) full tiles hide the edge and stay direct too (O = 168, 200,
+//   232: direct 1.04-1.2x faster in forward, even in dkernel).
+// - OpenBLAS on AVX-512 kernels (SkylakeX, what engine/_openblas.py loads on this VM) or of
+//   unknown width: gemm where C and O are both >= 128 (float64: 256), 1.0-1.16x faster;
+//   below that direct on full tiles, 1.02-1.16x (float64: 1.03-1.5x) faster.
 // B, L_out, K, strides and dilation moved no pick.
 inline bool conv1d_auto_gemm(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
-  const int blas_bytes = blas().vector_bytes;
-  if (blas_bytes == 0 || blas_bytes >= kDirectVectorBytes) return true;
+  if (kDirectVectorBytes < 64) return true;
   const int64_t tile = conv1d_detail::kVectors * 64 / (float64 ? 8 : 4);  // direct tile columns
   const int64_t columns = pass == Conv1dPass::kDx ? C : O;
-  if (columns % tile == 0) return false;
-  return pass == Conv1dPass::kDx || columns / tile < (float64 ? 3 : 5);
+  const bool ragged = columns % tile != 0;
+  const int blas_bytes = blas().vector_bytes;
+  if (blas_bytes != 0 && blas_bytes < kDirectVectorBytes)
+    return ragged && (pass == Conv1dPass::kDx || columns / tile < (float64 ? 3 : 5));
+  return ragged || std::min(C, O) >= (float64 ? 256 : 128);
 }
 
 // Which algorithm runs this pass on x [B,·,C] and kernel [·,C,O]: the forced choice, or the
