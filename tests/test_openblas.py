@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ def test_target_core(current, choice, flags, expected):
 
 def _run(code, **env):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, **env})
+                            env={**os.environ, **env}, cwd=tempfile.gettempdir())
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -41,7 +42,8 @@ def test_bad_values_name_the_choice_and_the_variants():
 
 def _run(code, **env):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+                          env={**os.environ, **env},
+                          cwd=tempfile.gettempdir(), timeout=120)
 
 
 def test_environment_variable_forces_a_choice_at_import():
