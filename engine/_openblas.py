@@ -24,6 +24,8 @@ import glob
 import importlib.util
 import os
 
+from . import _cpu
+
 # Core types whose kernels are older than AVX-512 (OpenBLAS's names); SkylakeX needs these.
 OLDER_CORES = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Sandybridge", "Haswell",
                "Zen", "Excavator", "Piledriver", "Steamroller", "Bulldozer", "Barcelona"}
@@ -31,18 +33,6 @@ SKYLAKEX_FLAGS = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 _CORENAME = ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename")
 
 picked = {}  # library file name -> core type in use after select(), for reports
-
-
-def cpu_flags() -> set:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def bundled_libraries() -> list:
@@ -94,7 +84,7 @@ def target_core(current: str, choice: str, flags: set) -> str | None:
 def select(environ=os.environ) -> dict:
     """Apply SEQFUSE_BLAS_CORE to every bundled OpenBLAS; returns {library: core type in use}."""
     choice = environ.get("SEQFUSE_BLAS_CORE", "auto").strip() or "auto"
-    flags = cpu_flags()
+    flags = _cpu.flags()
     for path in bundled_libraries():
         try:
             lib = ctypes.CDLL(path)

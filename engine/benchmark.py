@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import _openblas, backends, functional as F
+from . import _cpu, _openblas, backends, functional as F
 from ._bench import GATES, ITEMSIZE, flops, fractions, min_bytes, parse_ops, report_run, write_json
 from ._blas import CORES
 from .tensor import Tensor, no_grad
@@ -169,28 +169,9 @@ def _in_backend(name, fn):
 
 # --- the machine and its ceilings ---
 
-def cpu_info(path="/proc/cpuinfo") -> dict:
-    """{"model": the CPU's name, "flags": set of its flags or None where unknown} from the
-    first processor of /proc/cpuinfo (Linux), else from the platform module."""
-    fields = {}
-    try:
-        with open(path) as f:
-            for line in f:
-                if not line.strip():
-                    break  # one processor is enough: they are all alike
-                key, _, value = line.partition(":")
-                fields[key.strip()] = value.strip()
-    except OSError:
-        pass
-    model = fields.get("model name") or platform.processor() or platform.machine() or "unknown"
-    if "cpu family" in fields:  # "AMD EPYC" alone does not tell Zen 4 from Zen 5
-        model += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
-    return {"model": model, "flags": set(fields["flags"].split()) if "flags" in fields else None}
-
-
 def machine(names) -> dict:
     """What the header says about this machine and this build (JSON-ready)."""
-    cpu = cpu_info()
+    cpu = _cpu.info()
     info = {"cpu": cpu["model"], "cores": CORES,
             "cpu_isa": None if cpu["flags"] is None else [f for f in ISA_FLAGS if f in cpu["flags"]],
             "built_isa": None, "compiler": None, "choices": None, "backends": list(names),

@@ -95,9 +95,9 @@ def _info(args):
         status = "available" if module.available() else f"unavailable: {module.why_unavailable()}"
         print(f"  {name:<10} {module.DEVICE:<5} {status}")
     if en.backends.get("cpp").available():
-        from . import tuning
+        from . import _cpu, tuning
         chosen = ", ".join(f"{k}={v}" for k, v in tuning.current().items())
-        print(f"kernel choices on this CPU ({tuning.cpu_model()}): {chosen}")
+        print(f"kernel choices on this CPU ({_cpu.info()['model']}): {chosen}")
     return 0
 
 

@@ -25,12 +25,11 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 import time
 
 import numpy as np
 
-from . import _openblas
+from . import _cpu, _openblas
 
 # A variant must beat the built-in rule's by this much to replace it: timings on a busy
 # machine move by a few percent, and a wrong pick is kept in the cache.
@@ -55,24 +54,12 @@ def cache_path(environ=os.environ) -> str:
     return os.path.join(base, "seqfuse", "tuning.json")
 
 
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), or the platform's processor string."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_key() -> str:
     """What a cached pick depends on: the CPU model, its flags and this build of engine._C."""
     path = _extension().__file__
     stat = os.stat(path)
-    flags = " ".join(sorted(_openblas.cpu_flags()))
-    text = f"{cpu_model()}|{flags}|{os.path.basename(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+    flags = " ".join(sorted(_cpu.flags()))
+    text = f"{_cpu.info()['model']}|{flags}|{os.path.basename(path)}|{stat.st_size}|{stat.st_mtime_ns}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -149,7 +136,7 @@ def configure(environ=os.environ) -> dict:
             entry = cache.get(key, {}).get(name)
             if entry is None or entry.get("pick") not in values:
                 pick, seconds = tune(name, values)
-                entry = {"pick": pick, "seconds": seconds, "cpu": cpu_model(),
+                entry = {"pick": pick, "seconds": seconds, "cpu": _cpu.info()["model"],
                          "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
                 cache.setdefault(key, {})[name] = entry
                 changed = True

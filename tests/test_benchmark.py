@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import engine as en
-from engine import _bench, _openblas, benchmark, benchmark_cuda
+from engine import _bench, _cpu, _openblas, benchmark, benchmark_cuda
 from engine.cli import main
 
 
@@ -98,10 +98,10 @@ model name\t: not read
 def test_cpu_info_reads_the_first_processor(tmp_path):
     path = tmp_path / "cpuinfo"
     path.write_text(CPUINFO)
-    info = benchmark.cpu_info(path)
+    info = _cpu.info(path)
     assert info["model"] == "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz (family 6, model 143)"
     assert {"avx512f", "avx2", "fma"} <= info["flags"]
-    missing = benchmark.cpu_info(tmp_path / "absent")
+    missing = _cpu.info(tmp_path / "absent")
     assert missing["flags"] is None and missing["model"]
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import engine as en
 import engine.functional as F
-from engine import backends, tuning
+from engine import _cpu, backends, tuning
 from test_conv1d import (DTYPES, EDGES, FORWARD_TOL, GRAD_TOL, PADDINGS, STEPS, assert_close,
                          inputs, run)
 
@@ -206,7 +206,7 @@ def test_without_blas_every_choice_runs_direct():
 
 def _cpu_has(flag):
     from engine import _openblas
-    return flag in _openblas.cpu_flags()
+    return flag in _cpu.flags()
 
 
 @pytest.mark.parametrize("core,flag,width", [("Haswell", "avx2", 32), ("SkylakeX", "avx512f", 64)])

@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from engine import _openblas
+from engine import _cpu, _openblas
 
 AVX512 = _openblas.SKYLAKEX_FLAGS
 
@@ -54,13 +54,13 @@ print(sorted(set(_openblas.picked.values())), err)
 @pytest.mark.skipif(not _openblas.bundled_libraries(), reason="NumPy without a bundled OpenBLAS")
 @pytest.mark.parametrize("choice", ["keep", "Haswell", "SkylakeX", "auto"])
 def test_each_core_type_gives_correct_products(choice):
-    if choice == "SkylakeX" and not AVX512 <= _openblas.cpu_flags():
+    if choice == "SkylakeX" and not AVX512 <= _cpu.flags():
         pytest.skip("this CPU cannot run the SkylakeX kernels")
     cores, err = _run(_CHECK, SEQFUSE_BLAS_CORE=choice).rsplit(" ", 1)
     assert float(err) < 1e-5
     if choice in ("Haswell", "SkylakeX"):
         assert cores == f"['{choice}']"
-    if choice == "auto" and AVX512 <= _openblas.cpu_flags():
+    if choice == "auto" and AVX512 <= _cpu.flags():
         assert "Haswell" not in cores
 
 
