@@ -3,9 +3,6 @@ every forced choice × dtype × option against the reference, the rule's picks, 
 fallback to direct without a BLAS (kernels/cpu/conv1d.hpp, docs/kernels.md)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,6 +10,7 @@ import pytest
 import engine as en
 import engine.functional as F
 from engine import _cpu, backends, tuning
+from fresh_process import run_python
 from test_conv1d import (DTYPES, EDGES, FORWARD_TOL, GRAD_TOL, PADDINGS, STEPS, assert_close,
                          inputs, run)
 
@@ -189,23 +187,17 @@ def test_auto_rule_picks(C, args, narrow, wide):
         assert picks(C, x_shape, kernel_shape, dtype, strides, dilation_rate) == expected
 
 
-def _run(code, **env):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
-
-
 def test_without_blas_every_choice_runs_direct():
     # engine._C alone (no engine/_blas.py wiring, as with a NumPy that bundles no OpenBLAS).
     code = ("import numpy as np; from engine import _C; _C.set_choice('conv1d', 'gemm'); "
             "picks = _C.conv1d_algorithm(np.zeros((2, 9, 3)), np.zeros((3, 3, 4)), 1, 1); "
             "print(sorted(set(picks.values())))")
-    result = _run(code)
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['direct']"
 
 
 def _cpu_has(flag):
-    from engine import _openblas
     return flag in _cpu.flags()
 
 
@@ -219,7 +211,7 @@ def test_blas_width_follows_the_kernels_openblas_runs(C, core, flag, width):
     code = ("import numpy as np; from engine import _blas, _C, backends; backends.get('cpp'); "
             "print(_blas.vector_bytes, sorted(set(_C.conv1d_algorithm("
             "np.zeros((4, 50, 128), np.float32), np.zeros((3, 128, 128), np.float32), 1, 1).values())))")
-    result = _run(code, SEQFUSE_BLAS_CORE=core, SEQFUSE_CONV1D="auto")
+    result = run_python(code, SEQFUSE_BLAS_CORE=core, SEQFUSE_CONV1D="auto")
     assert result.returncode == 0, result.stderr
     got_width, picked = result.stdout.split(" ", 1)
     assert int(got_width) == width

@@ -1,13 +1,9 @@
 """engine/_openblas.py: the bundled OpenBLAS kernels re-picked per CPU, and results unchanged."""
-import os
-import subprocess
-import sys
-import tempfile
-
 import numpy as np
 import pytest
 
 from engine import _cpu, _openblas
+from fresh_process import run_python
 
 AVX512 = _openblas.SKYLAKEX_FLAGS
 
@@ -28,8 +24,7 @@ def test_target_core(current, choice, flags, expected):
 
 
 def _run(code, **env):
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, **env}, cwd=tempfile.gettempdir())
+    result = run_python(code, **env)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 

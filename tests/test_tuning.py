@@ -1,12 +1,8 @@
 """engine.tuning: kernel choices forced by environment variable or in-process, and their errors."""
-import os
-import subprocess
-import sys
-import tempfile
-
 import pytest
 
 from engine import backends
+from fresh_process import run_python
 
 pytestmark = pytest.mark.skipif(not backends.get("cpp").available(), reason="engine._C not built")
 
@@ -40,21 +36,15 @@ def test_bad_values_name_the_choice_and_the_variants():
     tuning.configure({})
 
 
-def _run(code, **env):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, **env},
-                          cwd=tempfile.gettempdir(), timeout=120)
-
-
 def test_environment_variable_forces_a_choice_at_import():
     code = "from engine import backends, tuning; backends.get('cpp'); print(tuning.current()['conv1d'])"
-    result = _run(code, SEQFUSE_CONV1D="gemm")
+    result = run_python(code, SEQFUSE_CONV1D="gemm")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "gemm"
 
 
 def test_bad_environment_variable_fails_at_import_with_its_name():
-    result = _run("from engine import backends; backends.get('cpp')", SEQFUSE_CONV1D="fast")
+    result = run_python("from engine import backends; backends.get('cpp')", SEQFUSE_CONV1D="fast")
     assert result.returncode != 0
     assert "SEQFUSE_CONV1D must be one of auto, direct, gemm, got 'fast'" in result.stderr
 
@@ -65,7 +55,7 @@ _PICK = "from engine import backends, tuning; backends.get('cpp'); print(tuning.
 def test_tuned_choice_is_timed_once_then_read_from_the_cache(tmp_path):
     import json
     cache = tmp_path / "tuning.json"
-    first = _run(_PICK, SEQFUSE_TUNING_CACHE=str(cache))
+    first = run_python(_PICK, SEQFUSE_TUNING_CACHE=str(cache))
     assert first.returncode == 0, first.stderr
     entries = json.loads(cache.read_text())
     (entry,) = [e["gemm_tile"] for e in entries.values()]
@@ -74,16 +64,16 @@ def test_tuned_choice_is_timed_once_then_read_from_the_cache(tmp_path):
     # A later process takes the cached pick without timing again (edited here to tell).
     entry["pick"] = "6x4"
     cache.write_text(json.dumps({key: {"gemm_tile": entry} for key in entries}))
-    assert _run(_PICK, SEQFUSE_TUNING_CACHE=str(cache)).stdout.strip() == "6x4"
+    assert run_python(_PICK, SEQFUSE_TUNING_CACHE=str(cache)).stdout.strip() == "6x4"
     # The environment variable wins over the cache.
-    forced = _run(_PICK, SEQFUSE_TUNING_CACHE=str(cache), SEQFUSE_GEMM_TILE="8x3")
+    forced = run_python(_PICK, SEQFUSE_TUNING_CACHE=str(cache), SEQFUSE_GEMM_TILE="8x3")
     assert forced.stdout.strip() == "8x3"
 
 
 def test_unwritable_cache_still_tunes(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = _run(_PICK, SEQFUSE_TUNING_CACHE=str(blocker / "sub" / "tuning.json"))
+    result = run_python(_PICK, SEQFUSE_TUNING_CACHE=str(blocker / "sub" / "tuning.json"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() in ("auto", "8x2", "8x3", "6x4")
 
