@@ -32,7 +32,12 @@ void one_thread_after_fork() {
 
 }  // namespace
 
-PYBIND11_MODULE(_C, m) {
+// SEQFUSE_MODULE_NAME: _C, or _C_x86_64_v3 / _v4 for the level builds (CMakeLists.txt).
+#ifndef SEQFUSE_MODULE_NAME
+#define SEQFUSE_MODULE_NAME _C
+#endif
+
+PYBIND11_MODULE(SEQFUSE_MODULE_NAME, m) {
   m.doc() = "seqfuse C++ kernels (private; use engine.functional)";
   pthread_atfork(nullptr, nullptr, one_thread_after_fork);
   bind_embedding(m);
