@@ -41,7 +41,8 @@ def flags() -> frozenset:
 # for the build machine (-march=native). A portable build (SEQFUSE_NATIVE=OFF) has engine._C
 # for baseline x86-64 beside one build per x86-64 microarchitecture level, and the best one
 # this CPU runs is loaded as engine._C, the way OpenBLAS picks its kernels at load time: on
-# the Zen 5 VM the baseline build runs the recurrent loops 3-7x slower than AVX-512 code.
+# the Zen 5 VM the baseline build ran the recurrent rows of `seqfuse bench` 2.2-8.4x slower
+# than AVX-512 code.
 ISA_ENV = "SEQFUSE_ISA"
 _V2 = {"cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"}
 _V3 = _V2 | {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}

@@ -93,16 +93,22 @@ def test_algorithm_kernel_table_with_and_without_bias(C, algorithm, dtype):
         assert_close(a, e, GRAD_TOL[dtype], name)
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
-@pytest.mark.parametrize("B,L,C_,O,K,strides,dilation_rate,padding", EDGES)
-def test_edge_cases_every_algorithm(C, algorithm, B, L, C_, O, K, strides, dilation_rate, padding):
-    x, kernel, bias = inputs(B, L, C_, O, K)
-    options = dict(strides=strides, padding=padding, dilation_rate=dilation_rate)
+def _assert_forced_matches_reference(algorithm, x, kernel, bias, **options):
+    """float64 outputs and every gradient of the cpp conv1d with `algorithm` forced, within
+    1e-10 of the reference."""
     expected = run("reference", x, kernel, bias, **options)
     with tuning.forced("conv1d", algorithm):
         got = run("cpp", x, kernel, bias, **options)
     for name, a, e in zip(("out", "dx", "dkernel", "dbias"), got, expected):
         assert_close(a, e, 1e-10, f"{algorithm} {name}")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("B,L,C_,O,K,strides,dilation_rate,padding", EDGES)
+def test_edge_cases_every_algorithm(C, algorithm, B, L, C_, O, K, strides, dilation_rate, padding):
+    x, kernel, bias = inputs(B, L, C_, O, K)
+    _assert_forced_matches_reference(algorithm, x, kernel, bias, strides=strides, padding=padding,
+                                     dilation_rate=dilation_rate)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -110,12 +116,8 @@ def test_one_batch_row_and_long_sequences_split_over_threads(C, algorithm):
     # B=1: the gemm algorithm splits L_out into blocks (and dx's rows into blocks whose taps
     # overlap block edges); L_out = 1,500 spans several blocks of 512 rows.
     x, kernel, bias = inputs(1, 1504, 8, 16, 3, np.float64, seed=7)
-    options = dict(strides=1, padding="same", dilation_rate=2)
-    expected = run("reference", x, kernel, bias, **options)
-    with tuning.forced("conv1d", algorithm):
-        got = run("cpp", x, kernel, bias, **options)
-    for name, a, e in zip(("out", "dx", "dkernel", "dbias"), got, expected):
-        assert_close(a, e, 1e-10, f"{algorithm} {name}")
+    _assert_forced_matches_reference(algorithm, x, kernel, bias, strides=1, padding="same",
+                                     dilation_rate=2)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

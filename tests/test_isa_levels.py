@@ -4,16 +4,12 @@ The default build (-march=native) is engine._C alone; a portable build (SEQFUSE_
 as CI's second run makes) also has one build per x86-64 level, and the kernel tests run on
 every level this CPU can execute."""
 import importlib.util
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from engine import _cpu
-from fresh_process import run_python
+from fresh_process import run, run_python
 
 V3 = _cpu.LEVELS["x86-64-v3"][1]
 V4 = _cpu.LEVELS["x86-64-v4"][1]
@@ -86,8 +82,6 @@ OTHERS = [level for level in RUNNABLE if BUILT and level != max(
     reason="no other level of engine._C here to run (the -march=native build has none)"))])
 def test_kernels_pass_on_every_other_level(level):
     here = Path(__file__).parent
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           *(str(here / name) for name in KERNEL_TESTS)],
-                          env={**os.environ, "SEQFUSE_ISA": level}, cwd=tempfile.gettempdir(),
-                          capture_output=True, text=True)
+    done = run(["-m", "pytest", "-q", "-p", "no:cacheprovider",
+                *(str(here / name) for name in KERNEL_TESTS)], timeout=900, SEQFUSE_ISA=level)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
