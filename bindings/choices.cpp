@@ -17,7 +17,7 @@ namespace {
 const std::map<std::string, std::vector<std::string>>& options() {
   static const std::map<std::string, std::vector<std::string>> table{
       {"conv1d", {"auto", "direct", "gemm"}},
-      {"gemm_tile", {"auto", "8x2", "8x3", "6x4"}},  // kGemmTiles of cpu/gemm.hpp, rows x vectors
+      {"gemm_tile", {"auto", "8x2", "8x3", "6x4", "6x1", "4x1"}},  // kGemmTiles (cpu/gemm.hpp): rows x 64 B
   };
   return table;
 }

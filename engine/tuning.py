@@ -6,7 +6,7 @@ choice is set from, in order:
 - the environment variable SEQFUSE_<NAME> (e.g. SEQFUSE_GEMM_TILE=8x2, SEQFUSE_CONV1D=gemm),
   to force a variant ("auto" forces the built-in rule);
 - for a tuned choice (TUNED: the recurrent loops' register tile), the variant a short timing
-  of each one picked on this CPU: the first process on a machine times them (~0.1 s) and
+  of each one picked on this CPU: the first process on a machine times them (~0.2 s) and
   keeps the result in the cache file (cache_path()), keyed by CPU model, CPU flags and the
   build of engine._C, so the next processes only read it;
 - otherwise the built-in rule for the CPU ("auto").
@@ -64,8 +64,9 @@ def machine_key() -> str:
 
 
 def _time_gemm_tile(values, rounds=5):
-    """{tile: best seconds} of an LSTM forward loop (B,T,F,H) = (64,16,64,128), float32,
-    every tile once per round (interleaved, so a busy moment hits them alike)."""
+    """{tile: best seconds} of an LSTM loop forward and backward (B,T,F,H) = (64,16,64,128),
+    float32, every tile once per round (interleaved, so a busy moment hits them alike). The
+    tile serves both loops, so both are timed: one that wins forward may lose backward."""
     C = _extension()
     rng = np.random.default_rng(0)
     B, T, F, H = 64, 16, 64, 128
@@ -74,9 +75,11 @@ def _time_gemm_tile(values, rounds=5):
     U = rng.standard_normal((H, 4 * H), dtype=np.float32) * 0.1
     bias = np.zeros(4 * H, np.float32)
     h0 = np.zeros((B, H), np.float32)
+    dhs = rng.standard_normal((T, B, H), dtype=np.float32)
 
     def call():
-        C.lstm_forward(x, kernel, bias, U, h0, h0, None, None, go_backwards=False, save=False)
+        hs, cs, gates = C.lstm_forward(x, kernel, bias, U, h0, h0, None, None)
+        C.lstm_backward(dhs, h0, U, h0, h0, hs, cs, gates, None, None, kernel=kernel)
     best = {v: float("inf") for v in values}
     for _ in range(rounds):
         for value in values:

@@ -54,13 +54,15 @@ _PICK = "from engine import backends, tuning; backends.get('cpp'); print(tuning.
 
 def test_tuned_choice_is_timed_once_then_read_from_the_cache(tmp_path):
     import json
+
+    from engine import _C
     cache = tmp_path / "tuning.json"
     first = run_python(_PICK, SEQFUSE_TUNING_CACHE=str(cache))
     assert first.returncode == 0, first.stderr
     entries = json.loads(cache.read_text())
     (entry,) = [e["gemm_tile"] for e in entries.values()]
     assert first.stdout.strip() == entry["pick"]
-    assert set(entry["seconds"]) == {"auto", "8x2", "8x3", "6x4"} and entry["cpu"]
+    assert set(entry["seconds"]) == set(_C.choice_options()["gemm_tile"]) and entry["cpu"]
     # A later process takes the cached pick without timing again (edited here to tell).
     entry["pick"] = "6x4"
     cache.write_text(json.dumps({key: {"gemm_tile": entry} for key in entries}))
@@ -71,11 +73,12 @@ def test_tuned_choice_is_timed_once_then_read_from_the_cache(tmp_path):
 
 
 def test_unwritable_cache_still_tunes(tmp_path):
+    from engine import _C
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = run_python(_PICK, SEQFUSE_TUNING_CACHE=str(blocker / "sub" / "tuning.json"))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() in ("auto", "8x2", "8x3", "6x4")
+    assert result.stdout.strip() in _C.choice_options()["gemm_tile"]
 
 
 def test_tune_keeps_the_builtin_rule_unless_clearly_faster(monkeypatch):

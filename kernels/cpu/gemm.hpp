@@ -20,18 +20,24 @@
 
 namespace seqfuse {
 
-// Register tiles MR × NV·lanes of C (lanes: elements of one 64-byte vector, a zmm register
-// with AVX-512), one per choice value of "gemm_tile" (cpu/choices.hpp). Which one is fastest
-// depends on the CPU and on GCC's code for it, so engine/tuning.py times them at first use on
-// each CPU (SEQFUSE_GEMM_TILE forces one). Float, one core, GFLOP/s for the step shapes
-// (M,K,N) = (32,128,512) / (64,256,1024), 2-vCPU AMD EPYC Zen 5, 2026-11-30: 8x2 227 / 180,
-// 8x3 ~236 / ~225, 6x4 ~195 / 178, 4x2 80 / 67 (GCC 12 spills or serializes the small ones,
-// so they are not offered). "auto" is the tile measured best on the Zen 4 box: 8x2 for float,
-// 6x4 for double; builds without AVX-512 (SEQFUSE_NATIVE=OFF) use 3 rows.
+// Register tiles MR × NV·lanes of C (lanes: elements of 64 bytes, one zmm register with
+// AVX-512, two ymm with AVX2, four xmm with SSE), one per choice value of "gemm_tile"
+// (cpu/choices.hpp). Which one is fastest depends on the CPU, so engine/tuning.py times them
+// at first use on each CPU (SEQFUSE_GEMM_TILE forces one). One core, GFLOP/s at the step
+// shapes (M,K,N) = (32,192,512) / (64,384,1024), 2-vCPU AMD EPYC Zen 5, GCC 12, 2026-12-01:
+//   AVX-512 float  8x2 254/250  8x3 242/254  6x4 217/225  6x1 153/146
+//           double 8x2 122/122  8x3 124/127  6x4 111/111  6x1  74/66
+//   AVX2    float  6x1 121/117  4x1 115/113  (8x2, 8x3, 6x4: 45-51, more than 16 registers)
+//           double 6x1  60/58   4x1  56/53   (6x4 25)
+//   SSE2    float  4x1  45/44   3x1  49/45;  double 3x1 24/22
+// "auto" is 8x2 (float) and 8x3 (double) with AVX-512, 4x1 otherwise: threads split the
+// batch in whole tiles (parallel_rows), and 4 rows split the usual batch sizes evenly where 6
+// do not (64 rows on 2 threads: 30 + 34 with 6x1, 15% slower than 4x1's 32 + 32).
 struct GemmTile {
   int mr, nv;
 };
-inline constexpr GemmTile kGemmTiles[] = {{0, 0}, {8, 2}, {8, 3}, {6, 4}};  // index = choice value
+// index = choice value
+inline constexpr GemmTile kGemmTiles[] = {{0, 0}, {8, 2}, {8, 3}, {6, 4}, {6, 1}, {4, 1}};
 
 template <typename T>
 constexpr int64_t gemm_lanes() { return 64 / sizeof(T); }
@@ -39,9 +45,9 @@ constexpr int64_t gemm_lanes() { return 64 / sizeof(T); }
 template <typename T>
 constexpr GemmTile gemm_auto_tile() {
 #if defined(__AVX512F__)
-  return sizeof(T) == 4 ? GemmTile{8, 2} : GemmTile{6, 4};
+  return sizeof(T) == 4 ? GemmTile{8, 2} : GemmTile{8, 3};
 #else
-  return GemmTile{3, static_cast<int>(32 / gemm_lanes<T>())};  // 3 rows × 32 floats or doubles
+  return GemmTile{4, 1};
 #endif
 }
 
@@ -62,28 +68,57 @@ struct Product {
   int64_t ldb;
 };
 
+// Bytes of the widest vector registers this build targets (a zmm, ymm or xmm register).
+inline constexpr int kVectorBytes =
+#if defined(__AVX512F__)
+    64;
+#elif defined(__AVX__)
+    32;
+#else
+    16;
+#endif
+
+// A SIMD vector of Bytes/sizeof(T) elements (GCC/Clang vector extension): arithmetic on it is
+// one instruction per register on every instruction set the build targets.
+template <typename T, int Bytes>
+struct Vector {
+  typedef T type __attribute__((vector_size(Bytes)));
+};
+
 // C tile = X + Σ_p A_p·B_p for the NP products, rows r0.., columns j0.. of each. X may be
 // nullptr (zeros), may alias C, and ldx = 0 broadcasts one row (a bias). Summing two products
 // in one tile (a step's x_t·kernel and h_{t-1}·U) stores and reloads the tile once, not twice.
+// The tile is held as explicit vectors (MR × NR/L registers of L lanes), not left to the
+// auto-vectorizer: GCC 12 vectorized a plain MR×NR array well at some sizes and used 16-byte
+// registers and the stack at others (6 rows × 16 floats with AVX2: 5 GFLOP/s, 20x slower).
 template <typename T, int MR, int NR, int NP>
 inline void gemm_micro(const Product<T> (&p)[NP], int64_t r0, int64_t j0, const T* X, int64_t ldx,
                        T* C, int64_t ldc) {
-  T acc[MR][NR];
+  constexpr int VB = std::min<int>(kVectorBytes, NR * sizeof(T)), L = VB / sizeof(T), NV = NR / L;
+  using V = typename Vector<T, VB>::type;
+  static_assert(NR % L == 0, "a tile is whole vectors wide");
+  V acc[MR][NV];
   for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < NR; ++j) acc[r][j] = X ? X[r * ldx + j] : T(0);
+    for (int v = 0; v < NV; ++v) {
+      if (X)
+        __builtin_memcpy(&acc[r][v], X + r * ldx + v * L, VB);
+      else
+        acc[r][v] = V{};
+    }
   for (int q = 0; q < NP; ++q) {
     const T* A = p[q].A + r0 * p[q].lda;
     const int64_t lda = p[q].lda, ldb = p[q].ldb;
     for (int64_t k = 0; k < p[q].K; ++k) {
-      const T* b = p[q].B + k * ldb + j0;
+      V b[NV];
+      for (int v = 0; v < NV; ++v) __builtin_memcpy(&b[v], p[q].B + k * ldb + j0 + v * L, VB);
       for (int r = 0; r < MR; ++r) {
         const T a = A[r * lda + k];
-        for (int j = 0; j < NR; ++j) acc[r][j] += a * b[j];
+        for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
       }
     }
   }
   for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < NR; ++j) C[r * ldc + j] = acc[r][j];
+    for (int v = 0; v < NV; ++v) __builtin_memcpy(C + r * ldc + v * L, &acc[r][v], VB);
 }
 
 // Column tail narrower than the vector passes (N not a multiple of NR/4): row r against n
@@ -138,8 +173,8 @@ void gemm(int64_t M, int64_t N, const Product<T> (&p)[NP], const T* X, int64_t l
   if (tile.mr == 8 && tile.nv == 3) return gemm_tiled<T, 8, 3>(M, N, p, X, ldx, C, ldc);
   if (tile.mr == 6 && tile.nv == 4) return gemm_tiled<T, 6, 4>(M, N, p, X, ldx, C, ldc);
   if (tile.mr == 8 && tile.nv == 2) return gemm_tiled<T, 8, 2>(M, N, p, X, ldx, C, ldc);
-  constexpr GemmTile fallback = gemm_auto_tile<T>();  // without AVX-512: 3 rows
-  return gemm_tiled<T, fallback.mr, fallback.nv>(M, N, p, X, ldx, C, ldc);
+  if (tile.mr == 6 && tile.nv == 1) return gemm_tiled<T, 6, 1>(M, N, p, X, ldx, C, ldc);
+  return gemm_tiled<T, 4, 1>(M, N, p, X, ldx, C, ldc);  // 4x1 (auto without AVX-512)
 }
 
 // C[M,N] = X + A·B. A: [M,K] (lda), B: [K,N] (ldb), X: [M,N] (ldx) or nullptr, C: [M,N] (ldc).
