@@ -79,11 +79,12 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
                  const scalar_t* rb, const scalar_t* h0, const bool* mask, const scalar_t* dm,
                  bool reset_after, bool save, const States<scalar_t>& hs, scalar_t* gates, scalar_t* uh,
                  scalar_t* xw_ws, scalar_t* u_ws, scalar_t* hd_ws) {
-  // U and the kernel are read from padded copies (padded_ld, cpu/gemm.hpp).
+  // The kernel is read from a packed copy, U from a padded one (its column slices U_zr, U_h
+  // are separate products; packed_copy and padded_ld, cpu/gemm.hpp).
   const int64_t G = 3 * H, BH = B * H, BG = B * G, ldu = padded_ld<scalar_t>(G);
-  const std::vector<scalar_t> Up_copy = padded_copy(H, G, U, G), Wp = padded_copy(in.F, G, in.W, G);
+  const std::vector<scalar_t> Up_copy = padded_copy(H, G, U, G), Wp = packed_copy(in.F, G, in.W, G);
   const scalar_t* Up = Up_copy.data();
-  const InputProjection<scalar_t> pin = in.with_padded(Wp);
+  const InputProjection<scalar_t> pin = in.with_packed(Wp);
   parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * G, [&](int64_t, int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
     if (dm)

@@ -52,10 +52,10 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_
                   const scalar_t* h0, const scalar_t* c0, const bool* mask, const scalar_t* dm,
                   bool save, const States<scalar_t>& hs, scalar_t* cs, scalar_t* gates,
                   scalar_t* hd_ws) {
-  // U and the kernel are read from padded copies (padded_ld, cpu/gemm.hpp).
-  const int64_t G = 4 * H, BH = B * H, BG = B * G, ldu = padded_ld<scalar_t>(G);
-  const std::vector<scalar_t> Up = padded_copy(H, G, U, G), Wp = padded_copy(in.F, G, in.W, G);
-  const InputProjection<scalar_t> pin = in.with_padded(Wp);
+  // U and the kernel are read from packed copies (packed_copy, cpu/gemm.hpp).
+  const int64_t G = 4 * H, BH = B * H, BG = B * G;
+  const std::vector<scalar_t> Up = packed_copy(H, G, U, G), Wp = packed_copy(in.F, G, in.W, G);
+  const InputProjection<scalar_t> pin = in.with_packed(Wp);
   parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * G, [&](int64_t, int64_t b0, int64_t b1) {
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
@@ -65,7 +65,7 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_
       const scalar_t* c_prev = t ? cs + (save ? t - 1 : (t - 1) & 1) * BH : c0;
       scalar_t* c_t = cs + (save ? t : t & 1) * BH;
       scalar_t* z = gates + (save ? t : 0) * BG;
-      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, dm ? H : ldh, Up.data(), ldu, H, z, G);
+      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, dm ? H : ldh, Up.data(), H, z, G);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = hs.at(t, b);
         if (!mask || mask[t * B + b])

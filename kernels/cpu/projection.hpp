@@ -28,15 +28,13 @@ struct InputProjection {
   const scalar_t* bias;  // [G] or nullptr
   int64_t T, F, G;
   bool go_backwards;     // processing step t reads timestep T-1-t
-  int64_t ldw = 0;       // W's leading dimension; 0: G (the layer's kernel as given)
+  bool packed = false;   // W is a packed_copy (cpu/gemm.hpp), not the [F,G] kernel as given
 
-  int64_t w_ld() const { return ldw ? ldw : G; }
-
-  // The same projection reading W from Wp = padded_copy(F, G, W, G) (cpu/gemm.hpp).
-  InputProjection with_padded(const std::vector<scalar_t>& Wp) const {
+  // The same projection reading W from Wp = packed_copy(F, G, W, G) (cpu/gemm.hpp).
+  InputProjection with_packed(const std::vector<scalar_t>& Wp) const {
     InputProjection p = *this;
     p.W = Wp.data();
-    p.ldw = padded_ld<scalar_t>(G);
+    p.packed = true;
     return p;
   }
 
@@ -44,7 +42,7 @@ struct InputProjection {
 
   // The step's input as a GEMM product: rows b0.. of x[:, timestep(t)] times the kernel.
   Product<scalar_t> input(int64_t t, int64_t b0) const {
-    return {F, x + (b0 * T + timestep(t)) * F, T * F, W, w_ld()};
+    return {F, x + (b0 * T + timestep(t)) * F, T * F, W, G, packed};
   }
 
   // out rows b0..b1 (row b at out + b·ldo) = x[b, timestep(t)]·W + bias.
@@ -55,11 +53,12 @@ struct InputProjection {
 
   // The same plus the step's recurrent product, in one pass over the output tiles:
   // out = x[b, timestep(t)]·W + bias + hd[b]·U for hd: [B,K] (row b at hd + b·ldh), U: [K,G]
-  // (ldu). (GRU keeps the two passes: its reset_after candidate needs xw_h and u_h apart, and
-  // a split into z,r / h passes measured slower at (64,100,64,128) and (128,200,128,256).)
-  void forward(int64_t t, int64_t b0, int64_t b1, const scalar_t* hd, int64_t ldh, const scalar_t* U,
-               int64_t ldu, int64_t K, scalar_t* out, int64_t ldo) const {
-    const Product<scalar_t> p[2] = {input(t, b0), {K, hd + b0 * ldh, ldh, U, ldu}};
+  // packed (packed_copy, cpu/gemm.hpp). (GRU keeps the two passes: its reset_after candidate
+  // needs xw_h and u_h apart, and a split into z,r / h passes measured slower at
+  // (64,100,64,128) and (128,200,128,256).)
+  void forward(int64_t t, int64_t b0, int64_t b1, const scalar_t* hd, int64_t ldh,
+               const scalar_t* U_packed, int64_t K, scalar_t* out, int64_t ldo) const {
+    const Product<scalar_t> p[2] = {input(t, b0), {K, hd + b0 * ldh, ldh, U_packed, G, true}};
     gemm<scalar_t, 2>(b1 - b0, G, p, bias, 0, out + b0 * ldo, ldo);
   }
 

@@ -42,17 +42,17 @@ template <typename scalar_t>
 void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t>& in,
                         const scalar_t* U, const scalar_t* h0, const bool* mask, const scalar_t* dm,
                         scalar_t* hs, scalar_t* hd_ws) {
-  // U and the kernel are read from padded copies (padded_ld, cpu/gemm.hpp).
-  const int64_t BH = B * H, ldu = padded_ld<scalar_t>(H);
-  const std::vector<scalar_t> Up = padded_copy(H, H, U, H), Wp = padded_copy(in.F, H, in.W, H);
-  const InputProjection<scalar_t> pin = in.with_padded(Wp);
+  // U and the kernel are read from packed copies (packed_copy, cpu/gemm.hpp).
+  const int64_t BH = B * H;
+  const std::vector<scalar_t> Up = packed_copy(H, H, U, H), Wp = packed_copy(in.F, H, in.W, H);
+  const InputProjection<scalar_t> pin = in.with_packed(Wp);
   parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * H, [&](int64_t, int64_t b0, int64_t b1) {
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
     for (int64_t t = 0; t < T; ++t) {
       const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
       scalar_t* h_t = hs + t * BH;
-      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, H, Up.data(), ldu, H, h_t, H);
+      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, H, Up.data(), H, h_t, H);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = h_t + b * H;
         if (!mask || mask[t * B + b])
