@@ -77,7 +77,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
   auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, 4 * H, go_backwards);
 
   carray<scalar_t> dz({T, B, 4 * H}), dbias({4 * H}), dh0({B, H}), dc0({B, H});
-  std::vector<scalar_t> Ut(4 * H * seqfuse::padded_ld<scalar_t>(H)), dh_ws(B * H), dhd_ws(B * H), dc_ws(B * H);
+  std::vector<scalar_t> Ut(4 * H * H), dh_ws(B * H), dhd_ws(B * H), dc_ws(B * H);
   std::vector<double> sums_ws(seqfuse::max_row_ranges() * 4 * H);
   {
     py::gil_scoped_release release;

@@ -103,7 +103,7 @@ InputGradient<scalar_t> input_gradient_arg(const py::object& kernel_in, const ch
     F = out.kernel->shape(0);
     out.dx.emplace(std::vector<py::ssize_t>{B, T, F});
   }
-  out.Wt.resize(G * seqfuse::padded_ld<scalar_t>(F));  // kernelᵀ, padded rows (cpu/gemm.hpp)
+  out.Wt.resize(G * F);  // kernelᵀ, packed (transpose_packed, cpu/gemm.hpp)
   out.projection = {nullptr, data_or_null(out.kernel), nullptr, T, F, G, go_backwards};
   return out;
 }

@@ -239,21 +239,37 @@ std::vector<T> padded_copy(int64_t K, int64_t N, const T* B, int64_t ldb) {
 // lines instead of rows a padded leading dimension apart: one core, float, Zen 5,
 // (M,K,N) = (64,384,1024): AVX-512 8x2 220 -> 246 GFLOP/s, AVX2 4x1 106 -> 118.
 // A packed copy serves whole-width products only (no column or row slices of it).
+// Calls f(j, w) for the column panels gemm_tiled walks over N columns with the tile now in
+// force: tile-wide, then one-vector, half-vector, and the remaining columns.
+template <typename T, typename F>
+void for_each_panel(int64_t N, F&& f) {
+  const int64_t NR = gemm_tile<T>().nv * gemm_lanes<T>(), ONE = gemm_lanes<T>(), HALF = ONE / 2;
+  int64_t j = 0;
+  for (; j + NR <= N; j += NR) f(j, NR);
+  if (NR > ONE)
+    for (; j + ONE <= N; j += ONE) f(j, ONE);
+  for (; j + HALF <= N; j += HALF) f(j, HALF);
+  if (j < N) f(j, N - j);
+}
+
 template <typename T>
 std::vector<T> packed_copy(int64_t K, int64_t N, const T* B, int64_t ldb) {
-  const int64_t NR = gemm_tile<T>().nv * gemm_lanes<T>(), ONE = gemm_lanes<T>(), HALF = ONE / 2;
   std::vector<T> out(static_cast<size_t>(K * N));
   T* dst = out.data();
-  auto panel = [&](int64_t j, int64_t w) {
+  for_each_panel<T>(N, [&](int64_t j, int64_t w) {
     for (int64_t k = 0; k < K; ++k, dst += w) std::copy(B + k * ldb + j, B + k * ldb + j + w, dst);
-  };
-  int64_t j = 0;
-  for (; j + NR <= N; j += NR) panel(j, NR);
-  if (NR > ONE)
-    for (; j + ONE <= N; j += ONE) panel(j, ONE);
-  for (; j + HALF <= N; j += HALF) panel(j, HALF);
-  if (j < N) panel(j, N - j);
+  });
   return out;
+}
+
+// out = inᵀ ([N,K]) packed as packed_copy packs a B operand, for in: [K,N] row-major: the
+// backward loops multiply by Uᵀ and kernelᵀ. out holds N·K elements.
+template <typename T>
+void transpose_packed(int64_t K, int64_t N, const T* in, T* out) {
+  for_each_panel<T>(K, [&](int64_t j, int64_t w) {
+    for (int64_t n = 0; n < N; ++n, out += w)
+      for (int64_t c = 0; c < w; ++c) out[c] = in[(j + c) * N + n];
+  });
 }
 
 // out = inᵀ for in: [K,N] row-major, out rows padded_ld(K) apart (a B operand: backward

@@ -181,8 +181,9 @@ inline void gru_row_reset_before(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 //   dbias: out, reset_after: [2,G] = (Σ dxw, Σ du), else [G] = Σ dxw, sums over t and b
 //        (sums: their per-range workspace, N = 2G or G)
 //   dh0: [B,H] out
-//   Workspaces: Ut [G,H] filled here, Wt [G,F] kernelᵀ (when dx), both with rows padded_ld(H),
-//   padded_ld(F) apart (transpose, cpu/gemm.hpp); dh_ws, dhd_ws, drh_ws [B,H]
+//   Workspaces: Ut [G,H] filled here with rows padded_ld(H) apart (transpose: its row ranges
+//   are separate products), Wt [G,F] kernelᵀ packed (when dx; transpose_packed, cpu/gemm.hpp);
+//   dh_ws, dhd_ws, drh_ws [B,H]
 //   (drh_ws: !reset_after only).
 // dh_ws holds the part of dh_{t-1} that does not come through the last GEMM (dh·z, plus
 // (dn·U_hᵀ)·dm·r when !reset_after; the whole dh at a masked step); dhd_ws the GEMM's
@@ -196,7 +197,7 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const sc
                   scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws, scalar_t* drh_ws) {
   const int64_t G = 3 * H, BH = B * H, BG = B * G, ldut = padded_ld<scalar_t>(H);
   transpose(H, G, U, Ut);
-  if (dx) transpose(in.F, G, in.W, Wt);
+  if (dx) transpose_packed(in.F, G, in.W, Wt);
   sums.zero();
   parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * G, [&](int64_t range, int64_t b0,
                                                                            int64_t b1) {

@@ -114,8 +114,8 @@ inline void lstm_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 //   dx:   [B,T,F] out, dz·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
 //   dbias: [G] out, Σ_{t,b} dz (sums: its per-range workspace, N = G)
 //   dh0, dc0: [B,H] out
-//   Ut: [G,H] workspace filled here, Wt: [G,F] kernelᵀ (when dx), both with rows padded_ld(H),
-//   padded_ld(F) apart (transpose, cpu/gemm.hpp); dh_ws, dhd_ws, dc_ws: [B,H].
+//   Ut: [G,H] workspace filled here, Wt: [G,F] kernelᵀ (when dx), both packed
+//   (transpose_packed, cpu/gemm.hpp); dh_ws, dhd_ws, dc_ws: [B,H].
 // dh_ws holds the part of dh_{t-1} that does not come through the GEMM (the whole dh at a
 // masked step, which carries it back unchanged); dhd_ws the GEMM's (dz_t·Uᵀ)·dm. A masked
 // row's dz_t is zero, so its GEMM row is exactly zero and needs no test.
@@ -127,8 +127,8 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const s
                    scalar_t* dbias, scalar_t* dh0, scalar_t* dc0, const ColumnSums<scalar_t>& sums,
                    scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws, scalar_t* dc_ws) {
   const int64_t G = 4 * H, BH = B * H, BG = B * G;
-  transpose(H, G, U, Ut);
-  if (dx) transpose(in.F, G, in.W, Wt);
+  transpose_packed(H, G, U, Ut);
+  if (dx) transpose_packed(in.F, G, in.W, Wt);
   sums.zero();
   parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * G, [&](int64_t range, int64_t b0,
                                                                            int64_t b1) {
@@ -148,8 +148,8 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const s
                                    dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H, dc_ws + b * H);
       }
       sums.add(range, b0, b1, dz + t * BG, G, 0, G);
-      gemm<scalar_t>(b1 - b0, H, G, dz + t * BG + b0 * G, G, Ut, padded_ld<scalar_t>(H), nullptr, 0,
-                     dhd_ws + b0 * H, H);
+      const Product<scalar_t> back[1] = {{G, dz + t * BG + b0 * G, G, Ut, H, true}};
+      gemm<scalar_t, 1>(b1 - b0, H, back, nullptr, 0, dhd_ws + b0 * H, H);
       if (dx) in.backward(t, b0, b1, dz + t * BG, G, Wt, dx);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];

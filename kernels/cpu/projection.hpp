@@ -62,12 +62,12 @@ struct InputProjection {
     gemm<scalar_t, 2>(b1 - b0, G, p, bias, 0, out + b0 * ldo, ldo);
   }
 
-  // dx[b, timestep(t)] = dz rows b0..b1 (row b at dz + b·ldz) · Wt, Wt: [G,F] = Wᵀ with rows
-  // padded_ld(F) apart (transpose, cpu/gemm.hpp).
+  // dx[b, timestep(t)] = dz rows b0..b1 (row b at dz + b·ldz) · Wt, Wt: [G,F] = Wᵀ packed
+  // (transpose_packed, cpu/gemm.hpp).
   void backward(int64_t t, int64_t b0, int64_t b1, const scalar_t* dz, int64_t ldz,
                 const scalar_t* Wt, scalar_t* dx) const {
-    gemm<scalar_t>(b1 - b0, F, G, dz + b0 * ldz, ldz, Wt, padded_ld<scalar_t>(F), nullptr, 0,
-                   dx + (b0 * T + timestep(t)) * F, T * F);
+    const Product<scalar_t> p[1] = {{G, dz + b0 * ldz, ldz, Wt, F, true}};
+    gemm<scalar_t, 1>(b1 - b0, F, p, nullptr, 0, dx + (b0 * T + timestep(t)) * F, T * F);
   }
 };
 

@@ -72,8 +72,8 @@ void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<s
 //   dx:  [B,T,F] out, dz·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
 //   dbias: [H] out, Σ_{t,b} dz (sums: its per-range workspace, N = H)
 //   dh0: [B,H] out
-//   Workspaces: Ut [H,H] filled here, Wt [H,F] kernelᵀ (when dx), rows padded_ld(H), padded_ld(F)
-//   apart (transpose, cpu/gemm.hpp); dh_ws, dhd_ws [B,H]. dh_ws carries dh through masked
+//   Workspaces: Ut [H,H] filled here, Wt [H,F] kernelᵀ (when dx), both packed
+//   (transpose_packed, cpu/gemm.hpp); dh_ws, dhd_ws [B,H]. dh_ws carries dh through masked
 //   steps; dhd_ws holds the GEMM's (dz_t·Uᵀ)·dm, exactly zero on a masked row (dz_t = 0).
 template <typename scalar_t>
 void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const scalar_t* U,
@@ -82,8 +82,8 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, c
                          scalar_t* dbias, scalar_t* dh0, const ColumnSums<scalar_t>& sums,
                          scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws) {
   const int64_t BH = B * H;
-  transpose(H, H, U, Ut);
-  if (dx) transpose(in.F, H, in.W, Wt);
+  transpose_packed(H, H, U, Ut);
+  if (dx) transpose_packed(in.F, H, in.W, Wt);
   sums.zero();
   parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * H, [&](int64_t range, int64_t b0,
                                                                            int64_t b1) {
@@ -97,8 +97,8 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, c
           simple_rnn_row_backward<false>(H, hs + r, dhs + r, dhd_ws + b * H, dz + r, dh_ws + b * H);
       }
       sums.add(range, b0, b1, dz + t * BH, H, 0, H);
-      gemm<scalar_t>(b1 - b0, H, H, dz + t * BH + b0 * H, H, Ut, padded_ld<scalar_t>(H), nullptr, 0,
-                     dhd_ws + b0 * H, H);
+      const Product<scalar_t> back[1] = {{H, dz + t * BH + b0 * H, H, Ut, H, true}};
+      gemm<scalar_t, 1>(b1 - b0, H, back, nullptr, 0, dhd_ws + b0 * H, H);
       if (dx) in.backward(t, b0, b1, dz + t * BH, H, Wt, dx);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
