@@ -13,22 +13,12 @@
 #include "cpu/choices.hpp"
 #include "cpu/conv1d_direct.hpp"
 #include "cpu/conv1d_gemm.hpp"
+#include "cpu/simd.hpp"
 
 namespace seqfuse {
 
 // The three GEMM-shaped passes, which the choice treats one by one.
 enum class Conv1dPass { kForward, kDx, kDkernel };
-
-// Width of the direct kernel's SIMD registers in this build: its 64-byte vectors are one
-// AVX-512 register, or are split into narrower ones on older targets (SEQFUSE_NATIVE=OFF).
-constexpr int kDirectVectorBytes =
-#if defined(__AVX512F__)
-    64;
-#elif defined(__AVX__)
-    32;
-#else
-    16;
-#endif
 
 // The "auto" rule: true where the GEMM algorithm is the faster one for this pass. Measured
 // 2026-12-01 on the 2-vCPU AMD EPYC Zen 5 VM (AVX-512; shared, so interleaved minima of 5-10
@@ -48,12 +38,12 @@ constexpr int kDirectVectorBytes =
 //   below that direct on full tiles, 1.02-1.16x (float64: 1.03-1.5x) faster.
 // B, L_out, K, strides and dilation moved no pick.
 inline bool conv1d_auto_gemm(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
-  if (kDirectVectorBytes < 64) return true;
+  if (kVectorBytes < 64) return true;  // the direct kernel's 64-byte vectors split (cpu/simd.hpp)
   const int64_t tile = conv1d_detail::kVectors * 64 / (float64 ? 8 : 4);  // direct tile columns
   const int64_t columns = pass == Conv1dPass::kDx ? C : O;
   const bool ragged = columns % tile != 0;
   const int blas_bytes = blas().vector_bytes;
-  if (blas_bytes != 0 && blas_bytes < kDirectVectorBytes)
+  if (blas_bytes != 0 && blas_bytes < kVectorBytes)
     return ragged && (pass == Conv1dPass::kDx || columns / tile < (float64 ? 3 : 5));
   return ragged || std::min(C, O) >= (float64 ? 256 : 128);
 }

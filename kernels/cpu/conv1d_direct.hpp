@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/simd.hpp"
 #include "cpu/threads.hpp"
 
 namespace seqfuse {
@@ -26,11 +27,10 @@ namespace conv1d_detail {
 // One 64-byte SIMD value (a zmm register with AVX-512; the compiler splits it into narrower
 // registers on older targets). Vector extensions keep the accumulators in registers, which
 // plain arrays do not reliably get from GCC's auto-vectorizer.
-typedef float f32x16 __attribute__((vector_size(64)));
-typedef double f64x8 __attribute__((vector_size(64)));
-template <typename T> struct simd;
-template <> struct simd<float> { using type = f32x16; };
-template <> struct simd<double> { using type = f64x8; };
+template <typename T>
+struct simd {
+  using type = typename Vector<T, 64>::type;
+};
 
 // Y[i, n] (+)= Σ_{j<taps} Σ_{p<depth} A[j·a_tap + i·a_row + p·a_col] · W[j·w_tap + p·w_row + n]
 // Y row i starts at y + i·y_row; W rows are contiguous in n. Strides are in elements.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cpu/choices.hpp"
+#include "cpu/simd.hpp"
 #include "cpu/threads.hpp"
 
 namespace seqfuse {
@@ -88,23 +89,6 @@ inline PanelProducts<T, NP> panel_products(const Product<T> (&p)[NP], int64_t j,
   }
   return out;
 }
-
-// Bytes of the widest vector registers this build targets (a zmm, ymm or xmm register).
-inline constexpr int kVectorBytes =
-#if defined(__AVX512F__)
-    64;
-#elif defined(__AVX__)
-    32;
-#else
-    16;
-#endif
-
-// A SIMD vector of Bytes/sizeof(T) elements (GCC/Clang vector extension): arithmetic on it is
-// one instruction per register on every instruction set the build targets.
-template <typename T, int Bytes>
-struct Vector {
-  typedef T type __attribute__((vector_size(Bytes)));
-};
 
 // C tile = X + Σ_p A_p·B_p for the NP products, rows r0.., columns j0.. of each. X may be
 // nullptr (zeros), may alias C, and ldx = 0 broadcasts one row (a bias). Summing two products
@@ -233,12 +217,6 @@ std::vector<T> padded_copy(int64_t K, int64_t N, const T* B, int64_t ldb) {
   return out;
 }
 
-// B [K,N] (ldb) packed for gemm() with the tile now in force: the column panels gemm_tiled
-// walks (tile-wide, then one-vector, half-vector, and the remaining columns), each K×w
-// contiguous, one after another. The micro-kernel then streams each panel from consecutive
-// lines instead of rows a padded leading dimension apart: one core, float, Zen 5,
-// (M,K,N) = (64,384,1024): AVX-512 8x2 220 -> 246 GFLOP/s, AVX2 4x1 106 -> 118.
-// A packed copy serves whole-width products only (no column or row slices of it).
 // Calls f(j, w) for the column panels gemm_tiled walks over N columns with the tile now in
 // force: tile-wide, then one-vector, half-vector, and the remaining columns.
 template <typename T, typename F>
@@ -252,6 +230,11 @@ void for_each_panel(int64_t N, F&& f) {
   if (j < N) f(j, N - j);
 }
 
+// B [K,N] (ldb) packed for gemm() with the tile now in force: the panels of for_each_panel,
+// each K×w contiguous, one after another. The micro-kernel then streams each panel from
+// consecutive lines instead of rows a padded leading dimension apart: one core, float, Zen 5,
+// (M,K,N) = (64,384,1024): AVX-512 8x2 220 -> 246 GFLOP/s, AVX2 4x1 106 -> 118.
+// A packed copy serves whole-width products only (no column or row slices of it).
 template <typename T>
 std::vector<T> packed_copy(int64_t K, int64_t N, const T* B, int64_t ldb) {
   std::vector<T> out(static_cast<size_t>(K * N));
