@@ -38,10 +38,12 @@ enum class Conv1dPass { kForward, kDx, kDkernel };
 //   below that direct on full tiles, 1.02-1.16x (float64: 1.03-1.5x) faster.
 // B, L_out, K, strides and dilation moved no pick.
 inline bool conv1d_auto_gemm(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
-  if (kVectorBytes < 64) return true;  // the direct kernel's 64-byte vectors split (cpu/simd.hpp)
-  const int64_t tile = conv1d_detail::kVectors * 64 / (float64 ? 8 : 4);  // direct tile columns
+  if (kVectorBytes < 32) return true;  // SSE2: the direct kernel was not measured there
+  const int64_t tile = float64 ? conv1d_detail::kColumns<double> : conv1d_detail::kColumns<float>;
   const int64_t columns = pass == Conv1dPass::kDx ? C : O;
   const bool ragged = columns % tile != 0;
+  if (kVectorBytes == 32)  // AVX2 build, OpenBLAS on its AVX2 kernels too (measured on Zen 3)
+    return ragged || (std::min(C, O) >= 64 && std::max(C, O) >= 128);
   const int blas_bytes = blas().vector_bytes;
   if (blas_bytes != 0 && blas_bytes < kVectorBytes)
     return ragged && (pass == Conv1dPass::kDx || columns / tile < (float64 ? 3 : 5));

@@ -24,12 +24,12 @@
 namespace seqfuse {
 namespace conv1d_detail {
 
-// One 64-byte SIMD value (a zmm register with AVX-512; the compiler splits it into narrower
-// registers on older targets). Vector extensions keep the accumulators in registers, which
+// One SIMD value of the build's widest registers (cpu/simd.hpp: a zmm with AVX-512, a ymm
+// with AVX2, an xmm otherwise). Vector extensions keep the accumulators in registers, which
 // plain arrays do not reliably get from GCC's auto-vectorizer.
 template <typename T>
 struct simd {
-  using type = typename Vector<T, 64>::type;
+  using type = typename Vector<T, kVectorBytes>::type;
 };
 
 // Y[i, n] (+)= Σ_{j<taps} Σ_{p<depth} A[j·a_tap + i·a_row + p·a_col] · W[j·w_tap + p·w_row + n]
@@ -47,16 +47,25 @@ struct Strided {
   const T* bias = nullptr;
 };
 
-constexpr int kRows = 8;     // MR: rows of Y per register tile
-constexpr int kVectors = 2;  // NV: SIMD vectors of Y columns per register tile (16 accumulators)
+// The register tile, MR rows × NV vectors of Y columns, sized to the register file: with
+// AVX-512's 32 zmm registers 8 × 2 (16 accumulators, 32 float32 columns); with the 16 ymm or
+// xmm registers of AVX2 and SSE2 6 × 2 (12 accumulators, two W vectors and a broadcast: 15).
+// 8 × 2 ymm vectors spilled (the 64-byte tile split in two: 32 accumulators in 16 registers).
+constexpr int kRows = kVectorBytes == 64 ? 8 : 6;  // MR
+constexpr int kVectors = 2;                        // NV
 
-// A full MR × (NV·lanes) tile: accumulators stay in registers across every tap and depth step.
+// Columns of Y per register tile.
 template <typename T>
-inline void full_tile(const Strided<T>& g, int64_t i0, int64_t n0, bool accumulate) {
+inline constexpr int64_t kColumns = kVectors * kVectorBytes / sizeof(T);
+
+// A Rows × NV-vector tile (Rows <= MR: the full tile, or the last rows of a block):
+// accumulators stay in registers across every tap and depth step.
+template <int Rows, typename T>
+inline void vector_tile(const Strided<T>& g, int64_t i0, int64_t n0, bool accumulate) {
   using V = typename simd<T>::type;
   constexpr int lanes = sizeof(V) / sizeof(T);
-  V acc[kRows][kVectors];
-  for (int i = 0; i < kRows; ++i)
+  V acc[Rows][kVectors];
+  for (int i = 0; i < Rows; ++i)
     for (int v = 0; v < kVectors; ++v) {
       if (accumulate)
         std::memcpy(&acc[i][v], g.y + (i0 + i) * g.y_row + n0 + v * lanes, sizeof(V));
@@ -71,23 +80,30 @@ inline void full_tile(const Strided<T>& g, int64_t i0, int64_t n0, bool accumula
     for (int64_t p = 0; p < g.depth; ++p, a += g.a_col, w += g.w_row) {
       V wv[kVectors];
       for (int v = 0; v < kVectors; ++v) std::memcpy(&wv[v], w + v * lanes, sizeof(V));
-      for (int i = 0; i < kRows; ++i) {
-        const V av = V{} + a[i * g.a_row];  // broadcast
+      for (int i = 0; i < Rows; ++i) {
+        const T av = a[i * g.a_row];  // scalar × vector: a broadcast load (V{} + av adds 0)
         for (int v = 0; v < kVectors; ++v) acc[i][v] += av * wv[v];
       }
     }
   }
-  for (int i = 0; i < kRows; ++i)
+  for (int i = 0; i < Rows; ++i)
     for (int v = 0; v < kVectors; ++v)
       std::memcpy(g.y + (i0 + i) * g.y_row + n0 + v * lanes, &acc[i][v], sizeof(V));
 }
 
-// A partial tile (mr <= MR rows, nr <= NR columns) at the bottom/right edge: scalar loops
-// with runtime bounds, so nothing past the arrays is read.
+// vector_tile with `rows` (1..Rows) rows, the count known at compile time in each branch.
+template <int Rows, typename T>
+inline void vector_rows(const Strided<T>& g, int64_t i0, int64_t n0, int rows, bool accumulate) {
+  if constexpr (Rows > 1)
+    if (rows < Rows) return vector_rows<Rows - 1>(g, i0, n0, rows, accumulate);
+  vector_tile<Rows>(g, i0, n0, accumulate);
+}
+
+// A tile of mr <= MR rows and nr < NR columns at the right edge: scalar loops with runtime
+// bounds, so nothing past the arrays is read.
 template <typename T>
 inline void edge_tile(const Strided<T>& g, int64_t i0, int64_t n0, int mr, int nr, bool accumulate) {
-  constexpr int cols = kVectors * sizeof(typename simd<T>::type) / sizeof(T);
-  T acc[kRows][cols];
+  T acc[kRows][kColumns<T>];
   for (int i = 0; i < mr; ++i)
     for (int n = 0; n < nr; ++n)
       acc[i][n] = accumulate ? g.y[(i0 + i) * g.y_row + n0 + n] : g.bias ? g.bias[n0 + n] : T(0);
@@ -105,16 +121,17 @@ inline void edge_tile(const Strided<T>& g, int64_t i0, int64_t n0, int mr, int n
 }
 
 // Y[0:rows, 0:cols] (+)= the Strided sum. Column tiles outermost, so one tile's slab of W
-// (taps × depth × NR) is reused by every row tile while it is cache-resident.
+// (taps × depth × NR) is reused by every row tile while it is cache-resident. The last rows
+// of a block run a shorter vector tile; only columns short of a whole tile run scalar.
 template <typename T>
 inline void strided_gemm(const Strided<T>& g, int64_t rows, int64_t cols, bool accumulate) {
-  constexpr int64_t nr = kVectors * sizeof(typename simd<T>::type) / sizeof(T);
+  constexpr int64_t nr = kColumns<T>;
   for (int64_t n0 = 0; n0 < cols; n0 += nr) {
     const int nc = static_cast<int>(std::min(nr, cols - n0));
     for (int64_t i0 = 0; i0 < rows; i0 += kRows) {
       const int mc = static_cast<int>(std::min<int64_t>(kRows, rows - i0));
-      if (mc == kRows && nc == nr)
-        full_tile(g, i0, n0, accumulate);
+      if (nc == nr)
+        vector_rows<kRows>(g, i0, n0, mc, accumulate);
       else
         edge_tile(g, i0, n0, mc, nc, accumulate);
     }
