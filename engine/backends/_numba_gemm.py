@@ -64,7 +64,10 @@ VECTOR_BYTES = vector_bytes()
 # Numba keys its on-disk cache by CPU, not by this width: kernels built on a forced width
 # are compiled afresh in each process (cache=CACHE) so they never replace the host's.
 CACHE = VECTOR_BYTES == _host_vector_bytes()
-MR = 8  # rows per tile: 8 rows x 2 vectors = 16 accumulators (AVX-512 has 32 registers)
+# Rows per tile, sized to the register file: 8 rows x 2 vectors = 16 accumulators of AVX-512's
+# 32 registers; 6 x 2 = 12 of the 16 that AVX2 and SSE have (with two B vectors and a splat:
+# 15). 8 rows spilled there: 30 GFLOP/s against np.dot's 52-72 on one Zen 3 core.
+MR = 8 if VECTOR_BYTES == 64 else 6
 
 
 def panel_width(dtype):
@@ -205,7 +208,8 @@ def packed(b):
 def _tile(a, o0, o1, o2, o3, o4, o5, o6, o7, step, panel, K, out, base, ld, accumulate):
     """A_rows · panel, MR x NR, into out[base + r·ld + j] (or added to it with accumulate):
     row r of A is a[o_r + k·step] for k < K; panel: flat [K,NR]; out: any array, the offsets
-    counted in elements from its first one."""
+    counted in elements from its first one. With MR = 6, rows 6 and 7 are compiled out (MR is
+    a constant to Numba) and o6, o7 are unused."""
     W = _lanes(panel)
     NR = 2 * W
     c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = _vzero(panel)
@@ -232,12 +236,13 @@ def _tile(a, o0, o1, o2, o3, o4, o5, o6, o7, step, panel, K, out, base, ld, accu
         x = _vsplat(a, o5 + s)
         c50 = _vfma(x, b0, c50)
         c51 = _vfma(x, b1, c51)
-        x = _vsplat(a, o6 + s)
-        c60 = _vfma(x, b0, c60)
-        c61 = _vfma(x, b1, c61)
-        x = _vsplat(a, o7 + s)
-        c70 = _vfma(x, b0, c70)
-        c71 = _vfma(x, b1, c71)
+        if MR == 8:
+            x = _vsplat(a, o6 + s)
+            c60 = _vfma(x, b0, c60)
+            c61 = _vfma(x, b1, c61)
+            x = _vsplat(a, o7 + s)
+            c70 = _vfma(x, b0, c70)
+            c71 = _vfma(x, b1, c71)
     _put(out, base, c00, accumulate)
     _put(out, base + W, c01, accumulate)
     _put(out, base + ld, c10, accumulate)
@@ -250,10 +255,11 @@ def _tile(a, o0, o1, o2, o3, o4, o5, o6, o7, step, panel, K, out, base, ld, accu
     _put(out, base + 4 * ld + W, c41, accumulate)
     _put(out, base + 5 * ld, c50, accumulate)
     _put(out, base + 5 * ld + W, c51, accumulate)
-    _put(out, base + 6 * ld, c60, accumulate)
-    _put(out, base + 6 * ld + W, c61, accumulate)
-    _put(out, base + 7 * ld, c70, accumulate)
-    _put(out, base + 7 * ld + W, c71, accumulate)
+    if MR == 8:
+        _put(out, base + 6 * ld, c60, accumulate)
+        _put(out, base + 6 * ld + W, c61, accumulate)
+        _put(out, base + 7 * ld, c70, accumulate)
+        _put(out, base + 7 * ld + W, c71, accumulate)
 
 
 @njit(cache=CACHE, nogil=True)
