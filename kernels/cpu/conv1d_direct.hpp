@@ -104,9 +104,10 @@ inline void vector_rows(const Strided<T>& g, int64_t i0, int64_t n0, int rows, b
 template <typename T>
 inline void edge_tile(const Strided<T>& g, int64_t i0, int64_t n0, int mr, int nr, bool accumulate) {
   T acc[kRows][kColumns<T>];
-  for (int i = 0; i < mr; ++i)
-    for (int n = 0; n < nr; ++n)
-      acc[i][n] = accumulate ? g.y[(i0 + i) * g.y_row + n0 + n] : g.bias ? g.bias[n0 + n] : T(0);
+  for (int i = 0; i < mr; ++i) {  // the source picked per row: a select per element needs masked loads
+    const T* from = accumulate ? g.y + (i0 + i) * g.y_row + n0 : g.bias ? g.bias + n0 : nullptr;
+    for (int n = 0; n < nr; ++n) acc[i][n] = from ? from[n] : T(0);
+  }
   for (int64_t j = 0; j < g.taps; ++j)
     for (int64_t p = 0; p < g.depth; ++p) {
       const T* w = g.w + j * g.w_tap + p * g.w_row + n0;
