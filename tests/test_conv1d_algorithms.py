@@ -148,11 +148,12 @@ def test_bad_input_errors_do_not_depend_on_the_algorithm(C, algorithm):
 
 def _regime(C):
     """Which branch of the "auto" rule (kernels/cpu/conv1d.hpp) applies in this process:
-    "portable" (a build without AVX-512: gemm always), "narrow" (OpenBLAS runs kernels
-    narrower than the direct kernel's AVX-512 vectors) or "wide"."""
+    "sse" (a build without AVX: gemm always), "avx2" (the direct kernel at AVX2's width),
+    "narrow" (AVX-512 build, OpenBLAS runs narrower kernels) or "wide"."""
     from engine import _blas
-    if "avx512f" not in C.build_info()["isa"]:
-        return "portable"
+    isa = C.build_info()["isa"]
+    if "avx512f" not in isa:
+        return "avx2" if "avx2" in isa else "sse"
     return "narrow" if 0 < _blas.vector_bytes < 64 else "wide"
 
 
@@ -181,10 +182,18 @@ AUTO_PICKS = [
 ]
 
 
-@pytest.mark.parametrize("args,narrow,wide", AUTO_PICKS)
-def test_auto_rule_picks(C, args, narrow, wide):
+# The picks of an AVX2 build, in AUTO_PICKS order: its direct tile is 16 float32 / 8 float64
+# columns, and gemm runs where a pass's columns are ragged or min(C, O) >= 64 and
+# max(C, O) >= 128.
+AVX2_PICKS = [{"forward": "gemm", "dx": "direct", "dkernel": "gemm"}, ALL_DIRECT, ALL_GEMM, ALL_GEMM,
+              ALL_GEMM, ALL_DIRECT, ALL_GEMM, MIXED, ALL_GEMM, ALL_GEMM]
+
+
+@pytest.mark.parametrize("args,narrow,wide,avx2",
+                         [(*row, avx2) for row, avx2 in zip(AUTO_PICKS, AVX2_PICKS, strict=True)])
+def test_auto_rule_picks(C, args, narrow, wide, avx2):
     x_shape, kernel_shape, dtype, strides, dilation_rate = args
-    expected = {"portable": ALL_GEMM, "narrow": narrow, "wide": wide}[_regime(C)]
+    expected = {"sse": ALL_GEMM, "avx2": avx2, "narrow": narrow, "wide": wide}[_regime(C)]
     with tuning.forced("conv1d", "auto"):
         assert picks(C, x_shape, kernel_shape, dtype, strides, dilation_rate) == expected
 
