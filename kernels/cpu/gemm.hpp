@@ -30,9 +30,12 @@ namespace seqfuse {
 //   AVX2    float  6x1 121/117  4x1 115/113  (8x2, 8x3, 6x4: 45-51, more than 16 registers)
 //           double 6x1  60/58   4x1  56/53   (6x4 25)
 //   SSE2    float  4x1  45/44   3x1  49/45;  double 3x1 24/22
-// "auto" is 8x2 (float) and 8x3 (double) with AVX-512, 4x1 otherwise: threads split the
-// batch in whole tiles (parallel_rows), and 4 rows split the usual batch sizes evenly where 6
-// do not (64 rows on 2 threads: 30 + 34 with 6x1, 15% slower than 4x1's 32 + 32).
+// "auto" is 8x2 (float) and 8x3 (double) with AVX-512, 6x1 with AVX2, 4x1 otherwise. On the
+// Zen 5's AVX2 path 4x1 had been picked (threads split the batch in whole tiles, and 64 rows
+// on 2 threads split 30 + 34 with 6x1: 15% slower than 4x1's 32 + 32 there); on a real AVX2
+// CPU, a 2-vCPU AMD EPYC Zen 3 (2026-12-01, bench/profile_step.py at (64,100,64,128)), 6x1
+// ran the loops 1.2-1.6x faster than 4x1 (LSTM forward 14.2-16.9 ms against 22.1-22.6,
+// GRU 9.5 against 15.5, SimpleRNN 4.1 against 5.0), and its autotune picked 6x1 too.
 struct GemmTile {
   int mr, nv;
 };
@@ -46,6 +49,8 @@ template <typename T>
 constexpr GemmTile gemm_auto_tile() {
 #if defined(__AVX512F__)
   return sizeof(T) == 4 ? GemmTile{8, 2} : GemmTile{8, 3};
+#elif defined(__AVX2__)
+  return GemmTile{6, 1};
 #else
   return GemmTile{4, 1};
 #endif
@@ -183,7 +188,7 @@ void gemm(int64_t M, int64_t N, const Product<T> (&p)[NP], const T* X, int64_t l
   if (tile.mr == 6 && tile.nv == 4) return gemm_tiled<T, 6, 4>(M, N, p, X, ldx, C, ldc);
   if (tile.mr == 8 && tile.nv == 2) return gemm_tiled<T, 8, 2>(M, N, p, X, ldx, C, ldc);
   if (tile.mr == 6 && tile.nv == 1) return gemm_tiled<T, 6, 1>(M, N, p, X, ldx, C, ldc);
-  return gemm_tiled<T, 4, 1>(M, N, p, X, ldx, C, ldc);  // 4x1 (auto without AVX-512)
+  return gemm_tiled<T, 4, 1>(M, N, p, X, ldx, C, ldc);  // 4x1 (auto without AVX2)
 }
 
 // C[M,N] = X + A·B. A: [M,K] (lda), B: [K,N] (ldb), X: [M,N] (ldx) or nullptr, C: [M,N] (ldc).
