@@ -66,7 +66,7 @@ VECTOR_BYTES = vector_bytes()
 CACHE = VECTOR_BYTES == _host_vector_bytes()
 # Rows per tile, sized to the register file: 8 rows x 2 vectors = 16 accumulators of AVX-512's
 # 32 registers; 6 x 2 = 12 of the 16 that AVX2 and SSE have (with two B vectors and a splat:
-# 15). 8 rows spilled there: 30 GFLOP/s against np.dot's 52-72 on one Zen 3 core.
+# 15). 8 rows spilled there: 27-32 GFLOP/s against np.dot's 26-72 on one Zen 3 core.
 MR = 8 if VECTOR_BYTES == 64 else 6
 
 

@@ -24,11 +24,9 @@ enum class Conv1dPass { kForward, kDx, kDkernel };
 // 2026-12-01 on the 2-vCPU AMD EPYC Zen 5 VM (AVX-512; shared, so interleaved minima of 5-10
 // rounds of forward + backward) over C, O in {8..256}, K 1-7, strides and dilation 1-2,
 // B·L_out 400-64,000, both dtypes (docs/kernels.md, "conv1d: direct or GEMM", has tables):
-// - A build without AVX-512 splits the direct kernel's 64-byte vectors: gemm was 40x faster
-//   against an AVX2 build, so it always runs gemm.
 // - Columns of the pass (O for forward and dkernel, C for dx) that are not a multiple of the
-//   direct register tile (32 float32, 16 float64) leave a scalar edge tile costing about 4.5
-//   full ones (float32; 3 in float64): gemm, 1.07-9x faster.
+//   direct register tile (kColumns: 32 float32, 16 float64 with AVX-512) leave a scalar edge
+//   tile costing about 4.5 full ones (float32; 3 in float64): gemm, 1.07-9x faster.
 // - OpenBLAS on kernels narrower than ours (its AVX2 "Haswell" ones, SEQFUSE_BLAS_CORE=keep on
 //   this VM): direct wherever its tiles are full, there 1.3-1.9x faster; forward and dkernel
 //   with at least 5 (float64: 3) full tiles hide the edge and stay direct too (O = 168, 200,
@@ -36,13 +34,17 @@ enum class Conv1dPass { kForward, kDx, kDkernel };
 // - OpenBLAS on AVX-512 kernels (SkylakeX, what engine/_openblas.py loads on this VM) or of
 //   unknown width: gemm where C and O are both >= 128 (float64: 256), 1.0-1.16x faster;
 //   below that direct on full tiles, 1.02-1.16x (float64: 1.03-1.5x) faster.
+// - An AVX2 build (its tile 16 float32 / 8 float64 columns; measured on a 2-vCPU AMD EPYC
+//   Zen 3, OpenBLAS on its Haswell kernels): gemm on ragged columns or where min(C, O) >= 64
+//   and max(C, O) >= 128, else direct (auto 0.78-1.29x of the faster algorithm over the
+//   36 pairs in float32, 0.88-1.12x in float64). An SSE2 build always runs gemm.
 // B, L_out, K, strides and dilation moved no pick.
 inline bool conv1d_auto_gemm(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
   if (kVectorBytes < 32) return true;  // SSE2: the direct kernel was not measured there
   const int64_t tile = float64 ? conv1d_detail::kColumns<double> : conv1d_detail::kColumns<float>;
   const int64_t columns = pass == Conv1dPass::kDx ? C : O;
   const bool ragged = columns % tile != 0;
-  if (kVectorBytes == 32)  // AVX2 build, OpenBLAS on its AVX2 kernels too (measured on Zen 3)
+  if (kVectorBytes == 32)  // AVX2 build
     return ragged || (std::min(C, O) >= 64 && std::max(C, O) >= 128);
   const int blas_bytes = blas().vector_bytes;
   if (blas_bytes != 0 && blas_bytes < kVectorBytes)
