@@ -49,16 +49,20 @@ def _gemm_tiles():
 
 
 # Every register tile the C++ loops can run (engine/tuning.py picks one per CPU, and
-# SEQFUSE_GEMM_TILE forces one), so a CPU that picks another tile is still tested. The shape
-# has full and partial row tiles, both threads' row ranges (enough work to split), and gate
-# widths that need every column pass: full tiles, one- and half-vector panels, single columns.
+# SEQFUSE_GEMM_TILE forces one), so a CPU that picks another tile is still tested. Gate widths
+# (H = 37) need every column pass: full tiles, one- and half-vector panels, single columns.
+# A thread's rows run as full tiles and one shorter tile for the rest (kernels/cpu/gemm.hpp,
+# gemm_panel); the batch sizes give that last tile every height: B = 83 is split over two
+# threads (41 + 42 rows, enough work), the others stay on one, so the rest is 1-7 rows with
+# 8-row tiles (83: 1, 2; 3; 4; 13: 5; 14: 6; 7), 1-5 with 6-row tiles, 1-3 with 4-row tiles.
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("option", ["plain", "everything"])
+@pytest.mark.parametrize("B", [83, 14, 13, 7, 4, 3])
 @pytest.mark.parametrize("tile", _gemm_tiles())
-def test_every_gemm_tile_matches_reference(variant, tile, option, dtype):
+def test_every_gemm_tile_matches_reference(variant, tile, B, option, dtype):
     from engine import tuning
     with tuning.forced("gemm_tile", tile):
-        rc.check_backend(rc.make_case(variant, option, B=83, T=12, F_=21, H=37), "cpp", dtype)
+        rc.check_backend(rc.make_case(variant, option, B=B, T=12, F_=21, H=37), "cpp", dtype)
 
 
 @pytest.mark.parametrize("option", ["plain", "masked_row", "everything"])

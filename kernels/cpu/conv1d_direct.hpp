@@ -14,7 +14,6 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -68,9 +67,9 @@ inline void vector_tile(const Strided<T>& g, int64_t i0, int64_t n0, bool accumu
   for (int i = 0; i < Rows; ++i)
     for (int v = 0; v < kVectors; ++v) {
       if (accumulate)
-        std::memcpy(&acc[i][v], g.y + (i0 + i) * g.y_row + n0 + v * lanes, sizeof(V));
+        acc[i][v] = load_vector<V>(g.y + (i0 + i) * g.y_row + n0 + v * lanes);
       else if (g.bias)
-        std::memcpy(&acc[i][v], g.bias + n0 + v * lanes, sizeof(V));
+        acc[i][v] = load_vector<V>(g.bias + n0 + v * lanes);
       else
         acc[i][v] = V{};
     }
@@ -79,7 +78,7 @@ inline void vector_tile(const Strided<T>& g, int64_t i0, int64_t n0, bool accumu
     const T* w = g.w + j * g.w_tap + n0;
     for (int64_t p = 0; p < g.depth; ++p, a += g.a_col, w += g.w_row) {
       V wv[kVectors];
-      for (int v = 0; v < kVectors; ++v) std::memcpy(&wv[v], w + v * lanes, sizeof(V));
+      for (int v = 0; v < kVectors; ++v) wv[v] = load_vector<V>(w + v * lanes);
       for (int i = 0; i < Rows; ++i) {
         const T av = a[i * g.a_row];  // scalar × vector: a broadcast load (V{} + av adds 0)
         for (int v = 0; v < kVectors; ++v) acc[i][v] += av * wv[v];
@@ -88,7 +87,7 @@ inline void vector_tile(const Strided<T>& g, int64_t i0, int64_t n0, bool accumu
   }
   for (int i = 0; i < Rows; ++i)
     for (int v = 0; v < kVectors; ++v)
-      std::memcpy(g.y + (i0 + i) * g.y_row + n0 + v * lanes, &acc[i][v], sizeof(V));
+      store_vector(g.y + (i0 + i) * g.y_row + n0 + v * lanes, acc[i][v]);
 }
 
 // vector_tile with `rows` (1..Rows) rows, the count known at compile time in each branch.

@@ -31,8 +31,8 @@ namespace seqfuse {
 //           double 6x1  60/58   4x1  56/53   (6x4 25)
 //   SSE2    float  4x1  45/44   3x1  49/45;  double 3x1 24/22
 // "auto" is 8x2 (float) and 8x3 (double) with AVX-512, 6x1 with AVX2, 4x1 otherwise. On the
-// Zen 5's AVX2 path 4x1 had been picked (threads split the batch in whole tiles, and 64 rows
-// on 2 threads split 30 + 34 with 6x1: 15% slower than 4x1's 32 + 32 there); on a real AVX2
+// Zen 5's AVX2 path 4x1 had been picked (threads then split the batch in whole tiles, and 64
+// rows on 2 threads split 30 + 34 with 6x1: 15% slower than 4x1's 32 + 32 there); on a real AVX2
 // CPU, a 2-vCPU AMD EPYC Zen 3 (2026-12-01, bench/profile_step.py at (64,100,64,128)), 6x1
 // ran the loops 1.2-1.6x faster than 4x1 (LSTM forward 14.2-16.9 ms against 22.1-22.6,
 // GRU 9.5 against 15.5, SimpleRNN 4.1 against 5.0), and its autotune picked 6x1 too.
@@ -110,17 +110,14 @@ inline void gemm_micro(const Product<T> (&p)[NP], int64_t r0, int64_t j0, const 
   V acc[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) {
-      if (X)
-        __builtin_memcpy(&acc[r][v], X + r * ldx + v * L, VB);
-      else
-        acc[r][v] = V{};
+      acc[r][v] = X ? load_vector<V>(X + r * ldx + v * L) : V{};
     }
   for (int q = 0; q < NP; ++q) {
     const T* A = p[q].A + r0 * p[q].lda;
     const int64_t lda = p[q].lda, ldb = p[q].ldb;
     for (int64_t k = 0; k < p[q].K; ++k) {
       V b[NV];
-      for (int v = 0; v < NV; ++v) __builtin_memcpy(&b[v], p[q].B + k * ldb + j0 + v * L, VB);
+      for (int v = 0; v < NV; ++v) b[v] = load_vector<V>(p[q].B + k * ldb + j0 + v * L);
       for (int r = 0; r < MR; ++r) {
         const T a = A[r * lda + k];
         for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
@@ -128,7 +125,7 @@ inline void gemm_micro(const Product<T> (&p)[NP], int64_t r0, int64_t j0, const 
     }
   }
   for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) __builtin_memcpy(C + r * ldc + v * L, &acc[r][v], VB);
+    for (int v = 0; v < NV; ++v) store_vector(C + r * ldc + v * L, acc[r][v]);
 }
 
 // Column tail narrower than the vector passes (N not a multiple of NR/4): row r against n
@@ -145,17 +142,30 @@ inline void gemm_tail_cols(const Product<T> (&p)[NP], int64_t r, int64_t j0, int
   }
 }
 
+// The micro-kernel for a tile of `rows` rows (1..MR), chosen at run time.
+template <typename T, int MR, int NR, int NP>
+inline void gemm_rows(int64_t rows, const Product<T> (&p)[NP], int64_t r0, int64_t j0, const T* X,
+                      int64_t ldx, T* C, int64_t ldc) {
+  if constexpr (MR > 1)
+    if (rows < MR) return gemm_rows<T, MR - 1, NR>(rows, p, r0, j0, X, ldx, C, ldc);
+  gemm_micro<T, MR, NR>(p, r0, j0, X, ldx, C, ldc);
+}
+
 // One column panel of width NR (columns j0..j0+NR of each B) against every row: the panel
 // stays in L1/L2 while the row blocks stream past it, so U is read from memory once per step
-// even when it outgrows L2 (H = 256: 1 MB).
+// even when it outgrows L2 (H = 256: 1 MB). Full MR-row tiles, then the remaining rows as
+// one tile (they were run two rows at a time: with this and with the unit-stride loads of
+// gemm_micro (cpu/simd.hpp), LSTM (64,100,64,128) forward 17.2 -> 13.1 ms and backward 14.5 ->
+// 12.1 ms, SimpleRNN 3.8 -> 3.0 and 3.8 -> 3.1 ms; medians over 6-8 processes alternating
+// with the old build, 2-vCPU AMD EPYC Zen 3, 2026-12-01).
 template <typename T, int MR, int NR, int NP>
 inline void gemm_panel(int64_t M, const Product<T> (&p)[NP], int64_t j0, const T* X, int64_t ldx,
                        T* C, int64_t ldc) {
   auto x_at = [&](int64_t r) { return X ? X + r * ldx : nullptr; };
   int64_t r = 0;
   for (; r + MR <= M; r += MR) gemm_micro<T, MR, NR>(p, r, j0, x_at(r), ldx, C + r * ldc, ldc);
-  for (; r + 2 <= M; r += 2) gemm_micro<T, 2, NR>(p, r, j0, x_at(r), ldx, C + r * ldc, ldc);
-  if (r < M) gemm_micro<T, 1, NR>(p, r, j0, x_at(r), ldx, C + r * ldc, ldc);
+  if constexpr (MR > 1)
+    if (r < M) gemm_rows<T, MR - 1, NR>(M - r, p, r, j0, x_at(r), ldx, C + r * ldc, ldc);
 }
 
 // C[M,N] = X + Σ_p A_p·B_p with an MR × NV·lanes tile: full panels, then one-vector and
@@ -281,8 +291,8 @@ inline int64_t max_row_ranges() {
 // Runs fn(range, b0, b1) on disjoint ranges of batch rows, one range per thread, range in
 // [0, max_row_ranges()). Recurrent rows are independent (row b of h_t depends only on row b
 // of h_{t-1}), so each thread runs the whole time loop on its rows with no barrier per step.
-// Ranges are whole register tiles; small problems (flops: the work of the whole call) stay on
-// the calling thread.
+// Ranges are equal in rows (±1; gemm_panel runs a short last tile); small problems (flops:
+// the work of the whole call) stay on the calling thread.
 // The threads are OpenMP's, the same pool as conv1d's and the one engine/_blas.py runs the
 // GEMMs around these loops on (engine._C.gemm), so only one worker per core exists. Its
 // workers spin briefly after a region, so the next kernel of a training step starts without
@@ -296,8 +306,7 @@ void parallel_rows(int64_t rows, double flops, F&& fn) {
   const int64_t tiles = (rows + MR - 1) / MR;
   const int64_t n = flops > 4e6 ? std::min(max_row_ranges(), tiles) : 1;
   auto range = [&](int64_t id) {
-    const int64_t b0 = std::min(rows, tiles * id / n * MR);
-    const int64_t b1 = std::min(rows, tiles * (id + 1) / n * MR);
+    const int64_t b0 = rows * id / n, b1 = rows * (id + 1) / n;
     if (b0 < b1) fn(id, b0, b1);
   };
 #if defined(SEQFUSE_OPENMP)
