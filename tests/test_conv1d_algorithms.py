@@ -120,6 +120,25 @@ def test_one_batch_row_and_long_sequences_split_over_threads(C, algorithm):
                                      dilation_rate=2)
 
 
+@pytest.mark.parametrize("algorithm", ["direct", "gemm"])
+def test_every_pass_gives_the_same_bits_on_every_call(C, algorithm):
+    # Forward and dx hand out their blocks dynamically (kernels/cpu/conv1d.hpp), which is
+    # safe only because each block writes its own rows; dkernel's per-thread partial sums keep
+    # a static split. Many blocks (B·L_out / block rows) for the threads to share differently.
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((16, 1030, 24)).astype(np.float32)
+    kernel = rng.standard_normal((7, 24, 40)).astype(np.float32)
+    bias = rng.standard_normal(40).astype(np.float32)
+    grad = rng.standard_normal((16, 1024, 40)).astype(np.float32)
+    cpp = backends.get("cpp")
+    with tuning.forced("conv1d", algorithm):
+        first = (cpp.conv1d_forward(x, kernel, bias, 1, 1), *cpp.conv1d_backward(grad, x, kernel, 1, 1))
+        for _ in range(3):
+            again = (cpp.conv1d_forward(x, kernel, bias, 1, 1), *cpp.conv1d_backward(grad, x, kernel, 1, 1))
+            for a, b in zip(first, again):
+                np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_float32_dbias_is_summed_in_double_by_every_algorithm(C, algorithm):
     rng = np.random.default_rng(5)

@@ -189,7 +189,7 @@ void conv1d_forward_direct(const T* x, int64_t B, int64_t L, int64_t C, const T*
   using namespace conv1d_detail;
   const int64_t Lo = conv1d_output_length(L, K, s, d);
   const int64_t chunks = (Lo + kChunk - 1) / kChunk;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(dynamic)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t c0 = 0; c0 < chunks; ++c0) {
       const int64_t t0 = c0 * kChunk;
@@ -211,7 +211,7 @@ void conv1d_dx_direct_stride1(const T* grad, int64_t B, int64_t L, int64_t C, co
   const int64_t chunks = (std::max<int64_t>(0, Lo - first) + kChunk - 1) / kChunk;
 #pragma omp parallel
   {
-#pragma omp for collapse(2) schedule(static) nowait
+#pragma omp for collapse(2) schedule(dynamic) nowait
     for (int64_t b = 0; b < B; ++b)
       for (int64_t c0 = 0; c0 < chunks; ++c0) {
         const int64_t j0 = first + c0 * kChunk;

@@ -44,7 +44,7 @@ void conv1d_forward_gemm(const T* x, int64_t B, int64_t L, int64_t C, const T* k
   const int64_t Lo = conv1d_output_length(L, K, s, d);
   const Blocks blocks(Lo, kRows, B);
   const OneBlasThread one_thread;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(dynamic)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t p = 0; p < blocks.parts; ++p) {
       const int64_t t0 = blocks.begin(p), rows = blocks.end(p) - t0;
@@ -67,7 +67,7 @@ void conv1d_dx_gemm(const T* grad, int64_t B, int64_t L, int64_t C, const T* ker
   const OneBlasThread one_thread;
   // dx[b, j] = Σ_k grad[b, t] · kernel[k]ᵀ over the t with t·s + k·d = j. The taps' rows
   // overlap, so the blocks split the rows j of dx, and each tap adds the t that land there.
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(dynamic)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t p = 0; p < blocks.parts; ++p) {
       const int64_t j0 = blocks.begin(p), j1 = blocks.end(p);
