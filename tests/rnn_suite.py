@@ -52,9 +52,10 @@ def _gemm_tiles():
 # SEQFUSE_GEMM_TILE forces one), so a CPU that picks another tile is still tested. Gate widths
 # (H = 37) need every column pass: full tiles, one- and half-vector panels, single columns.
 # A thread's rows run as full tiles and one shorter tile for the rest (kernels/cpu/gemm.hpp,
-# gemm_panel); the batch sizes give that last tile every height: B = 83 is split over two
-# threads (41 + 42 rows, enough work), the others stay on one, so the rest is 1-7 rows with
-# 8-row tiles (83: 1, 2; 3; 4; 13: 5; 14: 6; 7), 1-5 with 6-row tiles, 1-3 with 4-row tiles.
+# gemm_panel); the batch sizes give that last tile every height. On two threads B = 83 is
+# split (41 + 42 rows, enough work), the others stay on one thread. With 8-row tiles the last
+# tile then has 1 and 2 rows (B = 83), 3 (B = 3), 4 (4), 5 (13), 6 (14) and 7 (7); with 6-row
+# tiles 1-5, with 4-row tiles 1-3.
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("option", ["plain", "everything"])
 @pytest.mark.parametrize("B", [83, 14, 13, 7, 4, 3])
