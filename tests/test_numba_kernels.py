@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+import fresh_process
+
 pytest.importorskip("numba")
 from engine.backends import _numba_gemm as gemm  # noqa: E402
 from engine.backends import numba_cpu, reference  # noqa: E402
@@ -109,6 +111,28 @@ def test_vector_width_in_force():
     assert gemm.VECTOR_BYTES == (int(forced) if forced else host)
     assert gemm.CACHE == (gemm.VECTOR_BYTES == host)
     assert gemm.panel_width(np.float32) == 2 * gemm.VECTOR_BYTES // 4
+
+
+def test_kernels_cached_from_another_gemm_are_compiled_afresh(tmp_path):
+    """A kernel module's Numba cache is dropped when _numba_gemm.py is not the version its
+    kernels were compiled with (gemm.refresh_caches), and kept while it is. Fresh processes
+    with their own cache directory; max_pool1d is the cheapest kernel of such a module."""
+    code = ("import numpy as np; from engine.backends import _numba_conv1d as c; "
+            "c.max_pool1d_forward(np.ones((1, 4, 2), np.float32), 2, 2); "
+            "print(sum(c._max_pool1d_forward.stats.cache_hits.values()))")
+
+    def cache_hits():
+        done = fresh_process.run_python(code, NUMBA_CACHE_DIR=str(tmp_path))
+        assert done.returncode == 0, done.stderr[-3000:]
+        return int(done.stdout)
+
+    assert cache_hits() == 0                     # compiled, saved with the digest
+    assert cache_hits() == 1                     # loaded
+    stamp, = tmp_path.rglob("_numba_conv1d.gemm-digest")
+    stamp.write_text("compiled from an older _numba_gemm.py")
+    assert cache_hits() == 0                     # dropped, compiled afresh
+    assert stamp.read_text() == gemm._DIGEST
+    assert cache_hits() == 1
 
 
 @pytest.mark.slow

@@ -235,3 +235,6 @@ def max_pool1d_backward(grad, argmax, length):
     dx = np.zeros((grad.shape[0], length, grad.shape[2]), dtype=grad.dtype)
     _max_pool1d_backward(np.ascontiguousarray(grad), np.ascontiguousarray(argmax, dtype=np.int64), dx)
     return dx
+
+
+gemm.refresh_caches(globals())

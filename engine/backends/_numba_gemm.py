@@ -29,6 +29,7 @@ rows and columns are copied, so M and N need not be multiples of the tile.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 
 import llvmlite.binding as llvm
@@ -36,6 +37,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core.dispatcher import Dispatcher
 from numba.extending import intrinsic, models, register_model
 
 
@@ -68,6 +70,47 @@ CACHE = VECTOR_BYTES == _host_vector_bytes()
 # 32 registers; 6 x 2 = 12 of the 16 that AVX2 and SSE have (with two B vectors and a splat:
 # 15). 8 rows spilled there: 27-32 GFLOP/s against np.dot's 26-72 on one Zen 3 core.
 MR = 8 if VECTOR_BYTES == 64 else 6
+
+
+# What the kernels that call this module compile from it: its source, and the width it was
+# read with (MR and the tile follow from VECTOR_BYTES).
+with open(__file__, "rb") as _source:
+    _DIGEST = hashlib.sha256(_source.read() + str(VECTOR_BYTES).encode()).hexdigest()
+
+
+def refresh_caches(namespace):
+    """Drop the on-disk caches of the kernels in `namespace` (a calling module's globals())
+    when they were compiled from another version of this file.
+
+    Numba checks a cached kernel only against the file that defines it (numba issue #1833):
+    a kernel of _numba_rnn or _numba_conv1d has this module's GEMM compiled in, and after this
+    file changed it went on loading the old GEMM from the cache. So it happened on the Zen 3
+    VM: conv1d kernels cached around the 8 -> 6 row tile change ran (64,1000,128,128,5)
+    forward in 134-154 ms, 70-72 ms once recompiled (2026-12-01, docs/numba.md). Each
+    dependent module calls this after defining its kernels;
+    the digest of this file is kept beside their cache (one stamp per module), and when it
+    differs their cache indexes are emptied, so the kernels compile afresh on first use and
+    save the new code. Without a writable cache (or with caching off) there is nothing to do."""
+    caches = [obj._cache for obj in namespace.values()
+              if isinstance(obj, Dispatcher) and getattr(obj._cache, "cache_path", None)]
+    if not caches:
+        return
+    stamp = os.path.join(caches[0].cache_path, f"{namespace['__name__'].rsplit('.', 1)[-1]}.gemm-digest")
+    try:
+        with open(stamp) as f:
+            if f.read() == _DIGEST:
+                return
+    except OSError:
+        pass
+    try:
+        for cache in caches:
+            cache.flush()
+        partial = f"{stamp}.{os.getpid()}"
+        with open(partial, "w") as f:
+            f.write(_DIGEST)
+        os.replace(partial, stamp)
+    except OSError:
+        pass  # a read-only cache: Numba cannot save there either
 
 
 def panel_width(dtype):

@@ -470,3 +470,6 @@ def _simple_rnn_backward(dhs, UT, kernel_t, hs, mask, dm, backwards, parts, dz, 
             _product(dz, t, r0, kernel_t, dx[r0:r1, T - 1 - t if backwards else t], tile)
         for r in range(r1 - r0):
             dh0[r0 + r] = carry[r] + dh_rec[r] * dm[r0 + r]
+
+
+gemm.refresh_caches(globals())
