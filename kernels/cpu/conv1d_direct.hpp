@@ -76,6 +76,7 @@ inline void vector_tile(const Strided<T>& g, int64_t i0, int64_t n0, bool accumu
   for (int64_t j = 0; j < g.taps; ++j) {
     const T* a = g.a + j * g.a_tap + i0 * g.a_row;
     const T* w = g.w + j * g.w_tap + n0;
+#pragma GCC unroll 4
     for (int64_t p = 0; p < g.depth; ++p, a += g.a_col, w += g.w_row) {
       V wv[kVectors];
       for (int v = 0; v < kVectors; ++v) wv[v] = load_vector<V>(w + v * lanes);
@@ -140,6 +141,22 @@ inline void strided_gemm(const Strided<T>& g, int64_t rows, int64_t cols, bool a
 
 constexpr int64_t kChunk = 128;  // output rows per task: x, grad and out chunks stay in L2
 
+// w [rows, cols] (row-major) as column panels of one register tile's width, [panels][rows][NR]
+// with zeros past the last column: a tile then streams its slab of W from consecutive lines.
+// Read in place, the slab's rows lie cols apart, and at cols = 128 float32 (512 bytes) its
+// 640 lines at (C,K) = (128,5) fall into an eighth of the L1 sets, so every row tile read the
+// slab from L2 again.
+template <typename T>
+std::vector<T> column_panels(const T* w, int64_t rows, int64_t cols) {
+  constexpr int64_t NR = kColumns<T>;
+  const int64_t panels = (cols + NR - 1) / NR;
+  std::vector<T> out(static_cast<size_t>(panels * rows * NR), T(0));
+  for (int64_t p = 0; p < panels; ++p)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t n = 0; n < NR && p * NR + n < cols; ++n) out[(p * rows + r) * NR + n] = w[r * cols + p * NR + n];
+  return out;
+}
+
 // dbias partial (one thread's, double) += the rows grad[0:rows, 0:O].
 template <typename T>
 inline void add_rows(const T* grad, int64_t rows, int64_t O, double* sums) {
@@ -187,15 +204,19 @@ template <typename T>
 void conv1d_forward_direct(const T* x, int64_t B, int64_t L, int64_t C, const T* kernel,
                            const T* bias, int64_t K, int64_t O, int64_t s, int64_t d, T* out) {
   using namespace conv1d_detail;
+  constexpr int64_t NR = kColumns<T>;
   const int64_t Lo = conv1d_output_length(L, K, s, d);
-  const int64_t chunks = (Lo + kChunk - 1) / kChunk;
+  const int64_t chunks = (Lo + kChunk - 1) / kChunk, panels = (O + NR - 1) / NR;
+  const std::vector<T> w = column_panels(kernel, K * C, O);
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t c0 = 0; c0 < chunks; ++c0) {
       const int64_t t0 = c0 * kChunk;
-      const Strided<T> g{x + (b * L + t0 * s) * C, d * C, s * C, 1, kernel, C * O, O,
-                         out + (b * Lo + t0) * O, O, K, C, bias};
-      strided_gemm(g, std::min(kChunk, Lo - t0), O, false);
+      for (int64_t p = 0; p < panels; ++p) {
+        const Strided<T> g{x + (b * L + t0 * s) * C, d * C, s * C, 1, w.data() + p * K * C * NR, C * NR,
+                           NR, out + (b * Lo + t0) * O + p * NR, O, K, C, bias ? bias + p * NR : nullptr};
+        strided_gemm(g, std::min(kChunk, Lo - t0), std::min(NR, O - p * NR), false);
+      }
     }
 }
 
