@@ -202,10 +202,11 @@ AUTO_PICKS = [
 
 
 # The picks of an AVX2 build, in AUTO_PICKS order: its direct tile is 16 float32 / 8 float64
-# columns, and gemm runs where a pass's columns are ragged or min(C, O) >= 64 and
-# max(C, O) >= 128.
-AVX2_PICKS = [{"forward": "gemm", "dx": "direct", "dkernel": "gemm"}, ALL_DIRECT, ALL_GEMM, ALL_GEMM,
-              ALL_GEMM, ALL_DIRECT, ALL_GEMM, MIXED, ALL_GEMM, ALL_GEMM]
+# columns, and gemm runs where a pass's columns are ragged, or in dx and dkernel where
+# min(C, O) >= 64 and max(C, O) >= 128.
+DIRECT_FORWARD = {"forward": "direct", "dx": "gemm", "dkernel": "gemm"}
+AVX2_PICKS = [{"forward": "gemm", "dx": "direct", "dkernel": "gemm"}, ALL_DIRECT, DIRECT_FORWARD,
+              DIRECT_FORWARD, DIRECT_FORWARD, ALL_DIRECT, DIRECT_FORWARD, MIXED, ALL_GEMM, ALL_GEMM]
 
 
 @pytest.mark.parametrize("args,narrow,wide,avx2",

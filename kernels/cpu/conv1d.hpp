@@ -42,9 +42,12 @@ enum class Conv1dPass { kForward, kDx, kDkernel };
 //   unknown width: gemm where C and O are both >= 128 (float64: 256), 1.0-1.16x faster;
 //   below that direct on full tiles, 1.02-1.16x (float64: 1.03-1.5x) faster.
 // - An AVX2 build (its tile 16 float32 / 8 float64 columns; measured on a 2-vCPU AMD EPYC
-//   Zen 3, OpenBLAS on its Haswell kernels): gemm on ragged columns or where min(C, O) >= 64
-//   and max(C, O) >= 128, else direct (auto 0.78-1.29x of the faster algorithm over the
-//   36 pairs in float32, 0.88-1.12x in float64). An SSE2 build always runs gemm.
+//   Zen 3, OpenBLAS on its Haswell kernels): gemm on ragged columns; otherwise the forward
+//   runs direct (since it reads the kernel from column panels: direct/gemm time 0.55-0.96 in
+//   float32, 0.63-0.98 in float64 over C, O in {8..256} at K = 3, B·L_out = 8,288), and dx and
+//   dkernel run gemm where min(C, O) >= 64 and max(C, O) >= 128 (their summed time: direct
+//   0.82-1.11x of gemm's there in float32, 0.95-1.17x in float64; 0.81-1.25x below it). An
+//   SSE2 build always runs gemm.
 // B, L_out, K, strides and dilation moved no pick.
 inline bool conv1d_auto_gemm(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
   if (kVectorBytes < 32) return true;  // SSE2: the direct kernel was not measured there
@@ -52,7 +55,7 @@ inline bool conv1d_auto_gemm(Conv1dPass pass, int64_t C, int64_t O, bool float64
   const int64_t columns = pass == Conv1dPass::kDx ? C : O;
   const bool ragged = columns % tile != 0;
   if (kVectorBytes == 32)  // AVX2 build
-    return ragged || (std::min(C, O) >= 64 && std::max(C, O) >= 128);
+    return ragged || (pass != Conv1dPass::kForward && std::min(C, O) >= 64 && std::max(C, O) >= 128);
   const int blas_bytes = blas().vector_bytes;
   if (blas_bytes != 0 && blas_bytes < kVectorBytes)
     return ragged && (pass == Conv1dPass::kDx || columns / tile < (float64 ? 3 : 5));

@@ -228,17 +228,26 @@ template <typename T>
 void conv1d_dx_direct_stride1(const T* grad, int64_t B, int64_t L, int64_t C, const T* kernel_t,
                               int64_t K, int64_t O, int64_t d, T* dx) {
   using namespace conv1d_detail;
+  constexpr int64_t NR = kColumns<T>;
   const int64_t Lo = L - (K - 1) * d, first = (K - 1) * d;
   const int64_t chunks = (std::max<int64_t>(0, Lo - first) + kChunk - 1) / kChunk;
+  const int64_t panels = (C + NR - 1) / NR;
+  // The taps in reverse order ([K,O,C], tap K-1 first), as column panels.
+  std::vector<T> reversed(static_cast<size_t>(K * O * C));
+  for (int64_t k = 0; k < K; ++k)
+    std::copy(kernel_t + (K - 1 - k) * O * C, kernel_t + (K - k) * O * C, reversed.begin() + k * O * C);
+  const std::vector<T> w = column_panels(reversed.data(), K * O, C);
 #pragma omp parallel
   {
 #pragma omp for collapse(2) schedule(dynamic) nowait
     for (int64_t b = 0; b < B; ++b)
       for (int64_t c0 = 0; c0 < chunks; ++c0) {
         const int64_t j0 = first + c0 * kChunk;
-        const Strided<T> g{grad + (b * Lo + j0 - first) * O, d * O, O, 1, kernel_t + (K - 1) * O * C,
-                           -O * C, C, dx + (b * L + j0) * C, C, K, O};
-        strided_gemm(g, std::min(kChunk, Lo - j0), C, false);
+        for (int64_t p = 0; p < panels; ++p) {
+          const Strided<T> g{grad + (b * Lo + j0 - first) * O, d * O, O, 1, w.data() + p * K * O * NR, O * NR,
+                             NR, dx + (b * L + j0) * C + p * NR, C, K, O};
+          strided_gemm(g, std::min(kChunk, Lo - j0), std::min(NR, C - p * NR), false);
+        }
       }
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < B; ++b)
@@ -294,8 +303,11 @@ void conv1d_dkernel_direct(const T* grad, const T* x, int64_t B, int64_t L, int6
   using namespace conv1d_detail;
   const int64_t Lo = conv1d_output_length(L, K, s, d);
   const int64_t chunks = (Lo + kChunk - 1) / kChunk;
+  constexpr int64_t NR = kColumns<T>;
+  const int64_t panels = (O + NR - 1) / NR;
   Partials<T> partials(K * C * O, O);
-  // dkernel[k][c, o] = Σ_{b,t} x[b, t·s + k·d, c] · grad[b, t, o], summed per thread.
+  // dkernel[k][c, o] = Σ_{b,t} x[b, t·s + k·d, c] · grad[b, t, o], summed per thread; each
+  // block of grad rows is read from column panels (column_panels) by all K taps.
 #pragma omp parallel
   {
     T* mine = partials.kernel_of(pool_thread_id());
@@ -304,11 +316,13 @@ void conv1d_dkernel_direct(const T* grad, const T* x, int64_t B, int64_t L, int6
     for (int64_t b = 0; b < B; ++b)
       for (int64_t c0 = 0; c0 < chunks; ++c0) {
         const int64_t t0 = c0 * kChunk, rows = std::min(kChunk, Lo - t0);
-        for (int64_t k = 0; k < K; ++k) {
-          const Strided<T> g{x + (b * L + t0 * s + k * d) * C, 0, 1, s * C, grad + (b * Lo + t0) * O,
-                             0, O, mine + k * C * O, O, 1, rows};
-          strided_gemm(g, C, O, true);
-        }
+        const std::vector<T> w = column_panels(grad + (b * Lo + t0) * O, rows, O);
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t p = 0; p < panels; ++p) {
+            const Strided<T> g{x + (b * L + t0 * s + k * d) * C, 0, 1, s * C, w.data() + p * rows * NR,
+                               0, NR, mine + k * C * O + p * NR, O, 1, rows};
+            strided_gemm(g, C, std::min(NR, O - p * NR), true);
+          }
         add_rows(grad + (b * Lo + t0) * O, rows, O, mine_bias);
       }
   }
