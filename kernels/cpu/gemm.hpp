@@ -115,6 +115,12 @@ inline void gemm_micro(const Product<T> (&p)[NP], int64_t r0, int64_t j0, const 
   for (int q = 0; q < NP; ++q) {
     const T* A = p[q].A + r0 * p[q].lda;
     const int64_t lda = p[q].lda, ldb = p[q].ldb;
+    // Unrolled 4x, as BLAS micro-kernels unroll k (GCC does not unroll loops at -O3 on its
+    // own). Alternating processes on the Zen 3 VM, medians of 6 (3 at the large size): LSTM
+    // (64,100,64,128) forward 12.6 -> 11.8 ms, backward 12.5 -> 11.5, training step 43.7 ->
+    // 36.7 (unroll 2: 38.6, 8: 38.8); (128,200,128,256) forward 182 -> 171, backward 177 ->
+    // 158; SimpleRNN (64,100,64,128) forward 3.09 -> 2.63, backward 3.35 -> 2.83; GRU even.
+#pragma GCC unroll 4
     for (int64_t k = 0; k < p[q].K; ++k) {
       V b[NV];
       for (int v = 0; v < NV; ++v) b[v] = load_vector<V>(p[q].B + k * ldb + j0 + v * L);
