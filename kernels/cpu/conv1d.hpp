@@ -46,7 +46,7 @@ enum class Conv1dPass { kForward, kDx, kDkernel };
 //   runs direct (since it reads the kernel from column panels: direct/gemm time 0.55-0.96 in
 //   float32, 0.63-0.98 in float64 over C, O in {8..256} at K = 3, B·L_out = 8,288), and dx and
 //   dkernel run gemm where min(C, O) >= 64 and max(C, O) >= 128 (their summed time: direct
-//   0.82-1.11x of gemm's there in float32, 0.95-1.17x in float64; 0.81-1.25x below it). An
+//   0.82-1.12x of gemm's there in float32, 0.95-1.17x in float64; 0.81-1.11x below it in float32). An
 //   SSE2 build always runs gemm.
 // B, L_out, K, strides and dilation moved no pick.
 inline bool conv1d_auto_gemm(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
