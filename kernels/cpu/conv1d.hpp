@@ -46,9 +46,9 @@ enum class Conv1dPass { kForward, kDx, kDkernel };
 //   runs direct (since it reads the kernel from column panels: direct/gemm time 0.55-0.96 in
 //   float32, 0.63-0.98 in float64 over C, O in {8..256} at K = 3, B·L_out = 8,288), and dx and
 //   dkernel run gemm where min(C, O) >= 64 and max(C, O) >= 128 (their summed time: direct
-//   0.82-1.12x of gemm's there in float32, 0.95-1.17x in float64; 0.81-1.11x below it in float32). An
-//   SSE2 build always runs gemm.
-// B, L_out, K, strides and dilation moved no pick.
+//   0.82-1.12x of gemm's there in float32, 0.95-1.17x in float64; 0.81-1.11x below it in
+//   float32). An SSE2 build always runs gemm.
+// B, L_out, K, strides and dilation moved no pick (Zen 5; on Zen 3 only K = 3 was swept).
 inline bool conv1d_auto_gemm(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
   if (kVectorBytes < 32) return true;  // SSE2: the direct kernel was not measured there
   const int64_t tile = float64 ? conv1d_detail::kColumns<double> : conv1d_detail::kColumns<float>;
