@@ -87,15 +87,16 @@ def refresh_caches(namespace):
     file changed it went on loading the old GEMM from the cache. So it happened on the Zen 3
     VM: conv1d kernels cached around the 8 -> 6 row tile change ran (64,1000,128,128,5)
     forward in 134-154 ms, 70-72 ms once recompiled (2026-12-01, docs/numba.md). Each
-    dependent module calls this after defining its kernels;
-    the digest of this file is kept beside their cache (one stamp per module), and when it
-    differs their cache indexes are emptied, so the kernels compile afresh on first use and
-    save the new code. Without a writable cache (or with caching off) there is nothing to do."""
+    dependent module calls this after defining its kernels; the digest of this file is kept
+    beside their cache (one stamp per module), and when it differs their cache indexes are
+    emptied, so the kernels compile afresh on first use and save the new code. Without a
+    writable cache (or with caching off) there is nothing to do."""
     caches = [obj._cache for obj in namespace.values()
               if isinstance(obj, Dispatcher) and getattr(obj._cache, "cache_path", None)]
     if not caches:
         return
-    stamp = os.path.join(caches[0].cache_path, f"{namespace['__name__'].rsplit('.', 1)[-1]}.gemm-digest")
+    module = namespace["__name__"].rsplit(".", 1)[-1]
+    stamp = os.path.join(caches[0].cache_path, f"{module}.gemm-digest")
     try:
         with open(stamp) as f:
             if f.read() == _DIGEST:

@@ -155,7 +155,8 @@ std::vector<T> column_panels(const T* w, int64_t rows, int64_t cols) {
   std::vector<T> out(static_cast<size_t>(panels * rows * NR), T(0));
   for (int64_t p = 0; p < panels; ++p)
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t n = 0; n < NR && p * NR + n < cols; ++n) out[(p * rows + r) * NR + n] = w[r * cols + p * NR + n];
+      for (int64_t n = 0; n < NR && p * NR + n < cols; ++n)
+        out[(p * rows + r) * NR + n] = w[r * cols + p * NR + n];
   return out;
 }
 
@@ -246,8 +247,8 @@ void conv1d_dx_direct_stride1(const T* grad, int64_t B, int64_t L, int64_t C, co
       for (int64_t c0 = 0; c0 < chunks; ++c0) {
         const int64_t j0 = first + c0 * kChunk;
         for (int64_t p = 0; p < panels; ++p) {
-          const Strided<T> g{grad + (b * Lo + j0 - first) * O, d * O, O, 1, w.data() + p * K * O * NR, O * NR,
-                             NR, dx + (b * L + j0) * C + p * NR, C, K, O};
+          const Strided<T> g{grad + (b * Lo + j0 - first) * O, d * O, O, 1, w.data() + p * K * O * NR,
+                             O * NR, NR, dx + (b * L + j0) * C + p * NR, C, K, O};
           strided_gemm(g, std::min(kChunk, Lo - j0), std::min(NR, C - p * NR), false);
         }
       }
