@@ -143,21 +143,27 @@ inline void strided_gemm(const Strided<T>& g, int64_t rows, int64_t cols, bool a
 
 constexpr int64_t kChunk = 128;  // output rows per task: x, grad and out chunks stay in L2
 
-// w [rows, cols] (row-major) as column panels of one register tile's width, [panels][rows][NR]
-// with zeros past the last column: a tile then streams its slab of W from consecutive lines.
-// Read in place, the slab's rows lie cols apart, and at cols = 128 float32 (512 bytes) its
-// 640 lines at (C,K) = (128,5) fall into an eighth of the L1 sets, so every row tile read the
-// slab from L2 again.
+// Elements of w [rows, cols] as column panels (column_panels).
 template <typename T>
-std::vector<T> column_panels(const T* w, int64_t rows, int64_t cols) {
+inline int64_t column_panels_size(int64_t rows, int64_t cols) {
+  return (cols + kColumns<T> - 1) / kColumns<T> * rows * kColumns<T>;
+}
+
+// out = w [rows, cols] (row-major) as column panels of one register tile's width,
+// [panels][rows][NR] with zeros past the last column: a tile then streams its slab of W from
+// consecutive lines. Read in place, the slab's rows lie cols apart, and at cols = 128 float32
+// (512 bytes) its 640 lines at (C,K) = (128,5) fall into an eighth of the L1 sets, so every
+// row tile read the slab from L2 again. out holds column_panels_size(rows, cols) elements.
+template <typename T>
+void column_panels(const T* w, int64_t rows, int64_t cols, T* out) {
   constexpr int64_t NR = kColumns<T>;
-  const int64_t panels = (cols + NR - 1) / NR;
-  std::vector<T> out(static_cast<size_t>(panels * rows * NR), T(0));
-  for (int64_t p = 0; p < panels; ++p)
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t n = 0; n < NR && p * NR + n < cols; ++n)
-        out[(p * rows + r) * NR + n] = w[r * cols + p * NR + n];
-  return out;
+  for (int64_t p = 0; p * NR < cols; ++p) {
+    const int64_t width = std::min(NR, cols - p * NR);
+    for (int64_t r = 0; r < rows; ++r, out += NR) {
+      std::copy(w + r * cols + p * NR, w + r * cols + p * NR + width, out);
+      std::fill(out + width, out + NR, T(0));
+    }
+  }
 }
 
 // dbias partial (one thread's, double) += the rows grad[0:rows, 0:O].
@@ -210,7 +216,8 @@ void conv1d_forward_direct(const T* x, int64_t B, int64_t L, int64_t C, const T*
   constexpr int64_t NR = kColumns<T>;
   const int64_t Lo = conv1d_output_length(L, K, s, d);
   const int64_t chunks = (Lo + kChunk - 1) / kChunk, panels = (O + NR - 1) / NR;
-  const std::vector<T> w = column_panels(kernel, K * C, O);
+  std::vector<T> w(column_panels_size<T>(K * C, O));
+  column_panels(kernel, K * C, O, w.data());
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t c0 = 0; c0 < chunks; ++c0) {
@@ -239,7 +246,8 @@ void conv1d_dx_direct_stride1(const T* grad, int64_t B, int64_t L, int64_t C, co
   std::vector<T> reversed(static_cast<size_t>(K * O * C));
   for (int64_t k = 0; k < K; ++k)
     std::copy(kernel_t + (K - 1 - k) * O * C, kernel_t + (K - k) * O * C, reversed.begin() + k * O * C);
-  const std::vector<T> w = column_panels(reversed.data(), K * O, C);
+  std::vector<T> w(column_panels_size<T>(K * O, C));
+  column_panels(reversed.data(), K * O, C, w.data());
 #pragma omp parallel
   {
 #pragma omp for collapse(2) schedule(dynamic) nowait
@@ -315,11 +323,12 @@ void conv1d_dkernel_direct(const T* grad, const T* x, int64_t B, int64_t L, int6
   {
     T* mine = partials.kernel_of(pool_thread_id());
     double* mine_bias = partials.bias_of(pool_thread_id());
+    std::vector<T> w(column_panels_size<T>(kChunk, O));  // this thread's block of grad rows
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; ++b)
       for (int64_t c0 = 0; c0 < chunks; ++c0) {
         const int64_t t0 = c0 * kChunk, rows = std::min(kChunk, Lo - t0);
-        const std::vector<T> w = column_panels(grad + (b * Lo + t0) * O, rows, O);
+        column_panels(grad + (b * Lo + t0) * O, rows, O, w.data());
         for (int64_t k = 0; k < K; ++k)
           for (int64_t p = 0; p < panels; ++p) {
             const Strided<T> g{x + (b * L + t0 * s + k * d) * C, 0, 1, s * C, w.data() + p * rows * NR,
