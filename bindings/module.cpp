@@ -15,6 +15,7 @@ void bind_simple_rnn(py::module_& m);
 void bind_conv1d(py::module_& m);
 void bind_max_pool1d(py::module_& m);
 void bind_parallel(py::module_& m);
+void bind_layout(py::module_& m);
 void bind_blas(py::module_& m);
 void bind_choices(py::module_& m);
 void bind_build_info(py::module_& m);
@@ -47,6 +48,7 @@ PYBIND11_MODULE(SEQFUSE_MODULE_NAME, m) {
   bind_conv1d(m);
   bind_max_pool1d(m);
   bind_parallel(m);
+  bind_layout(m);
   bind_blas(m);
   bind_choices(m);
   bind_build_info(m);

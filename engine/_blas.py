@@ -12,6 +12,8 @@ single-threaded BLAS call per core on a block of rows (or of the summed dimensio
 - otherwise (other NumPy builds, strided operands) as Python blocks on those threads
   (engine._C.parallel), or without the C++ extension on a small pool of Python threads.
 GEMMs too small to split run on the calling thread, also with one BLAS thread.
+The layout copies around the recurrent loops ([B,T,·] <-> [T,B,·], `contiguous`) run on
+those threads too: they stream from memory, and one core alone does not reach its bandwidth.
 """
 from __future__ import annotations
 
@@ -205,6 +207,19 @@ def matmul_tn(a, b):
     for p in parts[1:]:
         total += p
     return total
+
+
+def contiguous(view):
+    """A C-contiguous copy of a 3-D view (a transposed or reversed array), split over the
+    kernels' threads (engine._C.contiguous) for float32/float64 NumPy arrays."""
+    if isinstance(view, np.ndarray) and view.ndim == 3 and view.dtype in (np.float32, np.float64):
+        try:
+            from . import _C
+        except ImportError:
+            pass
+        else:
+            return _C.contiguous(view)
+    return view.copy(order="C")
 
 
 def any_matmul(a, b):

@@ -139,7 +139,7 @@ class _Recurrent(Function):
             keep = mask_t if zero_output_for_mask else xp.cumsum(mask_t, axis=0) > 0
             factor = keep.astype(x.dtype)[:, :, None]
         out = hs if factor is None else hs * factor
-        outputs = xp.ascontiguousarray(out.transpose(1, 0, 2)) if return_sequences else out[-1].copy()
+        outputs = _blas.contiguous(out.transpose(1, 0, 2)) if return_sequences else out[-1].copy()
         ctx.__dict__.update(op=op, backend=backend, x=x, kernel=kernel, U=U, h0=h0, c0=c0,
                             recurrent_bias=recurrent_bias, hs=hs, cs=cs, gates=gates, uh=uh,
                             mask_t=mask_t, dropout_mask=dropout_mask, factor=factor,
@@ -155,7 +155,7 @@ class _Recurrent(Function):
         xp = array_module(c.hs)
         T, B, H = c.hs.shape
         if c.return_sequences:
-            dhs = xp.array(g_out.transpose(1, 0, 2), order="C")  # always a copy: updated below
+            dhs = _blas.contiguous(g_out.transpose(1, 0, 2))  # always a copy: updated below
         else:
             dhs = xp.zeros((T, B, H), c.hs.dtype)
             dhs[-1] = g_out

@@ -19,7 +19,7 @@ from ..tensor import array_module
 def time_major(x, go_backwards):
     """x [B,T,F] -> contiguous [T,B,F] in processing order (reversed in time for go_backwards)."""
     xt = x.transpose(1, 0, 2)
-    return array_module(x).ascontiguousarray(xt[::-1] if go_backwards else xt)
+    return _blas.contiguous(xt[::-1] if go_backwards else xt)
 
 
 def input_projection(x, kernel, bias, go_backwards):
@@ -35,7 +35,7 @@ def input_gradient(dxw, kernel, go_backwards):
     """dx [B,T,F] = dxw·kernelᵀ back in x's layout, from dxw [T,B,G] in processing order."""
     T, B, G = dxw.shape
     dx = _blas.matmul(dxw.reshape(T * B, G), kernel.T).reshape(T, B, -1)
-    return array_module(dxw).ascontiguousarray((dx[::-1] if go_backwards else dx).transpose(1, 0, 2))
+    return _blas.contiguous((dx[::-1] if go_backwards else dx).transpose(1, 0, 2))
 
 
 def bias_gradient(dxw, du=None):
