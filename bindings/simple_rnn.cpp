@@ -1,5 +1,5 @@
 // engine._C.simple_rnn_forward / simple_rnn_backward: validate, allocate, release the GIL,
-// call kernels/cpu/simple_rnn.hpp. Shapes as in docs/kernels.md ("simple_rnn"), time-major.
+// call kernels/cpu/simple_rnn.hpp. Shapes as in docs/kernels.md ("simple_rnn").
 #include "cpu/simple_rnn.hpp"
 #include "rnn_checks.hpp"
 
@@ -15,7 +15,7 @@ constexpr const char* OP = "simple_rnn";
 template <typename scalar_t>
 py::array forward(const py::array& x_in, const py::array& kernel_in, const py::object& bias_in,
                   const py::array& U_in, const py::array& h0_in, const py::object& mask_in,
-                  const py::object& dm_in, bool go_backwards) {
+                  const py::object& dm_in, bool go_backwards, bool save) {
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(U, OP, "U", 2);
   const py::ssize_t H = U.shape(0);
@@ -28,15 +28,15 @@ py::array forward(const py::array& x_in, const py::array& kernel_in, const py::o
   auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
 
-  carray<scalar_t> hs({T, B, H});
+  StateSequence<scalar_t> hs(T, B, H, save);
   std::vector<scalar_t> hd_ws(dm ? B * H : 0);
   {
     py::gil_scoped_release release;
     seqfuse::simple_rnn_forward<scalar_t>(T, B, H, in.projection(go_backwards), U.data(), h0.data(),
-                                          data_or_null(mask), data_or_null(dm), hs.mutable_data(),
+                                          data_or_null(mask), data_or_null(dm), hs.states(),
                                           hd_ws.data());
   }
-  return hs;
+  return hs.result();
 }
 
 template <typename scalar_t>
@@ -80,17 +80,17 @@ void bind_simple_rnn(py::module_& m) {
   m.def("simple_rnn_forward",
         [](const py::array& x, const py::array& kernel, const py::object& bias, const py::array& U,
            const py::array& h0, const py::object& mask, const py::object& dropout_mask,
-           bool go_backwards) {
+           bool go_backwards, bool save) {
           return is_float64(x, OP, "x")
-                     ? forward<double>(x, kernel, bias, U, h0, mask, dropout_mask, go_backwards)
-                     : forward<float>(x, kernel, bias, U, h0, mask, dropout_mask, go_backwards);
+                     ? forward<double>(x, kernel, bias, U, h0, mask, dropout_mask, go_backwards, save)
+                     : forward<float>(x, kernel, bias, U, h0, mask, dropout_mask, go_backwards, save);
         },
         py::arg("x"), py::arg("kernel"), py::arg("bias").none(true), py::arg("U"), py::arg("h0"),
         py::arg("mask").none(true), py::arg("dropout_mask").none(true), py::kw_only(),
-        py::arg("go_backwards") = false,
+        py::arg("go_backwards") = false, py::arg("save") = true,
         "x: [B,T,F], kernel: [F,H], bias: [H] or None, U: [H,H], h0: [B,H], mask: [T,B] bool "
-        "(processing order) or None, dropout_mask: [B,H] or None -> hs [T,B,H], time-major in "
-        "processing order");
+        "(processing order) or None, dropout_mask: [B,H] or None -> hs [T,B,H] in processing "
+        "order: time-major for backward with save, else a [T,B,H] view of batch-major memory");
   m.def("simple_rnn_backward",
         [](const py::array& dhs, const py::array& U, const py::array& h0, const py::array& hs,
            const py::object& mask, const py::object& dropout_mask, const py::object& kernel,

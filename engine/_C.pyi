@@ -57,8 +57,9 @@ def gru_backward(dhs: _Float, U: _Float, recurrent_bias: _Float | None, h0: _Flo
 
 def simple_rnn_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float, h0: _Float,
                        mask: _Mask, dropout_mask: _Float | None, *,
-                       go_backwards: bool = False) -> _Float:
-    """x: [B,T,F], kernel: [F,H], bias: [H], U: [H,H], h0: [B,H] -> hs [T,B,H]."""
+                       go_backwards: bool = False, save: bool = True) -> _Float:
+    """x: [B,T,F], kernel: [F,H], bias: [H], U: [H,H], h0: [B,H] -> hs [T,B,H] (without save,
+    a view of batch-major memory)."""
 
 def simple_rnn_backward(dhs: _Float, U: _Float, h0: _Float, hs: _Float, mask: _Mask,
                         dropout_mask: _Float | None, *, kernel: _Float | None = None,

@@ -209,9 +209,12 @@ def matmul_tn(a, b):
     return total
 
 
-def contiguous(view):
-    """A C-contiguous copy of a 3-D view (a transposed or reversed array), split over the
-    kernels' threads (engine._C.contiguous) for float32/float64 NumPy arrays."""
+def contiguous(view, copy=False):
+    """`view` as a C-contiguous array, like ascontiguousarray: `view` itself if it already is
+    one (unless `copy`), else a copy split over the kernels' threads (engine._C.contiguous;
+    3-D float32/float64 NumPy arrays)."""
+    if view.flags.c_contiguous and not copy:
+        return view
     if isinstance(view, np.ndarray) and view.ndim == 3 and view.dtype in (np.float32, np.float64):
         try:
             from . import _C

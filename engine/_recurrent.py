@@ -131,7 +131,7 @@ class _Recurrent(Function):
             hs, gates, uh = fn(*projection, U, recurrent_bias, h0, mask_t, dropout_mask,
                                reset_after=reset_after, go_backwards=go_backwards, save=save)
         else:
-            hs = fn(*projection, U, h0, mask_t, dropout_mask, go_backwards=go_backwards)
+            hs = fn(*projection, U, h0, mask_t, dropout_mask, go_backwards=go_backwards, save=save)
         # Keras outputs zeros before a row's first unmasked step (or at every masked step with
         # zero_output_for_mask) and the carried state elsewhere.
         factor = None
@@ -155,7 +155,7 @@ class _Recurrent(Function):
         xp = array_module(c.hs)
         T, B, H = c.hs.shape
         if c.return_sequences:
-            dhs = _blas.contiguous(g_out.transpose(1, 0, 2))  # always a copy: updated below
+            dhs = _blas.contiguous(g_out.transpose(1, 0, 2), copy=True)  # updated below
         else:
             dhs = xp.zeros((T, B, H), c.hs.dtype)
             dhs[-1] = g_out

@@ -96,18 +96,23 @@ def test_cpp_parallel_runs_every_index_and_raises_the_first_error():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_layout_copies_match_numpy(dtype):
     """_blas.contiguous (engine._C.contiguous when built: split over the OpenMP threads above
-    1 MB) copies transposed, reversed and strided views exactly; other arrays copy as NumPy."""
+    1 MB) copies transposed, reversed and strided views exactly, returns a contiguous array
+    itself unless asked to copy; other arrays copy as NumPy."""
     from engine import _blas
     rng = np.random.default_rng(2)
     for shape in [(3, 4, 5), (100, 64, 128), (1, 1, 1), (0, 3, 4), (5, 0, 2)]:
         a = rng.standard_normal(shape).astype(dtype)
         for view in (a, a.transpose(1, 0, 2), a.transpose(1, 0, 2)[::-1], a[:, :, ::-1],
                      a.transpose(2, 1, 0), a[::2]):
-            out = _blas.contiguous(view)
+            out = _blas.contiguous(view, copy=True)
             assert out.flags.c_contiguous and out.dtype == dtype and not np.shares_memory(out, a)
             np.testing.assert_array_equal(out, view)
+            same = _blas.contiguous(view)  # as ascontiguousarray: no copy of a contiguous array
+            assert same.flags.c_contiguous and (same is view) == view.flags.c_contiguous
+            np.testing.assert_array_equal(same, view)
     ints = np.arange(24).reshape(2, 3, 4).transpose(1, 0, 2)
     np.testing.assert_array_equal(_blas.contiguous(ints), ints)
+    assert _blas.contiguous(ints).flags.c_contiguous
     _C = pytest.importorskip("engine._C")
     with pytest.raises(ValueError, match=r"contiguous: a must have 3 dimensions, got shape \(2, 2\)"):
         _C.contiguous(np.zeros((2, 2), dtype))

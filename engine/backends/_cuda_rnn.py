@@ -266,8 +266,9 @@ def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, 
                 kernel=kernel, go_backwards=go_backwards)
 
 
-def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwards=False):
-    """x: [B,T,F], kernel: [F,H], bias: [H] or None, U: [H,H], h0: [B,H] -> hs [T,B,H]."""
+def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwards=False, save=True):
+    """x: [B,T,F], kernel: [F,H], bias: [H] or None, U: [H,H], h0: [B,H] -> hs [T,B,H]
+    (hs, the output, is all it keeps: `save` changes nothing here)."""
     B, H = _check_forward("simple_rnn", x, kernel, bias, U, {"h0": h0}, mask, dropout_mask)
     loop = projected_forward(_loop("simple_rnn", "forward", B, H, x.dtype))
     return loop(x, kernel, bias, U, h0, mask, dropout_mask, go_backwards=go_backwards)

@@ -86,10 +86,11 @@ def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, 
                            reset_after, kernel=kernel, go_backwards=go_backwards)
 
 
-def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwards=False):
-    """x: [B,T,F], kernel: [F,H], bias: [H] or None, U: [H,H], h0: [B,H] -> hs [T,B,H]."""
+def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwards=False, save=True):
+    """x: [B,T,F], kernel: [F,H], bias: [H] or None, U: [H,H], h0: [B,H] -> hs [T,B,H]
+    (without `save`, a view of batch-major memory: the layer's output needs no copy)."""
     return _C.simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask,
-                                 go_backwards=go_backwards)
+                                 go_backwards=go_backwards, save=save)
 
 
 def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask, *, kernel=None, go_backwards=False):

@@ -278,9 +278,10 @@ def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, 
     return dxw, None if kernel is None else dx, du, _total(sums, dt), dh0
 
 
-def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwards=False):
+def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwards=False, save=True):
     """x: [B,T,F], kernel: [F,H], bias: [H] or None, U: [H,H], h0: [B,H]
-    -> hs [T,B,H], h_t = tanh(x_t·kernel + bias + hd_{t-1}·U)."""
+    -> hs [T,B,H], h_t = tanh(x_t·kernel + bias + hd_{t-1}·U); hs, the output, is all it
+    keeps, so `save` changes nothing here."""
     x, kernel, bias, U, (B, T, F, H), dt = _projection("simple_rnn", x, kernel, bias, U, 1)
     (h0,) = _floats("simple_rnn", dt, h0=h0)
     _shapes("simple_rnn", h0=(h0, (B, H)))

@@ -199,8 +199,9 @@ def _gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask,
     return dxw, du, _bias_gradient(dxw, du if reset_after else None), dh_next
 
 
-def _simple_rnn_forward(xw, U, h0, mask, dropout_mask):
-    """xw: [T,B,H], U: [H,H], h0: [B,H] -> hs [T,B,H], h_t = tanh(xw[t] + hd_{t-1}·U)."""
+def _simple_rnn_forward(xw, U, h0, mask, dropout_mask, *, save=True):
+    """xw: [T,B,H], U: [H,H], h0: [B,H] -> hs [T,B,H], h_t = tanh(xw[t] + hd_{t-1}·U).
+    hs, the output, is all it keeps, so `save` changes nothing here."""
     hs = np.empty(xw.shape, dtype=xw.dtype)
     h = h0
     for t in range(xw.shape[0]):

@@ -3,7 +3,8 @@
 //   in:   the input projection x_t·kernel + bias, computed per step (cpu/projection.hpp)
 //   U:    [H,H]    recurrent kernel;  Ut: [H,H] its transpose (backward workspace)
 //   h0:   [B,H];  mask: [T,B] (1 = run the step) or nullptr;  dm: [B,H] dropout mask or nullptr
-//   hs:   [T,B,H]  states after each step
+//   hs:   [T,B,H]  states after each step (time-major, or batch-major for inference: States,
+//         cpu/projection.hpp); backward reads them time-major
 // Per step: one GEMM pass writing x_t·kernel + bias + hd·U into hs[t], then tanh in place.
 #pragma once
 #include <cstdint>
@@ -41,24 +42,24 @@ inline void simple_rnn_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT 
 template <typename scalar_t>
 void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t>& in,
                         const scalar_t* U, const scalar_t* h0, const bool* mask, const scalar_t* dm,
-                        scalar_t* hs, scalar_t* hd_ws) {
+                        const States<scalar_t>& hs, scalar_t* hd_ws) {
   // U and the kernel are read from packed copies (packed_copy, cpu/gemm.hpp).
-  const int64_t BH = B * H;
   const std::vector<scalar_t> Up = packed_copy(H, H, U, H), Wp = packed_copy(in.F, H, in.W, H);
   const InputProjection<scalar_t> pin = in.with_packed(Wp);
   parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * H, [&](int64_t, int64_t b0, int64_t b1) {
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
     for (int64_t t = 0; t < T; ++t) {
-      const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
-      scalar_t* h_t = hs + t * BH;
-      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, H, Up.data(), H, h_t, H);
+      const scalar_t* h_prev = hs.previous(t, h0);
+      const int64_t ldh = hs.previous_ld(t, H);  // rows of h_prev
+      scalar_t* h_t = hs.at(t, 0);
+      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, dm ? H : ldh, Up.data(), H, h_t, hs.row);
       for (int64_t b = b0; b < b1; ++b) {
-        scalar_t* h = h_t + b * H;
+        scalar_t* h = h_t + b * hs.row;
         if (!mask || mask[t * B + b])
-          simple_rnn_row_forward<true>(H, h_prev + b * H, h);
+          simple_rnn_row_forward<true>(H, h_prev + b * ldh, h);
         else
-          simple_rnn_row_forward<false>(H, h_prev + b * H, h);
+          simple_rnn_row_forward<false>(H, h_prev + b * ldh, h);
         if (dm)
           for (int64_t j = 0; j < H; ++j) hd_ws[b * H + j] = h[j] * dm[b * H + j];
       }
