@@ -225,6 +225,20 @@ def contiguous(view, copy=False):
     return view.copy(order="C")
 
 
+def copy_into(dst, src):
+    """dst[...] = src for 3-D arrays of one shape (views into a larger array), split over the
+    kernels' threads (engine._C.copy_into) for float32/float64 NumPy arrays."""
+    if isinstance(dst, np.ndarray) and isinstance(src, np.ndarray) and dst.ndim == 3 and \
+            dst.dtype == src.dtype and dst.dtype in (np.float32, np.float64):
+        try:
+            from . import _C
+        except ImportError:
+            pass
+        else:
+            return _C.copy_into(dst, src)
+    dst[...] = src
+
+
 def any_matmul(a, b):
     """a @ b for any numpy operands (ops.MatMul): 2-D by 2-D through `matmul`, the rest with
     one OpenBLAS thread, so no BLAS threads of its own compete with the kernels' workers."""

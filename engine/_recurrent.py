@@ -180,13 +180,35 @@ class _Recurrent(Function):
             dxw, dx, dbias, dh0 = fn(dhs, c.U, c.h0, c.hs, c.mask_t, c.dropout_mask, **dx_args)
             du = dxw
         dkernel = dU = None
-        if need[1]:
-            dkernel = _blas.matmul_tn(time_major(c.x, c.go_backwards).reshape(T * B, -1),
-                                      dxw.reshape(T * B, -1))
-        if need[2]:
-            dU = _recurrent_kernel_grad(c, du, xp)
+        if need[1] and need[2] and c.op == "lstm":
+            dkernel, dU = _kernel_grads(c, dxw, xp)
+        else:
+            if need[1]:
+                dkernel = _blas.matmul_tn(time_major(c.x, c.go_backwards).reshape(T * B, -1),
+                                          dxw.reshape(T * B, -1))
+            if need[2]:
+                dU = _recurrent_kernel_grad(c, du, xp)
         dbias = dbias if need[3] and c.has_bias else None
         return dx, dkernel, dU, dbias, dh0 if need[4] else None, dc0 if need[5] else None
+
+
+def _kernel_grads(c, dxw, xp):
+    """LSTM's (dkernel, dU) as one GEMM: the rows [x_t | hd_{t-1}] of every step against dxw
+    (the gradient of both products), so dxw [T,B,4H] is read once and one GEMM F + H wide
+    replaces two. LSTM (64,100,64,128) training step 39.0-40.8 -> 38.0-38.6 ms (alternating
+    processes, Zen 3); SimpleRNN's dxw is a quarter as wide and there the extra copy of the
+    states cost what the GEMM saved (11.5-12.2 -> 11.5-13.6 ms), so it keeps two GEMMs, as GRU
+    must (its du is not its dxw)."""
+    T, B, H = c.hs.shape
+    F = c.x.shape[2]
+    dm = c.dropout_mask
+    rows = xp.empty((T, B, F + H), c.hs.dtype)
+    xt = c.x.transpose(1, 0, 2)
+    _blas.copy_into(rows[:, :, :F], xt[::-1] if c.go_backwards else xt)
+    _blas.copy_into(rows[1:, :, F:], c.hs[:-1] if dm is None else c.hs[:-1] * dm)
+    rows[0, :, F:] = c.h0 if dm is None else c.h0 * dm
+    both = _blas.matmul_tn(rows.reshape(T * B, F + H), dxw.reshape(T * B, -1))
+    return both[:F], both[F:]
 
 
 def _recurrent_kernel_grad(c, du, xp):

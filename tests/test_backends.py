@@ -110,6 +110,13 @@ def test_layout_copies_match_numpy(dtype):
             same = _blas.contiguous(view)  # as ascontiguousarray: no copy of a contiguous array
             assert same.flags.c_contiguous and (same is view) == view.flags.c_contiguous
             np.testing.assert_array_equal(same, view)
+    for shape in [(100, 64, 128), (3, 4, 5), (0, 2, 3)]:  # into a column block of a wider array
+        src = rng.standard_normal(shape).astype(dtype)
+        wide = np.zeros(shape[:2] + (shape[2] + 7,), dtype)
+        view = src[:, ::-1]  # a reversed view, as go_backwards copies x
+        _blas.copy_into(wide[:, :, 3:3 + shape[2]], view)
+        np.testing.assert_array_equal(wide[:, :, 3:3 + shape[2]], view)
+        assert not wide[:, :, :3].any() and not wide[:, :, 3 + shape[2]:].any()
     ints = np.arange(24).reshape(2, 3, 4).transpose(1, 0, 2)
     np.testing.assert_array_equal(_blas.contiguous(ints), ints)
     assert _blas.contiguous(ints).flags.c_contiguous
@@ -118,6 +125,15 @@ def test_layout_copies_match_numpy(dtype):
         _C.contiguous(np.zeros((2, 2), dtype))
     with pytest.raises(TypeError, match="contiguous: a must be float32 or float64, got int32"):
         _C.contiguous(np.zeros((2, 2, 2), np.int32))
+    with pytest.raises(ValueError, match=r"copy_into: dst must have size 5 on axis 2, got shape \(2, 2, 3\)"):
+        _C.copy_into(np.zeros((2, 2, 3), dtype), np.zeros((2, 2, 5), dtype))
+    with pytest.raises(TypeError, match="copy_into: dst and src must have one dtype"):
+        _C.copy_into(np.zeros((2, 2, 2), np.float32 if dtype == np.float64 else np.float64),
+                     np.zeros((2, 2, 2), dtype))
+    frozen = np.zeros((2, 2, 2), dtype)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="copy_into: dst is read-only"):
+        _C.copy_into(frozen, np.zeros((2, 2, 2), dtype))
 
 
 def test_freed_memory_policy_applies_once_and_can_be_declined():
