@@ -1,5 +1,5 @@
-// engine._C.contiguous(a) / copy_into(dst, src): copies of 3-D float arrays of any strides, the
-// layout changes around the recurrent kernels ([B,T,·] <-> [T,B,·], reversed in time for
+// engine._C.copy_into(dst, src): a copy between 3-D float arrays of any strides, for the layout
+// changes around the recurrent kernels ([B,T,·] <-> [T,B,·], reversed in time for
 // go_backwards: engine/backends/_projection.py) split over the kernels' OpenMP threads.
 //
 // A training step's arrays outgrow what the VM leaves of the L3, so each such copy streams
@@ -49,14 +49,6 @@ void copy3(const char* src, const py::ssize_t* ss, char* dst, const py::ssize_t*
 }
 
 template <typename T>
-py::array contiguous(const py::array& a) {
-  py::array_t<T> out({a.shape(0), a.shape(1), a.shape(2)});
-  copy3<T>(static_cast<const char*>(a.data()), a.strides(), reinterpret_cast<char*>(out.mutable_data()),
-           out.strides(), a.shape(0), a.shape(1), a.shape(2));
-  return out;
-}
-
-template <typename T>
 void copy_into(py::array& dst, const py::array& src) {
   copy3<T>(static_cast<const char*>(src.data()), src.strides(), static_cast<char*>(dst.mutable_data()),
            dst.strides(), src.shape(0), src.shape(1), src.shape(2));
@@ -65,14 +57,6 @@ void copy_into(py::array& dst, const py::array& src) {
 }  // namespace
 
 void bind_layout(py::module_& m) {
-  m.def("contiguous",
-        [](const py::array& a) {
-          require_ndim(a, "contiguous", "a", 3);
-          return is_float64(a, "contiguous", "a") ? contiguous<double>(a) : contiguous<float>(a);
-        },
-        py::arg("a"),
-        "a C-contiguous copy of a 3-D float32/float64 array of any strides (a transposed or "
-        "reversed view), its outer rows split over the OpenMP threads");
   m.def("copy_into",
         [](py::array dst, const py::array& src) {
           require_ndim(dst, "copy_into", "dst", 3);

@@ -84,9 +84,9 @@ def parallel(fn: Callable[[int], object], n: int) -> None:
     """fn(i) for i in range(n), each on an OpenMP thread of the kernels' pool (holding the GIL
     while in Python); the first error is raised after all return."""
 
-def contiguous(a: _Float) -> _Float:
-    """A C-contiguous copy of a 3-D array of any strides (a transposed or reversed view), its
-    outer rows split over the OpenMP threads."""
+def copy_into(dst: _Float, src: _Float) -> None:
+    """dst[...] = src for 3-D arrays of one shape and dtype and any strides (views into a larger
+    array, transposed or reversed views), the outer rows split over the OpenMP threads."""
 
 def set_blas(sgemm: int, dgemm: int, set_threads_local: int, vector_bytes: int = 0) -> None:
     """Addresses of an ILP64 cblas_sgemm / cblas_dgemm (NumPy's OpenBLAS) and of that

@@ -211,18 +211,14 @@ def matmul_tn(a, b):
 
 def contiguous(view, copy=False):
     """`view` as a C-contiguous array, like ascontiguousarray: `view` itself if it already is
-    one (unless `copy`), else a copy split over the kernels' threads (engine._C.contiguous;
-    3-D float32/float64 NumPy arrays)."""
+    one (unless `copy`), else a copy made by `copy_into`."""
     if view.flags.c_contiguous and not copy:
         return view
-    if isinstance(view, np.ndarray) and view.ndim == 3 and view.dtype in (np.float32, np.float64):
-        try:
-            from . import _C
-        except ImportError:
-            pass
-        else:
-            return _C.contiguous(view)
-    return view.copy(order="C")
+    if not isinstance(view, np.ndarray):
+        return view.copy(order="C")
+    out = np.empty(view.shape, view.dtype)
+    copy_into(out, view)
+    return out
 
 
 def copy_into(dst, src):

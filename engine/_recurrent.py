@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _blas, backends
-from .backends._projection import time_major
+from .backends._projection import processing_order, time_major
 from .function import Function
 from .tensor import Tensor, array_module, is_grad_enabled
 
@@ -203,8 +203,7 @@ def _kernel_grads(c, dxw, xp):
     F = c.x.shape[2]
     dm = c.dropout_mask
     rows = xp.empty((T, B, F + H), c.hs.dtype)
-    xt = c.x.transpose(1, 0, 2)
-    _blas.copy_into(rows[:, :, :F], xt[::-1] if c.go_backwards else xt)
+    _blas.copy_into(rows[:, :, :F], processing_order(c.x, c.go_backwards))
     _blas.copy_into(rows[1:, :, F:], c.hs[:-1] if dm is None else c.hs[:-1] * dm)
     rows[0, :, F:] = c.h0 if dm is None else c.h0 * dm
     both = _blas.matmul_tn(rows.reshape(T * B, F + H), dxw.reshape(T * B, -1))

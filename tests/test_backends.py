@@ -95,9 +95,9 @@ def test_cpp_parallel_runs_every_index_and_raises_the_first_error():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_layout_copies_match_numpy(dtype):
-    """_blas.contiguous (engine._C.contiguous when built: split over the OpenMP threads above
-    1 MB) copies transposed, reversed and strided views exactly, returns a contiguous array
-    itself unless asked to copy; other arrays copy as NumPy."""
+    """_blas.contiguous and copy_into (engine._C.copy_into when built: split over the OpenMP
+    threads above 1 MB) copy transposed, reversed and strided views exactly; contiguous returns
+    a contiguous array itself unless asked to copy; other arrays copy as NumPy."""
     from engine import _blas
     rng = np.random.default_rng(2)
     for shape in [(3, 4, 5), (100, 64, 128), (1, 1, 1), (0, 3, 4), (5, 0, 2)]:
@@ -121,10 +121,10 @@ def test_layout_copies_match_numpy(dtype):
     np.testing.assert_array_equal(_blas.contiguous(ints), ints)
     assert _blas.contiguous(ints).flags.c_contiguous
     _C = pytest.importorskip("engine._C")
-    with pytest.raises(ValueError, match=r"contiguous: a must have 3 dimensions, got shape \(2, 2\)"):
-        _C.contiguous(np.zeros((2, 2), dtype))
-    with pytest.raises(TypeError, match="contiguous: a must be float32 or float64, got int32"):
-        _C.contiguous(np.zeros((2, 2, 2), np.int32))
+    with pytest.raises(ValueError, match=r"copy_into: src must have 3 dimensions, got shape \(2, 2\)"):
+        _C.copy_into(np.zeros((2, 2, 2), dtype), np.zeros((2, 2), dtype))
+    with pytest.raises(TypeError, match="copy_into: src must be float32 or float64, got int32"):
+        _C.copy_into(np.zeros((2, 2, 2), dtype), np.zeros((2, 2, 2), np.int32))
     with pytest.raises(ValueError, match=r"copy_into: dst must have size 5 on axis 2, got shape \(2, 2, 3\)"):
         _C.copy_into(np.zeros((2, 2, 3), dtype), np.zeros((2, 2, 5), dtype))
     with pytest.raises(TypeError, match="copy_into: dst and src must have one dtype"):

@@ -16,10 +16,15 @@ from .. import _blas
 from ..tensor import array_module
 
 
-def time_major(x, go_backwards):
-    """x [B,T,F] -> contiguous [T,B,F] in processing order (reversed in time for go_backwards)."""
+def processing_order(x, go_backwards):
+    """x [B,T,F] as a [T,B,F] view in processing order (reversed in time for go_backwards)."""
     xt = x.transpose(1, 0, 2)
-    return _blas.contiguous(xt[::-1] if go_backwards else xt)
+    return xt[::-1] if go_backwards else xt
+
+
+def time_major(x, go_backwards):
+    """x [B,T,F] -> contiguous [T,B,F] in processing order."""
+    return _blas.contiguous(processing_order(x, go_backwards))
 
 
 def input_projection(x, kernel, bias, go_backwards):
