@@ -19,9 +19,11 @@ NumPy copy per core at once, bytes read plus written, best of CEILING_CALLS). Ea
 ours and torch's GFLOP/s (engine/_bench.py's counts, docs/kernels.md "FLOP counts": train rows
 forward + backward, infer rows forward only) and its % of the sgemm rate; an embedding row
 has no FLOPs and gives GB/s of the fewest bytes it moves and its % of the copy bandwidth.
-After the rows both ceilings are measured again (a change says the machine was busy), and
-the last lines give per backend the geometric mean of torch/ours over its rows and how many
-rows are below 1.0×.
+The rate a row is divided by (its "peak" column) is timed in that row's own rounds, as one
+more contender, best of them, so a shared machine's drift during the run moves a row and its
+ceiling alike. After the rows both ceilings are measured again (a change says the machine
+was busy), and the last lines give per backend the geometric mean of torch/ours over its
+rows and how many rows are below 1.0×.
 PyTorch is optional (the `compat` extra); without it only our times are printed.
 """
 from __future__ import annotations
@@ -137,8 +139,9 @@ def theirs(op, size, rng):
     return train, infer
 
 
-def _median_ms(fn_by_name, repeat):
-    """Interleaved rounds: in each round every contender is timed once, in steady state.
+def _rounds_ms(fn_by_name, repeat):
+    """{name: [ms of each round]}. Interleaved rounds: in each round every contender is timed
+    once, in steady state.
 
     Before its timed call a contender gets the settle pause (the other library's threads
     park) and then warms up with untimed calls of its own, at least WARM_CALLS and WARM_S:
@@ -157,7 +160,7 @@ def _median_ms(fn_by_name, repeat):
             start = time.perf_counter()
             fn()
             samples[name].append((time.perf_counter() - start) * 1e3)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return samples
 
 
 def _in_backend(name, fn):
@@ -239,26 +242,49 @@ def describe_machine(info) -> list[str]:
             f"Python {info['python']}"]
 
 
+class CeilingCalls:
+    """The two ceilings as calls to time: `sgemm`, a NumPy float32 matmul of CEILING_N²
+    matrices (OpenBLAS on all cores), and `copy`, COPY_BYTES copied as one NumPy copy per core
+    at once; `rate(name, seconds)` turns a call's time into GFLOP/s or GB/s (bytes read and as
+    many written). A context manager: its copy threads stop on exit."""
+
+    def __init__(self):
+        self.n, self.copy_bytes = CEILING_N, COPY_BYTES
+        a, b = np.random.default_rng(0).standard_normal((2, self.n, self.n), dtype=np.float32)
+        self._gemm = (a, b, np.empty_like(a))  # random: zeros may run faster
+        self._src = np.ones(self.copy_bytes // ITEMSIZE, np.float32)
+        self._dst = np.zeros_like(self._src)  # written once, so no page is faulted in a timed copy
+        self._edges = np.linspace(0, self._src.size, CORES + 1).astype(int)
+        self._pool = ThreadPoolExecutor(CORES)  # np.copyto releases the GIL
+
+    def sgemm(self):
+        a, b, c = self._gemm
+        np.matmul(a, b, out=c)
+
+    def copy(self):
+        e, src, dst = self._edges, self._src, self._dst
+        list(self._pool.map(lambda i: np.copyto(dst[e[i]:e[i + 1]], src[e[i]:e[i + 1]]), range(CORES)))
+
+    def rate(self, name, seconds):
+        work = 2.0 * self.n ** 3 if name == "sgemm" else 2.0 * self.copy_bytes
+        return work / seconds / 1e9
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._pool.shutdown()
+
+
 def measure_ceilings(calls=CEILING_CALLS) -> dict:
     """The sgemm rate (GFLOP/s of a NumPy float32 matmul, n=CEILING_N, OpenBLAS on all
     cores) and the copy bandwidth (GB/s, COPY_BYTES read and as many written,
     one copy per core at once), each the best of `calls` after one warm-up call."""
-    n = CEILING_N
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((2, n, n), dtype=np.float32)  # random: zeros may run faster
-    c = np.empty_like(a)
-    gemm_s = _best_seconds(lambda: np.matmul(a, b, out=c), calls)
-    src = np.ones(COPY_BYTES // ITEMSIZE, np.float32)
-    dst = np.zeros_like(src)  # written once, so no page is faulted in the timed copies
-    edges = np.linspace(0, src.size, CORES + 1).astype(int)
-    with ThreadPoolExecutor(CORES) as pool:  # np.copyto releases the GIL
-        def copy():
-            list(pool.map(lambda i: np.copyto(dst[edges[i]:edges[i + 1]], src[edges[i]:edges[i + 1]]),
-                          range(CORES)))
-        copy_s = _best_seconds(copy, calls)
-    return {"sgemm_gflops": 2.0 * n ** 3 / gemm_s / 1e9, "sgemm_n": n,
-            "bandwidth_gbs": 2.0 * COPY_BYTES / copy_s / 1e9, "copy_bytes": COPY_BYTES,
-            "threads": CORES, "calls": calls}
+    with CeilingCalls() as ceiling:
+        return {"sgemm_gflops": ceiling.rate("sgemm", _best_seconds(ceiling.sgemm, calls)),
+                "sgemm_n": ceiling.n,
+                "bandwidth_gbs": ceiling.rate("copy", _best_seconds(ceiling.copy, calls)),
+                "copy_bytes": ceiling.copy_bytes, "threads": CORES, "calls": calls}
 
 
 def _best_seconds(fn, calls):
@@ -277,8 +303,9 @@ def describe_ceilings(ceilings) -> list[str]:
             f"{ceilings['bandwidth_gbs']:.1f} GB/s ({ceilings['copy_bytes'] >> 20} MiB read + written, "
             f"{ceilings['threads']} threads, best of {ceilings['calls']})",
             "GFLOP/s: matrix-product FLOPs (docs/kernels.md, \"FLOP counts\"; train: forward + backward, "
-            "infer: forward) over the median time; % peak: of the sgemm ceiling; embedding rows "
-            "(no FLOPs): GB/s of the fewest bytes moved, % of the copy ceiling"]
+            "infer: forward) over the median time; peak: the same sgemm timed as one more contender in "
+            "the row's rounds, best of them, and % peak is of it; embedding rows (no FLOPs): GB/s of "
+            "the fewest bytes moved, against the copy timed so"]
 
 
 def describe_recheck(before, after, busy=0.1) -> str:
@@ -288,18 +315,26 @@ def describe_recheck(before, after, busy=0.1) -> str:
     line = (f"ceilings again after the rows: sgemm {after['sgemm_gflops']:.1f} GFLOP/s ({changes[0]:+.0%}), "
             f"copy {after['bandwidth_gbs']:.1f} GB/s ({changes[1]:+.0%})")
     if max(map(abs, changes)) > busy:
-        line += (f"; a change beyond ±{busy:.0%}: the machine was busy during one of the two measurements, "
-                 "so read the % columns with care")
+        line += (f"; a change beyond ±{busy:.0%}: the machine was busy during one of the two measurements "
+                 "(each row's % peak is of the ceiling timed in its own rounds, its peak column)")
     return line
+
+
+def row_ceilings(ceilings, kind, rate) -> dict:
+    """The run's ceilings with the one a row is held to ("sgemm" GFLOP/s or "copy" GB/s)
+    replaced by `rate`, the rate timed beside that row."""
+    return {**ceilings, "sgemm_gflops" if kind == "sgemm" else "bandwidth_gbs": rate}
 
 
 # --- rows, table and summary ---
 
 def make_row(op, size, mode, backend, ms, torch_ms, ceilings) -> dict:
-    """One JSON row; ms, torch_ms: median milliseconds (torch_ms None without torch)."""
+    """One JSON row; ms, torch_ms: median milliseconds (torch_ms None without torch); ceilings:
+    {"sgemm_gflops", "bandwidth_gbs"}, the ones timed beside the row (`row_ceilings`)."""
     row = {"op": op, "size": list(size), "mode": mode, "backend": backend, "ms": ms, "torch_ms": torch_ms,
            "torch_over_ours": torch_ms / ms if torch_ms else None,
-           "flops": flops(op, size, mode), "min_bytes": min_bytes(op, size, mode=mode)}
+           "flops": flops(op, size, mode), "min_bytes": min_bytes(op, size, mode=mode),
+           "ceilings": ceilings}
     for prefix, time_ms in (("", ms), ("torch_", torch_ms)):
         row[f"{prefix}gemm_fraction"], row[f"{prefix}bandwidth_fraction"] = fractions(
             row["flops"], row["min_bytes"], time_ms, ceilings)
@@ -307,8 +342,8 @@ def make_row(op, size, mode, backend, ms, torch_ms, ceilings) -> dict:
 
 
 COLUMNS = ("op", "size", "mode", "backend", "ms", "GFLOP/s", "% peak",
-           "torch ms", "torch GFLOP/s", "torch % peak", "torch/ours")
-WIDTHS = (10, 28, 5, 7, 8, 10, 7, 8, 13, 12, 10)
+           "torch ms", "torch GFLOP/s", "torch % peak", "torch/ours", "peak")
+WIDTHS = (10, 28, 5, 7, 8, 10, 7, 8, 13, 12, 10, 10)
 _LEFT = (0, 1, 2, 3)  # text columns; numbers are right-aligned
 
 
@@ -324,6 +359,8 @@ def _cells(row) -> list[str]:
             cells += [f"{ms:.2f}", f"{row['min_bytes'] / (ms * 1e6):.1f} GB/s",
                       f"{row[f'{prefix}bandwidth_fraction']:.1%}"]
     cells.append("-" if row["torch_over_ours"] is None else f"{row['torch_over_ours']:.2f}")
+    cells.append(f"{row['ceilings']['sgemm_gflops']:.1f}" if row["flops"]
+                 else f"{row['ceilings']['bandwidth_gbs']:.1f} GB/s")
     return cells
 
 
@@ -382,25 +419,33 @@ def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False, json_
     print_fn = progress.printer(print_fn)
     for line in format_header(markdown):
         print_fn(line)
-    for op in ops:
-        for size in sizes[op]:
-            rng = np.random.default_rng(0)
-            contenders = {}
-            for name in names:
-                with backends.use_backend(name):
-                    contenders[name] = ours(op, size, rng)
-            torch_pair = theirs(op, size, rng)
-            for mode, index in (("train", 0), ("infer", 1)):
-                progress.update(len(report["rows"]) // len(names), [("timing", f"{op} {size} {mode}")])
-                fns = {name: _in_backend(name, pair[index]) for name, pair in contenders.items()}
-                if torch_pair is not None:
-                    fns["torch"] = torch_pair[index]
-                times = _median_ms(fns, repeat)
+    with CeilingCalls() as ceiling:
+        for op in ops:
+            for size in sizes[op]:
+                rng = np.random.default_rng(0)
+                contenders = {}
                 for name in names:
-                    row = make_row(op, size, mode, name, times[name], times.get("torch"), report["ceilings"])
-                    report["rows"].append(row)
-                    print_fn(format_row(row, markdown))
-            write_json(report, json_path)  # a run cut short keeps its rows
+                    with backends.use_backend(name):
+                        contenders[name] = ours(op, size, rng)
+                torch_pair = theirs(op, size, rng)
+                for mode, index in (("train", 0), ("infer", 1)):
+                    progress.update(len(report["rows"]) // len(names), [("timing", f"{op} {size} {mode}")])
+                    fns = {name: _in_backend(name, pair[index]) for name, pair in contenders.items()}
+                    if torch_pair is not None:
+                        fns["torch"] = torch_pair[index]
+                    # The row's ceiling, timed in its rounds: a drift of a shared machine's speed
+                    # during the run moves both alike (the Zen 3 VM's sgemm: 168 GFLOP/s before
+                    # one run's rows and 86 after them).
+                    kind = "sgemm" if flops(op, size, mode) else "copy"
+                    fns[kind] = getattr(ceiling, kind)
+                    samples = _rounds_ms(fns, repeat)
+                    times = {name: statistics.median(ms) for name, ms in samples.items()}
+                    beside = row_ceilings(report["ceilings"], kind, ceiling.rate(kind, min(samples[kind]) / 1e3))
+                    for name in names:
+                        row = make_row(op, size, mode, name, times[name], times.get("torch"), beside)
+                        report["rows"].append(row)
+                        print_fn(format_row(row, markdown))
+                write_json(report, json_path)  # a run cut short keeps its rows
     progress.clear()
     if markdown:
         print_fn("")

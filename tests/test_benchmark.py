@@ -182,6 +182,7 @@ TINY = {"lstm": [(2, 3, 4, 5)], "gru": [(2, 3, 4, 5)], "simple_rnn": [(2, 3, 4, 
         "conv1d": [(2, 12, 3, 4, 3)], "embedding": [(50, 4, 2, 3, True)]}
 CEILINGS = {"sgemm_gflops": 1e-3, "sgemm_n": 8, "bandwidth_gbs": 1e-3, "copy_bytes": 1 << 20,
             "threads": 2, "calls": 1}
+ROW_GFLOPS, ROW_GBS = 2e-3, 4e-3  # the ceilings timed beside each row
 
 
 @pytest.fixture
@@ -190,17 +191,23 @@ def stub_timer(monkeypatch):
     (lstm: 4 ms, so one backend's rows have some below 1.0x) without running anything."""
     monkeypatch.setattr(benchmark, "SIZES", TINY)
     monkeypatch.setattr(benchmark, "measure_ceilings", lambda: dict(CEILINGS))
+    monkeypatch.setattr(benchmark, "CEILING_N", 8)
+    monkeypatch.setattr(benchmark, "COPY_BYTES", 1 << 20)
     current = {}
 
-    def median_ms(fns, repeat):
-        return {name: (3.0 if name == "torch" else 4.0 if current["op"] == "lstm" else 2.0) for name in fns}
+    def rounds_ms(fns, repeat):
+        def ms(name):
+            if name in ("sgemm", "copy"):  # the row's ceiling: ROW_GFLOPS, ROW_GBS
+                return 2.0 * 8 ** 3 / ROW_GFLOPS / 1e6 if name == "sgemm" else 2.0 * (1 << 20) / ROW_GBS / 1e6
+            return 3.0 if name == "torch" else 4.0 if current["op"] == "lstm" else 2.0
+        return {name: [ms(name)] * repeat for name in fns}
 
     def ours(op, size, rng):
         current["op"] = op
         return real_ours(op, size, rng)
     real_ours = benchmark.ours
     monkeypatch.setattr(benchmark, "ours", ours)
-    monkeypatch.setattr(benchmark, "_median_ms", median_ms)
+    monkeypatch.setattr(benchmark, "_rounds_ms", rounds_ms)
 
 
 def test_run_prints_rates_fractions_and_the_summary(stub_timer, tmp_path):
@@ -213,12 +220,18 @@ def test_run_prints_rates_fractions_and_the_summary(stub_timer, tmp_path):
     assert [r.split()[0] for r in rows] == [op for op in TINY for _ in range(2)]
     lstm_train = report["rows"][0]
     gflops = _bench.flops("lstm", (2, 3, 4, 5)) / 4e6  # FLOP in 4 ms, in GFLOP/s
-    assert lstm_train["gemm_fraction"] == pytest.approx(gflops / 1e-3)
+    # % peak is of the sgemm rate timed in the row's rounds, not of the run's first ceiling
+    assert lstm_train["gemm_fraction"] == pytest.approx(gflops / ROW_GFLOPS)
+    assert lstm_train["ceilings"]["sgemm_gflops"] == pytest.approx(ROW_GFLOPS)
     assert lstm_train["torch_over_ours"] == pytest.approx(0.75)
-    assert f"{gflops:.1f}" in rows[0] and f"{gflops / 1e-3:.1%}" in rows[0]
+    assert f"{gflops:.1f}" in rows[0] and f"{gflops / ROW_GFLOPS:.1%}" in rows[0]
+    assert rows[0].split()[-1] == f"{ROW_GFLOPS:.1f}"
     embedding = report["rows"][-1]
     assert embedding["mode"] == "infer" and embedding["gemm_fraction"] is None
-    assert f"{_bench.min_bytes('embedding', (50, 4, 2, 3, True), mode='infer') / 2e6:.1f} GB/s" in rows[-1]
+    moved = _bench.min_bytes('embedding', (50, 4, 2, 3, True), mode='infer')
+    assert f"{moved / 2e6:.1f} GB/s" in rows[-1]
+    assert embedding["bandwidth_fraction"] == pytest.approx(moved / 2e6 / ROW_GBS)
+    assert rows[-1].endswith(f"{ROW_GBS:.1f} GB/s")
     # 2 lstm rows at 0.75, 8 rows at 1.5
     geomean = math.exp((2 * math.log(0.75) + 8 * math.log(1.5)) / 10)
     assert lines[-1] == f"numba: geometric mean torch/ours {geomean:.2f}x over 10 rows, 2 of them below 1.0x"
@@ -233,8 +246,8 @@ def test_markdown_table_with_the_header_as_a_list(stub_timer):
     benchmark.run(["conv1d"], ["numba"], repeat=1, print_fn=lines.append, markdown=True)
     table = [line for line in lines if line.startswith("|")]
     assert table[0] == "| op | size | mode | backend | ms | GFLOP/s | % peak | torch ms | torch GFLOP/s " \
-                       "| torch % peak | torch/ours |"
-    assert len(table) == 4 and all(len(line.split("|")) == 13 for line in table)
+                       "| torch % peak | torch/ours | peak |"
+    assert len(table) == 4 and all(len(line.split("|")) == 14 for line in table)
     assert lines[0].startswith("- CPU: ") and lines[-1].startswith("- numba: geometric mean")
     assert lines[lines.index(table[0]) - 1] == "" and lines[-3] == ""  # blank lines around the table
     assert lines[-2].startswith("- ceilings again after the rows")
@@ -248,7 +261,7 @@ def test_run_without_torch(stub_timer, monkeypatch):
     assert report["machine"]["torch"] is None and any("torch not installed" in line for line in lines)
     row = report["rows"][0]
     assert row["torch_ms"] is None and row["torch_over_ours"] is None and row["gemm_fraction"]
-    assert benchmark.format_row(row).split()[-4:] == ["-", "-", "-", "-"]
+    assert benchmark.format_row(row).split()[-5:-1] == ["-", "-", "-", "-"]
     assert lines[-1] == "numba: 4 rows; no torch/ours ratio (torch not installed)"
 
 
