@@ -10,6 +10,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <optional>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -17,6 +18,7 @@
 
 #include "common.hpp"
 #include "cpu/blas.hpp"
+#include "cpu/gemm_tn.hpp"
 #include "cpu/threads.hpp"
 
 namespace py = pybind11;
@@ -124,6 +126,73 @@ py::array gemm_tn(const carray<T>& a, const carray<T>& b) {
   return c;
 }
 
+// One source of gemm_tn_sequences: a [T,B,M] sequence read in place (copied C-contiguous
+// first if its rows are not contiguous), and optionally its first step's rows [B,M].
+template <typename T>
+struct Source {
+  py::array a;
+  std::optional<carray<T>> first;
+  seqfuse::RowSequence<T> rows;
+};
+
+template <typename T>
+Source<T> source(const py::handle& item, py::ssize_t steps, py::ssize_t nb, int index) {
+  constexpr const char* OP = "gemm_tn_sequences";
+  const std::string name = "sources[" + std::to_string(index) + "]";
+  py::tuple pair;
+  if (!py::isinstance<py::tuple>(item) || (pair = py::reinterpret_borrow<py::tuple>(item)).size() != 2)
+    throw py::type_error(std::string(OP) + ": " + name + " must be a pair (a, first), got " +
+                         std::string(py::str(py::type::of(item))));
+  if (!py::isinstance<py::array>(pair[0])) throw py::type_error(std::string(OP) + ": " + name + "[0] must be an array");
+  py::array a = py::reinterpret_borrow<py::array>(pair[0]);
+  if (!py::isinstance<py::array_t<T>>(a)) float_arg<T>(a, OP, (name + "[0]").c_str());  // its TypeError
+  require_ndim(a, OP, (name + "[0]").c_str(), 3);
+  const py::ssize_t M = a.shape(2), item_size = sizeof(T);
+  require_shape(a, OP, (name + "[0]").c_str(), "(T, B, M)", {steps, nb, M});
+  if (M > 1 && a.strides(2) != item_size) a = carray<T>(a);
+  Source<T> out{a, std::nullopt, {static_cast<const T*>(a.data()), a.strides(0) / item_size,
+                                  a.strides(1) / item_size}};
+  if (!pair[1].is_none()) {
+    out.first = optional_float_arg<T>(pair[1], OP, (name + "[1]").c_str());
+    require_shape(*out.first, OP, (name + "[1]").c_str(), "(B, M)", {nb, M});
+    out.rows.first = out.first->data();
+    out.rows.first_row = M;
+  }
+  return out;
+}
+
+// C [ΣM, N] = Σ_{t,b} [a_0(t,b) | a_1(t,b)]ᵀ · b(t,b) (kernels/cpu/gemm_tn.hpp).
+template <typename T>
+py::array gemm_tn_sequences(const py::list& sources, const py::array& b_in) {
+  constexpr const char* OP = "gemm_tn_sequences";
+  require_ndim(b_in, OP, "b", 3);
+  py::array b = b_in;
+  const py::ssize_t steps = b.shape(0), nb = b.shape(1), N = b.shape(2), item_size = sizeof(T);
+  if (N > 1 && b.strides(2) != item_size) b = carray<T>(b);
+  if (sources.size() < 1 || sources.size() > 2)
+    throw py::value_error(std::string(OP) + ": sources must hold 1 or 2 pairs, got " + std::to_string(sources.size()));
+  std::vector<Source<T>> s;
+  for (size_t i = 0; i < sources.size(); ++i) s.push_back(source<T>(sources[i], steps, nb, static_cast<int>(i)));
+  const seqfuse::RowSequence<T> rows{static_cast<const T*>(b.data()), b.strides(0) / item_size,
+                                     b.strides(1) / item_size};
+  py::ssize_t M = 0;
+  for (const auto& x : s) M += x.a.shape(2);
+  carray<T> c({M, N});
+  if (M * N == 0) return c;
+  if (steps * nb == 0) return zeros(c);
+  py::gil_scoped_release release;
+  if (s.size() == 1) {
+    const seqfuse::RowSequence<T> a[1] = {s[0].rows};
+    const int64_t m[1] = {s[0].a.shape(2)};
+    seqfuse::gemm_tn_sequences<T, 1>(a, m, rows, N, steps, nb, c.mutable_data());
+  } else {
+    const seqfuse::RowSequence<T> a[2] = {s[0].rows, s[1].rows};
+    const int64_t m[2] = {s[0].a.shape(2), s[1].a.shape(2)};
+    seqfuse::gemm_tn_sequences<T, 2>(a, m, rows, N, steps, nb, c.mutable_data());
+  }
+  return c;
+}
+
 // True for float64, false for float32; TypeError unless a and b share one of them.
 bool both_float64(const py::array& a, const py::array& b, const char* op) {
   const bool f64 = is_float64(a, op, "a");
@@ -145,6 +214,19 @@ void bind_blas(py::module_& m) {
                                             : gemm<float>(carray<float>(a), carray<float>(b));
         },
         py::arg("a"), py::arg("b"), "a [M,K] @ b [K,N], float32 or float64, rows split over the OpenMP threads");
+  m.def("weight_gradients_on_tile", &seqfuse::weight_gradients_on_tile,
+        "whether the recurrent weight gradients run on gemm_tn_sequences (the weight_gradients "
+        "choice: forced, or with AVX2) rather than OpenBLAS");
+  m.def("gemm_tn_sequences",
+        [](const py::list& sources, const py::array& b) {
+          return is_float64(b, "gemm_tn_sequences", "b") ? gemm_tn_sequences<double>(sources, b)
+                                                         : gemm_tn_sequences<float>(sources, b);
+        },
+        py::arg("sources"), py::arg("b"),
+        "sources: 1 or 2 pairs (a [T,B,M_s] any strides, first [B,M_s] or None), b: [T,B,N] -> "
+        "[ΣM_s, N] = Σ over the T·B rows of [a_0 | a_1]ᵀ·b, where with `first` a source's rows "
+        "are first, a[0], ..., a[T-2] (the states before each step); steps split over the OpenMP "
+        "threads, our register tile");
   m.def("gemm_tn",
         [](const py::array& a, const py::array& b) {
           return both_float64(a, b, "gemm_tn") ? gemm_tn<double>(carray<double>(a), carray<double>(b))

@@ -99,6 +99,16 @@ def gemm(a: _Float, b: _Float) -> _Float:
 def gemm_tn(a: _Float, b: _Float) -> _Float:
     """a [K,M]ᵀ @ b [K,N]; K split over the OpenMP threads and the parts summed."""
 
+def gemm_tn_sequences(sources: list[tuple[_Float, _Float | None]], b: _Float) -> _Float:
+    """The recurrent weight gradients (kernels/cpu/gemm_tn.hpp): sources, 1 or 2 pairs
+    (a [T,B,M_s] any strides, first [B,M_s] or None), b [T,B,N] -> [ΣM_s, N] = Σ over the T·B
+    rows of [a_0 | a_1]ᵀ·b; with `first` a source's rows are first, a[0], ..., a[T-2]. Steps
+    split over the OpenMP threads, on the gemm_tile register tile."""
+
+def weight_gradients_on_tile() -> bool:
+    """Whether the weight_gradients choice runs them on gemm_tn_sequences (forced, or "auto"
+    with AVX2) rather than OpenBLAS (engine/_blas.py matmul_tn_sequences)."""
+
 def build_info() -> dict:
     """What the extension was compiled for: {"isa": the target's flags among sse4_2, avx, avx2,
     fma, avx512f, avx512bw, avx512vl (as /proc/cpuinfo names them), "compiler": str,

@@ -209,6 +209,45 @@ def matmul_tn(a, b):
     return total
 
 
+def matmul_tn_sequences(sources, b):
+    """[a_0 | a_1]ᵀ @ b summed over the T·B rows of [T,B,·] sequences: the recurrent layers'
+    weight gradients (engine/_recurrent.py). sources: 1 or 2 pairs (a [T,B,M], first [B,M] or
+    None); with `first`, a source's rows are first, a[0], ..., a[T-2] (the state each step
+    multiplied). Where the "weight_gradients" choice says so (engine.tuning; with AVX2 by
+    default) engine._C.gemm_tn_sequences reads every row where it lies, any strides, and b
+    once for both blocks; otherwise NumPy's OpenBLAS (matmul_tn) runs on rows gathered into one
+    [T·B, ΣM] array, or for one source with `first` as first·b[0] + a[:-1]·b[1:] with no copy."""
+    native = isinstance(b, np.ndarray) and all(isinstance(a, np.ndarray) for a, _ in sources)
+    if native:
+        try:
+            from . import _C
+        except ImportError:
+            pass
+        else:
+            if _C.weight_gradients_on_tile():
+                return _C.gemm_tn_sequences(list(sources), b)
+    xp = importlib.import_module(type(b).__module__.split(".")[0])
+    steps, n, width = b.shape
+    rows = b.reshape(steps * n, width) if b.flags.c_contiguous else xp.ascontiguousarray(b).reshape(steps * n, width)
+    if len(sources) == 1 and sources[0][1] is not None and sources[0][0].flags.c_contiguous:
+        a, first = sources[0]
+        total = matmul_tn(first, rows[:n])
+        if steps > 1:
+            total += matmul_tn(a[:-1].reshape((steps - 1) * n, -1), rows[n:])
+        return total
+    gathered = xp.empty((steps, n, sum(a.shape[2] for a, _ in sources)), b.dtype)
+    column = 0
+    for a, first in sources:
+        block = gathered[:, :, column:column + a.shape[2]]
+        if first is None:
+            copy_into(block, a)
+        else:
+            block[0] = first
+            copy_into(block[1:], a[:-1])
+        column += a.shape[2]
+    return matmul_tn(gathered.reshape(steps * n, -1), rows)
+
+
 def contiguous(view, copy=False):
     """`view` as a C-contiguous array, like ascontiguousarray: `view` itself if it already is
     one (unless `copy`), else a copy made by `copy_into`."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _blas, backends
-from .backends._projection import processing_order, time_major
+from .backends._projection import processing_order
 from .function import Function
 from .tensor import Tensor, array_module, is_grad_enabled
 
@@ -179,60 +179,38 @@ class _Recurrent(Function):
         else:
             dxw, dx, dbias, dh0 = fn(dhs, c.U, c.h0, c.hs, c.mask_t, c.dropout_mask, **dx_args)
             du = dxw
-        dkernel = dU = None
-        if need[1] and need[2] and c.op == "lstm":
-            dkernel, dU = _kernel_grads(c, dxw, xp)
-        else:
-            if need[1]:
-                dkernel = _blas.matmul_tn(time_major(c.x, c.go_backwards).reshape(T * B, -1),
-                                          dxw.reshape(T * B, -1))
-            if need[2]:
-                dU = _recurrent_kernel_grad(c, du, xp)
+        dkernel, dU = _weight_grads(c, dxw, du, need[1], need[2])
         dbias = dbias if need[3] and c.has_bias else None
         return dx, dkernel, dU, dbias, dh0 if need[4] else None, dc0 if need[5] else None
 
 
-def _kernel_grads(c, dxw, xp):
-    """LSTM's (dkernel, dU) as one GEMM: the rows [x_t | hd_{t-1}] of every step against dxw
-    (the gradient of both products), so dxw [T,B,4H] is read once and one GEMM F + H wide
-    replaces two. LSTM (64,100,64,128) training step 39.0-40.8 -> 38.0-38.6 ms (alternating
-    processes, Zen 3); SimpleRNN's dxw is a quarter as wide and there the extra copy of the
-    states cost what the GEMM saved (11.5-12.2 -> 11.5-13.6 ms), so it keeps two GEMMs, as GRU
-    must (its du is not its dxw)."""
-    T, B, H = c.hs.shape
+def _weight_grads(c, dxw, du, need_kernel, need_U):
+    """(dkernel, dU), None where not needed: dkernel = Σ_t x_tᵀ·dxw_t and dU = Σ_t hd_{t-1}ᵀ·du_t
+    over every step's rows, where hd_{t-1} is the (dropped) state the step multiplied, h0 at
+    the first step. Where du is dxw (LSTM, SimpleRNN) both are one GEMM over [x_t | hd_{t-1}],
+    so the gradient is read once (_blas.matmul_tn_sequences: x and the states read in place,
+    no time-major copies)."""
     F = c.x.shape[2]
+    x = (processing_order(c.x, c.go_backwards), None)
     dm = c.dropout_mask
-    rows = xp.empty((T, B, F + H), c.hs.dtype)
-    _blas.copy_into(rows[:, :, :F], processing_order(c.x, c.go_backwards))
-    _blas.copy_into(rows[1:, :, F:], c.hs[:-1] if dm is None else c.hs[:-1] * dm)
-    rows[0, :, F:] = c.h0 if dm is None else c.h0 * dm
-    both = _blas.matmul_tn(rows.reshape(T * B, F + H), dxw.reshape(T * B, -1))
-    return both[:F], both[F:]
-
-
-def _recurrent_kernel_grad(c, du, xp):
-    """dU = Σ_t hd_{t-1}ᵀ·du_t, where hd_{t-1} is the (dropped) state the step multiplied by U.
-
-    Summed as h0ᵀ·du[0] + hs[:-1]ᵀ·du[1:] so the [T,B,H] state sequence is never copied.
-    """
-    T, B, H = c.hs.shape
-    G = du.shape[2]
+    states = (c.hs, c.h0) if dm is None else (c.hs * dm, c.h0 * dm)
     reset_before = c.op == "gru" and not c.reset_after
-    total = 0
-    for states, steps in ((c.h0[None], slice(0, 1)), (c.hs[:-1], slice(1, T))):
-        n = states.shape[0] * B
-        if n == 0:
-            continue
-        hd = (states if c.dropout_mask is None else states * c.dropout_mask).reshape(n, H)
-        d = du[steps].reshape(n, G)
-        if reset_before:
-            # The candidate's recurrent input is r*hd, not hd (docs/kernels.md, reset_after=False).
-            r = c.gates[steps, :, H:2 * H].reshape(n, H)
-            total = total + xp.concatenate([_blas.matmul_tn(hd, d[:, :2 * H]),
-                                            _blas.matmul_tn(r * hd, d[:, 2 * H:])], axis=1)
-        else:
-            total = total + _blas.matmul_tn(hd, d)
-    return total
+    if need_kernel and need_U and du is dxw:
+        both = _blas.matmul_tn_sequences([x, states], dxw)
+        return both[:F], both[F:]
+    dkernel = _blas.matmul_tn_sequences([x], dxw) if need_kernel else None
+    if not need_U:
+        return dkernel, None
+    if not reset_before:
+        return dkernel, _blas.matmul_tn_sequences([states], du)
+    # GRU with reset_after=False: the candidate's recurrent input is r*hd, not hd
+    # (docs/kernels.md): its columns of dU take r_t·hd_{t-1} rows.
+    H = c.hs.shape[2]
+    xp = array_module(c.hs)
+    hd = xp.concatenate([states[1][None], states[0][:-1]])
+    return dkernel, xp.concatenate([
+        _blas.matmul_tn_sequences([(hd, None)], du[:, :, :2 * H]),
+        _blas.matmul_tn_sequences([(c.gates[:, :, H:2 * H] * hd, None)], du[:, :, 2 * H:])], axis=1)
 
 
 def _kernel(backend, op, direction):

@@ -20,6 +20,7 @@ __all__ = ["test_reference_matches_finite_differences", "test_backend_matches_re
            "test_one_graph_node_and_no_grad", "test_inference_matches_training_forward",
            "test_bad_input_names_the_argument", "test_cpp_kernels_check_their_arguments",
            "test_float32_bias_gradient_is_summed_exactly", "test_every_gemm_tile_matches_reference",
+           "test_every_weight_gradient_path_matches_reference",
            "test_matches_torch",
            "test_matches_keras"]
 
@@ -64,6 +65,27 @@ def test_every_gemm_tile_matches_reference(variant, tile, B, option, dtype):
     from engine import tuning
     with tuning.forced("gemm_tile", tile):
         rc.check_backend(rc.make_case(variant, option, B=B, T=12, F_=21, H=37), "cpp", dtype)
+
+
+def _weight_gradient_paths():
+    try:
+        from engine import _C
+    except ImportError:
+        return []
+    return _C.choice_options()["weight_gradients"]
+
+
+# Both ways the C++ backend's weight gradients run (engine/_blas.py matmul_tn_sequences: our
+# tile on the sequences in place, or OpenBLAS on gathered rows; SEQFUSE_WEIGHT_GRADIENTS), with
+# every source layout: go_backwards (x reversed), dropout (the states scaled), masks, T = 1.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("option", rc.OPTIONS)
+@pytest.mark.parametrize("path", _weight_gradient_paths())
+def test_every_weight_gradient_path_matches_reference(variant, path, option, dtype):
+    from engine import tuning
+    with tuning.forced("weight_gradients", path):
+        rc.check_backend(rc.make_case(variant, option, B=7, T=9, F_=5, H=19), "cpp", dtype)
+        rc.check_backend(rc.make_case(variant, option, B=4, T=1, F_=3, H=6), "cpp", dtype)
 
 
 @pytest.mark.parametrize("option", ["plain", "masked_row", "everything"])

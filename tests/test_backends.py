@@ -93,6 +93,79 @@ def test_cpp_parallel_runs_every_index_and_raises_the_first_error():
         _C.parallel(seen.append, 0)
 
 
+def _weight_gradient_reference(sources, b):
+    """[a_0 | a_1]ᵀ·b over the T·B rows, in float64 (first: the rows before a[0], a[:-1])."""
+    T, B, N = b.shape
+    rows = [a if first is None else np.concatenate([first[None], a[:-1]]) for a, first in sources]
+    stacked = np.concatenate([r.reshape(T * B, -1) for r in rows], axis=1).astype(np.float64)
+    return stacked.T @ b.reshape(T * B, N).astype(np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_gradient_gemm_matches_numpy(dtype):
+    """_blas.matmul_tn_sequences (the recurrent weight gradients) against NumPy, on
+    engine._C.gemm_tn_sequences with every gemm tile and on OpenBLAS (the weight_gradients
+    choice): one and two sources, with and without first rows, read
+    in place from batch-major x as [T,B,F], reversed in time (go_backwards), a column block of
+    a wider array (GRU's du[..., :2H]) and reversed rows (copied first); row tiles and column
+    panels cut short at every edge."""
+    from engine import _blas, tuning
+    _C = pytest.importorskip("engine._C")
+    rng = np.random.default_rng(5)
+    tol = 1e-5 if dtype == np.float32 else 1e-13  # of the largest entry; sums of up to 6,400 rows
+    for T, B, M1, M2, N in [(100, 64, 64, 128, 128), (3, 5, 7, 9, 11), (1, 1, 1, 1, 1),
+                            (2, 5, 13, 17, 40), (7, 3, 2, 30, 3), (300, 2, 3, 5, 33)]:
+        x = rng.standard_normal((B, T, M1)).astype(dtype)
+        hs = rng.standard_normal((T, B, M2)).astype(dtype)
+        h0 = rng.standard_normal((B, M2)).astype(dtype)
+        wide = rng.standard_normal((T, B, N + 6)).astype(dtype)
+        cases = [([(x.transpose(1, 0, 2), None), (hs, h0)], wide[:, :, :N]),
+                 ([(x.transpose(1, 0, 2)[::-1], None)], wide[:, :, 6:]),
+                 ([(hs, h0)], np.ascontiguousarray(wide[:, :, 3:3 + N])),
+                 ([(hs[:, :, ::-1], None), (x.transpose(1, 0, 2), None)], wide[:, :, :N])]
+        paths = [("tile", tile) for tile in _C.choice_options()["gemm_tile"]] + [("blas", "auto")]
+        for path, tile in paths:
+            with tuning.forced("weight_gradients", path), tuning.forced("gemm_tile", tile):
+                for sources, b in cases:
+                    want = _weight_gradient_reference(sources, b)
+                    got = _blas.matmul_tn_sequences(sources, b)
+                    assert got.dtype == dtype and got.shape == want.shape
+                    assert np.abs(got - want).max() <= tol * max(1.0, np.abs(want).max()), (T, B, M1, M2, N, tile)
+
+
+def test_weight_gradient_gemm_without_the_extension(monkeypatch):
+    """Without engine._C (and for CuPy arrays) the rows are gathered for one matmul_tn."""
+    import engine
+    from engine import _blas
+    rng = np.random.default_rng(6)
+    x, hs, h0, b = (rng.standard_normal(s) for s in [(4, 3, 5), (3, 4, 6), (4, 6), (3, 4, 7)])
+    sources = [(x.transpose(1, 0, 2), None), (hs, h0)]
+    want = _weight_gradient_reference(sources, b)
+    monkeypatch.setitem(sys.modules, "engine._C", None)
+    monkeypatch.delattr(engine, "_C", raising=False)
+    np.testing.assert_allclose(_blas.matmul_tn_sequences(sources, b), want, rtol=1e-12)
+    np.testing.assert_allclose(_blas.matmul_tn_sequences([sources[1]], b), want[5:], rtol=1e-12)
+
+
+def test_weight_gradient_gemm_rejects_bad_arguments():
+    _C = pytest.importorskip("engine._C")
+    a, b, first = np.zeros((3, 2, 4)), np.zeros((3, 2, 5)), np.zeros((2, 4))
+    with pytest.raises(ValueError, match="sources must hold 1 or 2 pairs, got 3"):
+        _C.gemm_tn_sequences([(a, None)] * 3, b)
+    with pytest.raises(TypeError, match=r"sources\[0\] must be a pair \(a, first\)"):
+        _C.gemm_tn_sequences([a], b)
+    with pytest.raises(ValueError, match=r"sources\[1\]\[0\] must have shape \(T, B, M\) = \(3, 2, 4\), got \(3, 3, 4\)"):
+        _C.gemm_tn_sequences([(a, None), (np.zeros((3, 3, 4)), None)], b)
+    with pytest.raises(TypeError, match=r"sources\[0\]\[0\] must be float64 like the other float inputs, got float32"):
+        _C.gemm_tn_sequences([(a.astype(np.float32), None)], b)
+    with pytest.raises(ValueError, match=r"sources\[0\]\[1\] must have shape \(B, M\) = \(2, 4\), got \(4, 2\)"):
+        _C.gemm_tn_sequences([(a, first.T)], b)
+    with pytest.raises(ValueError, match=r"b must have 3 dimensions, got shape \(3, 2\)"):
+        _C.gemm_tn_sequences([(a, None)], np.zeros((3, 2)))
+    assert _C.gemm_tn_sequences([(a[:0], None)], b[:0]).shape == (4, 5)  # no rows: zeros
+    assert not _C.gemm_tn_sequences([(a[:0], None)], b[:0]).any()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_layout_copies_match_numpy(dtype):
     """_blas.contiguous and copy_into (engine._C.copy_into when built: split over the OpenMP

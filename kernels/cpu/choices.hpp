@@ -10,8 +10,14 @@ namespace seqfuse {
 // Conv1D algorithm: kAuto picks per shape (cpu/conv1d.hpp), the others force one.
 enum Conv1dAlgorithm : int { kConvAuto = 0, kConvDirect = 1, kConvGemm = 2 };
 
+// Recurrent weight gradients: our tile reading the sequences in place (cpu/gemm_tn.hpp) or
+// NumPy's OpenBLAS on gathered rows (engine/_blas.py); kAuto: the tile with AVX2, OpenBLAS
+// otherwise.
+enum WeightGradients : int { kWeightAuto = 0, kWeightTile = 1, kWeightBlas = 2 };
+
 struct Choices {
   std::atomic<int> conv1d{kConvAuto};
+  std::atomic<int> weight_gradients{kWeightAuto};
   // Register tile of the recurrent loops' GEMM: 0 = auto, else an index into kGemmTiles
   // (cpu/gemm.hpp).
   std::atomic<int> gemm_tile{0};

@@ -1,0 +1,194 @@
+// The recurrent layers' weight gradients as one GEMM over every step's rows, read where they
+// lie: C[M1+M2, N] = Σ_{t,b} [a1(t,b) | a2(t,b)]ᵀ · b(t,b), where a1, a2 and b are rows of
+// [T,B,·] sequences of any strides (x in its batch-major layout, the states h_{t-1} with h0
+// as the first step, the pre-activation gradients dz), so neither x nor the states are copied
+// time-major first and the gradients are read once for both weight matrices.
+//
+// The register tile is the step GEMM's (gemm_tile, cpu/gemm.hpp), as an outer product: per
+// row, MR values of a broadcast against NR of b. Steps are blocked so one block's rows of b
+// (a column panel, NR wide) stay in L1 while every row tile of a passes over it; the threads
+// split the steps and sum their partial C at the end. Against OpenBLAS on the same rows
+// gathered (and, for SimpleRNN, two GEMMs), interleaved, caches flushed, 2-vCPU AMD EPYC Zen 3
+// (AVX2), (B,T,F,H) = (64,100,64,128): G = H 4.2-4.9 -> 3.2-3.6 ms, G = 3H 9.9-11.5 -> 8.4-10.6,
+// G = 4H 11.6-11.8 -> 10.7-11.3 (2026-12-01). Packing b panel by panel straight from its
+// rows had been a quarter of the time (a line per row per panel, and memmove calls).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "cpu/choices.hpp"
+#include "cpu/gemm.hpp"
+#include "cpu/simd.hpp"
+#include "cpu/threads.hpp"
+
+namespace seqfuse {
+
+// Rows of a [T,B,width] sequence: row (t, b) at data + t·step + b·row. With `first` set, the
+// rows of t = 0 come from there instead (row b at first + b·first_row) and data's step s
+// serves t = s + 1: the states each step multiplied, h0 then hs[0 .. T-2].
+template <typename T>
+struct RowSequence {
+  const T* data;
+  int64_t step, row;
+  const T* first = nullptr;
+  int64_t first_row = 0;
+
+  const T* at(int64_t t) const { return !first ? data + t * step : t ? data + (t - 1) * step : first; }
+  int64_t row_stride(int64_t t) const { return t == 0 && first ? first_row : row; }
+};
+
+// C tile (+)= Σ_{k < kc} ap_kᵀ · bp_k: ap the block's rows of one row tile packed kc × MR,
+// bp its column panel packed kc × NR (both zero past the edge of C). Only `rows` × `cols`
+// of the tile are loaded and stored (the last tile and panel may be smaller).
+template <typename T, int MR, int NR>
+inline void gemm_tn_micro(const T* ap, const T* bp, int64_t kc, bool add, int64_t rows,
+                          int64_t cols, T* C, int64_t ldc) {
+  constexpr int VB = std::min<int>(kVectorBytes, NR * sizeof(T)), L = VB / sizeof(T), NV = NR / L;
+  using V = typename Vector<T, VB>::type;
+  V acc[MR][NV];
+  alignas(64) T edge[MR][NR];
+  const bool full = rows == MR && cols == NR;
+  if (!full)
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) edge[r][j] = add && r < rows && j < cols ? C[r * ldc + j] : T(0);
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = !full ? load_vector<V>(&edge[r][v * L]) : add ? load_vector<V>(C + r * ldc + v * L) : V{};
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = load_vector<V>(bp + k * NR + v * L);
+    for (int r = 0; r < MR; ++r) {
+      const T s = ap[k * MR + r];
+      for (int v = 0; v < NV; ++v) acc[r][v] += s * bv[v];
+    }
+  }
+  if (full) {
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) store_vector(C + r * ldc + v * L, acc[r][v]);
+    return;
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) store_vector(&edge[r][v * L], acc[r][v]);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) C[r * ldc + j] = edge[r][j];
+}
+
+// C [Σm, N] (+)= the steps t0..t1 on this thread, in blocks of whole steps whose packed rows
+// of a and b fill at most ~384 KB of the L2 (at least one step): a's block is read again for
+// every panel of b. (A 192 KB budget ran LSTM's G = 4H blocks one step at a time and was
+// slower than OpenBLAS there; 384 KB gives them two.) Per block every
+// source's rows are packed row tile by row tile (kc × MR each) and b's rows panel by panel
+// (kc × NR each, read row after row: b's rows lie 512 B-2 KB apart, so one panel at a time
+// in place would share a few L1 sets, and packing it panel by panel read a line per row per
+// panel, a tenth of the GEMM's time); then each panel meets every row tile while in L1.
+template <typename T, int MR, int NV, int NS>
+void gemm_tn_range(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const RowSequence<T>& b,
+                   int64_t N, int64_t t0, int64_t t1, int64_t nb, T* C, int64_t ldc) {
+  constexpr int NR = NV * gemm_lanes<T>();
+  constexpr int VB = std::min<int>(kVectorBytes, NR * sizeof(T)), L = VB / sizeof(T);
+  using V = typename Vector<T, VB>::type;
+  int64_t tiles = 0, M = 0;
+  for (int s = 0; s < NS; ++s) tiles += (m[s] + MR - 1) / MR, M += m[s];
+  const int64_t panels = (N + NR - 1) / NR;
+  const int64_t row_bytes = (tiles * MR + panels * NR) * static_cast<int64_t>(sizeof(T));
+  const int64_t steps = std::max<int64_t>(1, (384 << 10) / std::max<int64_t>(1, nb * row_bytes));
+  const int64_t most = steps * nb;
+  std::vector<T> packed(static_cast<size_t>(tiles * most * MR)), bpack(static_cast<size_t>(panels * most * NR));
+  for (int64_t s0 = t0; s0 < t1; s0 += steps) {
+    const int64_t s1 = std::min(t1, s0 + steps), kc = (s1 - s0) * nb;
+    const bool add = s0 > t0;
+    T* dst = packed.data();
+    for (int s = 0; s < NS; ++s)
+      for (int64_t r0 = 0; r0 < m[s]; r0 += MR, dst += kc * MR) {
+        const int64_t rows = std::min<int64_t>(MR, m[s] - r0);
+        for (int64_t t = s0, k = 0; t < s1; ++t) {
+          const T* src = a[s].at(t) + r0;
+          const int64_t ld = a[s].row_stride(t);
+          if (rows == MR)  // MR elements a row, known at compile time: a few vector moves
+            for (int64_t i = 0; i < nb; ++i, ++k)
+              for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[i * ld + r];
+          else
+            for (int64_t i = 0; i < nb; ++i, ++k)
+              for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? src[i * ld + r] : T(0);
+        }
+      }
+    const int64_t whole = N / NR;  // full panels; the last may be narrower (zero-filled)
+    for (int64_t t = s0, k = 0; t < s1; ++t) {
+      const T* src = b.at(t);
+      const int64_t ld = b.row_stride(t);
+      for (int64_t i = 0; i < nb; ++i, ++k) {
+        const T* row = src + i * ld;
+        for (int64_t p = 0; p < whole; ++p)
+          for (int v = 0; v < NR / L; ++v)
+            store_vector(bpack.data() + (p * kc + k) * NR + v * L, load_vector<V>(row + p * NR + v * L));
+        if (whole < panels)
+          for (int c = 0; c < NR; ++c)
+            bpack[(whole * kc + k) * NR + c] = whole * NR + c < N ? row[whole * NR + c] : T(0);
+      }
+    }
+    for (int64_t p = 0; p < panels; ++p) {
+      const int64_t j = p * NR, cols = std::min<int64_t>(NR, N - j);
+      const T* ap = packed.data();
+      for (int s = 0, c0 = 0; s < NS; c0 += m[s], ++s)
+        for (int64_t r0 = 0; r0 < m[s]; r0 += MR, ap += kc * MR)
+          gemm_tn_micro<T, MR, NR>(ap, bpack.data() + p * kc * NR, kc, add, std::min<int64_t>(MR, m[s] - r0),
+                                   cols, C + (c0 + r0) * ldc + j, ldc);
+    }
+  }
+  (void)M;
+}
+
+template <typename T, int MR, int NV, int NS>
+void gemm_tn_threads(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const RowSequence<T>& b,
+                     int64_t N, int64_t T_, int64_t nb, T* C) {
+  int64_t M = 0;
+  for (int s = 0; s < NS; ++s) M += m[s];
+  const double flops = 2.0 * T_ * nb * M * N;
+  const int parts = flops > 4e6 ? static_cast<int>(std::min<int64_t>(pool_threads(), T_)) : 1;
+  std::vector<T> partial(static_cast<size_t>(parts - 1) * M * N);
+#if defined(SEQFUSE_OPENMP)
+#pragma omp parallel num_threads(parts)
+#endif
+  {
+#if defined(SEQFUSE_OPENMP)
+#pragma omp for schedule(static, 1)
+#endif
+    for (int p = 0; p < parts; ++p) {
+      const int64_t t0 = T_ * p / parts, t1 = T_ * (p + 1) / parts;
+      T* out = p == 0 ? C : partial.data() + (p - 1) * M * N;
+      if (t1 > t0)
+        gemm_tn_range<T, MR, NV>(a, m, b, N, t0, t1, nb, out, N);
+      else
+        std::fill(out, out + M * N, T(0));
+    }
+#if defined(SEQFUSE_OPENMP)
+#pragma omp for schedule(static)
+#endif
+    for (int64_t e = 0; e < M * N; ++e)
+      for (int p = 1; p < parts; ++p) C[e] += partial[(p - 1) * M * N + e];
+  }
+}
+
+// Whether the weight gradients run here (the "weight_gradients" choice): forced, or by the
+// rule, with AVX2 (measured on the Zen 3 VM, below), not with AVX-512 (NumPy's OpenBLAS on its
+// SkylakeX kernels, engine/_openblas.py, has not been timed against it) or SSE2.
+inline bool weight_gradients_on_tile() {
+  const int choice = choices().weight_gradients.load(std::memory_order_relaxed);
+  return choice == kWeightTile || (choice == kWeightAuto && kVectorBytes == 32);
+}
+
+// C [Σm, N] = Σ over T steps and nb rows each of [a_0 | a_1 ...]ᵀ · b, with the tile in force.
+template <typename T, int NS>
+void gemm_tn_sequences(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const RowSequence<T>& b,
+             int64_t N, int64_t steps, int64_t nb, T* C) {
+  const GemmTile tile = gemm_tile<T>();
+  if (tile.mr == 8 && tile.nv == 3) return gemm_tn_threads<T, 8, 3>(a, m, b, N, steps, nb, C);
+  if (tile.mr == 6 && tile.nv == 4) return gemm_tn_threads<T, 6, 4>(a, m, b, N, steps, nb, C);
+  if (tile.mr == 8 && tile.nv == 2) return gemm_tn_threads<T, 8, 2>(a, m, b, N, steps, nb, C);
+  if (tile.mr == 6 && tile.nv == 1) return gemm_tn_threads<T, 6, 1>(a, m, b, N, steps, nb, C);
+  return gemm_tn_threads<T, 4, 1>(a, m, b, N, steps, nb, C);
+}
+
+}  // namespace seqfuse
