@@ -228,7 +228,7 @@ def matmul_tn_sequences(sources, b):
                 return _C.gemm_tn_sequences(list(sources), b)
     xp = importlib.import_module(type(b).__module__.split(".")[0])
     steps, n, width = b.shape
-    rows = b.reshape(steps * n, width) if b.flags.c_contiguous else xp.ascontiguousarray(b).reshape(steps * n, width)
+    rows = xp.ascontiguousarray(b).reshape(steps * n, width)
     if len(sources) == 1 and sources[0][1] is not None and sources[0][0].flags.c_contiguous:
         a, first = sources[0]
         total = matmul_tn(first, rows[:n])

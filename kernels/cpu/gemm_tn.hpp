@@ -89,8 +89,8 @@ void gemm_tn_range(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const 
   constexpr int NR = NV * gemm_lanes<T>();
   constexpr int VB = std::min<int>(kVectorBytes, NR * sizeof(T)), L = VB / sizeof(T);
   using V = typename Vector<T, VB>::type;
-  int64_t tiles = 0, M = 0;
-  for (int s = 0; s < NS; ++s) tiles += (m[s] + MR - 1) / MR, M += m[s];
+  int64_t tiles = 0;
+  for (int s = 0; s < NS; ++s) tiles += (m[s] + MR - 1) / MR;
   const int64_t panels = (N + NR - 1) / NR;
   const int64_t row_bytes = (tiles * MR + panels * NR) * static_cast<int64_t>(sizeof(T));
   const int64_t steps = std::max<int64_t>(1, (384 << 10) / std::max<int64_t>(1, nb * row_bytes));
@@ -137,9 +137,10 @@ void gemm_tn_range(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const 
                                    cols, C + (c0 + r0) * ldc + j, ldc);
     }
   }
-  (void)M;
 }
 
+// The steps split over the OpenMP threads (one range each, small products on the calling
+// thread); the first writes C, the others partials that are added to it.
 template <typename T, int MR, int NV, int NS>
 void gemm_tn_threads(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const RowSequence<T>& b,
                      int64_t N, int64_t T_, int64_t nb, T* C) {
@@ -181,8 +182,8 @@ inline bool weight_gradients_on_tile() {
 
 // C [Σm, N] = Σ over T steps and nb rows each of [a_0 | a_1 ...]ᵀ · b, with the tile in force.
 template <typename T, int NS>
-void gemm_tn_sequences(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const RowSequence<T>& b,
-             int64_t N, int64_t steps, int64_t nb, T* C) {
+void gemm_tn_sequences(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS],
+                       const RowSequence<T>& b, int64_t N, int64_t steps, int64_t nb, T* C) {
   const GemmTile tile = gemm_tile<T>();
   if (tile.mr == 8 && tile.nv == 3) return gemm_tn_threads<T, 8, 3>(a, m, b, N, steps, nb, C);
   if (tile.mr == 6 && tile.nv == 4) return gemm_tn_threads<T, 6, 4>(a, m, b, N, steps, nb, C);
