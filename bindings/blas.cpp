@@ -10,8 +10,8 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
-#include <optional>
 #include <cstdint>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -95,33 +95,18 @@ py::array gemm_tn(const carray<T>& a, const carray<T>& b) {
   carray<T> c({M, N});
   if (M * N == 0 || K == 0) return zeros(c);
   const int parts = blocks(K);
-  std::vector<T> partial(static_cast<size_t>(parts - 1) * M * N);
   const T *A = a.data(), *B = b.data();
   T* C = c.mutable_data();
   {
     py::gil_scoped_release release;
     OneBlasThread one_thread;
-#if defined(SEQFUSE_OPENMP)
-#pragma omp parallel num_threads(parts)
-#endif
-    {
-#if defined(SEQFUSE_OPENMP)
-#pragma omp for schedule(static, 1)
-#endif
-      for (int p = 0; p < parts; ++p) {
-        const py::ssize_t lo = K * p / parts, hi = K * (p + 1) / parts;
-        T* out = p == 0 ? C : partial.data() + (p - 1) * M * N;
-        if (hi > lo)
-          seqfuse::gemm_block<T>(true, false, M, N, hi - lo, A + lo * M, M, B + lo * N, N, T(0), out, N);
-        else
-          std::fill(out, out + M * N, T(0));
-      }
-#if defined(SEQFUSE_OPENMP)
-#pragma omp for schedule(static)
-#endif
-      for (py::ssize_t e = 0; e < M * N; ++e)
-        for (int p = 1; p < parts; ++p) C[e] += partial[(p - 1) * M * N + e];
-    }
+    seqfuse::sum_of_parts(parts, M * N, C, [&](int p, T* out) {
+      const py::ssize_t lo = K * p / parts, hi = K * (p + 1) / parts;
+      if (hi > lo)
+        seqfuse::gemm_block<T>(true, false, M, N, hi - lo, A + lo * M, M, B + lo * N, N, T(0), out, N);
+      else
+        std::fill(out, out + M * N, T(0));
+    });
   }
   return c;
 }

@@ -41,12 +41,13 @@ def test_backend_matches_reference(backend, variant, option, dtype):
     rc.check_backend(rc.make_case(variant, option), backend, dtype)
 
 
-def _gemm_tiles():
+def _choice_values(name):
+    """Every value of a C++ kernel choice (engine.tuning), none without the extension."""
     try:
         from engine import _C
     except ImportError:
         return []
-    return _C.choice_options()["gemm_tile"]
+    return _C.choice_options()[name]
 
 
 # Every register tile the C++ loops can run (engine/tuning.py picks one per CPU, and
@@ -60,19 +61,11 @@ def _gemm_tiles():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("option", ["plain", "everything"])
 @pytest.mark.parametrize("B", [83, 14, 13, 7, 4, 3])
-@pytest.mark.parametrize("tile", _gemm_tiles())
+@pytest.mark.parametrize("tile", _choice_values("gemm_tile"))
 def test_every_gemm_tile_matches_reference(variant, tile, B, option, dtype):
     from engine import tuning
     with tuning.forced("gemm_tile", tile):
         rc.check_backend(rc.make_case(variant, option, B=B, T=12, F_=21, H=37), "cpp", dtype)
-
-
-def _weight_gradient_paths():
-    try:
-        from engine import _C
-    except ImportError:
-        return []
-    return _C.choice_options()["weight_gradients"]
 
 
 # Both ways the C++ backend's weight gradients run (engine/_blas.py matmul_tn_sequences: our
@@ -80,7 +73,7 @@ def _weight_gradient_paths():
 # every source layout: go_backwards (x reversed), dropout (the states scaled), masks, T = 1.
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("option", rc.OPTIONS)
-@pytest.mark.parametrize("path", _weight_gradient_paths())
+@pytest.mark.parametrize("path", _choice_values("weight_gradients"))
 def test_every_weight_gradient_path_matches_reference(variant, path, option, dtype):
     from engine import tuning
     with tuning.forced("weight_gradients", path):

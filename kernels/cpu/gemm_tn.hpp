@@ -9,8 +9,8 @@
 // (a column panel, NR wide) stay in L1 while every row tile of a passes over it; the threads
 // split the steps and sum their partial C at the end. Against OpenBLAS on the same rows
 // gathered (and, for SimpleRNN, two GEMMs), interleaved, caches flushed, 2-vCPU AMD EPYC Zen 3
-// (AVX2), (B,T,F,H) = (64,100,64,128): G = H 4.2-4.9 -> 3.2-3.6 ms, G = 3H 9.9-11.5 -> 8.4-10.6,
-// G = 4H 11.6-11.8 -> 10.7-11.3 (2026-12-01). Packing b panel by panel straight from its
+// (AVX2), (B,T,F,H) = (64,100,64,128), two runs each: G = H 4.3-4.8 -> 3.3-3.9 ms, G = 3H 11.5
+// -> 10.0-10.6, G = 4H 11.6-11.8 -> 10.7-11.3 (2026-12-01). Packing b panel by panel straight from its
 // rows had been a quarter of the time (a line per row per panel, and memmove calls).
 #pragma once
 #include <algorithm>
@@ -139,8 +139,8 @@ void gemm_tn_range(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const 
   }
 }
 
-// The steps split over the OpenMP threads (one range each, small products on the calling
-// thread); the first writes C, the others partials that are added to it.
+// The steps split over the OpenMP threads (small products stay on the calling thread), their
+// partial C summed (sum_of_parts, cpu/threads.hpp).
 template <typename T, int MR, int NV, int NS>
 void gemm_tn_threads(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const RowSequence<T>& b,
                      int64_t N, int64_t T_, int64_t nb, T* C) {
@@ -148,28 +148,13 @@ void gemm_tn_threads(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], cons
   for (int s = 0; s < NS; ++s) M += m[s];
   const double flops = 2.0 * T_ * nb * M * N;
   const int parts = flops > 4e6 ? static_cast<int>(std::min<int64_t>(pool_threads(), T_)) : 1;
-  std::vector<T> partial(static_cast<size_t>(parts - 1) * M * N);
-#if defined(SEQFUSE_OPENMP)
-#pragma omp parallel num_threads(parts)
-#endif
-  {
-#if defined(SEQFUSE_OPENMP)
-#pragma omp for schedule(static, 1)
-#endif
-    for (int p = 0; p < parts; ++p) {
-      const int64_t t0 = T_ * p / parts, t1 = T_ * (p + 1) / parts;
-      T* out = p == 0 ? C : partial.data() + (p - 1) * M * N;
-      if (t1 > t0)
-        gemm_tn_range<T, MR, NV>(a, m, b, N, t0, t1, nb, out, N);
-      else
-        std::fill(out, out + M * N, T(0));
-    }
-#if defined(SEQFUSE_OPENMP)
-#pragma omp for schedule(static)
-#endif
-    for (int64_t e = 0; e < M * N; ++e)
-      for (int p = 1; p < parts; ++p) C[e] += partial[(p - 1) * M * N + e];
-  }
+  sum_of_parts(parts, M * N, C, [&](int p, T* out) {
+    const int64_t t0 = T_ * p / parts, t1 = T_ * (p + 1) / parts;
+    if (t1 > t0)
+      gemm_tn_range<T, MR, NV>(a, m, b, N, t0, t1, nb, out, N);
+    else
+      std::fill(out, out + M * N, T(0));
+  });
 }
 
 // Whether the weight gradients run here (the "weight_gradients" choice): forced, or by the

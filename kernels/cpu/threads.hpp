@@ -1,6 +1,8 @@
 // The OpenMP pool every C++ kernel and engine._C's GEMMs share (docs/kernels.md, "Threads
 // and memory"): how many threads a region may use and which one is running.
 #pragma once
+#include <cstdint>
+#include <vector>
 
 #if defined(SEQFUSE_OPENMP)
 #include <omp.h>
@@ -24,6 +26,28 @@ inline int pool_thread_id() {
 #else
   return 0;
 #endif
+}
+
+// C[0..size) = Σ over p < parts of what fn(p, out) writes into out (all `size` elements):
+// each part on an OpenMP thread, part 0 straight into C and the others into partials that are
+// then added to it, split by elements (a summed dimension of a GEMM split over the threads).
+template <typename T, typename F>
+void sum_of_parts(int parts, int64_t size, T* C, F&& fn) {
+  std::vector<T> partial(static_cast<size_t>(parts - 1) * size);
+#if defined(SEQFUSE_OPENMP)
+#pragma omp parallel num_threads(parts)
+#endif
+  {
+#if defined(SEQFUSE_OPENMP)
+#pragma omp for schedule(static, 1)
+#endif
+    for (int p = 0; p < parts; ++p) fn(p, p == 0 ? C : partial.data() + (p - 1) * size);
+#if defined(SEQFUSE_OPENMP)
+#pragma omp for schedule(static)
+#endif
+    for (int64_t e = 0; e < size; ++e)
+      for (int p = 1; p < parts; ++p) C[e] += partial[(p - 1) * size + e];
+  }
 }
 
 }  // namespace seqfuse
