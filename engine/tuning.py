@@ -5,8 +5,9 @@ different CPUs (engine._C.choice_options() lists them). At import of the cpp bac
 choice is set from, in order:
 - the environment variable SEQFUSE_<NAME> (e.g. SEQFUSE_GEMM_TILE=8x2, SEQFUSE_CONV1D=gemm),
   to force a variant ("auto" forces the built-in rule);
-- for a tuned choice (TUNED: the recurrent loops' register tile), the variant a short timing
-  of each one picked on this CPU: the first process on a machine times them (~0.2 s) and
+- for a tuned choice (TUNED: the recurrent loops' register tile, and whether their weight
+  gradients run on that tile or on OpenBLAS), the variant a short timing of each one picked
+  on this CPU: the first process on a machine times them (~1 s on the 2-vCPU Zen 3 VM) and
   keeps the result in the cache file (cache_path()), keyed by CPU model, CPU flags and the
   build of engine._C, so the next processes only read it;
 - otherwise the built-in rule for the CPU ("auto").
@@ -92,7 +93,31 @@ def _time_gemm_tile(values, rounds=5):
     return best
 
 
-TUNED = {"gemm_tile": _time_gemm_tile}
+def _time_weight_gradients(values, rounds=5):
+    """{variant: best seconds} of an LSTM layer's weight gradients at (B,T,F,H) =
+    (64,32,64,128), float32: [x_t | h_{t-1}]ᵀ·dz summed over the steps (engine/_recurrent.py),
+    every variant once per round (interleaved). The rows are fresh from the loop's caches in a
+    training step, as here: each round first writes dz anew."""
+    from . import _blas
+    C = _extension()
+    rng = np.random.default_rng(0)
+    B, T, F, H = 64, 32, 64, 128
+    x = rng.standard_normal((B, T, F), dtype=np.float32).transpose(1, 0, 2)
+    hs = rng.standard_normal((T, B, H), dtype=np.float32)
+    h0 = np.zeros((B, H), np.float32)
+    dz = np.empty((T, B, 4 * H), np.float32)
+    best = {v: float("inf") for v in values}
+    for _ in range(rounds):
+        for value in values:
+            C.set_choice("weight_gradients", value)
+            dz[...] = hs[:, :, :1]
+            start = time.perf_counter()
+            _blas.matmul_tn_sequences([(x, None), (hs, h0)], dz)
+            best[value] = min(best[value], time.perf_counter() - start)
+    return best
+
+
+TUNED = {"gemm_tile": _time_gemm_tile, "weight_gradients": _time_weight_gradients}
 
 
 def _read_cache(path):

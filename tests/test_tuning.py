@@ -63,6 +63,9 @@ def test_tuned_choice_is_timed_once_then_read_from_the_cache(tmp_path):
     (entry,) = [e["gemm_tile"] for e in entries.values()]
     assert first.stdout.strip() == entry["pick"]
     assert set(entry["seconds"]) == set(_C.choice_options()["gemm_tile"]) and entry["cpu"]
+    (weights,) = [e["weight_gradients"] for e in entries.values()]
+    assert set(weights["seconds"]) == {"auto", "tile", "blas"}
+    assert weights["pick"] in weights["seconds"] and all(t > 0 for t in weights["seconds"].values())
     # A later process takes the cached pick without timing again (edited here to tell).
     entry["pick"] = "6x4"
     cache.write_text(json.dumps({key: {"gemm_tile": entry} for key in entries}))
@@ -88,3 +91,14 @@ def test_tune_keeps_the_builtin_rule_unless_clearly_faster(monkeypatch):
     assert tuning.tune("gemm_tile", list(times))[0] == "auto"
     times["8x3"] = 0.9
     assert tuning.tune("gemm_tile", list(times)) == ("8x3", times)
+
+
+def test_weight_gradient_timing_runs_every_variant():
+    """The weight-gradient timing sets each variant in turn (configure() sets the pick after it)."""
+    from engine import _C, backends, tuning
+    backends.get("cpp")
+    before = tuning.current()["weight_gradients"]
+    seconds = tuning.TUNED["weight_gradients"](["auto", "tile", "blas"], rounds=1)
+    assert set(seconds) == {"auto", "tile", "blas"} and all(0 < t < 10 for t in seconds.values())
+    _C.set_choice("weight_gradients", before)
+    assert tuning.current()["weight_gradients"] == before
