@@ -63,9 +63,8 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
                    const py::array& h0_in, const py::array& hs_in, const py::array& gates_in,
                    const py::array& uh_in, const py::object& mask_in, const py::object& dm_in,
                    bool reset_after, const py::object& kernel_in, bool go_backwards) {
-  auto dhs = float_arg<scalar_t>(dhs_in, OP, "dhs");
+  auto dhs = state_gradient_arg<scalar_t>(dhs_in, OP);
   auto U = float_arg<scalar_t>(U_in, OP, "U");
-  require_ndim(dhs, OP, "dhs", 3);
   require_ndim(U, OP, "U", 2);
   const py::ssize_t T = dhs.shape(0), B = dhs.shape(1), H = U.shape(0);
   require_shape(U, OP, "U", "(H, 3H)", {H, 3 * H});
@@ -93,7 +92,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
   std::vector<double> sums_ws(seqfuse::max_row_ranges() * sums);
   {
     py::gil_scoped_release release;
-    seqfuse::gru_backward<scalar_t>(T, B, H, dhs.data(), U.data(), h0.data(), hs.data(),
+    seqfuse::gru_backward<scalar_t>(T, B, H, state_rows(dhs), U.data(), h0.data(), hs.data(),
                                     gates.data(), uh.data(), data_or_null(mask), data_or_null(dm),
                                     reset_after, in.projection, dxw.mutable_data(), in.dx_data(),
                                     du.mutable_data(), dbias.mutable_data(), dh0.mutable_data(),

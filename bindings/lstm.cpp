@@ -52,9 +52,8 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
                    const py::array& h0_in, const py::array& c0_in, const py::array& hs_in,
                    const py::array& cs_in, const py::array& gates_in, const py::object& mask_in,
                    const py::object& dm_in, const py::object& kernel_in, bool go_backwards) {
-  auto dhs = float_arg<scalar_t>(dhs_in, OP, "dhs");
+  auto dhs = state_gradient_arg<scalar_t>(dhs_in, OP);
   auto U = float_arg<scalar_t>(U_in, OP, "U");
-  require_ndim(dhs, OP, "dhs", 3);
   require_ndim(U, OP, "U", 2);
   const py::ssize_t T = dhs.shape(0), B = dhs.shape(1), H = U.shape(0);
   require_shape(U, OP, "U", "(H, 4H)", {H, 4 * H});
@@ -81,7 +80,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
   std::vector<double> sums_ws(seqfuse::max_row_ranges() * 4 * H);
   {
     py::gil_scoped_release release;
-    seqfuse::lstm_backward<scalar_t>(T, B, H, dhs.data(), dc_T.data(), U.data(), c0.data(),
+    seqfuse::lstm_backward<scalar_t>(T, B, H, state_rows(dhs), dc_T.data(), U.data(), c0.data(),
                                      cs.data(), gates.data(), data_or_null(mask), data_or_null(dm),
                                      in.projection, dz.mutable_data(), in.dx_data(),
                                      dbias.mutable_data(), dh0.mutable_data(), dc0.mutable_data(),

@@ -5,6 +5,7 @@
 #include "common.hpp"
 #include "cpu/projection.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -77,6 +78,27 @@ struct __attribute__((visibility("hidden"))) StateSequence {
     return batch_major ? py::object(array.attr("transpose")(1, 0, 2)) : py::object(array);
   }
 };
+
+// The gradient reaching each state, dhs [T,B,H] (its dtype chose scalar_t), read where it lies:
+// any strides whose rows are contiguous, as the layer's [B,T,H] output gradient transposed or
+// a broadcast (stride 0), so it needs no time-major copy (States<const T>, cpu/projection.hpp).
+// Any other layout (rows with a stride, misaligned) is copied to C order.
+template <typename scalar_t>
+py::array_t<scalar_t> state_gradient_arg(const py::array& in, const char* op) {
+  require_ndim(in, op, "dhs", 3);
+  const auto item = static_cast<py::ssize_t>(sizeof(scalar_t));
+  bool rows = reinterpret_cast<std::uintptr_t>(in.data()) % alignof(scalar_t) == 0 &&
+              (in.strides(2) == item || in.shape(2) == 1);
+  for (py::ssize_t axis = 0; axis < 2; ++axis) rows = rows && in.strides(axis) % item == 0;
+  if (rows) return py::array_t<scalar_t>(py::reinterpret_borrow<py::array>(in));
+  return carray<scalar_t>(in);
+}
+
+template <typename scalar_t>
+seqfuse::States<const scalar_t> state_rows(const py::array_t<scalar_t>& dhs) {
+  const auto item = static_cast<py::ssize_t>(sizeof(scalar_t));
+  return {dhs.data(), dhs.strides(0) / item, dhs.strides(1) / item};
+}
 
 // Backward's dx = dz·kernelᵀ, written by the kernel in x's layout [B,T,F]: kernel [F,G], or
 // None when dx is not wanted (then dx() is nullptr and result() None).

@@ -43,9 +43,8 @@ template <typename scalar_t>
 py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::array& h0_in,
                    const py::array& hs_in, const py::object& mask_in, const py::object& dm_in,
                    const py::object& kernel_in, bool go_backwards) {
-  auto dhs = float_arg<scalar_t>(dhs_in, OP, "dhs");
+  auto dhs = state_gradient_arg<scalar_t>(dhs_in, OP);
   auto U = float_arg<scalar_t>(U_in, OP, "U");
-  require_ndim(dhs, OP, "dhs", 3);
   require_ndim(U, OP, "U", 2);
   const py::ssize_t T = dhs.shape(0), B = dhs.shape(1), H = U.shape(0);
   require_shape(U, OP, "U", "(H, H)", {H, H});
@@ -65,7 +64,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::arr
   std::vector<double> sums_ws(seqfuse::max_row_ranges() * H);
   {
     py::gil_scoped_release release;
-    seqfuse::simple_rnn_backward<scalar_t>(T, B, H, dhs.data(), U.data(), hs.data(),
+    seqfuse::simple_rnn_backward<scalar_t>(T, B, H, state_rows(dhs), U.data(), hs.data(),
                                            data_or_null(mask), data_or_null(dm), in.projection,
                                            dz.mutable_data(), in.dx_data(), dbias.mutable_data(),
                                            dh0.mutable_data(), {sums_ws.data(), H}, Ut.data(),

@@ -248,6 +248,16 @@ def matmul_tn_sequences(sources, b):
     return matmul_tn(gathered.reshape(steps * n, -1), rows)
 
 
+def unit_rows(a):
+    """`a` with a contiguous last axis: `a` itself when it has one, else (a broadcast, e.g. Sum's
+    backward) one copy of each distinct row broadcast back to a's shape, so a kernel that
+    reads rows where they lie (any outer strides, 0 included) reads it without a full copy."""
+    if a.strides[-1] == a.itemsize or a.shape[-1] <= 1:
+        return a
+    index = tuple(slice(0, 1) if stride == 0 else slice(None) for stride in a.strides[:-1])
+    return np.broadcast_to(np.ascontiguousarray(a[index]), a.shape)
+
+
 def contiguous(view, copy=False):
     """`view` as a C-contiguous array, like ascontiguousarray: `view` itself if it already is
     one (unless `copy`), else a copy made by `copy_into`."""

@@ -154,14 +154,19 @@ class _Recurrent(Function):
         c = ctx
         xp = array_module(c.hs)
         T, B, H = c.hs.shape
-        if c.return_sequences:
-            dhs = _blas.contiguous(g_out.transpose(1, 0, 2), copy=True)  # updated below
+        if c.return_sequences and c.factor is None and xp is np and not g_h.any():
+            # The output's gradient as it came, its rows read where they lie: the C++ kernels
+            # take any strides (the others copy what they need in C order).
+            dhs = _blas.unit_rows(g_out).transpose(1, 0, 2)
         else:
-            dhs = xp.zeros((T, B, H), c.hs.dtype)
-            dhs[-1] = g_out
-        if c.factor is not None:
-            dhs *= c.factor
-        dhs[-1] += g_h
+            if c.return_sequences:
+                dhs = _blas.contiguous(g_out.transpose(1, 0, 2), copy=True)  # updated below
+            else:
+                dhs = xp.zeros((T, B, H), c.hs.dtype)
+                dhs[-1] = g_out
+            if c.factor is not None:
+                dhs *= c.factor
+            dhs[-1] += g_h
         fn = _kernel(c.backend, c.op, "backward")
         need = c.needs_input_grad
         # The kernel also returns dx = dxw·kernelᵀ (in x's layout) when given the kernel.

@@ -444,3 +444,72 @@ def check_cpp_boundary(variant):
     grads = backward(*saved, kernel=k, go_backwards=True)
     assert grads[1].shape == x.shape
     assert backward(*saved)[1] is None
+
+
+def check_state_gradient_layouts(variant, dtype):
+    """The C++ backwards read dhs where it lies (bindings/rnn_checks.hpp, state_gradient_arg):
+    the [B,T,H] output gradient transposed, a broadcast (Sum's backward), reversed in time,
+    and, copied first, rows with a stride or a misaligned view. Every layout must give what
+    the same values in C order give, bit for bit, forward and go_backwards."""
+    _C = pytest.importorskip("engine._C")
+    c = cast(make_case(variant, "plain", B=5, T=6, F_=4, H=37), dtype)
+    d = dict(zip(c.names, c.arrays))
+    x, k, u = d["x"], d["kernel"], d["recurrent_kernel"]
+    B, T, _ = x.shape
+    H = u.shape[0]
+    h0 = np.zeros((B, H), dtype)
+    rng = np.random.default_rng(7)
+    batch_major = rng.standard_normal((B, T, H)).astype(dtype)
+    wide = rng.standard_normal((T, B, 2 * H)).astype(dtype)
+    packed = np.zeros(T * B * H * dtype().itemsize + 1, np.uint8)[1:].view(dtype).reshape(T, B, H)
+    packed[...] = batch_major.transpose(1, 0, 2)
+    layouts = {
+        "transposed output gradient": batch_major.transpose(1, 0, 2),
+        "broadcast": np.broadcast_to(batch_major[0, 0], (T, B, H)),
+        "broadcast over the batch": np.broadcast_to(batch_major[0][:, None], (T, B, H)),
+        "reversed in time": batch_major.transpose(1, 0, 2)[::-1],
+        "strided rows (copied)": wide[:, :, ::2],
+        "misaligned (copied)": packed,
+    }
+    forward, backward = getattr(_C, f"{c.op}_forward"), getattr(_C, f"{c.op}_backward")
+    for go_backwards in (False, True):
+        if c.op == "lstm":
+            hs, cs, gates = forward(x, k, None, u, h0, h0, None, None, go_backwards=go_backwards)
+            run = lambda dhs: backward(dhs, h0, u, h0, h0, hs, cs, gates, None, None,  # noqa: E731
+                                       kernel=k, go_backwards=go_backwards)
+        elif c.op == "gru":
+            ra = c.kwargs["reset_after"]
+            hs, gates, uh = forward(x, k, None, u, None, h0, None, None, ra, go_backwards=go_backwards)
+            run = lambda dhs: backward(dhs, u, None, h0, hs, gates, uh, None, None, ra,  # noqa: E731
+                                       kernel=k, go_backwards=go_backwards)
+        else:
+            hs = forward(x, k, None, u, h0, None, None, go_backwards=go_backwards)
+            run = lambda dhs: backward(dhs, u, h0, hs, None, None, kernel=k,  # noqa: E731
+                                       go_backwards=go_backwards)
+        for name, dhs in layouts.items():
+            expected = run(np.ascontiguousarray(dhs))
+            for i, (a, b) in enumerate(zip(run(dhs), expected)):
+                np.testing.assert_array_equal(a, b, err_msg=f"{name}: result {i}")
+
+
+def check_output_gradient_alone(case: Case, backend_name, dtype):
+    """Only the sequence output gets a gradient (the final states' are zeros), as under a loss
+    on the outputs: the layer hands the output's gradient to the backward as it came (no
+    time-major copy; engine/_recurrent.py), a fresh array here and Sum's read-only broadcast
+    below. Forward and every gradient against the reference."""
+    skip_unless_implemented(backend_name, case.op)
+    c = cast(case, dtype)
+    first = lambda *t: c.fn(*t)[0]  # noqa: E731
+    errors = testing.backend_errors(first, c.arrays, [True] * len(c.arrays), names=[backend_name])
+    bad = {k: e for k, e in errors[backend_name].items()
+           if not e <= (FORWARD_RTOL if k.startswith("forward") else GRAD_RTOL)[np.dtype(dtype).type]}
+    assert not bad, f"{backend_name}, {case.variant}/{case.option}: relative errors {bad}"
+    grads = {}
+    for name in ("reference", backend_name):
+        with backends.use_backend(name):
+            tensors = [Tensor(a, requires_grad=True) for a in c.arrays]
+            first(*tensors).sum().backward()
+            grads[name] = [t.grad for t in tensors]
+    for n, a, b in zip(c.names, grads[backend_name], grads["reference"]):
+        err = testing.relative_error(a, b)
+        assert err <= GRAD_RTOL[np.dtype(dtype).type], f"sum(): grad of {n} off by {err}"

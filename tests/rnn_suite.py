@@ -21,6 +21,8 @@ __all__ = ["test_reference_matches_finite_differences", "test_backend_matches_re
            "test_bad_input_names_the_argument", "test_cpp_kernels_check_their_arguments",
            "test_float32_bias_gradient_is_summed_exactly", "test_every_gemm_tile_matches_reference",
            "test_every_weight_gradient_path_matches_reference",
+           "test_cpp_backward_reads_the_state_gradient_in_any_layout",
+           "test_gradient_of_the_outputs_alone_matches_reference",
            "test_matches_torch",
            "test_matches_keras"]
 
@@ -79,6 +81,18 @@ def test_every_weight_gradient_path_matches_reference(variant, path, option, dty
     with tuning.forced("weight_gradients", path):
         rc.check_backend(rc.make_case(variant, option, B=7, T=9, F_=5, H=19), "cpp", dtype)
         rc.check_backend(rc.make_case(variant, option, B=4, T=1, F_=3, H=6), "cpp", dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("option", rc.OPTIONS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradient_of_the_outputs_alone_matches_reference(backend, variant, option, dtype):
+    rc.check_output_gradient_alone(rc.make_case(variant, option), backend, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpp_backward_reads_the_state_gradient_in_any_layout(variant, dtype):
+    rc.check_state_gradient_layouts(variant, dtype)
 
 
 @pytest.mark.parametrize("option", ["plain", "masked_row", "everything"])

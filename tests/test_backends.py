@@ -78,6 +78,20 @@ def test_blas_split_gemms_match_numpy(dtype):
     assert _blas.matmul(a[:2], b).shape == (2, 129)  # small: one call, no split
 
 
+def test_unit_rows_keeps_values_and_copies_only_a_broadcast_row():
+    from engine import _blas
+    a = np.arange(24.0).reshape(2, 3, 4)
+    assert _blas.unit_rows(a) is a
+    t = a.transpose(1, 0, 2)
+    assert _blas.unit_rows(t) is t
+    for b in (np.broadcast_to(np.float32(2), (5, 6, 7)), np.broadcast_to(a[:, :1, 1:2], (2, 3, 4)),
+              np.broadcast_to(a[0, :, :1], (2, 3, 4))):
+        rows = _blas.unit_rows(b)
+        assert rows.strides[-1] == rows.itemsize and rows.shape == b.shape
+        np.testing.assert_array_equal(rows, b)
+    assert _blas.unit_rows(np.broadcast_to(np.float32(2), (5, 6, 7))).base.size == 7
+
+
 def test_cpp_parallel_runs_every_index_and_raises_the_first_error():
     _C = pytest.importorskip("engine._C")
     seen = []

@@ -173,7 +173,7 @@ inline void gru_row_reset_before(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 }
 
 // Backward through the whole loop, t = T-1..0.
-//   dhs: [T,B,H] total gradient reaching each hs[t]
+//   dhs: [T,B,H] total gradient reaching each hs[t], rows at any strides (States)
 //   dxw: [T,B,G] out, gradient of xw;  du: [T,B,G] out, gradient of the recurrent
 //        pre-activations (reset_after: of hd·U + rb; otherwise [:, :2H] of hd·U_zr and
 //        [:, 2H:] of (r*hd)·U_h); both zero at masked steps
@@ -189,7 +189,8 @@ inline void gru_row_reset_before(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 // (dn·U_hᵀ)·dm·r when !reset_after; the whole dh at a masked step); dhd_ws the GEMM's
 // (du·Uᵀ)·dm, exactly zero on a masked row since its du is zero.
 template <typename scalar_t>
-void gru_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const scalar_t* U,
+void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>& dhs,
+                  const scalar_t* U,
                   const scalar_t* h0, const scalar_t* hs, const scalar_t* gates, const scalar_t* uh,
                   const bool* mask, const scalar_t* dm, bool reset_after,
                   const InputProjection<scalar_t>& in, scalar_t* dxw, scalar_t* dx, scalar_t* du,
@@ -209,7 +210,7 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const sc
         const bool keep = !mask || mask[t * B + b];
         const scalar_t* g = gates + t * BG + b * G;
         const scalar_t* hp = h_prev + b * H;
-        const scalar_t* dhs_t = dhs + t * BH + b * H;
+        const scalar_t* dhs_t = dhs.at(t, b);
         const scalar_t* uhr = reset_after ? uh + t * BH + b * H : nullptr;
         scalar_t* dx = dxw + t * BG + b * G;
         scalar_t* dur = du + t * BG + b * G;

@@ -109,7 +109,8 @@ inline void lstm_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 }
 
 // Backward through the whole loop, t = T-1..0.
-//   dhs:  [T,B,H] total gradient reaching each hs[t];  dc_T: [B,H] gradient of c_{T-1}
+//   dhs:  [T,B,H] total gradient reaching each hs[t], rows at any strides (States);
+//   dc_T: [B,H] gradient of c_{T-1}
 //   dz:   [T,B,G] out, gradient of the pre-activations (= d xw), zero at masked steps
 //   dx:   [B,T,F] out, dz·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
 //   dbias: [G] out, Σ_{t,b} dz (sums: its per-range workspace, N = G)
@@ -120,7 +121,8 @@ inline void lstm_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 // masked step, which carries it back unchanged); dhd_ws the GEMM's (dz_t·Uᵀ)·dm. A masked
 // row's dz_t is zero, so its GEMM row is exactly zero and needs no test.
 template <typename scalar_t>
-void lstm_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const scalar_t* dc_T,
+void lstm_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>& dhs,
+                   const scalar_t* dc_T,
                    const scalar_t* U, const scalar_t* c0, const scalar_t* cs,
                    const scalar_t* gates, const bool* mask, const scalar_t* dm,
                    const InputProjection<scalar_t>& in, scalar_t* dz, scalar_t* dx,
@@ -141,11 +143,11 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const s
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = t * BH + b * H;
         if (!mask || mask[t * B + b])
-          lstm_row_backward<true>(H, gates + t * BG + b * G, cs + r, c_prev + b * H, dhs + r,
-                                  dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H, dc_ws + b * H);
+          lstm_row_backward<true>(H, gates + t * BG + b * G, cs + r, c_prev + b * H,
+                                  dhs.at(t, b), dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H, dc_ws + b * H);
         else
-          lstm_row_backward<false>(H, gates + t * BG + b * G, cs + r, c_prev + b * H, dhs + r,
-                                   dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H, dc_ws + b * H);
+          lstm_row_backward<false>(H, gates + t * BG + b * G, cs + r, c_prev + b * H,
+                                   dhs.at(t, b), dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H, dc_ws + b * H);
       }
       sums.add(range, b0, b1, dz + t * BG, G, 0, G);
       const Product<scalar_t> back[1] = {{G, dz + t * BG + b0 * G, G, Ut, H, true}};

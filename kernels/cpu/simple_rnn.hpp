@@ -68,7 +68,7 @@ void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<s
 }
 
 // Backward through the whole loop, t = T-1..0.
-//   dhs: [T,B,H] total gradient reaching each hs[t]
+//   dhs: [T,B,H] total gradient reaching each hs[t], rows at any strides (States)
 //   dz:  [T,B,H] out, gradient of the pre-activation (= d xw), zero at masked steps
 //   dx:  [B,T,F] out, dz·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
 //   dbias: [H] out, Σ_{t,b} dz (sums: its per-range workspace, N = H)
@@ -77,7 +77,8 @@ void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<s
 //   (transpose_packed, cpu/gemm.hpp); dh_ws, dhd_ws [B,H]. dh_ws carries dh through masked
 //   steps; dhd_ws holds the GEMM's (dz_t·Uᵀ)·dm, exactly zero on a masked row (dz_t = 0).
 template <typename scalar_t>
-void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, const scalar_t* U,
+void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>& dhs,
+                         const scalar_t* U,
                          const scalar_t* hs, const bool* mask, const scalar_t* dm,
                          const InputProjection<scalar_t>& in, scalar_t* dz, scalar_t* dx,
                          scalar_t* dbias, scalar_t* dh0, const ColumnSums<scalar_t>& sums,
@@ -93,9 +94,9 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const scalar_t* dhs, c
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = t * BH + b * H;
         if (!mask || mask[t * B + b])
-          simple_rnn_row_backward<true>(H, hs + r, dhs + r, dhd_ws + b * H, dz + r, dh_ws + b * H);
+          simple_rnn_row_backward<true>(H, hs + r, dhs.at(t, b), dhd_ws + b * H, dz + r, dh_ws + b * H);
         else
-          simple_rnn_row_backward<false>(H, hs + r, dhs + r, dhd_ws + b * H, dz + r, dh_ws + b * H);
+          simple_rnn_row_backward<false>(H, hs + r, dhs.at(t, b), dhd_ws + b * H, dz + r, dh_ws + b * H);
       }
       sums.add(range, b0, b1, dz + t * BH, H, 0, H);
       const Product<scalar_t> back[1] = {{H, dz + t * BH + b0 * H, H, Ut, H, true}};
