@@ -73,16 +73,21 @@ inline void require_shape(const py::array& a, const char* op, const char* name, 
   }
 }
 
-// A float argument as a C-contiguous array of scalar_t (the dtype of the op's first input);
-// TypeError if its dtype differs.
+// TypeError unless `a` has scalar_t's dtype (the dtype of the op's first input).
 template <typename scalar_t>
-carray<scalar_t> float_arg(const py::array& a, const char* op, const char* name) {
+void require_dtype(const py::array& a, const char* op, const char* name) {
   if (!py::isinstance<py::array_t<scalar_t>>(a)) {
     std::ostringstream s;
     s << op << ": " << name << " must be " << std::string(py::str(py::dtype::of<scalar_t>()))
       << " like the other float inputs, got " << std::string(py::str(a.dtype()));
     throw py::type_error(s.str());
   }
+}
+
+// A float argument as a C-contiguous array of scalar_t; TypeError if its dtype differs.
+template <typename scalar_t>
+carray<scalar_t> float_arg(const py::array& a, const char* op, const char* name) {
+  require_dtype<scalar_t>(a, op, name);
   return carray<scalar_t>(a);
 }
 

@@ -43,7 +43,7 @@ py::tuple forward(const py::array& x_in, const py::array& kernel_in, const py::o
 
   // Without save, gates and uh are one step of scratch (cpu/gru.hpp).
   const py::ssize_t steps = save ? T : 1;
-  StateSequence<scalar_t> hs(T, B, H, save);
+  StateSequence<scalar_t> hs(T, B, H, !save);
   carray<scalar_t> gates({steps, B, 3 * H});
   carray<scalar_t> uh = reset_after ? carray<scalar_t>({steps, B, H}) : carray<scalar_t>(0);
   std::vector<scalar_t> xw_ws(B * 3 * H), u_ws(B * (reset_after ? 3 * H : H)), hd_ws(dm ? B * H : 0);

@@ -32,7 +32,7 @@ py::tuple forward(const py::array& x_in, const py::array& kernel_in, const py::o
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
 
   // Without save, cs is a ring of two steps and gates one step of scratch (cpu/lstm.hpp).
-  StateSequence<scalar_t> hs(T, B, H, save);
+  StateSequence<scalar_t> hs(T, B, H, true);
   carray<scalar_t> cs({save ? T : 2, B, H}), gates({save ? T : 1, B, 4 * H});
   std::vector<scalar_t> hd_ws(dm ? B * H : 0);
   {
@@ -61,13 +61,13 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
   auto dc_T = float_arg<scalar_t>(dc_T_in, OP, "dc_T");
   auto h0 = float_arg<scalar_t>(h0_in, OP, "h0");
   auto c0 = float_arg<scalar_t>(c0_in, OP, "c0");
-  auto hs = float_arg<scalar_t>(hs_in, OP, "hs");
+  require_dtype<scalar_t>(hs_in, OP, "hs");  // checked, not read: any layout (the forward's)
   auto cs = float_arg<scalar_t>(cs_in, OP, "cs");
   auto gates = float_arg<scalar_t>(gates_in, OP, "gates");
   require_shape(dc_T, OP, "dc_T", "(B, H)", {B, H});
   require_shape(h0, OP, "h0", "(B, H)", {B, H});
   require_shape(c0, OP, "c0", "(B, H)", {B, H});
-  require_shape(hs, OP, "hs", "(T, B, H)", {T, B, H});
+  require_shape(hs_in, OP, "hs", "(T, B, H)", {T, B, H});
   require_shape(cs, OP, "cs", "(T, B, H)", {T, B, H});
   require_shape(gates, OP, "gates", "(T, B, 4H)", {T, B, 4 * H});
   auto mask = mask_arg(mask_in, OP, T, B);

@@ -57,18 +57,20 @@ ProjectionArgs<scalar_t> projection_args(const py::array& x_in, const py::array&
   return {x, kernel, bias};
 }
 
-// The forward's state sequence hs [T,B,H]: time-major when backward will read it (save),
-// otherwise batch-major [B,T,H] memory returned as a [T,B,H] view, so the layer's [B,T,H]
-// output is that memory with no transposed copy (States, cpu/projection.hpp).
+// The forward's state sequence hs [T,B,H]: time-major, or batch-major [B,T,H] memory returned
+// as a [T,B,H] view, so the layer's [B,T,H] output is that memory with no transposed copy
+// (States, cpu/projection.hpp). Batch-major where no backward reads hs step by step: in
+// inference, and always for LSTM (its backward reads cs and the gates; the weight gradients
+// read hs at any strides).
 template <typename scalar_t>
 struct __attribute__((visibility("hidden"))) StateSequence {
   py::ssize_t T, B, H;
   bool batch_major;
   carray<scalar_t> array;
 
-  StateSequence(py::ssize_t T_, py::ssize_t B_, py::ssize_t H_, bool save)
-      : T(T_), B(B_), H(H_), batch_major(!save),
-        array(save ? std::vector<py::ssize_t>{T_, B_, H_} : std::vector<py::ssize_t>{B_, T_, H_}) {}
+  StateSequence(py::ssize_t T_, py::ssize_t B_, py::ssize_t H_, bool batch_major_)
+      : T(T_), B(B_), H(H_), batch_major(batch_major_),
+        array(batch_major_ ? std::vector<py::ssize_t>{B_, T_, H_} : std::vector<py::ssize_t>{T_, B_, H_}) {}
 
   seqfuse::States<scalar_t> states() {
     if (batch_major) return {array.mutable_data(), H, T * H};

@@ -28,7 +28,7 @@ py::array forward(const py::array& x_in, const py::array& kernel_in, const py::o
   auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
 
-  StateSequence<scalar_t> hs(T, B, H, save);
+  StateSequence<scalar_t> hs(T, B, H, !save);
   std::vector<scalar_t> hd_ws(dm ? B * H : 0);
   {
     py::gil_scoped_release release;

@@ -5,8 +5,9 @@
 //   h0, c0: [B,H]    initial state
 //   mask:   [T,B]    1 = run step t on row b, 0 = carry the state; nullptr = all run
 //   dm:     [B,H]    recurrent dropout mask multiplying h_{t-1} before ·U; nullptr = none
-//   hs, cs: [T,B,H]  states after each step (hs: time-major, or batch-major without save:
-//                    States, cpu/projection.hpp);  gates: [T,B,G] activated i,f,g,o
+//   hs, cs: [T,B,H]  states after each step (hs at any strides, States, cpu/projection.hpp:
+//                    the binding writes it batch-major, the layer's output layout, since
+//                    backward reads cs and the gates, not hs);  gates: [T,B,G] activated i,f,g,o
 //   save:   false for inference: nothing is kept for backward, so cs is a ring [2,B,H] of
 //           c_{t-1}, c_t (two slots: the row pass takes them as restrict pointers) and gates
 //           a [B,G] scratch reused every step; c_T ends in slot (T-1) % 2
