@@ -43,7 +43,7 @@ py::tuple forward(const py::array& x_in, const py::array& kernel_in, const py::o
 
   // Without save, gates and uh are one step of scratch (cpu/gru.hpp).
   const py::ssize_t steps = save ? T : 1;
-  StateSequence<scalar_t> hs(T, B, H, !save);
+  StateSequence<scalar_t> hs(T, B, H);
   carray<scalar_t> gates({steps, B, 3 * H});
   carray<scalar_t> uh = reset_after ? carray<scalar_t>({steps, B, H}) : carray<scalar_t>(0);
   std::vector<scalar_t> xw_ws(B * 3 * H), u_ws(B * (reset_after ? 3 * H : H)), hd_ws(dm ? B * H : 0);
@@ -63,7 +63,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
                    const py::array& h0_in, const py::array& hs_in, const py::array& gates_in,
                    const py::array& uh_in, const py::object& mask_in, const py::object& dm_in,
                    bool reset_after, const py::object& kernel_in, bool go_backwards) {
-  auto dhs = state_gradient_arg<scalar_t>(dhs_in, OP);
+  auto dhs = sequence_arg<scalar_t>(dhs_in, OP, "dhs");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(U, OP, "U", 2);
   const py::ssize_t T = dhs.shape(0), B = dhs.shape(1), H = U.shape(0);
@@ -71,7 +71,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
   require_shape(dhs, OP, "dhs", "(T, B, H)", {T, B, H});
   recurrent_bias_arg<scalar_t>(rb_in, H, reset_after);
   auto h0 = float_arg<scalar_t>(h0_in, OP, "h0");
-  auto hs = float_arg<scalar_t>(hs_in, OP, "hs");
+  auto hs = sequence_arg<scalar_t>(hs_in, OP, "hs");
   auto gates = float_arg<scalar_t>(gates_in, OP, "gates");
   require_shape(h0, OP, "h0", "(B, H)", {B, H});
   require_shape(hs, OP, "hs", "(T, B, H)", {T, B, H});
@@ -92,7 +92,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
   std::vector<double> sums_ws(seqfuse::max_row_ranges() * sums);
   {
     py::gil_scoped_release release;
-    seqfuse::gru_backward<scalar_t>(T, B, H, state_rows(dhs), U.data(), h0.data(), hs.data(),
+    seqfuse::gru_backward<scalar_t>(T, B, H, sequence_rows(dhs), U.data(), h0.data(), sequence_rows(hs),
                                     gates.data(), uh.data(), data_or_null(mask), data_or_null(dm),
                                     reset_after, in.projection, dxw.mutable_data(), in.dx_data(),
                                     du.mutable_data(), dbias.mutable_data(), dh0.mutable_data(),

@@ -32,7 +32,7 @@ py::tuple forward(const py::array& x_in, const py::array& kernel_in, const py::o
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
 
   // Without save, cs is a ring of two steps and gates one step of scratch (cpu/lstm.hpp).
-  StateSequence<scalar_t> hs(T, B, H, true);
+  StateSequence<scalar_t> hs(T, B, H);
   carray<scalar_t> cs({save ? T : 2, B, H}), gates({save ? T : 1, B, 4 * H});
   std::vector<scalar_t> hd_ws(dm ? B * H : 0);
   {
@@ -52,7 +52,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
                    const py::array& h0_in, const py::array& c0_in, const py::array& hs_in,
                    const py::array& cs_in, const py::array& gates_in, const py::object& mask_in,
                    const py::object& dm_in, const py::object& kernel_in, bool go_backwards) {
-  auto dhs = state_gradient_arg<scalar_t>(dhs_in, OP);
+  auto dhs = sequence_arg<scalar_t>(dhs_in, OP, "dhs");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(U, OP, "U", 2);
   const py::ssize_t T = dhs.shape(0), B = dhs.shape(1), H = U.shape(0);
@@ -80,7 +80,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
   std::vector<double> sums_ws(seqfuse::max_row_ranges() * 4 * H);
   {
     py::gil_scoped_release release;
-    seqfuse::lstm_backward<scalar_t>(T, B, H, state_rows(dhs), dc_T.data(), U.data(), c0.data(),
+    seqfuse::lstm_backward<scalar_t>(T, B, H, sequence_rows(dhs), dc_T.data(), U.data(), c0.data(),
                                      cs.data(), gates.data(), data_or_null(mask), data_or_null(dm),
                                      in.projection, dz.mutable_data(), in.dx_data(),
                                      dbias.mutable_data(), dh0.mutable_data(), dc0.mutable_data(),

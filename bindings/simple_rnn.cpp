@@ -15,7 +15,7 @@ constexpr const char* OP = "simple_rnn";
 template <typename scalar_t>
 py::array forward(const py::array& x_in, const py::array& kernel_in, const py::object& bias_in,
                   const py::array& U_in, const py::array& h0_in, const py::object& mask_in,
-                  const py::object& dm_in, bool go_backwards, bool save) {
+                  const py::object& dm_in, bool go_backwards) {
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(U, OP, "U", 2);
   const py::ssize_t H = U.shape(0);
@@ -28,7 +28,7 @@ py::array forward(const py::array& x_in, const py::array& kernel_in, const py::o
   auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
 
-  StateSequence<scalar_t> hs(T, B, H, !save);
+  StateSequence<scalar_t> hs(T, B, H);
   std::vector<scalar_t> hd_ws(dm ? B * H : 0);
   {
     py::gil_scoped_release release;
@@ -43,14 +43,14 @@ template <typename scalar_t>
 py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::array& h0_in,
                    const py::array& hs_in, const py::object& mask_in, const py::object& dm_in,
                    const py::object& kernel_in, bool go_backwards) {
-  auto dhs = state_gradient_arg<scalar_t>(dhs_in, OP);
+  auto dhs = sequence_arg<scalar_t>(dhs_in, OP, "dhs");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(U, OP, "U", 2);
   const py::ssize_t T = dhs.shape(0), B = dhs.shape(1), H = U.shape(0);
   require_shape(U, OP, "U", "(H, H)", {H, H});
   require_shape(dhs, OP, "dhs", "(T, B, H)", {T, B, H});
   auto h0 = float_arg<scalar_t>(h0_in, OP, "h0");
-  auto hs = float_arg<scalar_t>(hs_in, OP, "hs");
+  auto hs = sequence_arg<scalar_t>(hs_in, OP, "hs");
   require_shape(h0, OP, "h0", "(B, H)", {B, H});
   require_shape(hs, OP, "hs", "(T, B, H)", {T, B, H});
   auto mask = mask_arg(mask_in, OP, T, B);
@@ -64,7 +64,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::arr
   std::vector<double> sums_ws(seqfuse::max_row_ranges() * H);
   {
     py::gil_scoped_release release;
-    seqfuse::simple_rnn_backward<scalar_t>(T, B, H, state_rows(dhs), U.data(), hs.data(),
+    seqfuse::simple_rnn_backward<scalar_t>(T, B, H, sequence_rows(dhs), U.data(), sequence_rows(hs),
                                            data_or_null(mask), data_or_null(dm), in.projection,
                                            dz.mutable_data(), in.dx_data(), dbias.mutable_data(),
                                            dh0.mutable_data(), {sums_ws.data(), H}, Ut.data(),
@@ -79,17 +79,17 @@ void bind_simple_rnn(py::module_& m) {
   m.def("simple_rnn_forward",
         [](const py::array& x, const py::array& kernel, const py::object& bias, const py::array& U,
            const py::array& h0, const py::object& mask, const py::object& dropout_mask,
-           bool go_backwards, bool save) {
+           bool go_backwards, bool /*save: hs is all SimpleRNN keeps either way*/) {
           return is_float64(x, OP, "x")
-                     ? forward<double>(x, kernel, bias, U, h0, mask, dropout_mask, go_backwards, save)
-                     : forward<float>(x, kernel, bias, U, h0, mask, dropout_mask, go_backwards, save);
+                     ? forward<double>(x, kernel, bias, U, h0, mask, dropout_mask, go_backwards)
+                     : forward<float>(x, kernel, bias, U, h0, mask, dropout_mask, go_backwards);
         },
         py::arg("x"), py::arg("kernel"), py::arg("bias").none(true), py::arg("U"), py::arg("h0"),
         py::arg("mask").none(true), py::arg("dropout_mask").none(true), py::kw_only(),
         py::arg("go_backwards") = false, py::arg("save") = true,
         "x: [B,T,F], kernel: [F,H], bias: [H] or None, U: [H,H], h0: [B,H], mask: [T,B] bool "
         "(processing order) or None, dropout_mask: [B,H] or None -> hs [T,B,H] in processing "
-        "order: time-major for backward with save, else a [T,B,H] view of batch-major memory");
+        "order, a view of batch-major memory (the layer's output layout); save changes nothing");
   m.def("simple_rnn_backward",
         [](const py::array& dhs, const py::array& U, const py::array& h0, const py::array& hs,
            const py::object& mask, const py::object& dropout_mask, const py::object& kernel,

@@ -447,10 +447,11 @@ def check_cpp_boundary(variant):
 
 
 def check_state_gradient_layouts(variant, dtype):
-    """The C++ backwards read dhs where it lies (bindings/rnn_checks.hpp, state_gradient_arg):
-    the [B,T,H] output gradient transposed, a broadcast (Sum's backward), reversed in time,
-    and, copied first, rows with a stride or a misaligned view. Every layout must give what
-    the same values in C order give, bit for bit, forward and go_backwards."""
+    """The C++ backwards read dhs and hs where they lie (bindings/rnn_checks.hpp, sequence_arg):
+    dhs as the [B,T,H] output gradient transposed, a broadcast (Sum's backward), reversed in
+    time, and, copied first, rows with a stride or a misaligned view; hs batch-major as the
+    forward wrote it. Every layout must give what the same values in C order give, bit for
+    bit, forward and go_backwards."""
     _C = pytest.importorskip("engine._C")
     c = cast(make_case(variant, "plain", B=5, T=6, F_=4, H=37), dtype)
     d = dict(zip(c.names, c.arrays))
@@ -490,6 +491,12 @@ def check_state_gradient_layouts(variant, dtype):
             expected = run(np.ascontiguousarray(dhs))
             for i, (a, b) in enumerate(zip(run(dhs), expected)):
                 np.testing.assert_array_equal(a, b, err_msg=f"{name}: result {i}")
+        # hs as the forward wrote it (batch-major) and as a C-order copy read the same.
+        assert not hs.flags.c_contiguous
+        expected = run(layouts["transposed output gradient"])
+        hs = np.ascontiguousarray(hs)
+        for i, (a, b) in enumerate(zip(run(layouts["transposed output gradient"]), expected)):
+            np.testing.assert_array_equal(a, b, err_msg=f"hs in C order: result {i}")
 
 
 def check_output_gradient_alone(case: Case, backend_name, dtype):

@@ -88,7 +88,8 @@ def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, 
 
 def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwards=False, save=True):
     """x: [B,T,F], kernel: [F,H], bias: [H] or None, U: [H,H], h0: [B,H] -> hs [T,B,H]
-    (without `save`, a view of batch-major memory: the layer's output needs no copy)."""
+    (a view of batch-major memory, as every forward's hs here: the layer's output needs no
+    copy, and the backwards read hs and dhs at any strides)."""
     return _C.simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask,
                                  go_backwards=go_backwards, save=save)
 

@@ -1,11 +1,12 @@
 // GRU time loop, forward and backward, on raw pointers (docs/kernels.md, "gru").
-// Keras gate order z,r,h; G = 3H. All arrays C-contiguous, time-major except x and dx:
+// Keras gate order z,r,h; G = 3H. All arrays C-contiguous, time-major except x, dx and hs:
 //   in:    the input projection xw_t = x_t·kernel + input bias, computed per step into a
 //          [B,G] scratch (cpu/projection.hpp)
 //   U:     [H,G]    recurrent kernel;  Ut: [G,H] its transpose (backward workspace)
 //   rb:    [G]      recurrent bias (reset_after only) or nullptr
 //   h0:    [B,H];  mask: [T,B] (1 = run the step) or nullptr;  dm: [B,H] dropout mask or nullptr
-//   hs:    [T,B,H] states (time-major, or batch-major without save: States, cpu/projection.hpp);  gates: [T,B,G] activated z,r,n;  uh: [T,B,H] u_h = (hd·U + rb)_h
+//   hs:    [T,B,H] states at any strides (States, cpu/projection.hpp; the binding's are
+//          batch-major);  gates: [T,B,G] activated z,r,n;  uh: [T,B,H] u_h = (hd·U + rb)_h
 //   save:  false for inference: nothing is kept for backward, so gates is a [B,G] and uh a
 //          [B,H] scratch reused every step
 // reset_after=True:  u = hd·U + rb, n = tanh(xw_h + r*u_h)      — one GEMM per step.
@@ -191,7 +192,8 @@ inline void gru_row_reset_before(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 template <typename scalar_t>
 void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>& dhs,
                   const scalar_t* U,
-                  const scalar_t* h0, const scalar_t* hs, const scalar_t* gates, const scalar_t* uh,
+                  const scalar_t* h0, const States<const scalar_t>& hs, const scalar_t* gates,
+                  const scalar_t* uh,
                   const bool* mask, const scalar_t* dm, bool reset_after,
                   const InputProjection<scalar_t>& in, scalar_t* dxw, scalar_t* dx, scalar_t* du,
                   scalar_t* dbias, scalar_t* dh0, const ColumnSums<scalar_t>& sums, scalar_t* Ut,
@@ -205,11 +207,12 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
     const int64_t nb = b1 - b0;
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
     for (int64_t t = T - 1; t >= 0; --t) {
-      const scalar_t* h_prev = t ? hs + (t - 1) * BH : h0;
+      const scalar_t* h_prev = hs.previous(t, h0);
+      const int64_t ldh = hs.previous_ld(t, H);  // rows of h_prev
       for (int64_t b = b0; b < b1; ++b) {
         const bool keep = !mask || mask[t * B + b];
         const scalar_t* g = gates + t * BG + b * G;
-        const scalar_t* hp = h_prev + b * H;
+        const scalar_t* hp = h_prev + b * ldh;
         const scalar_t* dhs_t = dhs.at(t, b);
         const scalar_t* uhr = reset_after ? uh + t * BH + b * H : nullptr;
         scalar_t* dx = dxw + t * BG + b * G;
@@ -231,7 +234,7 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
         if (dm)
           for (int64_t k = b0 * H; k < b1 * H; ++k) drh_ws[k] *= dm[k];
         for (int64_t b = b0; b < b1; ++b)
-          gru_row_reset_before(H, gates + t * BG + b * G, h_prev + b * H, drh_ws + b * H,
+          gru_row_reset_before(H, gates + t * BG + b * G, h_prev + b * ldh, drh_ws + b * H,
                                dxw + t * BG + b * G, du + t * BG + b * G, dh_ws + b * H);
       }
       sums.add(range, b0, b1, dxw + t * BG, G, 0, G);

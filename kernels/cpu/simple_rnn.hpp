@@ -1,10 +1,10 @@
 // SimpleRNN (tanh) time loop, forward and backward, on raw pointers (docs/kernels.md,
-// "simple_rnn"). All arrays C-contiguous, time-major except x and dx:
+// "simple_rnn"). All arrays C-contiguous, time-major except x, dx and hs:
 //   in:   the input projection x_t·kernel + bias, computed per step (cpu/projection.hpp)
 //   U:    [H,H]    recurrent kernel;  Ut: [H,H] its transpose (backward workspace)
 //   h0:   [B,H];  mask: [T,B] (1 = run the step) or nullptr;  dm: [B,H] dropout mask or nullptr
-//   hs:   [T,B,H]  states after each step (time-major, or batch-major for inference: States,
-//         cpu/projection.hpp); backward reads them time-major
+//   hs:   [T,B,H]  states after each step, at any strides (States, cpu/projection.hpp; the
+//         binding's are batch-major, the layer's output layout)
 // Per step: one GEMM pass writing x_t·kernel + bias + hd·U into hs[t], then tanh in place.
 #pragma once
 #include <cstdint>
@@ -79,7 +79,7 @@ void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<s
 template <typename scalar_t>
 void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>& dhs,
                          const scalar_t* U,
-                         const scalar_t* hs, const bool* mask, const scalar_t* dm,
+                         const States<const scalar_t>& hs, const bool* mask, const scalar_t* dm,
                          const InputProjection<scalar_t>& in, scalar_t* dz, scalar_t* dx,
                          scalar_t* dbias, scalar_t* dh0, const ColumnSums<scalar_t>& sums,
                          scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws) {
@@ -94,9 +94,9 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const States<const sca
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = t * BH + b * H;
         if (!mask || mask[t * B + b])
-          simple_rnn_row_backward<true>(H, hs + r, dhs.at(t, b), dhd_ws + b * H, dz + r, dh_ws + b * H);
+          simple_rnn_row_backward<true>(H, hs.at(t, b), dhs.at(t, b), dhd_ws + b * H, dz + r, dh_ws + b * H);
         else
-          simple_rnn_row_backward<false>(H, hs + r, dhs.at(t, b), dhd_ws + b * H, dz + r, dh_ws + b * H);
+          simple_rnn_row_backward<false>(H, hs.at(t, b), dhs.at(t, b), dhd_ws + b * H, dz + r, dh_ws + b * H);
       }
       sums.add(range, b0, b1, dz + t * BH, H, 0, H);
       const Product<scalar_t> back[1] = {{H, dz + t * BH + b0 * H, H, Ut, H, true}};
