@@ -34,9 +34,9 @@ inline void prefetch_row(const T* row, int64_t d) {
 // ISA has them): they skip reading each output line into the cache before it is overwritten and
 // leave the cache to the table's rows. Below it, plain stores win: the output may still be in
 // the cache when the next layer reads it. 2-vCPU AMD EPYC Zen 3 (32 MiB L3), medians of 31,
-// plain -> streaming stores: 4 MiB out 0.17 -> 0.28 ms, 8 MiB 0.58 -> 0.55, 16 MiB 1.83 ->
-// 1.19 (1.69 -> 1.54 with the read of the output after it), 61 MiB (V=100k, D=300,
-// N=51200) 12.4 -> 10.0-10.9 ms.
+// plain -> streaming stores: 4 MiB out 0.17 -> 0.28 ms, 8 MiB 0.58 -> 0.55, 16 MiB 1.54-1.83
+// -> 1.19-1.28 (3.69-3.97 -> 3.54 with a read of the whole output after it), 61 MiB
+// (V=100k, D=300, N=51200) 12.4 -> 10.0-10.9 ms.
 constexpr int64_t kStreamBytes = int64_t{8} << 20;
 
 // dst[0, d) = src[0, d) through non-temporal stores: plain stores up to dst's first 16-byte
