@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <initializer_list>
 #include <optional>
 #include <sstream>
@@ -82,6 +83,18 @@ void require_dtype(const py::array& a, const char* op, const char* name) {
       << " like the other float inputs, got " << std::string(py::str(a.dtype()));
     throw py::type_error(s.str());
   }
+}
+
+// `in` as an array of T read where it lies, at its element strides (any sign, 0 for a
+// broadcast); a misaligned view (into packed records), which cannot be indexed with element
+// strides, is copied (numpy's copy is aligned, C order).
+template <typename T>
+py::array_t<T, py::array::forcecast> strided_arg(const py::array& in) {
+  py::array_t<T, py::array::forcecast> a(in);
+  bool aligned = reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0;
+  for (py::ssize_t i = 0; i < a.ndim(); ++i)
+    aligned = aligned && a.strides(i) % static_cast<py::ssize_t>(sizeof(T)) == 0;
+  return aligned ? a : py::array_t<T, py::array::forcecast>(a.attr("copy")());
 }
 
 // A float argument as a C-contiguous array of scalar_t; TypeError if its dtype differs.

@@ -36,22 +36,11 @@ py::array forward(const carray<int64_t>& ids, const py::array& table_in) {
   return out;
 }
 
-// values keep their strides (no c_style): a sparse gradient's values are often Sum's broadcast
-// view, and a C-order copy of it would cost more than the whole kernel. A misaligned view (into
-// packed records) cannot be indexed with element strides, so it is copied (numpy's copy is
-// aligned, C order).
-template <typename T>
-py::array_t<T, py::array::forcecast> strided(const py::array& in) {
-  py::array_t<T, py::array::forcecast> a(in);
-  bool aligned = reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0;
-  for (py::ssize_t i = 0; i < a.ndim(); ++i)
-    aligned = aligned && a.strides(i) % static_cast<py::ssize_t>(sizeof(T)) == 0;
-  return aligned ? a : py::array_t<T, py::array::forcecast>(a.attr("copy")());
-}
-
 template <typename T>
 py::tuple coalesce(const carray<int64_t>& ids, const py::array& values_in, int64_t v) {
-  const auto values = strided<T>(values_in);
+  // values keep their strides: a sparse gradient's values are often Sum's broadcast view, and
+  // a C-order copy of it would cost more than the whole kernel.
+  const auto values = strided_arg<T>(values_in);
   require_ndim(values, "embedding_coalesce", "values", 2);
   require_dim(values, "embedding_coalesce", "values", 0, ids.size());
   check_ids(ids, v);

@@ -5,7 +5,6 @@
 #include "common.hpp"
 #include "cpu/projection.hpp"
 
-#include <cstdint>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -66,31 +65,29 @@ ProjectionArgs<scalar_t> projection_args(const py::array& x_in, const py::array&
 // 31.62 -> 31.29 (even: its backward reads h_{t-1} rows T·H apart).
 template <typename scalar_t>
 struct __attribute__((visibility("hidden"))) StateSequence {
-  py::ssize_t T, B, H;
-  carray<scalar_t> array;
+  carray<scalar_t> array;  // [B,T,H]
 
-  StateSequence(py::ssize_t T_, py::ssize_t B_, py::ssize_t H_)
-      : T(T_), B(B_), H(H_), array(std::vector<py::ssize_t>{B_, T_, H_}) {}
+  StateSequence(py::ssize_t T, py::ssize_t B, py::ssize_t H) : array({B, T, H}) {}
 
-  seqfuse::States<scalar_t> states() { return {array.mutable_data(), H, T * H}; }
+  seqfuse::States<scalar_t> states() {
+    return {array.mutable_data(), array.shape(2), array.shape(1) * array.shape(2)};
+  }
   py::object result() const { return array.attr("transpose")(1, 0, 2); }
 };
 
 // A [T,B,H] sequence a backward reads row by row, read where it lies: any strides whose rows
 // are contiguous (States<const T>, cpu/projection.hpp). dhs, the gradient reaching each state,
 // comes as the layer's [B,T,H] output gradient transposed or as a broadcast (stride 0); hs as
-// the forward wrote it, batch-major. Neither needs a time-major copy. Any other layout (rows
-// with a stride, misaligned) is copied to C order. TypeError unless its dtype is scalar_t's.
+// the forward wrote it, batch-major. Neither needs a time-major copy. Rows with a stride are
+// copied to C order, misaligned views too (strided_arg). TypeError unless its dtype is
+// scalar_t's.
 template <typename scalar_t>
 py::array_t<scalar_t> sequence_arg(const py::array& in, const char* op, const char* name) {
   require_dtype<scalar_t>(in, op, name);
   require_ndim(in, op, name, 3);
-  const auto item = static_cast<py::ssize_t>(sizeof(scalar_t));
-  bool rows = reinterpret_cast<std::uintptr_t>(in.data()) % alignof(scalar_t) == 0 &&
-              (in.strides(2) == item || in.shape(2) == 1);
-  for (py::ssize_t axis = 0; axis < 2; ++axis) rows = rows && in.strides(axis) % item == 0;
-  if (rows) return py::array_t<scalar_t>(py::reinterpret_borrow<py::array>(in));
-  return carray<scalar_t>(in);
+  auto a = strided_arg<scalar_t>(in);
+  if (a.strides(2) == static_cast<py::ssize_t>(sizeof(scalar_t)) || a.shape(2) == 1) return a;
+  return carray<scalar_t>(a);
 }
 
 template <typename scalar_t>

@@ -96,14 +96,15 @@ def _time_gemm_tile(values, rounds=5):
 def _time_weight_gradients(values, rounds=5):
     """{variant: best seconds} of an LSTM layer's weight gradients at (B,T,F,H) =
     (64,32,64,128), float32: [x_t | h_{t-1}]ᵀ·dz summed over the steps (engine/_recurrent.py;
-    x and hs batch-major, as a layer has them), every variant once per round (interleaved). The rows are fresh from the loop's caches in a
-    training step, as here: each round first writes dz anew."""
+    x and hs batch-major, as a layer has them), every variant once per round (interleaved).
+    The rows are fresh from the loop's caches in a training step, as here: each round first
+    writes dz anew."""
     from . import _blas
     C = _extension()
     rng = np.random.default_rng(0)
     B, T, F, H = 64, 32, 64, 128
     x = rng.standard_normal((B, T, F), dtype=np.float32).transpose(1, 0, 2)
-    hs = rng.standard_normal((B, T, H), dtype=np.float32).transpose(1, 0, 2)  # as the layer's
+    hs = rng.standard_normal((B, T, H), dtype=np.float32).transpose(1, 0, 2)
     h0 = np.zeros((B, H), np.float32)
     dz = np.empty((T, B, 4 * H), np.float32)
     best = {v: float("inf") for v in values}

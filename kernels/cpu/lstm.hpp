@@ -145,10 +145,12 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>
         const int64_t r = t * BH + b * H;
         if (!mask || mask[t * B + b])
           lstm_row_backward<true>(H, gates + t * BG + b * G, cs + r, c_prev + b * H,
-                                  dhs.at(t, b), dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H, dc_ws + b * H);
+                                  dhs.at(t, b), dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H,
+                                  dc_ws + b * H);
         else
           lstm_row_backward<false>(H, gates + t * BG + b * G, cs + r, c_prev + b * H,
-                                   dhs.at(t, b), dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H, dc_ws + b * H);
+                                   dhs.at(t, b), dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H,
+                                   dc_ws + b * H);
       }
       sums.add(range, b0, b1, dz + t * BG, G, 0, G);
       const Product<scalar_t> back[1] = {{G, dz + t * BG + b0 * G, G, Ut, H, true}};

@@ -92,11 +92,12 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const States<const sca
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t b = b0; b < b1; ++b) {
-        const int64_t r = t * BH + b * H;
+        const scalar_t *h = hs.at(t, b), *dh = dhs.at(t, b);
+        scalar_t* dz_row = dz + t * BH + b * H;
         if (!mask || mask[t * B + b])
-          simple_rnn_row_backward<true>(H, hs.at(t, b), dhs.at(t, b), dhd_ws + b * H, dz + r, dh_ws + b * H);
+          simple_rnn_row_backward<true>(H, h, dh, dhd_ws + b * H, dz_row, dh_ws + b * H);
         else
-          simple_rnn_row_backward<false>(H, hs.at(t, b), dhs.at(t, b), dhd_ws + b * H, dz + r, dh_ws + b * H);
+          simple_rnn_row_backward<false>(H, h, dh, dhd_ws + b * H, dz_row, dh_ws + b * H);
       }
       sums.add(range, b0, b1, dz + t * BH, H, 0, H);
       const Product<scalar_t> back[1] = {{H, dz + t * BH + b0 * H, H, Ut, H, true}};
