@@ -55,14 +55,15 @@ def _choice_values(name):
 # Every register tile the C++ loops can run (engine/tuning.py picks one per CPU, and
 # SEQFUSE_GEMM_TILE forces one), so a CPU that picks another tile is still tested. Gate widths
 # (H = 37) need every column pass: full tiles, one- and half-vector panels, single columns.
-# A thread's rows run as full tiles and one shorter tile for the rest (kernels/cpu/gemm.hpp,
-# gemm_panel); the batch sizes give that last tile every height. On two threads B = 83 is
-# split (41 + 42 rows, enough work), the others stay on one thread. With 8-row tiles the last
-# tile then has 1 and 2 rows (B = 83), 3 (B = 3), 4 (4), 5 (13), 6 (14) and 7 (7); with 6-row
-# tiles 1-5, with 4-row tiles 1-3.
+# A thread's rows run as full tiles and shorter ones for the rest (kernels/cpu/gemm.hpp,
+# gemm_panel: a remainder of up to MR - 3 rows runs with the last full tile as two tiles of
+# about half); the batch sizes give the short tiles every height. On two threads B = 83 is
+# split (41 + 42 rows, enough work), the others stay on one thread. With 8-row tiles the
+# short tiles then have 1 (B = 1), 2 (2), 3 (3), 4 and 5 (83), 6 and 7 (13) and 6 (14) rows;
+# with 6-row tiles 1, 2, 3, 4 (7: 4 + 3; 14: 6 + 4 + 4) and 5 (83); with 4-row tiles 1-3.
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("option", ["plain", "everything"])
-@pytest.mark.parametrize("B", [83, 14, 13, 7, 4, 3])
+@pytest.mark.parametrize("B", [83, 14, 13, 7, 3, 2, 1])
 @pytest.mark.parametrize("tile", _choice_values("gemm_tile"))
 def test_every_gemm_tile_matches_reference(variant, tile, B, option, dtype):
     from engine import tuning
