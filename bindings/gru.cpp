@@ -93,7 +93,8 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
   {
     py::gil_scoped_release release;
     seqfuse::gru_backward<scalar_t>(T, B, H, sequence_rows(dhs), U.data(), h0.data(),
-                                    sequence_rows(hs), gates.data(), uh.data(), data_or_null(mask), data_or_null(dm),
+                                    sequence_rows(hs), gates.data(), uh.data(), data_or_null(mask),
+                                    data_or_null(dm),
                                     reset_after, in.projection, dxw.mutable_data(), in.dx_data(),
                                     du.mutable_data(), dbias.mutable_data(), dh0.mutable_data(),
                                     {sums_ws.data(), sums}, Ut.data(), in.Wt.data(), dh_ws.data(),

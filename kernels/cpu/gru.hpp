@@ -1,5 +1,5 @@
 // GRU time loop, forward and backward, on raw pointers (docs/kernels.md, "gru").
-// Keras gate order z,r,h; G = 3H. All arrays C-contiguous, time-major except x, dx and hs:
+// Keras gate order z,r,h; G = 3H. All arrays C-contiguous, time-major except x, dx, hs and dhs:
 //   in:    the input projection xw_t = x_t·kernel + input bias, computed per step into a
 //          [B,G] scratch (cpu/projection.hpp)
 //   U:     [H,G]    recurrent kernel;  Ut: [G,H] its transpose (backward workspace)
@@ -192,7 +192,8 @@ inline void gru_row_reset_before(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 template <typename scalar_t>
 void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>& dhs,
                   const scalar_t* U, const scalar_t* h0, const States<const scalar_t>& hs,
-                  const scalar_t* gates, const scalar_t* uh, const bool* mask, const scalar_t* dm, bool reset_after,
+                  const scalar_t* gates, const scalar_t* uh, const bool* mask, const scalar_t* dm,
+                  bool reset_after,
                   const InputProjection<scalar_t>& in, scalar_t* dxw, scalar_t* dx, scalar_t* du,
                   scalar_t* dbias, scalar_t* dh0, const ColumnSums<scalar_t>& sums, scalar_t* Ut,
                   scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws, scalar_t* drh_ws) {

@@ -72,11 +72,11 @@ struct InputProjection {
 };
 
 // A [T,B,H] sequence of rows at element strides. Where a forward loop writes h_t of batch row
-// b: time-major [T,B,H] (step = B·H, row = H) when backward will read it step by step, or
-// batch-major [B,T,H] (step = H, row = T·H), the layer's output layout, for inference, so the
-// output needs no transposed copy (2.0 ms of a 50 ms LSTM (128,200,128,256) inference on the
-// 2-vCPU Zen 5 VM, 2026-11-30). Where a backward reads dhs (States<const T>): the output's
-// gradient as the next layer left it, batch-major or a broadcast (stride 0), read in place.
+// b: batch-major [B,T,H] (step = H, row = T·H), the layer's output layout, so the output needs
+// no transposed copy (2.0 ms of a 50 ms LSTM (128,200,128,256) inference on the 2-vCPU Zen 5
+// VM, 2026-11-30), in training as in inference. Where a backward reads hs and dhs
+// (States<const T>): hs as the forward wrote it, dhs as the next layer left the output's
+// gradient, batch-major or a broadcast (stride 0), both read in place.
 template <typename scalar_t>
 struct States {
   scalar_t* data;

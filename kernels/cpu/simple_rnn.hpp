@@ -1,5 +1,5 @@
 // SimpleRNN (tanh) time loop, forward and backward, on raw pointers (docs/kernels.md,
-// "simple_rnn"). All arrays C-contiguous, time-major except x, dx and hs:
+// "simple_rnn"). All arrays C-contiguous, time-major except x, dx, hs and dhs:
 //   in:   the input projection x_t·kernel + bias, computed per step (cpu/projection.hpp)
 //   U:    [H,H]    recurrent kernel;  Ut: [H,H] its transpose (backward workspace)
 //   h0:   [B,H];  mask: [T,B] (1 = run the step) or nullptr;  dm: [B,H] dropout mask or nullptr
