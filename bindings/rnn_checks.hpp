@@ -4,6 +4,7 @@
 #pragma once
 #include "common.hpp"
 #include "cpu/projection.hpp"
+#include "step_gemm.hpp"
 
 #include <optional>
 #include <sstream>

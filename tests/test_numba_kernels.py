@@ -136,14 +136,19 @@ def test_kernels_cached_from_another_gemm_are_compiled_afresh(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("width", [w for w in (16, 32, 64) if w != gemm.vector_bytes({})])
-def test_other_vector_widths(width):
+def test_other_vector_widths(tmp_path):
     """A CPU with another SIMD width runs other tiles (NR = 2 vectors): force each width in a
     fresh process and rerun this file's GEMM tests there (all the width-specific code is in
-    _numba_gemm), plus one float32 conv1d and lstm case through the kernels that call it."""
+    _numba_gemm), plus one float32 conv1d and lstm case through the kernels that call it. The
+    two processes run at once: each spends most of its time in Numba's compiler, on one core."""
     tests = ("width_in_force or gemm_matches_numpy or (conv1d_many_blocks and 1-1 and float32)"
              " or (recurrent_parts and 19-3 and lstm and everything and float32)")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
-                           "-k", tests], env=dict(os.environ, **{gemm.VECTOR_ENV: str(width)}),
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = {}
+    for width in (w for w in (16, 32, 64) if w != gemm.vector_bytes({})):
+        log = tmp_path / f"width{width}.log"
+        with log.open("w") as out:
+            runs[width] = log, subprocess.Popen(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", tests],
+                env=dict(os.environ, **{gemm.VECTOR_ENV: str(width)}), stdout=out, stderr=subprocess.STDOUT)
+    for width, (log, run) in runs.items():
+        assert run.wait(timeout=900) == 0, f"{gemm.VECTOR_ENV}={width}:\n{log.read_text()[-3000:]}"
