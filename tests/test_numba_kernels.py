@@ -150,5 +150,9 @@ def test_other_vector_widths(tmp_path):
             runs[width] = log, subprocess.Popen(
                 [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", tests],
                 env=dict(os.environ, **{gemm.VECTOR_ENV: str(width)}), stdout=out, stderr=subprocess.STDOUT)
-    for width, (log, run) in runs.items():
-        assert run.wait(timeout=900) == 0, f"{gemm.VECTOR_ENV}={width}:\n{log.read_text()[-3000:]}"
+    try:
+        for width, (log, run) in runs.items():
+            assert run.wait(timeout=900) == 0, f"{gemm.VECTOR_ENV}={width}:\n{log.read_text()[-3000:]}"
+    finally:
+        for _, run in runs.values():  # the other process, when one failed or timed out
+            run.kill()
