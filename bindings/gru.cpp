@@ -88,7 +88,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
   const py::ssize_t sums = (reset_after ? 2 : 1) * 3 * H;
   carray<scalar_t> dxw({T, B, 3 * H}), du({T, B, 3 * H}), dh0({B, H});
   carray<scalar_t> dbias = reset_after ? carray<scalar_t>({py::ssize_t(2), 3 * H}) : carray<scalar_t>({3 * H});
-  std::vector<scalar_t> Ut(3 * H * seqfuse::padded_ld<scalar_t>(H)), dh_ws(B * H), dhd_ws(B * H), drh_ws(reset_after ? 0 : B * H);
+  std::vector<scalar_t> Ut(3 * H * H), dh_ws(B * H), dhd_ws(B * H), drh_ws(reset_after ? 0 : B * H);
   std::vector<double> sums_ws(seqfuse::max_row_ranges() * sums);
   {
     py::gil_scoped_release release;

@@ -1,5 +1,5 @@
 // A small GEMM for the recurrent step: C[M,N] = X[M,N] + A[M,K]·B[K,N], all row-major with
-// leading dimensions, so a column slice of U (GRU's U_zr, U_h) is just a pointer and an ld.
+// leading dimensions, or B packed panel by panel (packed_copy below), as the loops read it.
 // No BLAS is guaranteed at build time, and per step the matrices are small (M = batch rows
 // of one thread, K = H ≤ 256, N ≤ 4H), where a BLAS call's overhead would dominate anyway.
 //
@@ -233,29 +233,6 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, 
   gemm<T, 1>(M, N, p, X, ldx, C, ldc);
 }
 
-// Leading dimension for a copy of a B operand with n columns: rows an odd number of 64-byte
-// lines apart. The micro-kernel reads a column panel of B (K rows × NR) once per row tile;
-// when rows are a multiple of 4 KB apart (n = 1024 floats: LSTM's 4H at H = 256) every row of
-// the panel falls in the same L1 set, so the panel cannot stay in L1 and each row tile
-// re-reads it from L2. Padded rows spread it over all sets: per-step GEMM (M,K,N) =
-// (64,384,1024), one core, 170-186 -> 244-248 GFLOP/s (2-vCPU AMD EPYC Zen 5, 2026-11-30).
-template <typename T>
-inline int64_t padded_ld(int64_t n) {
-  constexpr int64_t per_line = 64 / sizeof(T);
-  int64_t lines = (n + per_line - 1) / per_line;
-  if (lines % 2 == 0) ++lines;
-  return lines * per_line;
-}
-
-// B [K,N] (ldb) copied into rows of padded_ld(N) elements.
-template <typename T>
-std::vector<T> padded_copy(int64_t K, int64_t N, const T* B, int64_t ldb) {
-  const int64_t ld = padded_ld<T>(N);
-  std::vector<T> out(static_cast<size_t>(K * ld), T(0));
-  for (int64_t k = 0; k < K; ++k) std::copy(B + k * ldb, B + k * ldb + N, out.begin() + k * ld);
-  return out;
-}
-
 // Calls f(j, w) for the column panels gemm_tiled walks over N columns with the tile now in
 // force: tile-wide, then one-vector, half-vector, and the remaining columns.
 template <typename T, typename F>
@@ -271,9 +248,12 @@ void for_each_panel(int64_t N, F&& f) {
 
 // B [K,N] (ldb) packed for gemm() with the tile now in force: the panels of for_each_panel,
 // each K×w contiguous, one after another. The micro-kernel then streams each panel from
-// consecutive lines instead of rows a padded leading dimension apart: one core, float, Zen 5,
-// (M,K,N) = (64,384,1024): AVX-512 8x2 220 -> 246 GFLOP/s, AVX2 4x1 106 -> 118.
-// A packed copy serves whole-width products only (no column or row slices of it).
+// consecutive lines instead of rows ldb apart. Rows 4 KB apart (4H = 1024 floats) put every
+// row of a panel in one L1 set, so the panel was re-read from L2 for each row tile; rows an
+// odd number of lines apart (the copies used before) fixed that, and packing beats them: one
+// core, float, Zen 5, (M,K,N) = (64,384,1024): AVX-512 8x2 220 -> 246 GFLOP/s, AVX2 4x1 106 ->
+// 118. A packed copy serves whole-width products only: a column slice that is its own
+// product (GRU's U_zr, U_h) gets its own packed copy (B = the slice's start, ldb = G).
 template <typename T>
 std::vector<T> packed_copy(int64_t K, int64_t N, const T* B, int64_t ldb) {
   std::vector<T> out(static_cast<size_t>(K * N));
@@ -284,23 +264,16 @@ std::vector<T> packed_copy(int64_t K, int64_t N, const T* B, int64_t ldb) {
   return out;
 }
 
-// out = inᵀ ([N,K]) packed as packed_copy packs a B operand, for in: [K,N] row-major: the
-// backward loops multiply by Uᵀ and kernelᵀ. out holds N·K elements.
+// out = inᵀ ([N,K]) packed as packed_copy packs a B operand, for in: [K,N] row-major (rows
+// ldi apart, N by default: ldi > N takes a column slice): the backward loops multiply by Uᵀ
+// and kernelᵀ. out holds N·K elements.
 template <typename T>
-void transpose_packed(int64_t K, int64_t N, const T* in, T* out) {
+void transpose_packed(int64_t K, int64_t N, const T* in, T* out, int64_t ldi = 0) {
+  if (!ldi) ldi = N;
   for_each_panel<T>(K, [&](int64_t j, int64_t w) {
     for (int64_t n = 0; n < N; ++n, out += w)
-      for (int64_t c = 0; c < w; ++c) out[c] = in[(j + c) * N + n];
+      for (int64_t c = 0; c < w; ++c) out[c] = in[(j + c) * ldi + n];
   });
-}
-
-// out = inᵀ for in: [K,N] row-major, out rows padded_ld(K) apart (a B operand: backward
-// multiplies by Uᵀ and kernelᵀ). out holds N·padded_ld(K) elements.
-template <typename T>
-void transpose(int64_t K, int64_t N, const T* in, T* out) {
-  const int64_t ld = padded_ld<T>(K);
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t j = 0; j < N; ++j) out[j * ld + k] = in[k * N + j];
 }
 
 // The most row ranges parallel_rows makes: the size of per-range workspaces (ColumnSums).

@@ -80,11 +80,13 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
                  const scalar_t* rb, const scalar_t* h0, const bool* mask, const scalar_t* dm,
                  bool reset_after, bool save, const States<scalar_t>& hs, scalar_t* gates, scalar_t* uh,
                  scalar_t* xw_ws, scalar_t* u_ws, scalar_t* hd_ws) {
-  // The kernel is read from a packed copy, U from a padded one (its column slices U_zr, U_h
-  // are separate products; packed_copy and padded_ld, cpu/gemm.hpp).
-  const int64_t G = 3 * H, BH = B * H, BG = B * G, ldu = padded_ld<scalar_t>(G);
-  const std::vector<scalar_t> Up_copy = padded_copy(H, G, U, G), Wp = packed_copy(in.F, G, in.W, G);
-  const scalar_t* Up = Up_copy.data();
+  // Every product reads its B operand packed (packed_copy, cpu/gemm.hpp): the kernel, and U
+  // whole (reset_after) or as its column slices U_zr and U_h, each packed on its own since
+  // they are separate products.
+  const int64_t G = 3 * H, BH = B * H, BG = B * G;
+  const std::vector<scalar_t> Wp = packed_copy(in.F, G, in.W, G),
+                              Up = packed_copy(H, reset_after ? G : 2 * H, U, G),
+                              Uh = reset_after ? std::vector<scalar_t>() : packed_copy(H, H, U + 2 * H, G);
   const InputProjection<scalar_t> pin = in.with_packed(Wp);
   parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * G, [&](int64_t, int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
@@ -99,14 +101,16 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
       scalar_t* g = gates + (save ? t : 0) * BG;
       scalar_t* uh_t = reset_after ? uh + (save ? t : 0) * BH : nullptr;
       if (reset_after) {
-        gemm<scalar_t>(nb, G, H, hd + b0 * ldd, ldd, Up, ldu, rb, 0, u_ws + b0 * G, G);
+        const Product<scalar_t> u[1] = {{H, hd + b0 * ldd, ldd, Up.data(), G, true}};
+        gemm<scalar_t, 1>(nb, G, u, rb, 0, u_ws + b0 * G, G);
       } else {
         // gates[t][:, :2H] = xw_zr + hd·U_zr, then activated; gates[t][:, 2H:] = xw_h +
         // (r*hd)·U_h, the candidate's pre-activation.
-        gemm<scalar_t>(nb, 2 * H, H, hd + b0 * ldd, ldd, Up, ldu, x + b0 * G, G, g + b0 * G, G);
+        const Product<scalar_t> zr[1] = {{H, hd + b0 * ldd, ldd, Up.data(), 2 * H, true}},
+                                h[1] = {{H, u_ws + b0 * H, H, Uh.data(), H, true}};
+        gemm<scalar_t, 1>(nb, 2 * H, zr, x + b0 * G, G, g + b0 * G, G);
         for (int64_t b = b0; b < b1; ++b) gru_row_gates_before(H, g + b * G, hd + b * ldd, u_ws + b * H);
-        gemm<scalar_t>(nb, H, H, u_ws + b0 * H, H, Up + 2 * H, ldu, x + b0 * G + 2 * H, G,
-                       g + b0 * G + 2 * H, G);
+        gemm<scalar_t, 1>(nb, H, h, x + b0 * G + 2 * H, G, g + b0 * G + 2 * H, G);
       }
       for (int64_t b = b0; b < b1; ++b) {
         const bool keep = !mask || mask[t * B + b];
@@ -182,8 +186,9 @@ inline void gru_row_reset_before(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 //   dbias: out, reset_after: [2,G] = (Σ dxw, Σ du), else [G] = Σ dxw, sums over t and b
 //        (sums: their per-range workspace, N = 2G or G)
 //   dh0: [B,H] out
-//   Workspaces: Ut [G,H] filled here with rows padded_ld(H) apart (transpose: its row ranges
-//   are separate products), Wt [G,F] kernelᵀ packed (when dx; transpose_packed, cpu/gemm.hpp);
+//   Workspaces: Ut [G,H] filled here with Uᵀ packed (transpose_packed, cpu/gemm.hpp): whole
+//   (reset_after), otherwise its row ranges U_zrᵀ [2H,H] and U_hᵀ [H,H] packed one after the
+//   other, since they are separate products; Wt [G,F] kernelᵀ packed (when dx);
 //   dh_ws, dhd_ws, drh_ws [B,H]
 //   (drh_ws: !reset_after only).
 // dh_ws holds the part of dh_{t-1} that does not come through the last GEMM (dh·z, plus
@@ -197,8 +202,13 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
                   const InputProjection<scalar_t>& in, scalar_t* dxw, scalar_t* dx, scalar_t* du,
                   scalar_t* dbias, scalar_t* dh0, const ColumnSums<scalar_t>& sums, scalar_t* Ut,
                   scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws, scalar_t* drh_ws) {
-  const int64_t G = 3 * H, BH = B * H, BG = B * G, ldut = padded_ld<scalar_t>(H);
-  transpose(H, G, U, Ut);
+  const int64_t G = 3 * H, BH = B * H, BG = B * G;
+  if (reset_after) {
+    transpose_packed(H, G, U, Ut);
+  } else {
+    transpose_packed(H, 2 * H, U, Ut, G);
+    transpose_packed(H, H, U + 2 * H, Ut + 2 * H * H, G);
+  }
   if (dx) transpose_packed(in.F, G, in.W, Wt);
   sums.zero();
   parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * G, [&](int64_t range, int64_t b0,
@@ -228,8 +238,8 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
           gru_row_backward<false, false>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry);
       }
       if (!reset_after) {
-        gemm<scalar_t>(nb, H, H, du + t * BG + b0 * G + 2 * H, G, Ut + 2 * H * ldut, ldut, nullptr, 0,
-                       drh_ws + b0 * H, H);
+        const Product<scalar_t> dn[1] = {{H, du + t * BG + b0 * G + 2 * H, G, Ut + 2 * H * H, H, true}};
+        gemm<scalar_t, 1>(nb, H, dn, nullptr, 0, drh_ws + b0 * H, H);
         if (dm)
           for (int64_t k = b0 * H; k < b1 * H; ++k) drh_ws[k] *= dm[k];
         for (int64_t b = b0; b < b1; ++b)
@@ -242,8 +252,8 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
       if (reset_after) sums.add(range, b0, b1, du + t * BG + 2 * H, G, G + 2 * H, H);
       if (dx) in.backward(t, b0, b1, dxw + t * BG, G, Wt, dx);
       // reset_after: dhd = du·Uᵀ; otherwise only the z,r columns (U_h's part went via drh).
-      gemm<scalar_t>(nb, H, reset_after ? G : 2 * H, du + t * BG + b0 * G, G, Ut, ldut, nullptr, 0,
-                     dhd_ws + b0 * H, H);
+      const Product<scalar_t> back[1] = {{reset_after ? G : 2 * H, du + t * BG + b0 * G, G, Ut, H, true}};
+      gemm<scalar_t, 1>(nb, H, back, nullptr, 0, dhd_ws + b0 * H, H);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
     }
