@@ -225,14 +225,6 @@ void gemm(int64_t M, int64_t N, const Product<T> (&p)[NP], const T* X, int64_t l
   return gemm_tiled<T, 4, 1>(M, N, p, X, ldx, C, ldc);  // 4x1 (auto without AVX2)
 }
 
-// C[M,N] = X + A·B. A: [M,K] (lda), B: [K,N] (ldb), X: [M,N] (ldx) or nullptr, C: [M,N] (ldc).
-template <typename T>
-void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-          const T* X, int64_t ldx, T* C, int64_t ldc) {
-  const Product<T> p[1] = {{K, A, lda, B, ldb}};
-  gemm<T, 1>(M, N, p, X, ldx, C, ldc);
-}
-
 // Calls f(j, w) for the column panels gemm_tiled walks over N columns with the tile now in
 // force: tile-wide, then one-vector, half-vector, and the remaining columns.
 template <typename T, typename F>
