@@ -31,15 +31,16 @@ py::tuple forward(const py::array& x_in, const py::array& kernel_in, const py::o
   auto dm = optional_float_arg<scalar_t>(dm_in, OP, "dropout_mask");
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
 
-  // Without save, cs is a ring of two steps and gates one step of scratch (cpu/lstm.hpp).
+  // Without save, cs is a ring of two steps and no gates are kept (cpu/lstm.hpp).
   StateSequence<scalar_t> hs(T, B, H);
-  carray<scalar_t> cs({save ? T : 2, B, H}), gates({save ? T : 1, B, 4 * H});
-  std::vector<scalar_t> hd_ws(dm ? B * H : 0);
+  carray<scalar_t> cs({save ? T : 2, B, H}), gates({save ? T : 0, B, 4 * H});
+  std::vector<scalar_t> z_ws(B * 4 * H), hd_ws(dm ? B * H : 0);
   {
     py::gil_scoped_release release;
     seqfuse::lstm_forward<scalar_t>(T, B, H, in.projection(go_backwards), U.data(), h0.data(), c0.data(),
                                     data_or_null(mask), data_or_null(dm), save, hs.states(),
-                                    cs.mutable_data(), gates.mutable_data(), hd_ws.data());
+                                    cs.mutable_data(), save ? gates.mutable_data() : nullptr,
+                                    z_ws.data(), hd_ws.data());
   }
   if (save) return py::make_tuple(hs.result(), cs, gates);
   // c_T, an output of the layer, is in ring slot (T-1) % 2.

@@ -9,9 +9,7 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
+#include "cpu/simd.hpp"
 
 namespace seqfuse {
 
@@ -39,27 +37,6 @@ inline void prefetch_row(const T* row, int64_t d) {
 // (V=100k, D=300, N=51200) 12.4 -> 10.0-10.9 ms.
 constexpr int64_t kStreamBytes = int64_t{8} << 20;
 
-// dst[0, d) = src[0, d) through non-temporal stores: plain stores up to dst's first 16-byte
-// boundary and after its last, SSE2 streaming stores between them. The caller fences.
-template <typename T>
-inline void stream_row(T* dst, const T* src, int64_t d) {
-#if defined(__SSE2__)
-  int64_t j = 0;
-  for (; j < d && reinterpret_cast<std::uintptr_t>(dst + j) % 16; ++j) dst[j] = src[j];
-  constexpr int64_t lanes = 16 / sizeof(T);
-  for (; j + lanes <= d; j += lanes) {
-    if constexpr (sizeof(T) == 4) {
-      _mm_stream_ps(reinterpret_cast<float*>(dst + j), _mm_loadu_ps(reinterpret_cast<const float*>(src + j)));
-    } else {
-      _mm_stream_pd(reinterpret_cast<double*>(dst + j), _mm_loadu_pd(reinterpret_cast<const double*>(src + j)));
-    }
-  }
-  for (; j < d; ++j) dst[j] = src[j];
-#else
-  std::memcpy(dst, src, sizeof(T) * d);
-#endif
-}
-
 template <typename T>
 void embedding_forward(const int64_t* ids, int64_t n, const T* table, int64_t d, T* out) {
   const bool stream = n * d * static_cast<int64_t>(sizeof(T)) > kStreamBytes;
@@ -74,9 +51,7 @@ void embedding_forward(const int64_t* ids, int64_t n, const T* table, int64_t d,
         std::memcpy(out + i * d, table + ids[i] * d, sizeof(T) * d);
       }
     }
-#if defined(__SSE2__)
-    if (stream) _mm_sfence();  // this thread's streaming stores are visible before the join
-#endif
+    if (stream) stream_fence();  // this thread's streaming stores are visible before the join
   }
 }
 

@@ -1,7 +1,13 @@
 // SIMD vector types for the CPU kernels (GCC/Clang vector extension), so the register tiles of
 // cpu/gemm.hpp and cpu/conv1d_direct.hpp are explicit vectors rather than arrays left to the
-// auto-vectorizer.
+// auto-vectorizer; and the streaming stores that write large outputs past the cache.
 #pragma once
+#include <cstdint>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 namespace seqfuse {
 
@@ -37,6 +43,40 @@ inline V load_vector(const T* p) {
 template <typename T, typename V>
 inline void store_vector(T* p, V v) {
   *reinterpret_cast<typename Vector<T, sizeof(V)>::unaligned*>(p) = v;
+}
+
+// dst[0, d) = src[0, d) through non-temporal stores: plain stores up to dst's first 16-byte
+// boundary and after its last, SSE2 streaming stores between them (a plain copy without
+// SSE2). They skip reading each destination line into the cache before it is overwritten, and
+// leave the cache to what the loop reads again: for an output written once and read much
+// later (a big gather's rows, cpu/embedding.hpp; the gate activations LSTM's forward saves
+// for its backward, cpu/lstm.hpp). The writing thread calls stream_fence() before another
+// thread reads dst.
+template <typename T>
+inline void stream_row(T* dst, const T* src, int64_t d) {
+#if defined(__SSE2__)
+  int64_t j = 0;
+  for (; j < d && reinterpret_cast<std::uintptr_t>(dst + j) % 16; ++j) dst[j] = src[j];
+  constexpr int64_t lanes = 16 / sizeof(T);
+  for (; j + lanes <= d; j += lanes) {
+    if constexpr (sizeof(T) == 4) {
+      _mm_stream_ps(reinterpret_cast<float*>(dst + j), _mm_loadu_ps(reinterpret_cast<const float*>(src + j)));
+    } else {
+      _mm_stream_pd(reinterpret_cast<double*>(dst + j), _mm_loadu_pd(reinterpret_cast<const double*>(src + j)));
+    }
+  }
+  for (; j < d; ++j) dst[j] = src[j];
+#else
+  std::memcpy(dst, src, sizeof(T) * d);
+#endif
+}
+
+// Orders this thread's streaming stores before its later stores (the end of a parallel
+// region), so other threads see them.
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
 }
 
 }  // namespace seqfuse
