@@ -9,10 +9,22 @@ calls after warm-up calls), and the whole step, with the step's GEMM work in GFL
 forward: the kernel's time loop with the input projection; backward: its backward loop
 (with dx and the bias sums); dkernel, drecurrent: the weight-gradient GEMMs engine/_recurrent.py
 runs after the loop; step - parts: graph, copies and what the parts do not see (cold caches).
+
+A/B of a change on a shared machine: put the change behind an environment variable the
+kernel reads per call (for the experiment only), and
+
+    python bench/profile_step.py lstm 64 100 64 128 --toggle VAR --repeat 60
+
+times every part with VAR unset and VAR=1 alternating call by call in one process (each timed
+call after one untimed call the same way), so both ways see the same neighbours. On the 2-vCPU
+Zen 3 VM, where separate processes a few minutes apart read the same step 26 and 48 ms, this
+resolved 1 ms in a 10 ms forward that alternating processes could not (bench/RESULTS.md,
+session 27).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -23,6 +35,25 @@ from engine.backends import _projection, cpp_cpu
 from engine.benchmark import ours
 
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
+
+
+def toggled_ms(fn, repeat, var):
+    """(median ms with `var` unset, with var=1): the two ways alternate call by call."""
+    times = {False: [], True: []}
+    try:
+        for _ in range(repeat):
+            for on in (False, True):
+                if on:
+                    os.environ[var] = "1"
+                else:
+                    os.environ.pop(var, None)
+                fn()
+                start = time.perf_counter()
+                fn()
+                times[on].append(time.perf_counter() - start)
+    finally:
+        os.environ.pop(var, None)
+    return tuple(statistics.median(times[on]) * 1e3 for on in (False, True))
 
 
 def median_ms(fn, repeat):
@@ -41,7 +72,10 @@ def main(argv=None):
     parser.add_argument("op", choices=sorted(GATES))
     parser.add_argument("size", type=int, nargs=4, metavar=("B", "T", "F", "H"))
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--toggle", metavar="VAR",
+                        help="time every part with VAR unset and VAR=1, alternating call by call")
     args = parser.parse_args(argv)
+    time_ms = (lambda fn, repeat: toggled_ms(fn, repeat, args.toggle)) if args.toggle else median_ms
     op, (B, T, Fe, H), G = args.op, args.size, GATES[args.op]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((B, T, Fe)).astype(np.float32)
@@ -71,26 +105,28 @@ def main(argv=None):
     rows = T * B
     x_rows = _projection.time_major(x, False).reshape(rows, Fe)
     parts = {
-        "forward": median_ms(forward, args.repeat),
-        "backward": median_ms(backward, args.repeat),
-        "dkernel": median_ms(lambda: _blas.matmul_tn(x_rows, dz.reshape(rows, -1)), args.repeat),
-        "drecurrent": median_ms(lambda: _blas.matmul_tn(hs.reshape(rows, H), du.reshape(rows, -1)),
-                                args.repeat),
+        "forward": time_ms(forward, args.repeat),
+        "backward": time_ms(backward, args.repeat),
+        "dkernel": time_ms(lambda: _blas.matmul_tn(x_rows, dz.reshape(rows, -1)), args.repeat),
+        "drecurrent": time_ms(lambda: _blas.matmul_tn(hs.reshape(rows, H), du.reshape(rows, -1)),
+                              args.repeat),
     }
     with backends.use_backend("cpp"):
         step = ours(op, (B, T, Fe, H), np.random.default_rng(0))[0]  # what `seqfuse bench` times
-        total = median_ms(step, args.repeat)
+        parts["step"] = time_ms(step, args.repeat)
     # GEMM flops: forward x·W and h·U; backward dz·Uᵀ and dz·Wᵀ; xᵀ·dz and hᵀ·dz.
     gflop = {"forward": 2 * rows * (Fe + H) * G * H, "backward": 2 * rows * (Fe + H) * G * H,
              "dkernel": 2 * rows * Fe * G * H, "drecurrent": 2 * rows * H * G * H}
-    print(f"{op} (B,T,F,H) = {(B, T, Fe, H)}, float32, cpp, median of {args.repeat}")
-    for name, ms in parts.items():
-        print(f"  {name:<12}{ms:9.2f} ms  {gflop[name] / ms / 1e6:6.0f} GFLOP/s")
-    step_gflop = sum(gflop.values())
-    print(f"  {'step':<12}{total:9.2f} ms  {step_gflop / total / 1e6:6.0f} GFLOP/s "
-          f"({step_gflop / 1e9:.2f} GFLOP)")
-    print(f"  {'step - parts':<12}{total - sum(parts.values()):9.2f} ms")
-
+    gflop["step"] = sum(gflop.values())
+    print(f"{op} (B,T,F,H) = {(B, T, Fe, H)}, float32, cpp, median of {args.repeat}"
+          + (f"; {args.toggle} unset | {args.toggle}=1" if args.toggle else ""))
+    ways = 2 if args.toggle else 1
+    times = {name: ms if args.toggle else (ms,) for name, ms in parts.items()}
+    for name, ms in times.items():
+        cells = "  | ".join(f"{t:9.2f} ms  {gflop[name] / t / 1e6:6.0f} GFLOP/s" for t in ms)
+        print(f"  {name:<12}{cells}" + (f"  ({gflop['step'] / 1e9:.2f} GFLOP)" if name == "step" else ""))
+    rest = [times["step"][w] - sum(ms[w] for name, ms in times.items() if name != "step") for w in range(ways)]
+    print(f"  {'step - parts':<12}" + "  | ".join(f"{t:9.2f} ms" for t in rest))
 
 if __name__ == "__main__":
     main()

@@ -18,18 +18,37 @@ import engine as en
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("op", ["lstm", "gru", "simple_rnn"])
-def test_profile_step_prints_every_part(op, capsys):
+def _profile_step():
     if "cpp" not in en.backends.available():
         pytest.skip("the C++ backend is not built here")
     spec = importlib.util.spec_from_file_location("profile_step", ROOT / "bench" / "profile_step.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main([op, "3", "4", "2", "5", "--repeat", "1"])
+    return module
+
+
+@pytest.mark.parametrize("op", ["lstm", "gru", "simple_rnn"])
+def test_profile_step_prints_every_part(op, capsys):
+    _profile_step().main([op, "3", "4", "2", "5", "--repeat", "1"])
     out = capsys.readouterr().out
     for part in ("forward", "backward", "dkernel", "drecurrent", "step", "step - parts"):
         assert f"  {part} " in out
     assert "GFLOP/s" in out
+
+
+def test_profile_step_toggle_times_both_ways_and_leaves_the_variable_unset(monkeypatch, capsys):
+    module = _profile_step()
+    seen = []
+    monkeypatch.delenv("SEQFUSE_AB_TEST", raising=False)
+    assert module.toggled_ms(lambda: seen.append(os.environ.get("SEQFUSE_AB_TEST")), 3,
+                             "SEQFUSE_AB_TEST")[0] >= 0
+    assert seen == [None, None, "1", "1"] * 3  # per round: one untimed and one timed call each way
+    assert "SEQFUSE_AB_TEST" not in os.environ
+    module.main(["lstm", "3", "4", "2", "5", "--repeat", "1", "--toggle", "SEQFUSE_AB_TEST"])
+    out = capsys.readouterr().out
+    assert "SEQFUSE_AB_TEST unset | SEQFUSE_AB_TEST=1" in out
+    assert all(line.count("|") == 1 for line in out.splitlines()[1:])
+    assert "SEQFUSE_AB_TEST" not in os.environ
 
 
 def test_gemm_peak_builds_and_runs(tmp_path):
