@@ -19,8 +19,8 @@
 // line of that array was read into the cache before being overwritten and pushed U and the
 // kernel out of L2: the (64,100,64,128) training forward took 9-14% longer (medians of 60
 // calls alternating the two ways in one process, 2-vCPU Zen 3: 10.83 -> 9.84, 11.97 -> 10.84,
-// 12.55 -> 11.00 ms; the training step 35.85 -> 35.05, (128,200,128,256) 425 -> 419 ms,
-// (32,100,32,32) even). GRU's forward, whose packed U and kernel (288 KB at H = 128, against
+// 12.55 -> 11.00 ms; the training step, medians of 40 the same way, 35.85 -> 35.05 ms,
+// (128,200,128,256) 425 -> 419 ms, (32,100,32,32) even). GRU's forward, whose packed U and kernel (288 KB at H = 128, against
 // LSTM's 384 KB) leave more of the 512 KB L2 free, measured even the same way and writes its
 // gates in place.
 // Rows of the batch are independent, so threads split them for the whole loop.
