@@ -128,5 +128,6 @@ def main(argv=None):
     rest = [times["step"][w] - sum(ms[w] for name, ms in times.items() if name != "step") for w in range(ways)]
     print(f"  {'step - parts':<12}" + "  | ".join(f"{t:9.2f} ms" for t in rest))
 
+
 if __name__ == "__main__":
     main()
