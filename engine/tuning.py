@@ -5,8 +5,9 @@ different CPUs (engine._C.choice_options() lists them). At import of the cpp bac
 choice is set from, in order:
 - the environment variable SEQFUSE_<NAME> (e.g. SEQFUSE_GEMM_TILE=8x2, SEQFUSE_CONV1D=gemm),
   to force a variant ("auto" forces the built-in rule);
-- for a tuned choice (TUNED: the recurrent loops' register tile, and whether their weight
-  gradients run on that tile or on OpenBLAS), the variant a short timing of each one picked
+- for a tuned choice (TUNED: the recurrent loops' register tile, whether their weight
+  gradients run on that tile or on OpenBLAS, and whether conv1d runs its direct kernel on
+  every pass whose columns fill its tile), the variant a short timing of each one picked
   on this CPU: the first process on a machine times them (~1 s on the 2-vCPU Zen 3 VM) and
   keeps the result in the cache file (cache_path()), keyed by CPU model, CPU flags and the
   build of engine._C, so the next processes only read it;
@@ -118,7 +119,42 @@ def _time_weight_gradients(values, rounds=5):
     return best
 
 
-TUNED = {"gemm_tile": _time_gemm_tile, "weight_gradients": _time_weight_gradients}
+def _time_conv1d(values, rounds=5):
+    """{variant: best seconds} of a conv1d forward and backward at (B,L,C,O,K) = (16,262,128,
+    128,3), float32, every variant once per round (interleaved). Its columns fill the direct
+    kernel's tile in every pass, where "auto" and "ragged_gemm" can differ: auto runs gemm
+    there with an AVX-512 build beside AVX-512 BLAS kernels (and in dx and dkernel with AVX2),
+    ragged_gemm runs direct. On the Intel Xeon of 2026-12-02 direct was 1.05-1.26x faster at
+    C, O = 128 and 256, where the AMD Zen 5 the rule was measured on ran gemm 1.0-1.16x faster."""
+    C = _extension()
+    rng = np.random.default_rng(0)
+    B, L, Ch, O, K = 16, 262, 128, 128, 3
+    x = rng.standard_normal((B, L, Ch), dtype=np.float32)
+    kernel = rng.standard_normal((K, Ch, O), dtype=np.float32) * 0.1
+    bias = np.zeros(O, np.float32)
+    grad = rng.standard_normal((B, L - K + 1, O), dtype=np.float32)
+
+    def call():
+        C.conv1d_forward(x, kernel, bias, 1, 1)
+        C.conv1d_backward(grad, x, kernel, 1, 1)
+    best = {v: float("inf") for v in values}
+    for _ in range(rounds):
+        for value in values:
+            C.set_choice("conv1d", value)
+            call()
+            start = time.perf_counter()
+            for _ in range(2):
+                call()
+            best[value] = min(best[value], time.perf_counter() - start)
+    return best
+
+
+TUNED = {"gemm_tile": _time_gemm_tile, "weight_gradients": _time_weight_gradients,
+         "conv1d": _time_conv1d}
+# The variants a timing picks among, where not all of them: conv1d's "direct" and "gemm" are
+# for forcing, since one shape's timing cannot speak for every shape (each loses up to 9x
+# where the other's pass columns fit: docs/kernels.md, "conv1d: direct or GEMM").
+CANDIDATES = {"conv1d": ("auto", "ragged_gemm")}
 
 
 def _read_cache(path):
@@ -171,7 +207,7 @@ def configure(environ=os.environ) -> dict:
                 cache = _read_cache(path)
             entry = cache.get(key, {}).get(name)
             if entry is None or entry.get("pick") not in values:
-                pick, seconds = tune(name, values)
+                pick, seconds = tune(name, CANDIDATES.get(name, values))
                 entry = {"pick": pick, "seconds": seconds, "cpu": _cpu.info()["model"],
                          "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
                 cache.setdefault(key, {})[name] = entry

@@ -1,6 +1,7 @@
-"""The C++ conv1d's two algorithms (direct, gemm) and the "auto" rule that picks one per pass:
-every forced choice × dtype × option against the reference, the rule's picks, and the
-fallback to direct without a BLAS (kernels/cpu/conv1d.hpp, docs/kernels.md)."""
+"""The C++ conv1d's two algorithms (direct, gemm), the "auto" rule that picks one per pass and
+"ragged_gemm" (gemm only where the direct tile would be ragged): every choice × dtype × option
+against the reference, the picks, and the fallback to direct without a BLAS
+(kernels/cpu/conv1d.hpp, docs/kernels.md)."""
 from __future__ import annotations
 
 
@@ -16,7 +17,7 @@ from test_conv1d import (DTYPES, EDGES, FORWARD_TOL, GRAD_TOL, PADDINGS, STEPS, 
 
 pytestmark = pytest.mark.skipif(not backends.get("cpp").available(), reason="engine._C not built")
 
-ALGORITHMS = ["direct", "gemm", "auto"]
+ALGORITHMS = ["direct", "gemm", "auto", "ragged_gemm"]
 PASSES = ("forward", "dx", "dkernel")
 
 
@@ -215,6 +216,20 @@ def test_auto_rule_picks(C, args, narrow, wide, avx2):
     x_shape, kernel_shape, dtype, strides, dilation_rate = args
     expected = {"sse": ALL_GEMM, "avx2": avx2, "narrow": narrow, "wide": wide}[_regime(C)]
     with tuning.forced("conv1d", "auto"):
+        assert picks(C, x_shape, kernel_shape, dtype, strides, dilation_rate) == expected
+
+
+@pytest.mark.parametrize("args", [row[0] for row in AUTO_PICKS])
+def test_ragged_gemm_runs_gemm_exactly_where_the_direct_tile_is_ragged(C, args):
+    # The direct tile's columns: 32 float32 / 16 float64 with AVX-512, 16 / 8 with AVX, 8 / 4
+    # with SSE2 (the build's vector width, two vectors: kernels/cpu/conv1d_direct.hpp).
+    x_shape, kernel_shape, dtype, strides, dilation_rate = args
+    isa = C.build_info()["isa"]
+    width = 64 if "avx512f" in isa else 32 if "avx" in isa else 16
+    tile = 2 * width // np.dtype(dtype).itemsize
+    columns = {"forward": kernel_shape[2], "dx": x_shape[2], "dkernel": kernel_shape[2]}
+    expected = {p: "gemm" if columns[p] % tile else "direct" for p in PASSES}
+    with tuning.forced("conv1d", "ragged_gemm"):
         assert picks(C, x_shape, kernel_shape, dtype, strides, dilation_rate) == expected
 
 

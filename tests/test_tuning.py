@@ -27,11 +27,11 @@ def test_forced_sets_and_restores():
 
 def test_bad_values_name_the_choice_and_the_variants():
     from engine import _C, tuning
-    with pytest.raises(ValueError, match="conv1d must be one of auto, direct, gemm, got 'fast'"):
+    with pytest.raises(ValueError, match="conv1d must be one of auto, direct, gemm, ragged_gemm, got 'fast'"):
         _C.set_choice("conv1d", "fast")
     with pytest.raises(ValueError, match="unknown choice 'tile'"):
         _C.set_choice("tile", "8x32")
-    with pytest.raises(ValueError, match="SEQFUSE_CONV1D must be one of auto, direct, gemm, got 'fast'"):
+    with pytest.raises(ValueError, match="SEQFUSE_CONV1D must be one of auto, direct, gemm, ragged_gemm, got 'fast'"):
         tuning.configure({"SEQFUSE_CONV1D": "fast"})
     tuning.configure({})
 
@@ -46,7 +46,7 @@ def test_environment_variable_forces_a_choice_at_import():
 def test_bad_environment_variable_fails_at_import_with_its_name():
     result = run_python("from engine import backends; backends.get('cpp')", SEQFUSE_CONV1D="fast")
     assert result.returncode != 0
-    assert "SEQFUSE_CONV1D must be one of auto, direct, gemm, got 'fast'" in result.stderr
+    assert "SEQFUSE_CONV1D must be one of auto, direct, gemm, ragged_gemm, got 'fast'" in result.stderr
 
 
 _PICK = "from engine import backends, tuning; backends.get('cpp'); print(tuning.current()['gemm_tile'])"
@@ -66,6 +66,9 @@ def test_tuned_choice_is_timed_once_then_read_from_the_cache(tmp_path):
     (weights,) = [e["weight_gradients"] for e in entries.values()]
     assert set(weights["seconds"]) == {"auto", "tile", "blas"}
     assert weights["pick"] in weights["seconds"] and all(t > 0 for t in weights["seconds"].values())
+    # conv1d times only the rule against ragged_gemm: "direct" and "gemm" are for forcing.
+    (conv,) = [e["conv1d"] for e in entries.values()]
+    assert set(conv["seconds"]) == {"auto", "ragged_gemm"} and conv["pick"] in conv["seconds"]
     # A later process takes the cached pick without timing again (edited here to tell).
     entry["pick"] = "6x4"
     cache.write_text(json.dumps({key: {"gemm_tile": entry} for key in entries}))
@@ -106,3 +109,13 @@ def test_weight_gradient_timing_runs_every_variant():
     assert set(seconds) == {"auto", "tile", "blas"} and all(0 < t < 10 for t in seconds.values())
     _C.set_choice("weight_gradients", before)
     assert tuning.current()["weight_gradients"] == before
+
+
+def test_conv1d_timing_runs_both_candidates_and_times_only_them():
+    from engine import _C, backends, tuning
+    backends.get("cpp")
+    before = tuning.current()["conv1d"]
+    seconds = tuning.TUNED["conv1d"](list(tuning.CANDIDATES["conv1d"]), rounds=1)
+    assert set(seconds) == {"auto", "ragged_gemm"} and all(0 < t < 10 for t in seconds.values())
+    _C.set_choice("conv1d", before)
+    assert tuning.current()["conv1d"] == before

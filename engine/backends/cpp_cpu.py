@@ -14,8 +14,8 @@ try:
     from .. import _C
     _ERROR = ""
     from .. import _blas, tuning
-    tuning.configure()
     _blas.wire_extension()  # conv1d's GEMM algorithm calls NumPy's OpenBLAS from C++
+    tuning.configure()      # after the wiring: the conv1d timing runs both algorithms
 except ImportError as exc:
     _ERROR = f"the compiled extension engine._C is missing (build with pip install .): {exc}"
 

@@ -7,8 +7,10 @@
 
 namespace seqfuse {
 
-// Conv1D algorithm: kAuto picks per shape (cpu/conv1d.hpp), the others force one.
-enum Conv1dAlgorithm : int { kConvAuto = 0, kConvDirect = 1, kConvGemm = 2 };
+// Conv1D algorithm: kAuto picks per shape (cpu/conv1d.hpp), direct and gemm force one, and
+// kConvRaggedGemm runs gemm only where a pass's columns leave the direct tile ragged (the pick
+// engine/tuning.py times against kAuto).
+enum Conv1dAlgorithm : int { kConvAuto = 0, kConvDirect = 1, kConvGemm = 2, kConvRaggedGemm = 3 };
 
 // Recurrent weight gradients: our tile reading the sequences in place (cpu/gemm_tn.hpp) or
 // NumPy's OpenBLAS on gathered rows (engine/_blas.py); kAuto: the tile with AVX2, OpenBLAS

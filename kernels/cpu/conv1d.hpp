@@ -27,6 +27,18 @@ namespace seqfuse {
 // The three GEMM-shaped passes, which the choice treats one by one.
 enum class Conv1dPass { kForward, kDx, kDkernel };
 
+// The pass's columns: O for forward and dkernel, C for dx.
+inline int64_t conv1d_columns(Conv1dPass pass, int64_t C, int64_t O) {
+  return pass == Conv1dPass::kDx ? C : O;
+}
+
+// True where the pass's columns are not a multiple of the direct kernel's register tile, so the
+// direct kernel would finish them with its scalar edge tile.
+inline bool conv1d_ragged(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
+  const int64_t tile = float64 ? conv1d_detail::kColumns<double> : conv1d_detail::kColumns<float>;
+  return conv1d_columns(pass, C, O) % tile != 0;
+}
+
 // The "auto" rule: true where the GEMM algorithm is the faster one for this pass. Measured
 // 2026-12-01 on the 2-vCPU AMD EPYC Zen 5 VM (AVX-512; shared, so interleaved minima of 5-10
 // rounds of forward + backward) over C, O in {8..256}, K 1-7, strides and dilation 1-2,
@@ -49,11 +61,16 @@ enum class Conv1dPass { kForward, kDx, kDkernel };
 //   0.82-1.12x of gemm's there in float32, 0.95-1.17x in float64; 0.81-1.11x below it in
 //   float32). An SSE2 build always runs gemm.
 // B, L_out, K, strides and dilation moved no pick (Zen 5; on Zen 3 only K = 3 was swept).
+// The AVX-512 branch does not hold for every AVX-512 CPU: on a 2-vCPU Intel Xeon (family 6,
+// model 167; SkylakeX kernels, 2026-12-02) direct was the faster on full tiles at C, O of 128
+// and 256 too (forward 1.12-1.26x, backward 1.05-1.25x; at 64 forward 1.6x). So
+// engine/tuning.py times this rule against kConvRaggedGemm (direct on every full tile) at
+// first use on each CPU and keeps the faster (docs/kernels.md, "Choices per CPU").
 inline bool conv1d_auto_gemm(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
   if (kVectorBytes < 32) return true;  // SSE2: the direct kernel was not measured there
   const int64_t tile = float64 ? conv1d_detail::kColumns<double> : conv1d_detail::kColumns<float>;
-  const int64_t columns = pass == Conv1dPass::kDx ? C : O;
-  const bool ragged = columns % tile != 0;
+  const int64_t columns = conv1d_columns(pass, C, O);
+  const bool ragged = conv1d_ragged(pass, C, O, float64);
   if (kVectorBytes == 32)  // AVX2 build
     return ragged || (pass != Conv1dPass::kForward && std::min(C, O) >= 64 && std::max(C, O) >= 128);
   const int blas_bytes = blas().vector_bytes;
@@ -71,6 +88,8 @@ inline bool conv1d_use_gemm(Conv1dPass pass, int64_t B, int64_t C, int64_t O, bo
       return false;
     case kConvGemm:
       return true;
+    case kConvRaggedGemm:
+      return conv1d_ragged(pass, C, O, float64);
     default:
       return conv1d_auto_gemm(pass, C, O, float64);
   }
