@@ -67,7 +67,7 @@ template <typename T>
 py::array gemm(const carray<T>& a, const carray<T>& b) {
   check(a, b, a.shape(1), b.shape(0), "gemm");
   const py::ssize_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
-  carray<T> c({M, N});
+  auto c = output<T>({M, N});
   if (M * N == 0 || K == 0) return zeros(c);  // BLAS rejects leading dimensions of 0
   const int parts = blocks(M);
   const T *A = a.data(), *B = b.data();
@@ -92,7 +92,7 @@ template <typename T>
 py::array gemm_tn(const carray<T>& a, const carray<T>& b) {
   check(a, b, a.shape(0), b.shape(0), "gemm_tn");
   const py::ssize_t K = a.shape(0), M = a.shape(1), N = b.shape(1);
-  carray<T> c({M, N});
+  auto c = output<T>({M, N});
   if (M * N == 0 || K == 0) return zeros(c);
   const int parts = blocks(K);
   const T *A = a.data(), *B = b.data();
@@ -162,7 +162,7 @@ py::array gemm_tn_sequences(const py::list& sources, const py::array& b_in) {
                                      b.strides(1) / item_size};
   py::ssize_t M = 0;
   for (const auto& x : s) M += x.a.shape(2);
-  carray<T> c({M, N});
+  auto c = output<T>({M, N});
   if (M * N == 0) return c;
   if (steps * nb == 0) return zeros(c);
   py::gil_scoped_release release;

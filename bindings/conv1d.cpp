@@ -42,7 +42,7 @@ py::array forward(const py::array& x_in, const py::array& kernel_in, const py::o
   const int64_t B = x.shape(0), L = x.shape(1), C = x.shape(2), K = kernel.shape(0), O = kernel.shape(2);
   auto bias = optional_float_arg<T>(bias_in, "conv1d", "bias");
   if (bias) require_shape(*bias, "conv1d", "bias", "(O,)", {O});
-  carray<T> out({B, lo, O});
+  auto out = output<T>({B, lo, O});
   {
     py::gil_scoped_release release;
     seqfuse::conv1d_forward<T>(x.data(), B, L, C, kernel.data(), data_or_null(bias), K, O, s, d,
@@ -56,7 +56,9 @@ py::tuple backward(const py::array& grad_in, const py::array& x_in, const py::ar
                    int64_t s, int64_t d) {
   carray<T> grad(grad_in), x(x_in), kernel(kernel_in);
   const int64_t B = x.shape(0), L = x.shape(1), C = x.shape(2), K = kernel.shape(0), O = kernel.shape(2);
-  carray<T> dx({B, L, C}), dkernel({K, C, O}), dbias({O});
+  auto dx = output<T>({B, L, C});
+  auto dkernel = output<T>({K, C, O});
+  auto dbias = output<T>({O});
   {
     py::gil_scoped_release release;
     seqfuse::conv1d_backward<T>(grad.data(), x.data(), B, L, C, kernel.data(), K, O, s, d,

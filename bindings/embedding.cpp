@@ -28,7 +28,7 @@ py::array forward(const carray<int64_t>& ids, const py::array& table_in) {
   require_ndim(table, "embedding", "table", 2);
   check_ids(ids, table.shape(0));
   const int64_t n = ids.size(), d = table.shape(1);
-  carray<T> out({n, d});
+  auto out = output<T>({n, d});
   {
     py::gil_scoped_release release;
     seqfuse::embedding_forward<T>(ids.data(), n, table.data(), d, out.mutable_data());

@@ -33,7 +33,8 @@ py::tuple forward(const py::array& x_in, const py::array& kernel_in, const py::o
 
   // Without save, cs is a ring of two steps and no gates are kept (cpu/lstm.hpp).
   StateSequence<scalar_t> hs(T, B, H);
-  carray<scalar_t> cs({save ? T : 2, B, H}), gates({save ? T : 0, B, 4 * H});
+  auto cs = output<scalar_t>({save ? T : 2, B, H});
+  auto gates = output<scalar_t>({save ? T : 0, B, 4 * H});
   std::vector<scalar_t> z_ws(B * 4 * H), hd_ws(dm ? B * H : 0);
   {
     py::gil_scoped_release release;
@@ -76,7 +77,13 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
   auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, 4 * H, go_backwards);
 
-  carray<scalar_t> dz({T, B, 4 * H}), dbias({4 * H}), dh0({B, H}), dc0({B, H});
+  auto dz = output<scalar_t>({T, B, 4 * H});
+
+  auto dbias = output<scalar_t>({4 * H});
+
+  auto dh0 = output<scalar_t>({B, H});
+
+  auto dc0 = output<scalar_t>({B, H});
   std::vector<scalar_t> Ut(4 * H * H), dh_ws(B * H), dhd_ws(B * H), dc_ws(B * H);
   std::vector<double> sums_ws(seqfuse::max_row_ranges() * 4 * H);
   {

@@ -14,8 +14,8 @@ template <typename T>
 py::tuple forward(const py::array& x_in, int64_t pool, int64_t s) {
   carray<T> x(x_in);
   const int64_t B = x.shape(0), L = x.shape(1), C = x.shape(2), lo = (L - pool) / s + 1;
-  carray<T> out({B, lo, C});
-  carray<int64_t> argmax({B, lo, C});
+  auto out = output<T>({B, lo, C});
+  auto argmax = output<int64_t>({B, lo, C});
   {
     py::gil_scoped_release release;
     seqfuse::max_pool1d_forward<T>(x.data(), B, L, C, pool, s, out.mutable_data(), argmax.mutable_data());
@@ -35,7 +35,7 @@ py::array backward(const py::array& grad_in, const carray<int64_t>& argmax, int6
       throw py::index_error(s.str());
     }
   }
-  carray<T> dx({B, length, C});
+  auto dx = output<T>({B, length, C});
   {
     py::gil_scoped_release release;
     seqfuse::max_pool1d_backward<T>(grad.data(), where, B, lo, C, length, dx.mutable_data());

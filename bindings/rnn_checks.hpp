@@ -68,7 +68,7 @@ template <typename scalar_t>
 struct __attribute__((visibility("hidden"))) StateSequence {
   carray<scalar_t> array;  // [B,T,H]
 
-  StateSequence(py::ssize_t T, py::ssize_t B, py::ssize_t H) : array({B, T, H}) {}
+  StateSequence(py::ssize_t T, py::ssize_t B, py::ssize_t H) : array(output<scalar_t>({B, T, H})) {}
 
   seqfuse::States<scalar_t> states() {
     return {array.mutable_data(), array.shape(2), array.shape(1) * array.shape(2)};

@@ -300,3 +300,32 @@ def test_a_forked_child_can_run_every_kernel(tmp_path):
                           timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "child exit 0" in done.stdout
+
+
+@pytest.mark.skipif(not en.backends.get("cpp").available(), reason="engine._C not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpp_outputs_start_on_a_cache_line(dtype):
+    # bindings/common.hpp output(): every array a kernel writes starts on a 64-byte boundary
+    # (NumPy's large arrays start 16 or 32 bytes past one), whatever size, even empty.
+    from engine import _C
+    rng = np.random.default_rng(0)
+    B, T, F, H = 3, 5, 4, 8
+    x = rng.standard_normal((B, T, F)).astype(dtype)
+    h0 = np.zeros((B, H), dtype)
+    lstm = _C.lstm_forward(x, rng.standard_normal((F, 4 * H)).astype(dtype), None,
+                           rng.standard_normal((H, 4 * H)).astype(dtype), h0, h0, None, None)
+    hs, cs, gates = lstm
+    dhs = np.ones((T, B, H), dtype)
+    back = _C.lstm_backward(dhs, h0, rng.standard_normal((H, 4 * H)).astype(dtype), h0, h0, hs, cs,
+                            gates, None, None)
+    gru = _C.gru_forward(x, rng.standard_normal((F, 3 * H)).astype(dtype), None,
+                         rng.standard_normal((H, 3 * H)).astype(dtype), None, h0, None, None)
+    conv = _C.conv1d_forward(x, rng.standard_normal((2, F, 6)).astype(dtype), None, 1, 1)
+    for n in (0, 1, 7, 1000):
+        gather = _C.embedding_forward(np.arange(n) % 3, rng.standard_normal((3, 5)).astype(dtype))
+        assert gather.ctypes.data % 64 == 0 and gather.shape == (n, 5)
+    arrays = [*lstm, *[a for a in back if a is not None], gru[0], gru[1], conv,
+              _C.gemm(x[0], x[0].T.copy())]
+    for a in arrays:
+        assert a.ctypes.data % 64 == 0 and a.dtype == dtype
+        assert a.base is not None and a.base.flags.c_contiguous and a.flags.writeable
