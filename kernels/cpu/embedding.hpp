@@ -20,14 +20,6 @@ namespace seqfuse {
 // (19.6-20.5 ms); with the prefetch they gain (kStreamBytes).
 constexpr int64_t kPrefetchAhead = 4;
 
-template <typename T>
-inline void prefetch_row(const T* row, int64_t d) {
-#if defined(__GNUC__)
-  const char* bytes = reinterpret_cast<const char*>(row);
-  for (int64_t b = 0; b < d * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(bytes + b);
-#endif
-}
-
 // A gather whose output is larger than this is written with non-temporal stores (where the
 // ISA has them): they skip reading each output line into the cache before it is overwritten and
 // leave the cache to the table's rows. Below it, plain stores win: the output may still be in

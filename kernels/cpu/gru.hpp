@@ -215,6 +215,10 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
                                                                            int64_t b1) {
     const int64_t nb = b1 - b0;
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
+    // The next step's rows of gates, uh, dxw and du are asked for while this step computes
+    // (prefetch_row, cpu/simd.hpp) where they fit in half the L2 beside the packed Uᵀ.
+    const bool ahead = (nb * (3 * G + H) + G * H) * static_cast<int64_t>(sizeof(scalar_t)) <=
+                       l2_cache_bytes() / 2;
     for (int64_t t = T - 1; t >= 0; --t) {
       const scalar_t* h_prev = hs.previous(t, h0);
       const int64_t ldh = hs.previous_ld(t, H);  // rows of h_prev
@@ -228,6 +232,12 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
         scalar_t* dur = du + t * BG + b * G;
         scalar_t* carry = dh_ws + b * H;
         const scalar_t* dhd = dhd_ws + b * H;
+        if (ahead && t > 0) {
+          prefetch_row<false, 2>(g - BG, G);
+          if (reset_after) prefetch_row<false, 2>(uhr - BH, H);
+          prefetch_row<true, 2>(dx - BG, G);
+          prefetch_row<true, 2>(dur - BG, G);
+        }
         if (reset_after && keep)
           gru_row_backward<true, true>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry);
         else if (reset_after)

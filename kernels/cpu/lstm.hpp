@@ -149,10 +149,19 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>
       dh_ws[k] = dhd_ws[k] = 0;
       dc_ws[k] = dc_T[k];
     }
+    // The next step's rows of gates, cs and dz are asked for while this step computes
+    // (prefetch_row, cpu/simd.hpp) where they fit in half the L2 beside the packed Uᵀ.
+    const bool ahead = ((b1 - b0) * (2 * G + H) + G * H) * static_cast<int64_t>(sizeof(scalar_t)) <=
+                       l2_cache_bytes() / 2;
     for (int64_t t = T - 1; t >= 0; --t) {
       const scalar_t* c_prev = t ? cs + (t - 1) * BH : c0;
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = t * BH + b * H;
+        if (ahead && t > 0) {
+          prefetch_row<false, 2>(gates + (t - 1) * BG + b * G, G);
+          if (t > 1) prefetch_row<false, 2>(cs + (t - 2) * BH + b * H, H);
+          prefetch_row<true, 2>(dz + (t - 1) * BG + b * G, G);
+        }
         if (!mask || mask[t * B + b])
           lstm_row_backward<true>(H, gates + t * BG + b * G, cs + r, c_prev + b * H,
                                   dhs.at(t, b), dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H,

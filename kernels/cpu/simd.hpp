@@ -1,9 +1,12 @@
 // SIMD vector types for the CPU kernels (GCC/Clang vector extension), so the register tiles of
 // cpu/gemm.hpp and cpu/conv1d_direct.hpp are explicit vectors rather than arrays left to the
-// auto-vectorizer; and the streaming stores that write large outputs past the cache.
+// auto-vectorizer; the streaming stores that write large outputs past the cache; and the
+// prefetches that ask for rows ahead of their use.
 #pragma once
 #include <cstdint>
 #include <cstring>
+
+#include <unistd.h>
 
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -43,6 +46,29 @@ inline V load_vector(const T* p) {
 template <typename T, typename V>
 inline void store_vector(T* p, V v) {
   *reinterpret_cast<typename Vector<T, sizeof(V)>::unaligned*>(p) = v;
+}
+
+// Bytes of the L2 cache per core (glibc's sysconf; 512 KiB where it does not say).
+inline int64_t l2_cache_bytes() {
+  static const int64_t bytes = [] {
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    const long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (n > 0) return static_cast<int64_t>(n);
+#endif
+    return int64_t{512} << 10;
+  }();
+  return bytes;
+}
+
+// Asks for the lines of [p, p + n) to be brought into the cache ahead of their use, for a load
+// or (Write) a store: the embedding gather asks for a row a few ids ahead, a recurrent
+// backward for the next step's rows while this one computes.
+template <bool Write = false, int Locality = 3, typename T>
+inline void prefetch_row(const T* p, int64_t n) {
+#if defined(__GNUC__)
+  const char* bytes = reinterpret_cast<const char*>(p);
+  for (int64_t b = 0; b < n * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(bytes + b, Write, Locality);
+#endif
 }
 
 // dst[0, d) = src[0, d) through non-temporal stores: plain stores up to dst's first 16-byte
