@@ -27,13 +27,16 @@
 
 namespace seqfuse {
 
-SEQFUSE_HD inline float tanh_act(float x) {
+// The float tanh as a rational function, on a float or on a GCC vector of floats (the C++
+// kernels' row passes: cpu/lstm.hpp), the same operations either way.
+template <typename T>
+SEQFUSE_HD inline T tanh_rational(T x) {
   // Beyond ±7.905 the rational form rounds to ±1 in float; clamping keeps it there.
   const float clamp = 7.90531110763549805f;
   x = x < -clamp ? -clamp : x;
   x = x > clamp ? clamp : x;
-  const float x2 = x * x;
-  float p = -2.76076847742355e-16f;
+  const T x2 = x * x;
+  T p = T{} + -2.76076847742355e-16f;
   p = p * x2 + 2.00018790482477e-13f;
   p = p * x2 + -8.60467152213735e-11f;
   p = p * x2 + 5.12229709037114e-08f;
@@ -41,11 +44,19 @@ SEQFUSE_HD inline float tanh_act(float x) {
   p = p * x2 + 6.37261928875436e-04f;
   p = p * x2 + 4.89352455891786e-03f;
   p = p * x;
-  float q = 1.19825839466702e-06f;
+  T q = T{} + 1.19825839466702e-06f;
   q = q * x2 + 1.18534705686654e-04f;
   q = q * x2 + 2.26843463243900e-03f;
   q = q * x2 + 4.89352518554385e-03f;
   return p / q;
+}
+
+SEQFUSE_HD inline float tanh_act(float x) { return tanh_rational(x); }
+
+// A GCC vector of floats (only those can be indexed): the float form, lane by lane.
+template <typename V, typename = decltype(V{}[0])>
+SEQFUSE_HD inline V tanh_act(V x) {
+  return tanh_rational(x);
 }
 
 SEQFUSE_HD inline double tanh_act(double x) {
@@ -58,7 +69,8 @@ SEQFUSE_HD inline double tanh_act(double x) {
 
 template <typename T>
 SEQFUSE_HD inline T sigmoid_act(T x) {
-  return T(0.5) * tanh_act(T(0.5) * x) + T(0.5);
+  const T half = T{} + 0.5f;  // T(0.5), also for a vector T
+  return half * tanh_act(half * x) + half;
 }
 
 // LSTM, gates i,f,c,o. z*: pre-activations; writes the activated gates, c_t and h_t.
@@ -99,7 +111,8 @@ SEQFUSE_HD inline void gru_gates_forward(T az, T ar, T& z, T& r) {
 template <typename T>
 SEQFUSE_HD inline void gru_blend_forward(T z, T an, T h_prev, T& n, T& h) {
   n = tanh_act(an);
-  h = z * h_prev + (T(1) - z) * n;
+  const T one = T{} + 1.0f;  // T(1), also for a vector T
+  h = z * h_prev + (one - z) * n;
 }
 
 // GRU backward through the blend: dh total gradient of h_t. Writes d(pre-activation of z),

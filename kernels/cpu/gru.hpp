@@ -15,10 +15,12 @@
 // The blend uses the undropped h_{t-1}, as Keras 3 does. Threads split the batch rows.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "common/cell.hpp"
 #include "cpu/gemm.hpp"
 #include "cpu/projection.hpp"
+#include "cpu/simd.hpp"
 
 namespace seqfuse {
 
@@ -33,7 +35,24 @@ inline void gru_row_forward_after(int64_t H, const scalar_t* SEQFUSE_RESTRICT x,
                                   const scalar_t* SEQFUSE_RESTRICT u,
                                   const scalar_t* SEQFUSE_RESTRICT hp, scalar_t* SEQFUSE_RESTRICT g,
                                   scalar_t* SEQFUSE_RESTRICT uh, scalar_t* SEQFUSE_RESTRICT h) {
-  for (int64_t j = 0; j < H; ++j) {
+  int64_t j = 0;
+  if constexpr (std::is_same_v<scalar_t, float>) {  // full-width vectors: lstm_row_forward
+    using V = typename Vector<float, kVectorBytes>::type;
+    constexpr int64_t L = kVectorBytes / sizeof(float);
+    for (; j + L <= H; j += L) {
+      const V un = load_vector<V>(u + 2 * H + j), h_prev = load_vector<V>(hp + j);
+      V z, r, n, h_new;
+      gru_gates_forward(load_vector<V>(x + j) + load_vector<V>(u + j),
+                        load_vector<V>(x + H + j) + load_vector<V>(u + H + j), z, r);
+      gru_blend_forward(z, load_vector<V>(x + 2 * H + j) + r * un, h_prev, n, h_new);
+      store_vector(g + j, z);
+      store_vector(g + H + j, r);
+      store_vector(g + 2 * H + j, n);
+      store_vector(uh + j, un);
+      store_vector(h + j, Keep ? h_new : h_prev);
+    }
+  }
+  for (; j < H; ++j) {
     scalar_t z, r, n, h_new;
     gru_gates_forward(x[j] + u[j], x[H + j] + u[H + j], z, r);
     gru_blend_forward(z, x[2 * H + j] + r * u[2 * H + j], hp[j], n, h_new);

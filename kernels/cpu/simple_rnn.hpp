@@ -8,10 +8,12 @@
 // Per step: one GEMM pass writing x_t·kernel + bias + hd·U into hs[t], then tanh in place.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "common/cell.hpp"
 #include "cpu/gemm.hpp"
 #include "cpu/projection.hpp"
+#include "cpu/simd.hpp"
 
 namespace seqfuse {
 
@@ -21,7 +23,13 @@ namespace seqfuse {
 template <bool Keep, typename scalar_t>
 inline void simple_rnn_row_forward(int64_t H, const scalar_t* SEQFUSE_RESTRICT hp,
                                    scalar_t* SEQFUSE_RESTRICT h) {
-  for (int64_t j = 0; j < H; ++j) h[j] = Keep ? tanh_act(h[j]) : hp[j];
+  int64_t j = 0;
+  if constexpr (std::is_same_v<scalar_t, float>) {  // full-width vectors: lstm_row_forward
+    using V = typename Vector<float, kVectorBytes>::type;
+    constexpr int64_t L = kVectorBytes / sizeof(float);
+    for (; j + L <= H; j += L) store_vector(h + j, Keep ? tanh_act(load_vector<V>(h + j)) : load_vector<V>(hp + j));
+  }
+  for (; j < H; ++j) h[j] = Keep ? tanh_act(h[j]) : hp[j];
 }
 
 // One row of the backward pass; dh_carry in/out as in lstm.hpp.
