@@ -61,13 +61,15 @@ inline int64_t l2_cache_bytes() {
 }
 
 // Asks for the lines of [p, p + n) to be brought into the cache ahead of their use, for a load
-// or (Write) a store: the embedding gather asks for a row a few ids ahead, a recurrent
-// backward for the next step's rows while this one computes.
+// or (Write) a store, Locality as __builtin_prefetch's (3: into L1, 2: into L2): the embedding
+// gather asks for a row a few ids ahead into L1, a recurrent backward for the next step's rows
+// into L2 while this one computes.
 template <bool Write = false, int Locality = 3, typename T>
 inline void prefetch_row(const T* p, int64_t n) {
 #if defined(__GNUC__)
   const char* bytes = reinterpret_cast<const char*>(p);
-  for (int64_t b = 0; b < n * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(bytes + b, Write, Locality);
+  for (int64_t b = 0; b < n * static_cast<int64_t>(sizeof(T)); b += 64)
+    __builtin_prefetch(bytes + b, Write, Locality);
 #endif
 }
 
