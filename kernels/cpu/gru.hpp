@@ -69,7 +69,19 @@ inline void gru_row_forward_after(int64_t H, const scalar_t* SEQFUSE_RESTRICT x,
 template <typename scalar_t>
 inline void gru_row_gates_before(int64_t H, scalar_t* SEQFUSE_RESTRICT g,
                                  const scalar_t* SEQFUSE_RESTRICT hd, scalar_t* SEQFUSE_RESTRICT rh) {
-  for (int64_t j = 0; j < H; ++j) {
+  int64_t j = 0;
+  if constexpr (std::is_same_v<scalar_t, float>) {  // full-width vectors: lstm_row_forward
+    using V = typename Vector<float, kVectorBytes>::type;
+    constexpr int64_t L = kVectorBytes / sizeof(float);
+    for (; j + L <= H; j += L) {
+      V z, r;
+      gru_gates_forward(load_vector<V>(g + j), load_vector<V>(g + H + j), z, r);
+      store_vector(g + j, z);
+      store_vector(g + H + j, r);
+      store_vector(rh + j, r * load_vector<V>(hd + j));
+    }
+  }
+  for (; j < H; ++j) {
     scalar_t z, r;
     gru_gates_forward(g[j], g[H + j], z, r);
     g[j] = z;
@@ -82,7 +94,19 @@ inline void gru_row_gates_before(int64_t H, scalar_t* SEQFUSE_RESTRICT g,
 template <bool Keep, typename scalar_t>
 inline void gru_row_blend_before(int64_t H, scalar_t* SEQFUSE_RESTRICT g,
                                  const scalar_t* SEQFUSE_RESTRICT hp, scalar_t* SEQFUSE_RESTRICT h) {
-  for (int64_t j = 0; j < H; ++j) {
+  int64_t j = 0;
+  if constexpr (std::is_same_v<scalar_t, float>) {  // full-width vectors: lstm_row_forward
+    using V = typename Vector<float, kVectorBytes>::type;
+    constexpr int64_t L = kVectorBytes / sizeof(float);
+    for (; j + L <= H; j += L) {
+      const V h_prev = load_vector<V>(hp + j);
+      V n, h_new;
+      gru_blend_forward(load_vector<V>(g + j), load_vector<V>(g + 2 * H + j), h_prev, n, h_new);
+      store_vector(g + 2 * H + j, n);
+      store_vector(h + j, Keep ? h_new : h_prev);
+    }
+  }
+  for (; j < H; ++j) {
     scalar_t n, h_new;
     gru_blend_forward(g[j], g[2 * H + j], hp[j], n, h_new);
     g[2 * H + j] = n;
