@@ -5,11 +5,11 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
-#include <vector>
 #include <initializer_list>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace seqfuse_bind {
 namespace py = pybind11;

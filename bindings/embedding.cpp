@@ -52,7 +52,7 @@ py::tuple coalesce(const carray<int64_t>& ids, const py::array& values_in, int64
     py::gil_scoped_release release;
     seqfuse::embedding_segments(ids.data(), n, v, rows, perm, starts);
   }
-  py::array_t<T> summed({static_cast<int64_t>(rows.size()), d});  // the kernel writes every row
+  auto summed = output<T>({static_cast<py::ssize_t>(rows.size()), d});  // the kernel writes every row
   {
     py::gil_scoped_release release;
     seqfuse::embedding_sum_segments<T>(values.data(), row_stride, col_stride, d, perm, starts,

@@ -45,7 +45,7 @@ py::tuple forward(const py::array& x_in, const py::array& kernel_in, const py::o
   const py::ssize_t steps = save ? T : 1;
   StateSequence<scalar_t> hs(T, B, H);
   auto gates = output<scalar_t>({steps, B, 3 * H});
-  carray<scalar_t> uh = reset_after ? carray<scalar_t>({steps, B, H}) : carray<scalar_t>(0);
+  carray<scalar_t> uh = reset_after ? output<scalar_t>({steps, B, H}) : carray<scalar_t>(0);
   std::vector<scalar_t> xw_ws(B * 3 * H), u_ws(B * (reset_after ? 3 * H : H)), hd_ws(dm ? B * H : 0);
   {
     py::gil_scoped_release release;
@@ -89,7 +89,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
   auto dxw = output<scalar_t>({T, B, 3 * H});
   auto du = output<scalar_t>({T, B, 3 * H});
   auto dh0 = output<scalar_t>({B, H});
-  carray<scalar_t> dbias = reset_after ? carray<scalar_t>({py::ssize_t(2), 3 * H}) : carray<scalar_t>({3 * H});
+  carray<scalar_t> dbias = reset_after ? output<scalar_t>({2, 3 * H}) : output<scalar_t>({3 * H});
   std::vector<scalar_t> Ut(3 * H * H), dh_ws(B * H), dhd_ws(B * H), drh_ws(reset_after ? 0 : B * H);
   std::vector<double> sums_ws(seqfuse::max_row_ranges() * sums);
   {

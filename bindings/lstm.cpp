@@ -78,11 +78,8 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
   auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, 4 * H, go_backwards);
 
   auto dz = output<scalar_t>({T, B, 4 * H});
-
   auto dbias = output<scalar_t>({4 * H});
-
   auto dh0 = output<scalar_t>({B, H});
-
   auto dc0 = output<scalar_t>({B, H});
   std::vector<scalar_t> Ut(4 * H * H), dh_ws(B * H), dhd_ws(B * H), dc_ws(B * H);
   std::vector<double> sums_ws(seqfuse::max_row_ranges() * 4 * H);

@@ -60,9 +60,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::arr
   auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, H, go_backwards);
 
   auto dz = output<scalar_t>({T, B, H});
-
   auto dbias = output<scalar_t>({H});
-
   auto dh0 = output<scalar_t>({B, H});
   std::vector<scalar_t> Ut(H * H), dh_ws(B * H), dhd_ws(B * H);
   std::vector<double> sums_ws(seqfuse::max_row_ranges() * H);

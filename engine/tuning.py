@@ -65,6 +65,23 @@ def machine_key() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _best_of_rounds(name, values, call, rounds, calls):
+    """{variant: best seconds} of `calls` calls of `call` with choice `name` set to each variant
+    in turn, after one untimed call, every variant once per round (interleaved, so a busy
+    moment of a shared machine hits them alike)."""
+    C = _extension()
+    best = {v: float("inf") for v in values}
+    for _ in range(rounds):
+        for value in values:
+            C.set_choice(name, value)
+            call()
+            start = time.perf_counter()
+            for _ in range(calls):
+                call()
+            best[value] = min(best[value], time.perf_counter() - start)
+    return best
+
+
 def _time_gemm_tile(values, rounds=5):
     """{tile: best seconds} of an LSTM loop forward and backward (B,T,F,H) = (64,16,64,128),
     float32, every tile once per round (interleaved, so a busy moment hits them alike). The
@@ -82,16 +99,7 @@ def _time_gemm_tile(values, rounds=5):
     def call():
         hs, cs, gates = C.lstm_forward(x, kernel, bias, U, h0, h0, None, None)
         C.lstm_backward(dhs, h0, U, h0, h0, hs, cs, gates, None, None, kernel=kernel)
-    best = {v: float("inf") for v in values}
-    for _ in range(rounds):
-        for value in values:
-            C.set_choice("gemm_tile", value)
-            call()
-            start = time.perf_counter()
-            for _ in range(3):
-                call()
-            best[value] = min(best[value], time.perf_counter() - start)
-    return best
+    return _best_of_rounds("gemm_tile", values, call, rounds, calls=3)
 
 
 def _time_weight_gradients(values, rounds=5):
@@ -137,16 +145,7 @@ def _time_conv1d(values, rounds=5):
     def call():
         C.conv1d_forward(x, kernel, bias, 1, 1)
         C.conv1d_backward(grad, x, kernel, 1, 1)
-    best = {v: float("inf") for v in values}
-    for _ in range(rounds):
-        for value in values:
-            C.set_choice("conv1d", value)
-            call()
-            start = time.perf_counter()
-            for _ in range(2):
-                call()
-            best[value] = min(best[value], time.perf_counter() - start)
-    return best
+    return _best_of_rounds("conv1d", values, call, rounds, calls=2)
 
 
 TUNED = {"gemm_tile": _time_gemm_tile, "weight_gradients": _time_weight_gradients,

@@ -318,13 +318,18 @@ def test_cpp_outputs_start_on_a_cache_line(dtype):
     dhs = np.ones((T, B, H), dtype)
     back = _C.lstm_backward(dhs, h0, rng.standard_normal((H, 4 * H)).astype(dtype), h0, h0, hs, cs,
                             gates, None, None)
-    gru = _C.gru_forward(x, rng.standard_normal((F, 3 * H)).astype(dtype), None,
-                         rng.standard_normal((H, 3 * H)).astype(dtype), None, h0, None, None)
+    U3 = rng.standard_normal((H, 3 * H)).astype(dtype)
+    rb = np.zeros(3 * H, dtype)
+    gru = _C.gru_forward(x, rng.standard_normal((F, 3 * H)).astype(dtype), None, U3, rb, h0,
+                         None, None)
+    gru_back = _C.gru_backward(dhs, U3, rb, h0, gru[0], gru[1], gru[2], None, None)
     conv = _C.conv1d_forward(x, rng.standard_normal((2, F, 6)).astype(dtype), None, 1, 1)
     for n in (0, 1, 7, 1000):
         gather = _C.embedding_forward(np.arange(n) % 3, rng.standard_normal((3, 5)).astype(dtype))
         assert gather.ctypes.data % 64 == 0 and gather.shape == (n, 5)
-    arrays = [*lstm, *[a for a in back if a is not None], gru[0], gru[1], conv,
+    values = rng.standard_normal((3, 5)).astype(dtype)
+    coalesced = _C.embedding_coalesce(np.array([2, 0, 2]), values, 3)
+    arrays = [*lstm, *[a for a in (*back, *gru_back) if a is not None], *gru, conv, coalesced[1],
               _C.gemm(x[0], x[0].T.copy())]
     for a in arrays:
         assert a.ctypes.data % 64 == 0 and a.dtype == dtype

@@ -27,11 +27,12 @@ def test_forced_sets_and_restores():
 
 def test_bad_values_name_the_choice_and_the_variants():
     from engine import _C, tuning
-    with pytest.raises(ValueError, match="conv1d must be one of auto, direct, gemm, ragged_gemm, got 'fast'"):
+    variants = "auto, direct, gemm, ragged_gemm"
+    with pytest.raises(ValueError, match=f"conv1d must be one of {variants}, got 'fast'"):
         _C.set_choice("conv1d", "fast")
     with pytest.raises(ValueError, match="unknown choice 'tile'"):
         _C.set_choice("tile", "8x32")
-    with pytest.raises(ValueError, match="SEQFUSE_CONV1D must be one of auto, direct, gemm, ragged_gemm, got 'fast'"):
+    with pytest.raises(ValueError, match=f"SEQFUSE_CONV1D must be one of {variants}, got 'fast'"):
         tuning.configure({"SEQFUSE_CONV1D": "fast"})
     tuning.configure({})
 
@@ -46,7 +47,8 @@ def test_environment_variable_forces_a_choice_at_import():
 def test_bad_environment_variable_fails_at_import_with_its_name():
     result = run_python("from engine import backends; backends.get('cpp')", SEQFUSE_CONV1D="fast")
     assert result.returncode != 0
-    assert "SEQFUSE_CONV1D must be one of auto, direct, gemm, ragged_gemm, got 'fast'" in result.stderr
+    assert ("SEQFUSE_CONV1D must be one of auto, direct, gemm, ragged_gemm, got 'fast'"
+            in result.stderr)
 
 
 _PICK = "from engine import backends, tuning; backends.get('cpp'); print(tuning.current()['gemm_tile'])"

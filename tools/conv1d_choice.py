@@ -1,7 +1,8 @@
 """Time the C++ conv1d's algorithms per shape: a training step's kernels (forward + backward)
 under each forced choice (direct, gemm, auto, ragged_gemm), interleaved, the minimum of
 --rounds rounds; prints a Markdown table with auto's pick per pass (forward, dx, dkernel:
-d = direct, g = gemm). The measurements behind the "auto" rule in kernels/cpu/conv1d.hpp (docs/kernels.md).
+d = direct, g = gemm). The measurements behind the "auto" rule in kernels/cpu/conv1d.hpp
+(docs/kernels.md).
 
     flock /tmp/bench.lock env PYTHONPATH=. python tools/conv1d_choice.py --dtype float32
     SEQFUSE_BLAS_CORE=keep PYTHONPATH=. python tools/conv1d_choice.py   # OpenBLAS's own kernels
@@ -65,8 +66,8 @@ def main():
             shape = (args.batch, args.length, C, O, args.size, 1, 1)
             ms, pick = time_shape(cpp, _C, shape, np.dtype(args.dtype), args.rounds)
             best = min(ms["direct"], ms["gemm"])
-            print(f"| {C} | {O} | {ms['direct']:.3f} | {ms['gemm']:.3f} | {ms['auto']:.3f} | {ms['ragged_gemm']:.3f} | {pick} "
-                  f"| {ms['auto'] / best:.2f} |", flush=True)
+            print(f"| {C} | {O} | {ms['direct']:.3f} | {ms['gemm']:.3f} | {ms['auto']:.3f} "
+                  f"| {ms['ragged_gemm']:.3f} | {pick} | {ms['auto'] / best:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
