@@ -7,8 +7,9 @@ calls after warm-up calls), and the whole step, with the step's GEMM work in GFL
     python bench/profile_step.py lstm 64 100 64 128
 
 forward: the kernel's time loop with the input projection; backward: its backward loop
-(with dx and the bias sums); dkernel, drecurrent: the weight-gradient GEMMs engine/_recurrent.py
-runs after the loop; step - parts: graph, copies and what the parts do not see (cold caches).
+(with dx and the bias sums); weights: the weight-gradient GEMMs (dkernel and dU) as
+engine/_recurrent.py runs them after the loop; step - parts: graph, copies and what the parts
+do not see (cold caches).
 
 A/B of a change on a shared machine: put the change behind an environment variable the
 kernel reads per call (for the experiment only), and
@@ -30,8 +31,10 @@ import time
 
 import numpy as np
 
-from engine import _blas, backends
-from engine.backends import _projection, cpp_cpu
+from types import SimpleNamespace
+
+from engine import _recurrent, backends
+from engine.backends import cpp_cpu
 from engine.benchmark import ours
 
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
@@ -88,6 +91,7 @@ def main(argv=None):
     if op == "lstm":
         forward = lambda: cpp_cpu.lstm_forward(x, kernel, bias, U, h0, h0, None, None)  # noqa: E731
         hs, cs, gates = forward()
+        uh = None
         backward = lambda: cpp_cpu.lstm_backward(dhs, h0, U, h0, h0, hs, cs, gates, None, None,  # noqa: E731
                                                  kernel=kernel)
         dz = du = backward()[0]
@@ -99,24 +103,22 @@ def main(argv=None):
         dz, _, du, _, _ = backward()
     else:
         forward = lambda: cpp_cpu.simple_rnn_forward(x, kernel, bias, U, h0, None, None)  # noqa: E731
-        hs = forward()
+        hs, gates, uh = forward(), None, None
         backward = lambda: cpp_cpu.simple_rnn_backward(dhs, U, h0, hs, None, None, kernel=kernel)  # noqa: E731
         dz = du = backward()[0]
     rows = T * B
-    x_rows = _projection.time_major(x, False).reshape(rows, Fe)
+    layer = SimpleNamespace(op=op, x=x, go_backwards=False, dropout_mask=None, hs=hs, h0=h0,
+                            reset_after=True, gates=gates, uh=uh)
     parts = {
         "forward": time_ms(forward, args.repeat),
         "backward": time_ms(backward, args.repeat),
-        "dkernel": time_ms(lambda: _blas.matmul_tn(x_rows, dz.reshape(rows, -1)), args.repeat),
-        "drecurrent": time_ms(lambda: _blas.matmul_tn(hs.reshape(rows, H), du.reshape(rows, -1)),
-                              args.repeat),
+        "weights": time_ms(lambda: _recurrent._weight_grads(layer, dz, du, True, True), args.repeat),
     }
     with backends.use_backend("cpp"):
         step = ours(op, (B, T, Fe, H), np.random.default_rng(0))[0]  # what `seqfuse bench` times
         parts["step"] = time_ms(step, args.repeat)
-    # GEMM flops: forward x·W and h·U; backward dz·Uᵀ and dz·Wᵀ; xᵀ·dz and hᵀ·dz.
-    gflop = {"forward": 2 * rows * (Fe + H) * G * H, "backward": 2 * rows * (Fe + H) * G * H,
-             "dkernel": 2 * rows * Fe * G * H, "drecurrent": 2 * rows * H * G * H}
+    # GEMM flops: forward x·W and h·U; backward dz·Uᵀ and dz·Wᵀ; weights xᵀ·dz and hᵀ·dz.
+    gflop = {part: 2 * rows * (Fe + H) * G * H for part in ("forward", "backward", "weights")}
     gflop["step"] = sum(gflop.values())
     print(f"{op} (B,T,F,H) = {(B, T, Fe, H)}, float32, cpp, median of {args.repeat}"
           + (f"; {args.toggle} unset | {args.toggle}=1" if args.toggle else ""))

@@ -31,7 +31,7 @@ def _profile_step():
 def test_profile_step_prints_every_part(op, capsys):
     _profile_step().main([op, "3", "4", "2", "5", "--repeat", "1"])
     out = capsys.readouterr().out
-    for part in ("forward", "backward", "dkernel", "drecurrent", "step", "step - parts"):
+    for part in ("forward", "backward", "weights", "step", "step - parts"):
         assert f"  {part} " in out
     assert "GFLOP/s" in out
 

@@ -105,9 +105,23 @@ struct ColumnSums {
   void add(int64_t range, int64_t b0, int64_t b1, const scalar_t* src, int64_t ld, int64_t col,
            int64_t n) const {
     double* SEQFUSE_RESTRICT acc = ws + range * N + col;
-    for (int64_t b = b0; b < b1; ++b) {
+    // Columns W at a time, summed over the rows in registers and added to acc once: adding
+    // every row into acc loaded and stored each double once per row. LSTM (64,100,64,128)
+    // backward, both ways alternating in one process, medians of 40, Intel Xeon (family 6,
+    // model 167), 2026-12-02: 5.69-5.70 -> 5.48-5.54 ms; GRU 4.87 -> 4.81; SimpleRNN even.
+    constexpr int64_t W = 32;
+    int64_t j0 = 0;
+    for (; j0 + W <= n; j0 += W) {
+      double s[W] = {};
+      for (int64_t b = b0; b < b1; ++b) {
+        const scalar_t* SEQFUSE_RESTRICT row = src + b * ld + j0;
+        for (int c = 0; c < W; ++c) s[c] += row[c];
+      }
+      for (int c = 0; c < W; ++c) acc[j0 + c] += s[c];
+    }
+    for (int64_t b = b0; b < b1 && j0 < n; ++b) {
       const scalar_t* SEQFUSE_RESTRICT row = src + b * ld;
-      for (int64_t j = 0; j < n; ++j) acc[j] += row[j];
+      for (int64_t j = j0; j < n; ++j) acc[j] += row[j];
     }
   }
 
