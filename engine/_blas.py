@@ -84,19 +84,25 @@ def _parallel(fn, n):
     return results
 
 
-_SPLIT_SUM = 1 << 22  # elements (16 MB of float32): below this one core sums it sooner
+_SPLIT_SUM = 1 << 18  # elements (1 MB of float32): below this NumPy's own sum
 
 
 def total(a):
-    """a.sum() of every element, for a large contiguous float array split over the cores
-    (NumPy reduces on one thread: the 61 MB embedding output of the bench's sparse row took
-    3.0-3.3 ms to sum, torch's two-thread sum 1.2-1.5 ms, on the 2-vCPU Zen 5 VM). Each block
-    is NumPy's own pairwise sum; the blocks' sums are added in the array's dtype."""
-    if (not isinstance(a, np.ndarray) or CORES == 1 or a.size < _SPLIT_SUM
-            or not a.flags.c_contiguous or a.dtype.kind != "f"):
+    """a.sum() of every element, for a large contiguous float array: engine._C.total, each
+    OpenMP thread summing one contiguous share in double (kernels/cpu/sum.hpp). NumPy reduces
+    on one thread: the 61 MB embedding output of the bench's sparse row took 3.0-3.3 ms to
+    sum, torch's two-thread sum 1.2-1.5 ms (2-vCPU Zen 5 VM); the 3.2 MB output of the
+    recurrent bench rows at (64,100,64,128), just written batch-major by both threads, took
+    0.23-0.37 ms in the training step (Intel Xeon family 6 model 167, 2026-12-02). Smaller,
+    strided or other arrays, and without the extension: NumPy's sum."""
+    if (not isinstance(a, np.ndarray) or a.size < _SPLIT_SUM or not a.flags.c_contiguous
+            or a.dtype not in (np.float32, np.float64)):
         return a.sum()
-    flat = a.reshape(-1)
-    return np.add.reduce(np.array(_parallel(lambda lo, hi: flat[lo:hi].sum(), flat.size), a.dtype))
+    try:
+        from . import _C
+    except ImportError:
+        return a.sum()
+    return a.dtype.type(_C.total(a))
 
 
 def _runner():

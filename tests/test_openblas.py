@@ -82,3 +82,20 @@ def test_large_sums_split_over_the_cores_match_numpy(dtype):
     out.backward()
     assert np.all(t.grad == 1)
     assert _blas.total(a[::2]) == a[::2].sum()  # strided: NumPy's own sum
+    assert _blas.total(a[:1000]) == a[:1000].sum()  # small: NumPy's own sum
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_native_total_sums_in_double_on_every_share(dtype):
+    """engine._C.total (kernels/cpu/sum.hpp) against the float64 sum: empty, shorter than
+    its 16 partial sums, one share, and shares split unevenly over the threads."""
+    _C = pytest.importorskip("engine._C")
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 15, 17, 1000, (1 << 16) + 3, 3 * (1 << 17) + 7):
+        a = rng.standard_normal(n).astype(dtype) + 0.5
+        exact = a.astype(np.float64).sum()
+        assert abs(_C.total(a) - exact) <= 1e-12 * max(1.0, np.abs(a).sum()), n
+    with pytest.raises(ValueError, match="total: a must be C-contiguous"):
+        _C.total(np.zeros((4, 4), dtype)[:, ::2])
+    with pytest.raises(TypeError, match="total: a must be float32 or float64, got int64"):
+        _C.total(np.zeros(4, np.int64))
