@@ -91,11 +91,12 @@ template <typename T>
 SEQFUSE_HD inline void lstm_cell_backward(T i, T f, T g, T o, T c, T c_prev, T dh, T dc, T& dzi,
                                           T& dzf, T& dzg, T& dzo, T& dc_prev) {
   const T tanh_c = tanh_act(c);
-  dc += dh * o * (T(1) - tanh_c * tanh_c);
-  dzi = dc * g * i * (T(1) - i);
-  dzf = dc * c_prev * f * (T(1) - f);
-  dzg = dc * i * (T(1) - g * g);
-  dzo = dh * tanh_c * o * (T(1) - o);
+  const T one = T{} + 1.0f;  // T(1), also for a vector T
+  dc += dh * o * (one - tanh_c * tanh_c);
+  dzi = dc * g * i * (one - i);
+  dzf = dc * c_prev * f * (one - f);
+  dzg = dc * i * (one - g * g);
+  dzo = dh * tanh_c * o * (one - o);
   dc_prev = dc * f;
 }
 
