@@ -120,8 +120,9 @@ SEQFUSE_HD inline void gru_blend_forward(T z, T an, T h_prev, T& n, T& h) {
 // d(pre-activation of n) and the direct h_{t-1} gradient dh·z (the recurrent GEMM adds the rest).
 template <typename T>
 SEQFUSE_HD inline void gru_blend_backward(T z, T n, T h_prev, T dh, T& dz, T& dn, T& dh_direct) {
-  dn = dh * (T(1) - z) * (T(1) - n * n);
-  dz = dh * (h_prev - n) * z * (T(1) - z);
+  const T one = T{} + 1.0f;  // T(1), also for a vector T
+  dn = dh * (one - z) * (one - n * n);
+  dz = dh * (h_prev - n) * z * (one - z);
   dh_direct = dh * z;
 }
 
@@ -129,7 +130,7 @@ SEQFUSE_HD inline void gru_blend_backward(T z, T n, T h_prev, T dh, T& dz, T& dn
 // otherwise dr_in = (dn·U_hᵀ)·hd.
 template <typename T>
 SEQFUSE_HD inline T gru_reset_backward(T r, T dr_in) {
-  return dr_in * r * (T(1) - r);
+  return dr_in * r * (T{} + 1.0f - r);  // T(1) - r, also for a vector T
 }
 
 // SimpleRNN: h = tanh(a); backward from the stored h.
