@@ -4,8 +4,11 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <initializer_list>
+#include <new>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -119,28 +122,38 @@ std::optional<carray<scalar_t>> optional_float_arg(const py::object& a, const ch
   return float_arg<scalar_t>(py::reinterpret_borrow<py::array>(a), op, name);
 }
 
-// A new C-order array for a kernel to write, its data on a 64-byte (cache line) boundary: a
-// view into a slightly larger NumPy array. NumPy's own large arrays start 16 or 32 bytes past
-// a line, so every row of a multiple of 64 bytes straddles a line more than it needs to, and
-// a 64-byte vector store always splits in two. 2-vCPU Intel Xeon (family 6, model 167),
-// 2026-12-02, embedding gathers of 128 float32 columns, medians of 9 steady rounds, both
-// ways alternating in one process, NumPy's placement -> aligned: 1.0 MiB out 0.025-0.027 ->
-// 0.018-0.021 ms, 3.1 MiB 0.176 -> 0.139-0.148, 7.8 MiB 0.39-0.50 -> 0.35-0.42 (300 and 100
-// columns: even); recurrent steps (64,100,64,128): GRU 15.72 -> 15.27 ms, LSTM 19.61 -> 19.24,
-// SimpleRNN even (bench/profile_step.py, medians of 40).
+// A new C-order array for a kernel to write, its data on a 64-byte (cache line) boundary,
+// in memory of its own (aligned_alloc, freed by a capsule, the array's base): no other array
+// views it, so engine/tensor.py may keep a kernel's gradient as a leaf's .grad without a copy.
+// NumPy's own large arrays start 16 or 32 bytes past a line, so every row of a multiple of 64
+// bytes straddles a line more than it needs to, and a 64-byte vector store always splits in
+// two. 2-vCPU Intel Xeon (family 6, model 167), 2026-12-02, embedding gathers of 128 float32
+// columns, medians of 9 steady rounds, both ways alternating in one process, NumPy's
+// placement -> aligned: 1.0 MiB out 0.025-0.027 -> 0.018-0.021 ms, 3.1 MiB 0.176 ->
+// 0.139-0.148, 7.8 MiB 0.39-0.50 -> 0.35-0.42 (300 and 100 columns: even); recurrent steps
+// (64,100,64,128): GRU 15.72 -> 15.27 ms, LSTM 19.61 -> 19.24, SimpleRNN even
+// (bench/profile_step.py, medians of 40).
 template <typename T>
 carray<T> output(std::initializer_list<py::ssize_t> shape) {
-  constexpr py::ssize_t kAlign = 64;
+  constexpr size_t kAlign = 64;
   std::vector<py::ssize_t> dims(shape), strides(dims.size());
   py::ssize_t size = 1;
   for (size_t i = dims.size(); i-- > 0;) {
     strides[i] = size * static_cast<py::ssize_t>(sizeof(T));
     size *= dims[i];
   }
-  carray<T> raw({size + kAlign / static_cast<py::ssize_t>(sizeof(T))});
-  T* p = raw.mutable_data();
-  const auto skip = ((kAlign - reinterpret_cast<std::uintptr_t>(p) % kAlign) % kAlign) / sizeof(T);
-  return carray<T>(dims, strides, p + skip, raw);
+  // aligned_alloc wants a multiple of the alignment, and a zero-size array a valid pointer.
+  const size_t bytes = std::max<size_t>(kAlign, (size * sizeof(T) + kAlign - 1) / kAlign * kAlign);
+  void* p = std::aligned_alloc(kAlign, bytes);
+  if (!p) throw std::bad_alloc();
+  py::capsule owner;
+  try {
+    owner = py::capsule(p, [](void* q) { std::free(q); });
+  } catch (...) {
+    std::free(p);
+    throw;
+  }
+  return carray<T>(dims, strides, static_cast<T*>(p), owner);
 }
 
 template <typename A>

@@ -217,7 +217,8 @@ class Tensor:
         # in place: not a view (Sum's backward hands out a read-only broadcast view, Reshape a
         # view of another gradient), not the caller's seed, not an array another leaf holds
         # (Add's backward gives the same array to both inputs). `handed` collects the ids of
-        # what the caller and the leaves hold.
+        # what the caller and the leaves hold. A C++ kernel's output is memory of its own too
+        # (_views_other_memory).
         if isinstance(g, RowSparse):
             # Embedding's sparse gradient is a view of the gradient that reached it, and keeps
             # it (no [N,D] copy) unless the caller or another leaf holds that memory. Its
@@ -226,7 +227,7 @@ class Tensor:
                 g = RowSparse(g.indices, g.values.copy(), g.shape)
             handed.add(id(_memory_owner(g.values)))
         else:
-            if getattr(g, "base", None) is not None or id(g) in handed:
+            if _views_other_memory(g) or id(g) in handed:
                 g = g.copy()
             handed.add(id(g))
         self.grad = g
@@ -321,6 +322,14 @@ def _unwrap_index(index, like: Tensor):
     if isinstance(index, tuple):
         return tuple(_operand(i, like) for i in index)
     return _operand(index, like)
+
+
+def _views_other_memory(array):
+    """Whether `array` lives in memory another object holds: a view of another array, or a
+    buffer someone else owns. An engine._C kernel's output has a capsule as its base, memory
+    allocated for that array alone (bindings/common.hpp output()), so it is its own."""
+    base = getattr(array, "base", None)
+    return base is not None and type(base).__name__ != "PyCapsule"
 
 
 def _memory_owner(array):

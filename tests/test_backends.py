@@ -306,7 +306,8 @@ def test_a_forked_child_can_run_every_kernel(tmp_path):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cpp_outputs_start_on_a_cache_line(dtype):
     # bindings/common.hpp output(): every array a kernel writes starts on a 64-byte boundary
-    # (NumPy's large arrays start 16 or 32 bytes past one), whatever size, even empty.
+    # (NumPy's large arrays start 16 or 32 bytes past one), whatever size, even empty, in
+    # memory of its own (a capsule frees it), which a leaf may keep as its .grad uncopied.
     from engine import _C
     rng = np.random.default_rng(0)
     B, T, F, H = 3, 5, 4, 8
@@ -333,4 +334,31 @@ def test_cpp_outputs_start_on_a_cache_line(dtype):
               _C.gemm(x[0], x[0].T.copy())]
     for a in arrays:
         assert a.ctypes.data % 64 == 0 and a.dtype == dtype
-        assert a.base is not None and a.base.flags.c_contiguous and a.flags.writeable
+        owner = a.base
+        while isinstance(owner, np.ndarray):  # hs: a [T,B,H] view of batch-major memory
+            owner = owner.base
+        assert type(owner).__name__ == "PyCapsule" and a.flags.writeable
+
+
+@pytest.mark.skipif(not en.backends.get("cpp").available(), reason="engine._C not built")
+def test_a_kernels_gradient_becomes_the_leafs_grad_without_a_copy():
+    # conv1d's dx comes from output() (its own memory): x.grad is that array, not a copy
+    # (the (64,1000,128,128,5) training step copied 32 MB). A view of another gradient is
+    # still copied, so updating one .grad in place never changes another.
+    from engine import functional as F
+    from engine.tensor import _views_other_memory
+    rng = np.random.default_rng(1)
+    x = en.Tensor(rng.standard_normal((2, 9, 3)).astype(np.float32), requires_grad=True)
+    kernel = en.Tensor(rng.standard_normal((2, 3, 4)).astype(np.float32), requires_grad=True)
+    with en.use_backend("cpp"):
+        F.conv1d(x, kernel).sum().backward()
+    assert type(x.grad.base).__name__ == "PyCapsule" and not _views_other_memory(x.grad)
+    before = kernel.grad.copy()
+    x.grad += 1.0
+    np.testing.assert_array_equal(kernel.grad, before)
+    y = en.Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    z = en.Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    (y.reshape((6,)) + z.reshape((6,))).sum().backward()
+    assert y.grad.base is None and z.grad.base is None  # reshaped views copied
+    y.grad += 1.0
+    np.testing.assert_array_equal(z.grad, np.ones((2, 3)))
