@@ -28,10 +28,9 @@ import argparse
 import os
 import statistics
 import time
+from types import SimpleNamespace
 
 import numpy as np
-
-from types import SimpleNamespace
 
 from engine import _recurrent, backends
 from engine.backends import cpp_cpu

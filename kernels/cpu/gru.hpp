@@ -37,8 +37,8 @@ inline void gru_row_forward_after(int64_t H, const scalar_t* SEQFUSE_RESTRICT x,
                                   scalar_t* SEQFUSE_RESTRICT uh, scalar_t* SEQFUSE_RESTRICT h) {
   int64_t j = 0;
   if constexpr (std::is_same_v<scalar_t, float>) {  // full-width vectors: lstm_row_forward
-    using V = typename Vector<float, kVectorBytes>::type;
-    constexpr int64_t L = kVectorBytes / sizeof(float);
+    using V = FloatVector;
+    constexpr int64_t L = kFloatLanes;
     for (; j + L <= H; j += L) {
       const V un = load_vector<V>(u + 2 * H + j), h_prev = load_vector<V>(hp + j);
       V z, r, n, h_new;
@@ -71,8 +71,8 @@ inline void gru_row_gates_before(int64_t H, scalar_t* SEQFUSE_RESTRICT g,
                                  const scalar_t* SEQFUSE_RESTRICT hd, scalar_t* SEQFUSE_RESTRICT rh) {
   int64_t j = 0;
   if constexpr (std::is_same_v<scalar_t, float>) {  // full-width vectors: lstm_row_forward
-    using V = typename Vector<float, kVectorBytes>::type;
-    constexpr int64_t L = kVectorBytes / sizeof(float);
+    using V = FloatVector;
+    constexpr int64_t L = kFloatLanes;
     for (; j + L <= H; j += L) {
       V z, r;
       gru_gates_forward(load_vector<V>(g + j), load_vector<V>(g + H + j), z, r);
@@ -96,8 +96,8 @@ inline void gru_row_blend_before(int64_t H, scalar_t* SEQFUSE_RESTRICT g,
                                  const scalar_t* SEQFUSE_RESTRICT hp, scalar_t* SEQFUSE_RESTRICT h) {
   int64_t j = 0;
   if constexpr (std::is_same_v<scalar_t, float>) {  // full-width vectors: lstm_row_forward
-    using V = typename Vector<float, kVectorBytes>::type;
-    constexpr int64_t L = kVectorBytes / sizeof(float);
+    using V = FloatVector;
+    constexpr int64_t L = kFloatLanes;
     for (; j + L <= H; j += L) {
       const V h_prev = load_vector<V>(hp + j);
       V n, h_new;
@@ -189,8 +189,8 @@ inline void gru_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
     // Full-width vectors, as lstm_row_backward: the (64,100,64,128) backward, both ways
     // alternating in one process, medians of 40, Intel Xeon (family 6, model 167), 2026-12-02:
     // 4.70-4.97 -> 4.60-4.84 ms with a getenv per row on the vector side.
-    using V = typename Vector<float, kVectorBytes>::type;
-    constexpr int64_t L = kVectorBytes / sizeof(float);
+    using V = FloatVector;
+    constexpr int64_t L = kFloatLanes;
     for (; j + L <= H; j += L) {
       const V dh = load_vector<V>(dhs_t + j) + load_vector<V>(dh_carry + j) + load_vector<V>(dhd + j);
       if constexpr (!Keep) {

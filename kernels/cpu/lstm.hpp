@@ -53,8 +53,8 @@ inline void lstm_row_forward(int64_t H, scalar_t* SEQFUSE_RESTRICT z,
     // -> 5.45-5.46 ms (step 18.27-18.71 -> 17.98-18.50). Asking GCC for the width instead
     // (omp simd simdlen, or a prefer-vector-width attribute) gained as much in this build but
     // left the loop scalar in others (tools/check_vectorized.py).
-    using V = typename Vector<float, kVectorBytes>::type;
-    constexpr int64_t L = kVectorBytes / sizeof(float);
+    using V = FloatVector;
+    constexpr int64_t L = kFloatLanes;
     for (; j + L <= H; j += L) {
       const V c_prev = load_vector<V>(cp + j);
       V i, f, g, o, c_new, h_new;
@@ -132,8 +132,8 @@ inline void lstm_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
     // alternating in one process, medians of 40, Intel Xeon (family 6, model 167), 2026-12-02:
     // 6.09-6.10 -> 5.94-6.01 ms with a getenv per row on the vector side; alternating builds,
     // medians of 30: 6.11-6.38 -> 5.76-6.11 ms.
-    using V = typename Vector<float, kVectorBytes>::type;
-    constexpr int64_t L = kVectorBytes / sizeof(float);
+    using V = FloatVector;
+    constexpr int64_t L = kFloatLanes;
     for (; j + L <= H; j += L) {
       const V d = load_vector<V>(dhs_t + j) + load_vector<V>(dh_carry + j) + load_vector<V>(dhd + j);
       if constexpr (Keep) {

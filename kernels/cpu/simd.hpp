@@ -33,6 +33,11 @@ struct Vector {
   typedef T unaligned __attribute__((vector_size(Bytes), aligned(sizeof(T)), may_alias));
 };
 
+// The float vector of the build's full width and its lanes: the recurrent cells' row passes
+// (cpu/lstm.hpp, gru.hpp, simple_rnn.hpp) run on it, then a scalar tail.
+using FloatVector = Vector<float, kVectorBytes>::type;
+inline constexpr int64_t kFloatLanes = kVectorBytes / sizeof(float);
+
 // One unaligned vector load or store (vmovups). A register tile must be filled and drained
 // through these, not by memcpy into its array elements: from `memcpy(&acc[r][v], src, 32)`
 // GCC 12 built the tile in memory with 16-byte moves and read it back with 32-byte loads, a

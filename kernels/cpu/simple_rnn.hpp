@@ -25,8 +25,8 @@ inline void simple_rnn_row_forward(int64_t H, const scalar_t* SEQFUSE_RESTRICT h
                                    scalar_t* SEQFUSE_RESTRICT h) {
   int64_t j = 0;
   if constexpr (std::is_same_v<scalar_t, float>) {  // full-width vectors: lstm_row_forward
-    using V = typename Vector<float, kVectorBytes>::type;
-    constexpr int64_t L = kVectorBytes / sizeof(float);
+    using V = FloatVector;
+    constexpr int64_t L = kFloatLanes;
     for (; j + L <= H; j += L) store_vector(h + j, Keep ? tanh_act(load_vector<V>(h + j)) : load_vector<V>(hp + j));
   }
   for (; j < H; ++j) h[j] = Keep ? tanh_act(h[j]) : hp[j];
