@@ -37,7 +37,8 @@ def test_backends_match_reference(dtype, shape, vocab, dim, sparse):
 @pytest.mark.parametrize("dim", [1, 3, 105, 128])
 def test_large_gathers_are_exact(backend, dtype, dim):
     """Outputs over 8 MiB take the C++ kernel's streaming stores (kernels/cpu/embedding.hpp
-    kStreamBytes): odd widths start rows off the 16-byte boundary, so the plain head and tail
+    kStreamBytes): odd widths start rows off the vector-width boundary (stream_row, cpu/simd.hpp),
+    so the plain head and tail
     of each row are checked with the streamed middle; a table of odd width also runs the rows
     through every alignment."""
     rng = np.random.default_rng(dim)
