@@ -37,10 +37,9 @@ def test_backends_match_reference(dtype, shape, vocab, dim, sparse):
 @pytest.mark.parametrize("dim", [1, 3, 105, 128])
 def test_large_gathers_are_exact(backend, dtype, dim):
     """Outputs over 8 MiB take the C++ kernel's streaming stores (kernels/cpu/embedding.hpp
-    kStreamBytes): odd widths start rows off the vector-width boundary (stream_row, cpu/simd.hpp),
-    so the plain head and tail
-    of each row are checked with the streamed middle; a table of odd width also runs the rows
-    through every alignment."""
+    kStreamBytes): odd widths start rows off the vector-width boundary (stream_row,
+    cpu/simd.hpp), so the plain head and tail of each row are checked with the streamed middle;
+    a table of odd width also runs the rows through every alignment."""
     rng = np.random.default_rng(dim)
     table = rng.standard_normal((997, dim)).astype(dtype)
     n = (9 << 20) // (dim * table.itemsize) + 3  # just over the threshold
