@@ -23,6 +23,9 @@ struct Choices {
   // Register tile of the recurrent loops' GEMM: 0 = auto, else an index into kGemmTiles
   // (cpu/gemm.hpp).
   std::atomic<int> gemm_tile{0};
+  // Register tile of the recurrent backward loops' step GEMMs: 0 = auto (cpu/gemm.hpp,
+  // backward_tile), else an index into kGemmTiles.
+  std::atomic<int> backward_tile{0};
 };
 
 inline Choices& choices() {

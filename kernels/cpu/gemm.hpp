@@ -213,11 +213,11 @@ void gemm_tiled(int64_t M, int64_t N, const Product<T> (&p)[NP], const T* X, int
 }
 
 // C[M,N] = X + Σ_p A_p·B_p. Each A_p: [M,K_p], B_p: [K_p,N]; X: [M,N] (ldx) or nullptr;
-// C: [M,N] (ldc). Runs the tile in force (gemm_tile<T>()).
+// C: [M,N] (ldc). Runs `tile`: by default the tile in force (gemm_tile<T>()); a packed B
+// must have been packed for the same tile.
 template <typename T, int NP>
 void gemm(int64_t M, int64_t N, const Product<T> (&p)[NP], const T* X, int64_t ldx, T* C,
-          int64_t ldc) {
-  const GemmTile tile = gemm_tile<T>();
+          int64_t ldc, GemmTile tile = gemm_tile<T>()) {
   if (tile.mr == 8 && tile.nv == 3) return gemm_tiled<T, 8, 3>(M, N, p, X, ldx, C, ldc);
   if (tile.mr == 6 && tile.nv == 4) return gemm_tiled<T, 6, 4>(M, N, p, X, ldx, C, ldc);
   if (tile.mr == 8 && tile.nv == 2) return gemm_tiled<T, 8, 2>(M, N, p, X, ldx, C, ldc);
@@ -225,11 +225,11 @@ void gemm(int64_t M, int64_t N, const Product<T> (&p)[NP], const T* X, int64_t l
   return gemm_tiled<T, 4, 1>(M, N, p, X, ldx, C, ldc);  // 4x1 (auto without AVX2)
 }
 
-// Calls f(j, w) for the column panels gemm_tiled walks over N columns with the tile now in
-// force: tile-wide, then one-vector, half-vector, and the remaining columns.
+// Calls f(j, w) for the column panels gemm_tiled walks over N columns with `tile` (the tile
+// in force by default): tile-wide, then one-vector, half-vector, and the remaining columns.
 template <typename T, typename F>
-void for_each_panel(int64_t N, F&& f) {
-  const int64_t NR = gemm_tile<T>().nv * gemm_lanes<T>(), ONE = gemm_lanes<T>(), HALF = ONE / 2;
+void for_each_panel(int64_t N, F&& f, GemmTile tile = gemm_tile<T>()) {
+  const int64_t NR = tile.nv * gemm_lanes<T>(), ONE = gemm_lanes<T>(), HALF = ONE / 2;
   int64_t j = 0;
   for (; j + NR <= N; j += NR) f(j, NR);
   if (NR > ONE)
@@ -256,16 +256,16 @@ std::vector<T> packed_copy(int64_t K, int64_t N, const T* B, int64_t ldb) {
   return out;
 }
 
-// out = inᵀ ([N,K]) packed as packed_copy packs a B operand, for in: [K,N] row-major (rows
-// ldi apart, N by default: ldi > N takes a column slice): the backward loops multiply by Uᵀ
-// and kernelᵀ. out holds N·K elements.
+// out = inᵀ ([N,K]) packed as packed_copy packs a B operand for `tile`, for in: [K,N]
+// row-major (rows ldi apart, N by default: ldi > N takes a column slice): the backward loops
+// multiply by Uᵀ and kernelᵀ, with their own tile (backward_tile). out holds N·K elements.
 template <typename T>
-void transpose_packed(int64_t K, int64_t N, const T* in, T* out, int64_t ldi = 0) {
+void transpose_packed(int64_t K, int64_t N, const T* in, T* out, int64_t ldi, GemmTile tile) {
   if (!ldi) ldi = N;
   for_each_panel<T>(K, [&](int64_t j, int64_t w) {
     for (int64_t n = 0; n < N; ++n, out += w)
       for (int64_t c = 0; c < w; ++c) out[c] = in[(j + c) * ldi + n];
-  });
+  }, tile);
 }
 
 // The most row ranges parallel_rows makes: the size of per-range workspaces (ColumnSums).
@@ -275,6 +275,37 @@ inline int64_t max_row_ranges() {
 #else
   return std::max(1u, std::thread::hardware_concurrency());
 #endif
+}
+
+// How many row ranges parallel_rows (below) makes of `rows` for work of `flops`.
+template <typename T>
+int64_t row_ranges(int64_t rows, double flops) {
+  const int64_t MR = gemm_tile<T>().mr;
+  const int64_t tiles = (rows + MR - 1) / MR;
+  return flops > 4e6 ? std::min(max_row_ranges(), tiles) : 1;
+}
+
+// The register tile of a recurrent backward loop's step GEMMs (dz_t·Uᵀ and dz_t·kernelᵀ: the
+// step's gradient rows, `cols` wide, times packed transposes), for `rows` batch rows split
+// by parallel_rows for work of `flops`: the "backward_tile" choice where forced or tuned;
+// else (auto) the four-vector 6x4 where one thread's gradient rows outgrow the L1 data cache
+// of an AVX-512 float build with the gemm tile on auto, and the gemm tile elsewhere.
+// gemm_tiled passes over the A rows once per column panel, from L2 once they outgrow L1, and
+// 6x4's panels are twice as wide as 8x2's. Intel Xeon (family 6, model 167, 48 KiB L1d),
+// 2026-12-02, the backward calls alone, 8x2 -> 6x4 alternating call by call in one process
+// (a thread's rows): LSTM (128,200,128,256) 67.0 -> 61.1 ms (256 KiB), GRU 62.5 -> 57.1
+// (192 KiB), SimpleRNN 16.0 -> 14.1 (64 KiB); LSTM (64,100,64,128) 4.28 -> 4.10 (64 KiB).
+// Where the rows fit L1, 6x4 ran even or lost: GRU (64,100,64,128) 3.39 -> 3.34 (48 KiB),
+// SimpleRNN 1.11 -> 1.26 (16 KiB), LSTM (32,100,32,32) 0.33 -> 0.42 (8 KiB).
+template <typename T>
+GemmTile backward_tile(int64_t rows, double flops, int64_t cols) {
+  const int choice = choices().backward_tile.load(std::memory_order_relaxed);
+  if (choice > 0) return kGemmTiles[choice];
+  const int64_t n = row_ranges<T>(rows, flops), per = (rows + n - 1) / n;
+  const bool outgrow = per * cols * static_cast<int64_t>(sizeof(T)) > l1_cache_bytes();
+  if (sizeof(T) == 4 && kVectorBytes == 64 && choices().gemm_tile.load(std::memory_order_relaxed) == 0 && outgrow)
+    return GemmTile{6, 4};
+  return gemm_tile<T>();
 }
 
 // Runs fn(range, b0, b1) on disjoint ranges of batch rows, one range per thread, range in
@@ -291,9 +322,7 @@ inline int64_t max_row_ranges() {
 // gradients 8 -> 15 ms), which is why the loops used to start plain threads per call.
 template <typename T, typename F>
 void parallel_rows(int64_t rows, double flops, F&& fn) {
-  const int64_t MR = gemm_tile<T>().mr;
-  const int64_t tiles = (rows + MR - 1) / MR;
-  const int64_t n = flops > 4e6 ? std::min(max_row_ranges(), tiles) : 1;
+  const int64_t n = row_ranges<T>(rows, flops);
   auto range = [&](int64_t id) {
     const int64_t b0 = rows * id / n, b1 = rows * (id + 1) / n;
     if (b0 < b1) fn(id, b0, b1);

@@ -285,16 +285,17 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
                   scalar_t* dbias, scalar_t* dh0, const ColumnSums<scalar_t>& sums, scalar_t* Ut,
                   scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws, scalar_t* drh_ws) {
   const int64_t G = 3 * H, BH = B * H, BG = B * G;
+  const double flops = 2.0 * T * B * (H + (dx ? in.F : 0)) * G;
+  const GemmTile tile = backward_tile<scalar_t>(B, flops, G);
   if (reset_after) {
-    transpose_packed(H, G, U, Ut);
+    transpose_packed(H, G, U, Ut, 0, tile);
   } else {
-    transpose_packed(H, 2 * H, U, Ut, G);
-    transpose_packed(H, H, U + 2 * H, Ut + 2 * H * H, G);
+    transpose_packed(H, 2 * H, U, Ut, G, tile);
+    transpose_packed(H, H, U + 2 * H, Ut + 2 * H * H, G, tile);
   }
-  if (dx) transpose_packed(in.F, G, in.W, Wt);
+  if (dx) transpose_packed(in.F, G, in.W, Wt, 0, tile);
   sums.zero();
-  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * G, [&](int64_t range, int64_t b0,
-                                                                           int64_t b1) {
+  parallel_rows<scalar_t>(B, flops, [&](int64_t range, int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
     // The next step's rows of gates, uh, dxw and du are asked for while this step computes
@@ -331,7 +332,7 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
       }
       if (!reset_after) {
         const Product<scalar_t> dn[1] = {{H, du + t * BG + b0 * G + 2 * H, G, Ut + 2 * H * H, H, true}};
-        gemm<scalar_t, 1>(nb, H, dn, nullptr, 0, drh_ws + b0 * H, H);
+        gemm<scalar_t, 1>(nb, H, dn, nullptr, 0, drh_ws + b0 * H, H, tile);
         if (dm)
           for (int64_t k = b0 * H; k < b1 * H; ++k) drh_ws[k] *= dm[k];
         for (int64_t b = b0; b < b1; ++b)
@@ -342,10 +343,10 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
       // du's z and r columns equal dxw's (so do the two biases' z,r gradients): of du only
       // the h columns are summed, the z,r sums are copied after the loop.
       if (reset_after) sums.add(range, b0, b1, du + t * BG + 2 * H, G, G + 2 * H, H);
-      if (dx) in.backward(t, b0, b1, dxw + t * BG, G, Wt, dx);
+      if (dx) in.backward(t, b0, b1, dxw + t * BG, G, Wt, dx, tile);
       // reset_after: dhd = du·Uᵀ; otherwise only the z,r columns (U_h's part went via drh).
       const Product<scalar_t> back[1] = {{reset_after ? G : 2 * H, du + t * BG + b0 * G, G, Ut, H, true}};
-      gemm<scalar_t, 1>(nb, H, back, nullptr, 0, dhd_ws + b0 * H, H);
+      gemm<scalar_t, 1>(nb, H, back, nullptr, 0, dhd_ws + b0 * H, H, tile);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
     }

@@ -196,11 +196,12 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>
                    scalar_t* dbias, scalar_t* dh0, scalar_t* dc0, const ColumnSums<scalar_t>& sums,
                    scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws, scalar_t* dc_ws) {
   const int64_t G = 4 * H, BH = B * H, BG = B * G;
-  transpose_packed(H, G, U, Ut);
-  if (dx) transpose_packed(in.F, G, in.W, Wt);
+  const double flops = 2.0 * T * B * (H + (dx ? in.F : 0)) * G;
+  const GemmTile tile = backward_tile<scalar_t>(B, flops, G);
+  transpose_packed(H, G, U, Ut, 0, tile);
+  if (dx) transpose_packed(in.F, G, in.W, Wt, 0, tile);
   sums.zero();
-  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * G, [&](int64_t range, int64_t b0,
-                                                                           int64_t b1) {
+  parallel_rows<scalar_t>(B, flops, [&](int64_t range, int64_t b0, int64_t b1) {
     for (int64_t k = b0 * H; k < b1 * H; ++k) {
       dh_ws[k] = dhd_ws[k] = 0;
       dc_ws[k] = dc_T[k];
@@ -229,8 +230,8 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>
       }
       sums.add(range, b0, b1, dz + t * BG, G, 0, G);
       const Product<scalar_t> back[1] = {{G, dz + t * BG + b0 * G, G, Ut, H, true}};
-      gemm<scalar_t, 1>(b1 - b0, H, back, nullptr, 0, dhd_ws + b0 * H, H);
-      if (dx) in.backward(t, b0, b1, dz + t * BG, G, Wt, dx);
+      gemm<scalar_t, 1>(b1 - b0, H, back, nullptr, 0, dhd_ws + b0 * H, H, tile);
+      if (dx) in.backward(t, b0, b1, dz + t * BG, G, Wt, dx, tile);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
     }

@@ -63,11 +63,11 @@ struct InputProjection {
   }
 
   // dx[b, timestep(t)] = dz rows b0..b1 (row b at dz + b·ldz) · Wt, Wt: [G,F] = Wᵀ packed
-  // (transpose_packed, cpu/gemm.hpp).
+  // (transpose_packed, cpu/gemm.hpp) for `tile`.
   void backward(int64_t t, int64_t b0, int64_t b1, const scalar_t* dz, int64_t ldz,
-                const scalar_t* Wt, scalar_t* dx) const {
+                const scalar_t* Wt, scalar_t* dx, GemmTile tile) const {
     const Product<scalar_t> p[1] = {{G, dz + b0 * ldz, ldz, Wt, F, true}};
-    gemm<scalar_t, 1>(b1 - b0, F, p, nullptr, 0, dx + (b0 * T + timestep(t)) * F, T * F);
+    gemm<scalar_t, 1>(b1 - b0, F, p, nullptr, 0, dx + (b0 * T + timestep(t)) * F, T * F, tile);
   }
 };
 

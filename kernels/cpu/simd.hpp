@@ -53,6 +53,18 @@ inline void store_vector(T* p, V v) {
   *reinterpret_cast<typename Vector<T, sizeof(V)>::unaligned*>(p) = v;
 }
 
+// Bytes of the L1 data cache per core (glibc's sysconf; 32 KiB where it does not say).
+inline int64_t l1_cache_bytes() {
+  static const int64_t bytes = [] {
+#if defined(_SC_LEVEL1_DCACHE_SIZE)
+    const long n = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    if (n > 0) return static_cast<int64_t>(n);
+#endif
+    return int64_t{32} << 10;
+  }();
+  return bytes;
+}
+
 // Bytes of the L2 cache per core (glibc's sysconf; 512 KiB where it does not say).
 inline int64_t l2_cache_bytes() {
   static const int64_t bytes = [] {

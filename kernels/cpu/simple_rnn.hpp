@@ -92,11 +92,12 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const States<const sca
                          scalar_t* dbias, scalar_t* dh0, const ColumnSums<scalar_t>& sums,
                          scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws) {
   const int64_t BH = B * H;
-  transpose_packed(H, H, U, Ut);
-  if (dx) transpose_packed(in.F, H, in.W, Wt);
+  const double flops = 2.0 * T * B * (H + (dx ? in.F : 0)) * H;
+  const GemmTile tile = backward_tile<scalar_t>(B, flops, H);
+  transpose_packed(H, H, U, Ut, 0, tile);
+  if (dx) transpose_packed(in.F, H, in.W, Wt, 0, tile);
   sums.zero();
-  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + (dx ? in.F : 0)) * H, [&](int64_t range, int64_t b0,
-                                                                           int64_t b1) {
+  parallel_rows<scalar_t>(B, flops, [&](int64_t range, int64_t b0, int64_t b1) {
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t b = b0; b < b1; ++b) {
@@ -109,8 +110,8 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const States<const sca
       }
       sums.add(range, b0, b1, dz + t * BH, H, 0, H);
       const Product<scalar_t> back[1] = {{H, dz + t * BH + b0 * H, H, Ut, H, true}};
-      gemm<scalar_t, 1>(b1 - b0, H, back, nullptr, 0, dhd_ws + b0 * H, H);
-      if (dx) in.backward(t, b0, b1, dz + t * BH, H, Wt, dx);
+      gemm<scalar_t, 1>(b1 - b0, H, back, nullptr, 0, dhd_ws + b0 * H, H, tile);
+      if (dx) in.backward(t, b0, b1, dz + t * BH, H, Wt, dx, tile);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
     }
