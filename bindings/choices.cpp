@@ -18,7 +18,6 @@ const std::map<std::string, std::vector<std::string>>& options() {
   static const std::map<std::string, std::vector<std::string>> table{
       {"conv1d", {"auto", "direct", "gemm", "ragged_gemm"}},  // Conv1dAlgorithm (cpu/choices.hpp)
       {"gemm_tile", {"auto", "8x2", "8x3", "6x4", "6x1", "4x1"}},  // kGemmTiles (cpu/gemm.hpp): rows x 64 B
-      {"backward_tile", {"auto", "8x2", "8x3", "6x4", "6x1", "4x1"}},  // the same, backward loops
       {"weight_gradients", {"auto", "tile", "blas"}},               // WeightGradients (cpu/choices.hpp)
   };
   return table;
@@ -28,7 +27,6 @@ std::atomic<int>& slot(const std::string& name) {
   auto& c = seqfuse::choices();
   if (name == "conv1d") return c.conv1d;
   if (name == "gemm_tile") return c.gemm_tile;
-  if (name == "backward_tile") return c.backward_tile;
   if (name == "weight_gradients") return c.weight_gradients;
   std::string known;
   for (const auto& [key, values] : options()) known += (known.empty() ? "" : ", ") + key;

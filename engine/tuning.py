@@ -5,8 +5,8 @@ different CPUs (engine._C.choice_options() lists them). At import of the cpp bac
 choice is set from, in order:
 - the environment variable SEQFUSE_<NAME> (e.g. SEQFUSE_GEMM_TILE=8x2, SEQFUSE_CONV1D=gemm),
   to force a variant ("auto" forces the built-in rule);
-- for a tuned choice (TUNED: the recurrent loops' register tile, their backward loops' own
-  tile, whether their weight gradients run on that tile or on OpenBLAS, and whether conv1d runs its direct kernel on
+- for a tuned choice (TUNED: the recurrent loops' register tile, whether their weight
+  gradients run on that tile or on OpenBLAS, and whether conv1d runs its direct kernel on
   every pass whose columns fill its tile), the variant a short timing of each one picked
   on this CPU: the first process on a machine times them (~1 s on the 2-vCPU Zen 3 VM) and
   keeps the result in the cache file (cache_path()), keyed by CPU model, CPU flags and the
@@ -85,7 +85,9 @@ def _best_of_rounds(name, values, call, rounds, calls):
 def _time_gemm_tile(values, rounds=5):
     """{tile: best seconds} of an LSTM loop forward and backward (B,T,F,H) = (64,16,64,128),
     float32, every tile once per round (interleaved, so a busy moment hits them alike). The
-    tile serves both loops, so both are timed: one that wins forward may lose backward."""
+    tile serves both loops, so both are timed: one that wins forward may lose backward. "auto"
+    widens its tile where a thread's rows outgrow the L1 data cache (kernels/cpu/gemm.hpp,
+    step_tile): with AVX-512 here the backward's (64 KiB), not the forward's (24 KiB)."""
     C = _extension()
     rng = np.random.default_rng(0)
     B, T, F, H = 64, 16, 64, 128
@@ -100,28 +102,6 @@ def _time_gemm_tile(values, rounds=5):
         hs, cs, gates = C.lstm_forward(x, kernel, bias, U, h0, h0, None, None)
         C.lstm_backward(dhs, h0, U, h0, h0, hs, cs, gates, None, None, kernel=kernel)
     return _best_of_rounds("gemm_tile", values, call, rounds, calls=3)
-
-
-def _time_backward_tile(values, rounds=5):
-    """{tile: best seconds} of an LSTM loop's backward alone at (B,T,F,H) = (128,16,64,128),
-    float32, every tile once per round (interleaved), ~0.15 s: a thread's gradient rows (64 ×
-    512 floats on two threads, 128 KiB) outgrow the L1 data cache of the CPUs met so far, so
-    "auto" runs its wide tile there with AVX-512 (kernels/cpu/gemm.hpp, backward_tile). At
-    B = 64 the tiles ran even on the Intel Xeon of 2026-12-02 (0.74-0.75 ms), at 128 the wide
-    one 7-10% faster (1.37-1.42 against 1.52 ms), as at the bench's large sizes."""
-    C = _extension()
-    rng = np.random.default_rng(0)
-    B, T, F, H = 128, 16, 64, 128
-    x = rng.standard_normal((B, T, F), dtype=np.float32)
-    kernel = rng.standard_normal((F, 4 * H), dtype=np.float32) * 0.1
-    U = rng.standard_normal((H, 4 * H), dtype=np.float32) * 0.1
-    h0 = np.zeros((B, H), np.float32)
-    dhs = rng.standard_normal((T, B, H), dtype=np.float32)
-    hs, cs, gates = C.lstm_forward(x, kernel, np.zeros(4 * H, np.float32), U, h0, h0, None, None)
-
-    def call():
-        C.lstm_backward(dhs, h0, U, h0, h0, hs, cs, gates, None, None, kernel=kernel)
-    return _best_of_rounds("backward_tile", values, call, rounds, calls=3)
 
 
 def _time_weight_gradients(values, rounds=5):
@@ -170,8 +150,8 @@ def _time_conv1d(values, rounds=5):
     return _best_of_rounds("conv1d", values, call, rounds, calls=2)
 
 
-TUNED = {"gemm_tile": _time_gemm_tile, "backward_tile": _time_backward_tile,
-         "weight_gradients": _time_weight_gradients, "conv1d": _time_conv1d}
+TUNED = {"gemm_tile": _time_gemm_tile, "weight_gradients": _time_weight_gradients,
+         "conv1d": _time_conv1d}
 # The variants a timing picks among, where not all of them: conv1d's "direct" and "gemm" are
 # for forcing, since one shape's timing cannot speak for every shape (each loses up to 9x
 # where the other's pass columns fit: docs/kernels.md, "conv1d: direct or GEMM").

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.skipif(not backends.get("cpp").available(), reason="eng
 def test_every_choice_has_variants_and_one_in_force():
     from engine import _C, tuning
     options = _C.choice_options()
-    assert {"conv1d", "gemm_tile", "backward_tile"} <= set(options)
+    assert {"conv1d", "gemm_tile"} <= set(options)
     current = tuning.current()
     for name, values in options.items():
         assert current[name] in values
@@ -122,15 +122,3 @@ def test_conv1d_timing_runs_both_candidates_and_times_only_them():
     _C.set_choice("conv1d", before)
     assert tuning.current()["conv1d"] == before
 
-
-def test_backward_tile_timing_runs_every_tile_and_leaves_the_loop_exact():
-    """The backward tile's timing sets each tile in turn and restores nothing itself (configure()
-    sets the pick after it); every tile's results: rnn_suite's test_every_backward_tile."""
-    from engine import _C, backends, tuning
-    backends.get("cpp")
-    before = tuning.current()["backward_tile"]
-    values = _C.choice_options()["backward_tile"]
-    seconds = tuning.TUNED["backward_tile"](values, rounds=1)
-    assert set(seconds) == set(values) and all(0 < t < 10 for t in seconds.values())
-    _C.set_choice("backward_tile", before)
-    assert tuning.current()["backward_tile"] == before

@@ -29,14 +29,17 @@ constexpr std::array<std::array<long, 3>, 5> kShapes{{
 // Best of 7 timings of enough calls for ~0.2 GFLOP each, in GFLOP/s.
 double gflops(long M, long K, long N) {
   std::vector<float> A(M * K, 0.5f), B(K * N, 0.25f), C(M * N, 0.0f);
-  const std::vector<float> Bp = seqfuse::packed_copy(K, N, B.data(), N);  // as the loops read U
+  // The tile the loops run for one thread's M rows of K (step_tile), B packed for it, as the
+  // loops read U.
+  const seqfuse::GemmTile tile = seqfuse::step_tile<float>(M, 0.0, K);
+  const std::vector<float> Bp = seqfuse::packed_copy(K, N, B.data(), N, tile);
   const seqfuse::Product<float> p[1] = {{K, A.data(), K, Bp.data(), N, true}};
   const long calls = std::max(1L, 200000000L / (2 * M * K * N));
   double best = 1e30;
   for (int round = 0; round < 7; ++round) {
     const auto start = std::chrono::steady_clock::now();
     for (long i = 0; i < calls; ++i)
-      seqfuse::gemm<float, 1>(M, N, p, C.data(), N, C.data(), N);
+      seqfuse::gemm<float, 1>(M, N, p, C.data(), N, C.data(), N, tile);
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
     best = std::min(best, took.count() / calls);
   }

@@ -20,12 +20,9 @@ enum WeightGradients : int { kWeightAuto = 0, kWeightTile = 1, kWeightBlas = 2 }
 struct Choices {
   std::atomic<int> conv1d{kConvAuto};
   std::atomic<int> weight_gradients{kWeightAuto};
-  // Register tile of the recurrent loops' GEMM: 0 = auto, else an index into kGemmTiles
-  // (cpu/gemm.hpp).
+  // Register tile of the recurrent loops' GEMM: 0 = auto (cpu/gemm.hpp, step_tile), else an
+  // index into kGemmTiles (cpu/gemm.hpp).
   std::atomic<int> gemm_tile{0};
-  // Register tile of the recurrent backward loops' step GEMMs: 0 = auto (cpu/gemm.hpp,
-  // backward_tile), else an index into kGemmTiles.
-  std::atomic<int> backward_tile{0};
 };
 
 inline Choices& choices() {

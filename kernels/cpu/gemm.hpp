@@ -56,7 +56,8 @@ constexpr GemmTile gemm_auto_tile() {
 #endif
 }
 
-// The tile in force for T (run time: the "gemm_tile" choice).
+// The tile in force for T (run time: the "gemm_tile" choice), before step_tile (below) widens
+// auto's for rows that outgrow L1.
 template <typename T>
 inline GemmTile gemm_tile() {
   const int choice = choices().gemm_tile.load(std::memory_order_relaxed);
@@ -213,11 +214,10 @@ void gemm_tiled(int64_t M, int64_t N, const Product<T> (&p)[NP], const T* X, int
 }
 
 // C[M,N] = X + Σ_p A_p·B_p. Each A_p: [M,K_p], B_p: [K_p,N]; X: [M,N] (ldx) or nullptr;
-// C: [M,N] (ldc). Runs `tile`: by default the tile in force (gemm_tile<T>()); a packed B
-// must have been packed for the same tile.
+// C: [M,N] (ldc). Runs `tile` (step_tile below); a packed B must have been packed for it.
 template <typename T, int NP>
 void gemm(int64_t M, int64_t N, const Product<T> (&p)[NP], const T* X, int64_t ldx, T* C,
-          int64_t ldc, GemmTile tile = gemm_tile<T>()) {
+          int64_t ldc, GemmTile tile) {
   if (tile.mr == 8 && tile.nv == 3) return gemm_tiled<T, 8, 3>(M, N, p, X, ldx, C, ldc);
   if (tile.mr == 6 && tile.nv == 4) return gemm_tiled<T, 6, 4>(M, N, p, X, ldx, C, ldc);
   if (tile.mr == 8 && tile.nv == 2) return gemm_tiled<T, 8, 2>(M, N, p, X, ldx, C, ldc);
@@ -225,10 +225,9 @@ void gemm(int64_t M, int64_t N, const Product<T> (&p)[NP], const T* X, int64_t l
   return gemm_tiled<T, 4, 1>(M, N, p, X, ldx, C, ldc);  // 4x1 (auto without AVX2)
 }
 
-// Calls f(j, w) for the column panels gemm_tiled walks over N columns with `tile` (the tile
-// in force by default): tile-wide, then one-vector, half-vector, and the remaining columns.
+// Calls f(j, w) for the column panels gemm_tiled walks over N columns with `tile`: tile-wide, then one-vector, half-vector, and the remaining columns.
 template <typename T, typename F>
-void for_each_panel(int64_t N, F&& f, GemmTile tile = gemm_tile<T>()) {
+void for_each_panel(int64_t N, F&& f, GemmTile tile) {
   const int64_t NR = tile.nv * gemm_lanes<T>(), ONE = gemm_lanes<T>(), HALF = ONE / 2;
   int64_t j = 0;
   for (; j + NR <= N; j += NR) f(j, NR);
@@ -238,7 +237,7 @@ void for_each_panel(int64_t N, F&& f, GemmTile tile = gemm_tile<T>()) {
   if (j < N) f(j, N - j);
 }
 
-// B [K,N] (ldb) packed for gemm() with the tile now in force: the panels of for_each_panel,
+// B [K,N] (ldb) packed for gemm() with `tile` (step_tile): the panels of for_each_panel,
 // each K×w contiguous, one after another. The micro-kernel then streams each panel from
 // consecutive lines instead of rows ldb apart. Rows 4 KB apart (4H = 1024 floats) put every
 // row of a panel in one L1 set, so the panel was re-read from L2 for each row tile; rows an
@@ -247,18 +246,19 @@ void for_each_panel(int64_t N, F&& f, GemmTile tile = gemm_tile<T>()) {
 // 118. A packed copy serves whole-width products only: a column slice that is its own
 // product (GRU's U_zr, U_h) gets its own packed copy (B = the slice's start, ldb = G).
 template <typename T>
-std::vector<T> packed_copy(int64_t K, int64_t N, const T* B, int64_t ldb) {
+std::vector<T> packed_copy(int64_t K, int64_t N, const T* B, int64_t ldb, GemmTile tile) {
   std::vector<T> out(static_cast<size_t>(K * N));
   T* dst = out.data();
   for_each_panel<T>(N, [&](int64_t j, int64_t w) {
     for (int64_t k = 0; k < K; ++k, dst += w) std::copy(B + k * ldb + j, B + k * ldb + j + w, dst);
-  });
+  }, tile);
   return out;
 }
 
 // out = inᵀ ([N,K]) packed as packed_copy packs a B operand for `tile`, for in: [K,N]
 // row-major (rows ldi apart, N by default: ldi > N takes a column slice): the backward loops
-// multiply by Uᵀ and kernelᵀ, with their own tile (backward_tile). out holds N·K elements.
+// multiply by Uᵀ and kernelᵀ, with the tile of their step GEMMs (step_tile). out holds N·K
+// elements.
 template <typename T>
 void transpose_packed(int64_t K, int64_t N, const T* in, T* out, int64_t ldi, GemmTile tile) {
   if (!ldi) ldi = N;
@@ -285,27 +285,29 @@ int64_t row_ranges(int64_t rows, double flops) {
   return flops > 4e6 ? std::min(max_row_ranges(), tiles) : 1;
 }
 
-// The register tile of a recurrent backward loop's step GEMMs (dz_t·Uᵀ and dz_t·kernelᵀ: the
-// step's gradient rows, `cols` wide, times packed transposes), for `rows` batch rows split
-// by parallel_rows for work of `flops`: the "backward_tile" choice where forced or tuned;
-// else (auto) the four-vector 6x4 where one thread's gradient rows outgrow the L1 data cache
-// of an AVX-512 float build with the gemm tile on auto, and the gemm tile elsewhere.
-// gemm_tiled passes over the A rows once per column panel, from L2 once they outgrow L1, and
-// 6x4's panels are twice as wide as 8x2's. Intel Xeon (family 6, model 167, 48 KiB L1d),
-// 2026-12-02, the backward calls alone, 8x2 -> 6x4 alternating call by call in one process
-// (a thread's rows): LSTM (128,200,128,256) 67.0 -> 61.1 ms (256 KiB), GRU 62.5 -> 57.1
-// (192 KiB), SimpleRNN 16.0 -> 14.1 (64 KiB); LSTM (64,100,64,128) 4.28 -> 4.10 (64 KiB).
-// Where the rows fit L1, 6x4 ran even or lost: GRU (64,100,64,128) 3.39 -> 3.34 (48 KiB),
-// SimpleRNN 1.11 -> 1.26 (16 KiB), LSTM (32,100,32,32) 0.33 -> 0.42 (8 KiB).
+// The register tile of a recurrent loop's step GEMMs, whose left operands are a thread's
+// rows, `cols` wide (forward: x_t and h_{t-1}, F + H; backward: the step's gradient, G), for
+// `rows` batch rows split by parallel_rows for work of `flops`: the "gemm_tile" choice where
+// forced or tuned; on auto, with AVX-512 float, 6x4 where one thread's rows outgrow the L1
+// data cache and 8x2 where they fit, else the build's auto tile (gemm_auto_tile). gemm_tiled
+// passes over the rows once per column panel, from L2 once they outgrow L1, and 6x4's panels
+// are twice as wide as 8x2's. Intel Xeon (family 6, model 167, 48 KiB L1d), 2026-12-02, the
+// loops alone, 8x2 -> 6x4 alternating call by call in one process (a thread's rows):
+// backward LSTM (128,200,128,256) 67.0 -> 61.1 ms (256 KiB), GRU 62.5 -> 57.1 (192 KiB),
+// SimpleRNN 16.0 -> 14.1 (64 KiB), LSTM (64,100,64,128) 4.28 -> 4.10 (64 KiB); forward at
+// (128,200,128,256) (96 KiB) GRU 50.2 -> 49.3 and 48.1 -> 45.9, LSTM 59.4 -> 58.3 and 58.0
+// -> 56.9, SimpleRNN 13.0 -> 12.8. Where the rows fit L1, 6x4 ran even or lost: backward
+// GRU (64,100,64,128) 3.39 -> 3.34 (48 KiB), SimpleRNN 1.11 -> 1.26 (16 KiB), LSTM
+// (32,100,32,32) 0.33 -> 0.42 (8 KiB); forward SimpleRNN (64,100,64,128) 0.81 -> 0.82 (24 KiB).
 template <typename T>
-GemmTile backward_tile(int64_t rows, double flops, int64_t cols) {
-  const int choice = choices().backward_tile.load(std::memory_order_relaxed);
+GemmTile step_tile(int64_t rows, double flops, int64_t cols) {
+  const int choice = choices().gemm_tile.load(std::memory_order_relaxed);
   if (choice > 0) return kGemmTiles[choice];
   const int64_t n = row_ranges<T>(rows, flops), per = (rows + n - 1) / n;
-  const bool outgrow = per * cols * static_cast<int64_t>(sizeof(T)) > l1_cache_bytes();
-  if (sizeof(T) == 4 && kVectorBytes == 64 && choices().gemm_tile.load(std::memory_order_relaxed) == 0 && outgrow)
+  if (sizeof(T) == 4 && kVectorBytes == 64 &&
+      per * cols * static_cast<int64_t>(sizeof(T)) > l1_cache_bytes())
     return GemmTile{6, 4};
-  return gemm_tile<T>();
+  return gemm_auto_tile<T>();
 }
 
 // Runs fn(range, b0, b1) on disjoint ranges of batch rows, one range per thread, range in

@@ -127,11 +127,13 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
   // whole (reset_after) or as its column slices U_zr and U_h, each packed on its own since
   // they are separate products.
   const int64_t G = 3 * H, BH = B * H, BG = B * G;
-  const std::vector<scalar_t> Wp = packed_copy(in.F, G, in.W, G),
-                              Up = packed_copy(H, reset_after ? G : 2 * H, U, G),
-                              Uh = reset_after ? std::vector<scalar_t>() : packed_copy(H, H, U + 2 * H, G);
+  const double flops = 2.0 * T * B * (H + in.F) * G;
+  const GemmTile tile = step_tile<scalar_t>(B, flops, in.F + H);
+  const std::vector<scalar_t> Wp = packed_copy(in.F, G, in.W, G, tile),
+                              Up = packed_copy(H, reset_after ? G : 2 * H, U, G, tile),
+                              Uh = reset_after ? std::vector<scalar_t>() : packed_copy(H, H, U + 2 * H, G, tile);
   const InputProjection<scalar_t> pin = in.with_packed(Wp);
-  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * G, [&](int64_t, int64_t b0, int64_t b1) {
+  parallel_rows<scalar_t>(B, flops, [&](int64_t, int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
@@ -139,21 +141,21 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
       const scalar_t* h_prev = hs.previous(t, h0);
       const int64_t ldh = hs.previous_ld(t, H), ldd = dm ? H : ldh;  // rows of h_prev, hd
       const scalar_t* hd = dm ? hd_ws : h_prev;
-      pin.forward(t, b0, b1, xw_ws, G);
+      pin.forward(t, b0, b1, xw_ws, G, tile);
       const scalar_t* x = xw_ws;
       scalar_t* g = gates + (save ? t : 0) * BG;
       scalar_t* uh_t = reset_after ? uh + (save ? t : 0) * BH : nullptr;
       if (reset_after) {
         const Product<scalar_t> u[1] = {{H, hd + b0 * ldd, ldd, Up.data(), G, true}};
-        gemm<scalar_t, 1>(nb, G, u, rb, 0, u_ws + b0 * G, G);
+        gemm<scalar_t, 1>(nb, G, u, rb, 0, u_ws + b0 * G, G, tile);
       } else {
         // gates[t][:, :2H] = xw_zr + hd·U_zr, then activated; gates[t][:, 2H:] = xw_h +
         // (r*hd)·U_h, the candidate's pre-activation.
         const Product<scalar_t> zr[1] = {{H, hd + b0 * ldd, ldd, Up.data(), 2 * H, true}},
                                 h[1] = {{H, u_ws + b0 * H, H, Uh.data(), H, true}};
-        gemm<scalar_t, 1>(nb, 2 * H, zr, x + b0 * G, G, g + b0 * G, G);
+        gemm<scalar_t, 1>(nb, 2 * H, zr, x + b0 * G, G, g + b0 * G, G, tile);
         for (int64_t b = b0; b < b1; ++b) gru_row_gates_before(H, g + b * G, hd + b * ldd, u_ws + b * H);
-        gemm<scalar_t, 1>(nb, H, h, x + b0 * G + 2 * H, G, g + b0 * G + 2 * H, G);
+        gemm<scalar_t, 1>(nb, H, h, x + b0 * G + 2 * H, G, g + b0 * G + 2 * H, G, tile);
       }
       for (int64_t b = b0; b < b1; ++b) {
         const bool keep = !mask || mask[t * B + b];
@@ -286,7 +288,7 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
                   scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws, scalar_t* drh_ws) {
   const int64_t G = 3 * H, BH = B * H, BG = B * G;
   const double flops = 2.0 * T * B * (H + (dx ? in.F : 0)) * G;
-  const GemmTile tile = backward_tile<scalar_t>(B, flops, G);
+  const GemmTile tile = step_tile<scalar_t>(B, flops, G);
   if (reset_after) {
     transpose_packed(H, G, U, Ut, 0, tile);
   } else {

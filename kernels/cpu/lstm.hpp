@@ -90,9 +90,11 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_
                   scalar_t* z_ws, scalar_t* hd_ws) {
   // U and the kernel are read from packed copies (packed_copy, cpu/gemm.hpp).
   const int64_t G = 4 * H, BH = B * H, BG = B * G;
-  const std::vector<scalar_t> Up = packed_copy(H, G, U, G), Wp = packed_copy(in.F, G, in.W, G);
+  const double flops = 2.0 * T * B * (H + in.F) * G;
+  const GemmTile tile = step_tile<scalar_t>(B, flops, in.F + H);
+  const std::vector<scalar_t> Up = packed_copy(H, G, U, G, tile), Wp = packed_copy(in.F, G, in.W, G, tile);
   const InputProjection<scalar_t> pin = in.with_packed(Wp);
-  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * G, [&](int64_t, int64_t b0, int64_t b1) {
+  parallel_rows<scalar_t>(B, flops, [&](int64_t, int64_t b0, int64_t b1) {
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
     for (int64_t t = 0; t < T; ++t) {
@@ -100,7 +102,7 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_
       const int64_t ldh = hs.previous_ld(t, H);
       const scalar_t* c_prev = t ? cs + (save ? t - 1 : (t - 1) & 1) * BH : c0;
       scalar_t* c_t = cs + (save ? t : t & 1) * BH;
-      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, dm ? H : ldh, Up.data(), H, z_ws, G);
+      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, dm ? H : ldh, Up.data(), H, z_ws, G, tile);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = hs.at(t, b);
         if (!mask || mask[t * B + b])
@@ -197,7 +199,7 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>
                    scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws, scalar_t* dc_ws) {
   const int64_t G = 4 * H, BH = B * H, BG = B * G;
   const double flops = 2.0 * T * B * (H + (dx ? in.F : 0)) * G;
-  const GemmTile tile = backward_tile<scalar_t>(B, flops, G);
+  const GemmTile tile = step_tile<scalar_t>(B, flops, G);
   transpose_packed(H, G, U, Ut, 0, tile);
   if (dx) transpose_packed(in.F, G, in.W, Wt, 0, tile);
   sums.zero();

@@ -30,7 +30,8 @@ struct InputProjection {
   bool go_backwards;     // processing step t reads timestep T-1-t
   bool packed = false;   // W is a packed_copy (cpu/gemm.hpp), not the [F,G] kernel as given
 
-  // The same projection reading W from Wp = packed_copy(F, G, W, G) (cpu/gemm.hpp).
+  // The same projection reading W from Wp = packed_copy(F, G, W, G, tile) (cpu/gemm.hpp), run
+  // with that tile.
   InputProjection with_packed(const std::vector<scalar_t>& Wp) const {
     InputProjection p = *this;
     p.W = Wp.data();
@@ -46,9 +47,10 @@ struct InputProjection {
   }
 
   // out rows b0..b1 (row b at out + b·ldo) = x[b, timestep(t)]·W + bias.
-  void forward(int64_t t, int64_t b0, int64_t b1, scalar_t* out, int64_t ldo) const {
+  void forward(int64_t t, int64_t b0, int64_t b1, scalar_t* out, int64_t ldo,
+               GemmTile tile) const {
     const Product<scalar_t> p[1] = {input(t, b0)};
-    gemm<scalar_t, 1>(b1 - b0, G, p, bias, 0, out + b0 * ldo, ldo);
+    gemm<scalar_t, 1>(b1 - b0, G, p, bias, 0, out + b0 * ldo, ldo, tile);
   }
 
   // The same plus the step's recurrent product, in one pass over the output tiles:
@@ -57,9 +59,10 @@ struct InputProjection {
   // needs xw_h and u_h apart, and a split into z,r / h passes measured slower at
   // (64,100,64,128) and (128,200,128,256).)
   void forward(int64_t t, int64_t b0, int64_t b1, const scalar_t* hd, int64_t ldh,
-               const scalar_t* U_packed, int64_t K, scalar_t* out, int64_t ldo) const {
+               const scalar_t* U_packed, int64_t K, scalar_t* out, int64_t ldo,
+               GemmTile tile) const {
     const Product<scalar_t> p[2] = {input(t, b0), {K, hd + b0 * ldh, ldh, U_packed, G, true}};
-    gemm<scalar_t, 2>(b1 - b0, G, p, bias, 0, out + b0 * ldo, ldo);
+    gemm<scalar_t, 2>(b1 - b0, G, p, bias, 0, out + b0 * ldo, ldo, tile);
   }
 
   // dx[b, timestep(t)] = dz rows b0..b1 (row b at dz + b·ldz) · Wt, Wt: [G,F] = Wᵀ packed

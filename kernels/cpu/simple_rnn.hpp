@@ -52,16 +52,18 @@ void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<s
                         const scalar_t* U, const scalar_t* h0, const bool* mask, const scalar_t* dm,
                         const States<scalar_t>& hs, scalar_t* hd_ws) {
   // U and the kernel are read from packed copies (packed_copy, cpu/gemm.hpp).
-  const std::vector<scalar_t> Up = packed_copy(H, H, U, H), Wp = packed_copy(in.F, H, in.W, H);
+  const double flops = 2.0 * T * B * (H + in.F) * H;
+  const GemmTile tile = step_tile<scalar_t>(B, flops, in.F + H);
+  const std::vector<scalar_t> Up = packed_copy(H, H, U, H, tile), Wp = packed_copy(in.F, H, in.W, H, tile);
   const InputProjection<scalar_t> pin = in.with_packed(Wp);
-  parallel_rows<scalar_t>(B, 2.0 * T * B * (H + in.F) * H, [&](int64_t, int64_t b0, int64_t b1) {
+  parallel_rows<scalar_t>(B, flops, [&](int64_t, int64_t b0, int64_t b1) {
     if (dm)
       for (int64_t k = b0 * H; k < b1 * H; ++k) hd_ws[k] = h0[k] * dm[k];
     for (int64_t t = 0; t < T; ++t) {
       const scalar_t* h_prev = hs.previous(t, h0);
       const int64_t ldh = hs.previous_ld(t, H);  // rows of h_prev
       scalar_t* h_t = hs.at(t, 0);
-      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, dm ? H : ldh, Up.data(), H, h_t, hs.row);
+      pin.forward(t, b0, b1, dm ? hd_ws : h_prev, dm ? H : ldh, Up.data(), H, h_t, hs.row, tile);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* h = h_t + b * hs.row;
         if (!mask || mask[t * B + b])
@@ -93,7 +95,7 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const States<const sca
                          scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws) {
   const int64_t BH = B * H;
   const double flops = 2.0 * T * B * (H + (dx ? in.F : 0)) * H;
-  const GemmTile tile = backward_tile<scalar_t>(B, flops, H);
+  const GemmTile tile = step_tile<scalar_t>(B, flops, H);
   transpose_packed(H, H, U, Ut, 0, tile);
   if (dx) transpose_packed(in.F, H, in.W, Wt, 0, tile);
   sums.zero();
