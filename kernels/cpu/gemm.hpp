@@ -225,7 +225,8 @@ void gemm(int64_t M, int64_t N, const Product<T> (&p)[NP], const T* X, int64_t l
   return gemm_tiled<T, 4, 1>(M, N, p, X, ldx, C, ldc);  // 4x1 (auto without AVX2)
 }
 
-// Calls f(j, w) for the column panels gemm_tiled walks over N columns with `tile`: tile-wide, then one-vector, half-vector, and the remaining columns.
+// Calls f(j, w) for the column panels gemm_tiled walks over N columns with `tile`: tile-wide,
+// then one-vector, half-vector, and the remaining columns.
 template <typename T, typename F>
 void for_each_panel(int64_t N, F&& f, GemmTile tile) {
   const int64_t NR = tile.nv * gemm_lanes<T>(), ONE = gemm_lanes<T>(), HALF = ONE / 2;
