@@ -121,4 +121,3 @@ def test_conv1d_timing_runs_both_candidates_and_times_only_them():
     assert set(seconds) == {"auto", "ragged_gemm"} and all(0 < t < 10 for t in seconds.values())
     _C.set_choice("conv1d", before)
     assert tuning.current()["conv1d"] == before
-

@@ -91,9 +91,9 @@ inline void gemm_tn_micro(const T* ap, const T* bp, int64_t kc, bool add, int64_
 // apart (8 KB for SimpleRNN's kc = 256 steps' rows, 4 KB for LSTM's kc = 128) and panels
 // 16-32 KB apart, so the stores of one row into its tiles (8 for x at F = 64, 16 for the
 // states at H = 128) all went to one L1 set of 12 ways, and perf put 70% of the packing's
-// samples on them. Same Xeon, 2026-12-02, (B,T,F,H) =
-// (64,100,64,128), both ways alternating call by call in one process, medians of 60: SimpleRNN
-// 1.36 -> 1.18 ms, LSTM 4.77 -> 4.63, GRU 3.81 -> 3.79 (its G = 3H: 12 panels).
+// samples on them. Same Xeon, 2026-12-02, (B,T,F,H) = (64,100,64,128), both ways alternating
+// call by call in one process, medians of 60: SimpleRNN 1.36 -> 1.18 ms, LSTM 4.77 -> 4.63,
+// GRU 3.81 -> 3.79 (its G = 3H: 12 panels).
 template <typename T, int MR, int NV, int NS>
 void gemm_tn_range(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const RowSequence<T>& b,
                    int64_t N, int64_t t0, int64_t t1, int64_t nb, T* C, int64_t ldc) {

@@ -53,27 +53,28 @@ inline void store_vector(T* p, V v) {
   *reinterpret_cast<typename Vector<T, sizeof(V)>::unaligned*>(p) = v;
 }
 
-// Bytes of the L1 data cache per core (glibc's sysconf; 32 KiB where it does not say).
-inline int64_t l1_cache_bytes() {
-  static const int64_t bytes = [] {
-#if defined(_SC_LEVEL1_DCACHE_SIZE)
-    const long n = sysconf(_SC_LEVEL1_DCACHE_SIZE);
-    if (n > 0) return static_cast<int64_t>(n);
+// Cache sizes per core from glibc's sysconf; elsewhere (no such names) the fallbacks below.
+#if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
+inline constexpr int kSysconfL1 = _SC_LEVEL1_DCACHE_SIZE, kSysconfL2 = _SC_LEVEL2_CACHE_SIZE;
+#else
+inline constexpr int kSysconfL1 = -1, kSysconfL2 = -1;
 #endif
-    return int64_t{32} << 10;
-  }();
+
+// Bytes sysconf reports under `name`, or `fallback` where it says nothing (0, or -1).
+inline int64_t cache_bytes(int name, int64_t fallback) {
+  const long n = name < 0 ? -1 : sysconf(name);
+  return n > 0 ? static_cast<int64_t>(n) : fallback;
+}
+
+// Bytes of the L1 data cache per core (32 KiB where sysconf does not say).
+inline int64_t l1_cache_bytes() {
+  static const int64_t bytes = cache_bytes(kSysconfL1, int64_t{32} << 10);
   return bytes;
 }
 
-// Bytes of the L2 cache per core (glibc's sysconf; 512 KiB where it does not say).
+// Bytes of the L2 cache per core (512 KiB where sysconf does not say).
 inline int64_t l2_cache_bytes() {
-  static const int64_t bytes = [] {
-#if defined(_SC_LEVEL2_CACHE_SIZE)
-    const long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    if (n > 0) return static_cast<int64_t>(n);
-#endif
-    return int64_t{512} << 10;
-  }();
+  static const int64_t bytes = cache_bytes(kSysconfL2, int64_t{512} << 10);
   return bytes;
 }
 
@@ -89,6 +90,28 @@ inline void prefetch_row(const T* p, int64_t n) {
     __builtin_prefetch(bytes + b, Write, Locality);
 #endif
 }
+
+#if defined(__SSE2__)
+// One streaming store of kVectorBytes at out (aligned to it) from in (any alignment).
+inline void stream_vector(float* out, const float* in) {
+#if defined(__AVX512F__)
+  _mm512_stream_ps(out, _mm512_loadu_ps(in));
+#elif defined(__AVX__)
+  _mm256_stream_ps(out, _mm256_loadu_ps(in));
+#else
+  _mm_stream_ps(out, _mm_loadu_ps(in));
+#endif
+}
+inline void stream_vector(double* out, const double* in) {
+#if defined(__AVX512F__)
+  _mm512_stream_pd(out, _mm512_loadu_pd(in));
+#elif defined(__AVX__)
+  _mm256_stream_pd(out, _mm256_loadu_pd(in));
+#else
+  _mm_stream_pd(out, _mm_loadu_pd(in));
+#endif
+}
+#endif
 
 // dst[0, d) = src[0, d) through non-temporal stores: plain stores up to dst's first boundary
 // of the build's vector width (kVectorBytes) and after its last, streaming stores of that
@@ -106,29 +129,7 @@ inline void stream_row(T* dst, const T* src, int64_t d) {
   constexpr int64_t lanes = kVectorBytes / sizeof(T);
   int64_t j = 0;
   for (; j < d && reinterpret_cast<std::uintptr_t>(dst + j) % kVectorBytes; ++j) dst[j] = src[j];
-  for (; j + lanes <= d; j += lanes) {
-    if constexpr (sizeof(T) == 4) {
-      float* out = reinterpret_cast<float*>(dst + j);
-      const float* in = reinterpret_cast<const float*>(src + j);
-#if defined(__AVX512F__)
-      _mm512_stream_ps(out, _mm512_loadu_ps(in));
-#elif defined(__AVX__)
-      _mm256_stream_ps(out, _mm256_loadu_ps(in));
-#else
-      _mm_stream_ps(out, _mm_loadu_ps(in));
-#endif
-    } else {
-      double* out = reinterpret_cast<double*>(dst + j);
-      const double* in = reinterpret_cast<const double*>(src + j);
-#if defined(__AVX512F__)
-      _mm512_stream_pd(out, _mm512_loadu_pd(in));
-#elif defined(__AVX__)
-      _mm256_stream_pd(out, _mm256_loadu_pd(in));
-#else
-      _mm_stream_pd(out, _mm_loadu_pd(in));
-#endif
-    }
-  }
+  for (; j + lanes <= d; j += lanes) stream_vector(dst + j, src + j);
   for (; j < d; ++j) dst[j] = src[j];
 #else
   std::memcpy(dst, src, sizeof(T) * d);
