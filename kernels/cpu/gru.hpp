@@ -16,6 +16,7 @@
 #pragma once
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "common/cell.hpp"
 #include "cpu/gemm.hpp"
@@ -179,14 +180,18 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
 
 // One row of the backward blend pass. g [G]: activated z,r,n; uh: u_h row (reset_after
 // only); dhd: gradient from step t+1's GEMMs; dx, du [G] out (reset_after: all three gates;
-// otherwise z and h, the r columns come after the U_h GEMM); dh_carry in/out as in lstm.
+// otherwise z and h, the r columns come after the U_h GEMM); dh_carry in/out as in lstm;
+// sum: the step's column sums (ColumnSums::add_step), dx's columns, then with reset_after du's
+// (only its h columns: its z,r columns equal dx's).
 template <bool Keep, bool ResetAfter, typename scalar_t>
 inline void gru_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
                              const scalar_t* SEQFUSE_RESTRICT hp,
                              const scalar_t* SEQFUSE_RESTRICT dhs_t,
                              const scalar_t* SEQFUSE_RESTRICT dhd,
                              const scalar_t* SEQFUSE_RESTRICT uh, scalar_t* SEQFUSE_RESTRICT dx,
-                             scalar_t* SEQFUSE_RESTRICT du, scalar_t* SEQFUSE_RESTRICT dh_carry) {
+                             scalar_t* SEQFUSE_RESTRICT du, scalar_t* SEQFUSE_RESTRICT dh_carry,
+                             scalar_t* SEQFUSE_RESTRICT sum) {
+  const int64_t G = 3 * H;
   int64_t j = 0;
   if constexpr (std::is_same_v<scalar_t, float>) {
     // Full-width vectors, as lstm_row_backward: the (64,100,64,128) backward, both ways
@@ -215,11 +220,15 @@ inline void gru_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
         store_vector(dx + j, dz);
         store_vector(du + j, dz);
         store_vector(dx + 2 * H + j, dn);
+        add_vector(sum + j, dz);
+        add_vector(sum + 2 * H + j, dn);
         if (ResetAfter) {
           const V dr = gru_reset_backward(r, dn * load_vector<V>(uh + j));
           store_vector(dx + H + j, dr);
           store_vector(du + H + j, dr);
           store_vector(du + 2 * H + j, dn * r);
+          add_vector(sum + H + j, dr);
+          add_vector(sum + G + 2 * H + j, dn * r);
         } else {
           store_vector(du + 2 * H + j, dn);
         }
@@ -239,9 +248,14 @@ inline void gru_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
     gru_blend_backward(g[j], g[2 * H + j], hp[j], dh, dz, dn, dh_carry[j]);
     dx[j] = du[j] = dz;
     dx[2 * H + j] = dn;
+    sum[j] += dz;
+    sum[2 * H + j] += dn;
     if (ResetAfter) {
-      dx[H + j] = du[H + j] = gru_reset_backward(r, dn * uh[j]);
+      const scalar_t dr = gru_reset_backward(r, dn * uh[j]);
+      dx[H + j] = du[H + j] = dr;
       du[2 * H + j] = dn * r;
+      sum[H + j] += dr;
+      sum[G + 2 * H + j] += dn * r;
     } else {
       du[2 * H + j] = dn;
     }
@@ -249,15 +263,19 @@ inline void gru_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 }
 
 // !reset_after: drh = (dn·U_hᵀ)·dm, the gradient reaching r*h_{t-1} (zero on a masked row,
-// whose dn is zero); writes the r columns of dx, du and adds the r*hd path to dh_carry.
+// whose dn is zero); writes the r columns of dx, du, adds them to sum (as gru_row_backward's)
+// and adds the r*hd path to dh_carry.
 template <typename scalar_t>
 inline void gru_row_reset_before(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
                                  const scalar_t* SEQFUSE_RESTRICT hp,
                                  const scalar_t* SEQFUSE_RESTRICT drh, scalar_t* SEQFUSE_RESTRICT dx,
-                                 scalar_t* SEQFUSE_RESTRICT du, scalar_t* SEQFUSE_RESTRICT dh_carry) {
+                                 scalar_t* SEQFUSE_RESTRICT du, scalar_t* SEQFUSE_RESTRICT dh_carry,
+                                 scalar_t* SEQFUSE_RESTRICT sum) {
   for (int64_t j = 0; j < H; ++j) {
     const scalar_t r = g[H + j];
-    dx[H + j] = du[H + j] = gru_reset_backward(r, drh[j] * hp[j]);
+    const scalar_t dr = gru_reset_backward(r, drh[j] * hp[j]);
+    dx[H + j] = du[H + j] = dr;
+    sum[H + j] += dr;
     dh_carry[j] += drh[j] * r;
   }
 }
@@ -301,6 +319,7 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
   parallel_rows<scalar_t>(B, flops, [&](int64_t range, int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
+    std::vector<scalar_t> part(sums.N);  // this range's column sums of one step
     // The next step's rows of gates, uh, dxw and du are asked for while this step computes
     // (prefetch_row, cpu/simd.hpp) where they fit in half the L2 beside the packed Uᵀ.
     const bool ahead = (nb * (3 * G + H) + G * H) * static_cast<int64_t>(sizeof(scalar_t)) <=
@@ -325,13 +344,13 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
           prefetch_row<true, 2>(dur - BG, G);
         }
         if (reset_after && keep)
-          gru_row_backward<true, true>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry);
+          gru_row_backward<true, true>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry, part.data());
         else if (reset_after)
-          gru_row_backward<false, true>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry);
+          gru_row_backward<false, true>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry, part.data());
         else if (keep)
-          gru_row_backward<true, false>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry);
+          gru_row_backward<true, false>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry, part.data());
         else
-          gru_row_backward<false, false>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry);
+          gru_row_backward<false, false>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry, part.data());
       }
       if (!reset_after) {
         const Product<scalar_t> dn[1] = {{H, du + t * BG + b0 * G + 2 * H, G, Ut + 2 * H * H, H, true}};
@@ -340,12 +359,12 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
           for (int64_t k = b0 * H; k < b1 * H; ++k) drh_ws[k] *= dm[k];
         for (int64_t b = b0; b < b1; ++b)
           gru_row_reset_before(H, gates + t * BG + b * G, h_prev + b * ldh, drh_ws + b * H,
-                               dxw + t * BG + b * G, du + t * BG + b * G, dh_ws + b * H);
+                               dxw + t * BG + b * G, du + t * BG + b * G, dh_ws + b * H,
+                               part.data());
       }
-      sums.add(range, b0, b1, dxw + t * BG, G, 0, G);
       // du's z and r columns equal dxw's (so do the two biases' z,r gradients): of du only
       // the h columns are summed, the z,r sums are copied after the loop.
-      if (reset_after) sums.add(range, b0, b1, du + t * BG + 2 * H, G, G + 2 * H, H);
+      sums.add_step(range, part.data());
       if (dx) in.backward(t, b0, b1, dxw + t * BG, G, Wt, dx, tile);
       // reset_after: dhd = du·Uᵀ; otherwise only the z,r columns (U_h's part went via drh).
       const Product<scalar_t> back[1] = {{reset_after ? G : 2 * H, du + t * BG + b0 * G, G, Ut, H, true}};

@@ -27,6 +27,7 @@
 #pragma once
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "common/cell.hpp"
 #include "cpu/gemm.hpp"
@@ -121,14 +122,16 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_
 
 // One row of the backward gate pass. g: [G] activated gates; c, cp: [H] c_t, c_{t-1};
 // dhs_t: [H]; dhd: [H] gradient from step t+1's GEMM; dz: [G] out; dh_carry: [H] in/out,
-// the non-GEMM part of dh (in: from step t+1, out: for step t-1); dc: [H] in/out.
+// the non-GEMM part of dh (in: from step t+1, out: for step t-1); dc: [H] in/out; sum: [G]
+// in/out, the step's column sums of dz (ColumnSums::add_step, cpu/projection.hpp).
 template <bool Keep, typename scalar_t>
 inline void lstm_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
                               const scalar_t* SEQFUSE_RESTRICT c,
                               const scalar_t* SEQFUSE_RESTRICT cp,
                               const scalar_t* SEQFUSE_RESTRICT dhs_t,
                               const scalar_t* SEQFUSE_RESTRICT dhd, scalar_t* SEQFUSE_RESTRICT dz,
-                              scalar_t* SEQFUSE_RESTRICT dh_carry, scalar_t* SEQFUSE_RESTRICT dc) {
+                              scalar_t* SEQFUSE_RESTRICT dh_carry, scalar_t* SEQFUSE_RESTRICT dc,
+                              scalar_t* SEQFUSE_RESTRICT sum) {
   int64_t j = 0;
   if constexpr (std::is_same_v<scalar_t, float>) {
     // Full-width vectors, as lstm_row_forward: the backward (64,100,64,128), both ways
@@ -148,6 +151,10 @@ inline void lstm_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
         store_vector(dz + H + j, dzf);
         store_vector(dz + 2 * H + j, dzg);
         store_vector(dz + 3 * H + j, dzo);
+        add_vector(sum + j, dzi);
+        add_vector(sum + H + j, dzf);
+        add_vector(sum + 2 * H + j, dzg);
+        add_vector(sum + 3 * H + j, dzo);
         store_vector(dc + j, dc_prev);
         store_vector(dh_carry + j, V{});
       } else {
@@ -168,6 +175,7 @@ inline void lstm_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
       scalar_t dc_prev;
       lstm_cell_backward(g[j], g[H + j], g[2 * H + j], g[3 * H + j], c[j], cp[j], dh, dc[j], dz[j],
                          dz[H + j], dz[2 * H + j], dz[3 * H + j], dc_prev);
+      for (int k = 0; k < 4; ++k) sum[k * H + j] += dz[k * H + j];
       dc[j] = dc_prev;
       dh_carry[j] = 0;
     } else {
@@ -209,6 +217,7 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>
       dh_ws[k] = dhd_ws[k] = 0;
       dc_ws[k] = dc_T[k];
     }
+    std::vector<scalar_t> part(sums.N);  // this range's column sums of one step
     // The next step's rows of gates, cs and dz are asked for while this step computes
     // (prefetch_row, cpu/simd.hpp) where they fit in half the L2 beside the packed Uᵀ.
     const bool ahead = ((b1 - b0) * (2 * G + H) + G * H) * static_cast<int64_t>(sizeof(scalar_t)) <=
@@ -225,13 +234,13 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>
         if (!mask || mask[t * B + b])
           lstm_row_backward<true>(H, gates + t * BG + b * G, cs + r, c_prev + b * H,
                                   dhs.at(t, b), dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H,
-                                  dc_ws + b * H);
+                                  dc_ws + b * H, part.data());
         else
           lstm_row_backward<false>(H, gates + t * BG + b * G, cs + r, c_prev + b * H,
                                    dhs.at(t, b), dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H,
-                                   dc_ws + b * H);
+                                   dc_ws + b * H, part.data());
       }
-      sums.add(range, b0, b1, dz + t * BG, G, 0, G);
+      sums.add_step(range, part.data());
       const Product<scalar_t> back[1] = {{G, dz + t * BG + b0 * G, G, Ut, H, true}};
       gemm<scalar_t, 1>(b1 - b0, H, back, nullptr, 0, dhd_ws + b0 * H, H, tile);
       if (dx) in.backward(t, b0, b1, dz + t * BG, G, Wt, dx, tile);

@@ -95,8 +95,14 @@ struct States {
 // share a partial) and added up after the loop.
 //   ws: [max_row_ranges(), N] workspace of doubles; N columns in all, filled from several
 //   sources. A range sums T·rows values per column (12,800 at GRU (128,200,128,256)); in
-//   float that lost ~1.7e-6 of the largest sum (as much as NumPy's float32 sum()), in double
-//   only the float rounding of the result is left (~1e-7), at no measured cost.
+//   float that lost ~1.7e-6 of the largest sum (as much as NumPy's float32 sum()), so the
+//   steps are summed in double. Within a step the row passes add each row's gradients into a
+//   partial of the rows' own type while they are in registers (a range's rows of one step: 32
+//   at B = 64 on two threads), and add_step moves it into the doubles, rather than reading
+//   the step's rows back for the sums: the (64,100,64,128) backward, the two builds loaded in
+//   one process and alternating, medians of 150, three runs, Intel Xeon (family 6, model
+//   167), 2026-12-03: GRU 4.31-4.36 -> 4.22-4.26 ms, LSTM 5.13-5.42 -> 5.09-5.41, SimpleRNN
+//   1.53-1.56 -> 1.52-1.59 (even).
 template <typename scalar_t>
 struct ColumnSums {
   double* ws;
@@ -104,27 +110,12 @@ struct ColumnSums {
 
   void zero() const { std::fill(ws, ws + max_row_ranges() * N, 0.0); }
 
-  // ws[range, col:col+n] += Σ rows b0..b1 of src (row b at src + b·ld).
-  void add(int64_t range, int64_t b0, int64_t b1, const scalar_t* src, int64_t ld, int64_t col,
-           int64_t n) const {
-    double* SEQFUSE_RESTRICT acc = ws + range * N + col;
-    // Columns W at a time, summed over the rows in registers and added to acc once: adding
-    // every row into acc loaded and stored each double once per row. LSTM (64,100,64,128)
-    // backward, both ways alternating in one process, medians of 40, Intel Xeon (family 6,
-    // model 167), 2026-12-02: 5.69-5.70 -> 5.48-5.54 ms; GRU 4.87 -> 4.81; SimpleRNN even.
-    constexpr int64_t W = 32;
-    int64_t j0 = 0;
-    for (; j0 + W <= n; j0 += W) {
-      double s[W] = {};
-      for (int64_t b = b0; b < b1; ++b) {
-        const scalar_t* SEQFUSE_RESTRICT row = src + b * ld + j0;
-        for (int c = 0; c < W; ++c) s[c] += row[c];
-      }
-      for (int c = 0; c < W; ++c) acc[j0 + c] += s[c];
-    }
-    for (int64_t b = b0; b < b1 && j0 < n; ++b) {
-      const scalar_t* SEQFUSE_RESTRICT row = src + b * ld;
-      for (int64_t j = j0; j < n; ++j) acc[j] += row[j];
+  // ws[range, :] += part [N], one step's rows of the range; part is zeroed for the next step.
+  void add_step(int64_t range, scalar_t* SEQFUSE_RESTRICT part) const {
+    double* SEQFUSE_RESTRICT acc = ws + range * N;
+    for (int64_t j = 0; j < N; ++j) {
+      acc[j] += part[j];
+      part[j] = 0;
     }
   }
 

@@ -52,6 +52,11 @@ template <typename T, typename V>
 inline void store_vector(T* p, V v) {
   *reinterpret_cast<typename Vector<T, sizeof(V)>::unaligned*>(p) = v;
 }
+// p[0 .. lanes) += v (a row pass's column sums, ColumnSums in cpu/projection.hpp).
+template <typename T, typename V>
+inline void add_vector(T* p, V v) {
+  store_vector(p, load_vector<V>(p) + v);
+}
 
 // Cache sizes per core from glibc's sysconf; elsewhere (no such names) the fallbacks below.
 #if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "common/cell.hpp"
 #include "cpu/gemm.hpp"
@@ -32,16 +33,19 @@ inline void simple_rnn_row_forward(int64_t H, const scalar_t* SEQFUSE_RESTRICT h
   for (; j < H; ++j) h[j] = Keep ? tanh_act(h[j]) : hp[j];
 }
 
-// One row of the backward pass; dh_carry in/out as in lstm.hpp.
+// One row of the backward pass; dh_carry and sum in/out as in lstm.hpp.
 template <bool Keep, typename scalar_t>
 inline void simple_rnn_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT h,
                                     const scalar_t* SEQFUSE_RESTRICT dhs_t,
                                     const scalar_t* SEQFUSE_RESTRICT dhd,
                                     scalar_t* SEQFUSE_RESTRICT dz,
-                                    scalar_t* SEQFUSE_RESTRICT dh_carry) {
+                                    scalar_t* SEQFUSE_RESTRICT dh_carry,
+                                    scalar_t* SEQFUSE_RESTRICT sum) {
   for (int64_t j = 0; j < H; ++j) {
     const scalar_t dh = dhs_t[j] + dh_carry[j] + dhd[j];
-    dz[j] = Keep ? simple_rnn_cell_backward(h[j], dh) : scalar_t(0);
+    const scalar_t d = Keep ? simple_rnn_cell_backward(h[j], dh) : scalar_t(0);
+    dz[j] = d;
+    sum[j] += d;
     dh_carry[j] = Keep ? scalar_t(0) : dh;
   }
 }
@@ -102,16 +106,17 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const States<const sca
   sums.zero();
   parallel_rows<scalar_t>(B, flops, [&](int64_t range, int64_t b0, int64_t b1) {
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
+    std::vector<scalar_t> part(sums.N);  // this range's column sums of one step
     for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t b = b0; b < b1; ++b) {
         const scalar_t *h = hs.at(t, b), *dh = dhs.at(t, b);
         scalar_t* dz_row = dz + t * BH + b * H;
         if (!mask || mask[t * B + b])
-          simple_rnn_row_backward<true>(H, h, dh, dhd_ws + b * H, dz_row, dh_ws + b * H);
+          simple_rnn_row_backward<true>(H, h, dh, dhd_ws + b * H, dz_row, dh_ws + b * H, part.data());
         else
-          simple_rnn_row_backward<false>(H, h, dh, dhd_ws + b * H, dz_row, dh_ws + b * H);
+          simple_rnn_row_backward<false>(H, h, dh, dhd_ws + b * H, dz_row, dh_ws + b * H, part.data());
       }
-      sums.add(range, b0, b1, dz + t * BH, H, 0, H);
+      sums.add_step(range, part.data());
       const Product<scalar_t> back[1] = {{H, dz + t * BH + b0 * H, H, Ut, H, true}};
       gemm<scalar_t, 1>(b1 - b0, H, back, nullptr, 0, dhd_ws + b0 * H, H, tile);
       if (dx) in.backward(t, b0, b1, dz + t * BH, H, Wt, dx, tile);
