@@ -20,11 +20,19 @@ times every part with VAR unset and VAR=1 alternating call by call in one proces
 call after one untimed call the same way), so both ways see the same neighbours. On the 2-vCPU
 Zen 3 VM, where separate processes a few minutes apart read the same step 26 and 48 ms, this
 resolved 1 ms in a 10 ms forward that alternating processes could not (bench/RESULTS.md,
-session 27).
+session 27). A branch on the variable inside a kernel can change how the compiler builds the
+unchanged side, so the final A/B is of two builds, with no edit in either:
+
+    cp engine/_C.*.so /tmp/before.so    # built from main, before the change
+    python bench/profile_step.py lstm 64 100 64 128 --against /tmp/before.so --repeat 60
+
+loads the other build beside engine._C (as another module) and alternates the two the same
+way; the first column is the build in engine/, the second the one named.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import time
@@ -32,6 +40,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+import engine
 from engine import _recurrent, backends
 from engine.backends import cpp_cpu
 from engine.benchmark import ours
@@ -39,23 +48,36 @@ from engine.benchmark import ours
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
 
-def toggled_ms(fn, repeat, var):
-    """(median ms with `var` unset, with var=1): the two ways alternate call by call."""
-    times = {False: [], True: []}
-    try:
-        for _ in range(repeat):
-            for on in (False, True):
-                if on:
-                    os.environ[var] = "1"
-                else:
-                    os.environ.pop(var, None)
-                fn()
-                start = time.perf_counter()
-                fn()
-                times[on].append(time.perf_counter() - start)
-    finally:
-        os.environ.pop(var, None)
-    return tuple(statistics.median(times[on]) * 1e3 for on in (False, True))
+def alternating_ms(fn, repeat, ways):
+    """(median ms of each way): ways are two callables that set the process up one way (an
+    environment variable, an extension build); they alternate call by call."""
+    times = [[], []]
+    for _ in range(repeat):
+        for i, way in enumerate(ways):
+            way()
+            fn()
+            start = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - start)
+    return tuple(statistics.median(t) * 1e3 for t in times)
+
+
+def toggle_ways(var):
+    """VAR unset, then VAR=1 (alternating_ms)."""
+    return (lambda: os.environ.pop(var, None), lambda: os.environ.__setitem__(var, "1"))
+
+
+def build_ways(path):
+    """This checkout's engine._C, then the extension build at `path` (alternating_ms): each way
+    points the C++ backend and the package's `_C` (which engine._blas imports per call) at it."""
+    spec = importlib.util.spec_from_file_location("against._C", path)
+    other = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(other)
+    ours_c = engine._C
+
+    def use(module):
+        engine._C = cpp_cpu._C = module
+    return (lambda: use(ours_c), lambda: use(other))
 
 
 def median_ms(fn, repeat):
@@ -74,10 +96,15 @@ def main(argv=None):
     parser.add_argument("op", choices=sorted(GATES))
     parser.add_argument("size", type=int, nargs=4, metavar=("B", "T", "F", "H"))
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--against", metavar="SO",
+                        help="time every part with engine._C and with the build at SO, alternating")
     parser.add_argument("--toggle", metavar="VAR",
                         help="time every part with VAR unset and VAR=1, alternating call by call")
     args = parser.parse_args(argv)
-    time_ms = (lambda fn, repeat: toggled_ms(fn, repeat, args.toggle)) if args.toggle else median_ms
+    if args.against and args.toggle:
+        parser.error("--against and --toggle are two A/Bs: give one")
+    ways = build_ways(args.against) if args.against else toggle_ways(args.toggle) if args.toggle else None
+    time_ms = (lambda fn, repeat: alternating_ms(fn, repeat, ways)) if ways else median_ms
     op, (B, T, Fe, H), G = args.op, args.size, GATES[args.op]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((B, T, Fe)).astype(np.float32)
@@ -120,13 +147,16 @@ def main(argv=None):
     gflop = {part: 2 * rows * (Fe + H) * G * H for part in ("forward", "backward", "weights")}
     gflop["step"] = sum(gflop.values())
     print(f"{op} (B,T,F,H) = {(B, T, Fe, H)}, float32, cpp, median of {args.repeat}"
-          + (f"; {args.toggle} unset | {args.toggle}=1" if args.toggle else ""))
-    ways = 2 if args.toggle else 1
-    times = {name: ms if args.toggle else (ms,) for name, ms in parts.items()}
+          + (f"; {args.toggle} unset | {args.toggle}=1" if args.toggle else "")
+          + (f"; engine._C | {args.against}" if args.against else ""))
+    if ways:
+        ways[0]()  # the process as it started
+    count = 2 if ways else 1
+    times = {name: ms if ways else (ms,) for name, ms in parts.items()}
     for name, ms in times.items():
         cells = "  | ".join(f"{t:9.2f} ms  {gflop[name] / t / 1e6:6.0f} GFLOP/s" for t in ms)
         print(f"  {name:<12}{cells}" + (f"  ({gflop['step'] / 1e9:.2f} GFLOP)" if name == "step" else ""))
-    rest = [times["step"][w] - sum(ms[w] for name, ms in times.items() if name != "step") for w in range(ways)]
+    rest = [times["step"][w] - sum(ms[w] for name, ms in times.items() if name != "step") for w in range(count)]
     print(f"  {'step - parts':<12}" + "  | ".join(f"{t:9.2f} ms" for t in rest))
 
 
