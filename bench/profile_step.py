@@ -50,15 +50,19 @@ GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
 def alternating_ms(fn, repeat, ways):
     """(median ms of each way): ways are two callables that set the process up one way (an
-    environment variable, an extension build); they alternate call by call."""
+    environment variable, an extension build); they alternate call by call, and the process
+    is left the first way."""
     times = [[], []]
-    for _ in range(repeat):
-        for i, way in enumerate(ways):
-            way()
-            fn()
-            start = time.perf_counter()
-            fn()
-            times[i].append(time.perf_counter() - start)
+    try:
+        for _ in range(repeat):
+            for i, way in enumerate(ways):
+                way()
+                fn()
+                start = time.perf_counter()
+                fn()
+                times[i].append(time.perf_counter() - start)
+    finally:
+        ways[0]()
     return tuple(statistics.median(t) * 1e3 for t in times)
 
 
@@ -149,8 +153,6 @@ def main(argv=None):
     print(f"{op} (B,T,F,H) = {(B, T, Fe, H)}, float32, cpp, median of {args.repeat}"
           + (f"; {args.toggle} unset | {args.toggle}=1" if args.toggle else "")
           + (f"; engine._C | {args.against}" if args.against else ""))
-    if ways:
-        ways[0]()  # the process as it started
     count = 2 if ways else 1
     times = {name: ms if ways else (ms,) for name, ms in parts.items()}
     for name, ms in times.items():

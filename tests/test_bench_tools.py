@@ -40,8 +40,8 @@ def test_profile_step_toggle_times_both_ways_and_leaves_the_variable_unset(monke
     module = _profile_step()
     seen = []
     monkeypatch.delenv("SEQFUSE_AB_TEST", raising=False)
-    assert module.toggled_ms(lambda: seen.append(os.environ.get("SEQFUSE_AB_TEST")), 3,
-                             "SEQFUSE_AB_TEST")[0] >= 0
+    assert module.alternating_ms(lambda: seen.append(os.environ.get("SEQFUSE_AB_TEST")), 3,
+                                 module.toggle_ways("SEQFUSE_AB_TEST"))[0] >= 0
     assert seen == [None, None, "1", "1"] * 3  # per round: one untimed and one timed call each way
     assert "SEQFUSE_AB_TEST" not in os.environ
     module.main(["lstm", "3", "4", "2", "5", "--repeat", "1", "--toggle", "SEQFUSE_AB_TEST"])
@@ -49,6 +49,16 @@ def test_profile_step_toggle_times_both_ways_and_leaves_the_variable_unset(monke
     assert "SEQFUSE_AB_TEST unset | SEQFUSE_AB_TEST=1" in out
     assert all(line.count("|") == 1 for line in out.splitlines()[1:])
     assert "SEQFUSE_AB_TEST" not in os.environ
+
+
+def test_profile_step_against_times_two_builds_and_leaves_engine_c_as_it_was(capsys):
+    module = _profile_step()
+    ours = en._C
+    module.main(["gru", "3", "4", "2", "5", "--repeat", "1", "--against", ours.__file__])
+    out = capsys.readouterr().out
+    assert f"engine._C | {ours.__file__}" in out
+    assert all(line.count("|") == 1 for line in out.splitlines()[1:])
+    assert en._C is ours and en.backends.cpp_cpu._C is ours
 
 
 def test_gemm_peak_builds_and_runs(tmp_path):
