@@ -19,6 +19,7 @@ const std::map<std::string, std::vector<std::string>>& options() {
       {"conv1d", {"auto", "direct", "gemm", "ragged_gemm"}},  // Conv1dAlgorithm (cpu/choices.hpp)
       {"gemm_tile", {"auto", "8x2", "8x3", "6x4", "6x1", "4x1"}},  // kGemmTiles (cpu/gemm.hpp): rows x 64 B
       {"weight_gradients", {"auto", "tile", "blas"}},               // WeightGradients (cpu/choices.hpp)
+      {"backward_rows", {"auto", "in_place", "streamed"}},          // BackwardRows (cpu/choices.hpp)
   };
   return table;
 }
@@ -28,6 +29,7 @@ std::atomic<int>& slot(const std::string& name) {
   if (name == "conv1d") return c.conv1d;
   if (name == "gemm_tile") return c.gemm_tile;
   if (name == "weight_gradients") return c.weight_gradients;
+  if (name == "backward_rows") return c.backward_rows;
   std::string known;
   for (const auto& [key, values] : options()) known += (known.empty() ? "" : ", ") + key;
   throw py::value_error("set_choice: unknown choice '" + name + "'; expected one of " + known);

@@ -321,9 +321,11 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
     std::vector<scalar_t> part(sums.N);  // this range's column sums of one step
     // The next step's rows of gates, uh, dxw and du are asked for while this step computes
-    // (prefetch_row, cpu/simd.hpp) where they fit in half the L2 beside the packed Uᵀ.
+    // (prefetch_row, cpu/simd.hpp) where they fit in half the L2 beside the packed Uᵀ; where
+    // they do not, dxw's and du's rows are streamed (GradientRows, cpu/projection.hpp).
     const bool ahead = (nb * (3 * G + H) + G * H) * static_cast<int64_t>(sizeof(scalar_t)) <=
                        l2_cache_bytes() / 2;
+    GradientRows<scalar_t> dxw_rows(dxw, B, G, b0, b1, ahead), du_rows(du, B, G, b0, b1, ahead);
     for (int64_t t = T - 1; t >= 0; --t) {
       const scalar_t* h_prev = hs.previous(t, h0);
       const int64_t ldh = hs.previous_ld(t, H);  // rows of h_prev
@@ -333,15 +335,17 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
         const scalar_t* hp = h_prev + b * ldh;
         const scalar_t* dhs_t = dhs.at(t, b);
         const scalar_t* uhr = reset_after ? uh + t * BH + b * H : nullptr;
-        scalar_t* dx = dxw + t * BG + b * G;
-        scalar_t* dur = du + t * BG + b * G;
+        scalar_t* dx = dxw_rows.row(t, b);
+        scalar_t* dur = du_rows.row(t, b);
         scalar_t* carry = dh_ws + b * H;
         const scalar_t* dhd = dhd_ws + b * H;
         if (ahead && t > 0) {
           prefetch_row<false, 2>(g - BG, G);
           if (reset_after) prefetch_row<false, 2>(uhr - BH, H);
-          prefetch_row<true, 2>(dx - BG, G);
-          prefetch_row<true, 2>(dur - BG, G);
+          if (dxw_rows.in_place()) {
+            prefetch_row<true, 2>(dx - BG, G);
+            prefetch_row<true, 2>(dur - BG, G);
+          }
         }
         if (reset_after && keep)
           gru_row_backward<true, true>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry, part.data());
@@ -353,26 +357,30 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
           gru_row_backward<false, false>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry, part.data());
       }
       if (!reset_after) {
-        const Product<scalar_t> dn[1] = {{H, du + t * BG + b0 * G + 2 * H, G, Ut + 2 * H * H, H, true}};
+        const Product<scalar_t> dn[1] = {{H, du_rows.row(t, b0) + 2 * H, G, Ut + 2 * H * H, H, true}};
         gemm<scalar_t, 1>(nb, H, dn, nullptr, 0, drh_ws + b0 * H, H, tile);
         if (dm)
           for (int64_t k = b0 * H; k < b1 * H; ++k) drh_ws[k] *= dm[k];
         for (int64_t b = b0; b < b1; ++b)
           gru_row_reset_before(H, gates + t * BG + b * G, h_prev + b * ldh, drh_ws + b * H,
-                               dxw + t * BG + b * G, du + t * BG + b * G, dh_ws + b * H,
+                               dxw_rows.row(t, b), du_rows.row(t, b), dh_ws + b * H,
                                part.data());
       }
       // du's z and r columns equal dxw's (so do the two biases' z,r gradients): of du only
       // the h columns are summed, the z,r sums are copied after the loop.
       sums.add_step(range, part.data());
-      if (dx) in.backward(t, b0, b1, dxw + t * BG, G, Wt, dx, tile);
+      if (dx) in.backward(t, b0, b1, dxw_rows.row(t, b0), G, Wt, dx, tile);
       // reset_after: dhd = du·Uᵀ; otherwise only the z,r columns (U_h's part went via drh).
-      const Product<scalar_t> back[1] = {{reset_after ? G : 2 * H, du + t * BG + b0 * G, G, Ut, H, true}};
+      const Product<scalar_t> back[1] = {{reset_after ? G : 2 * H, du_rows.row(t, b0), G, Ut, H, true}};
       gemm<scalar_t, 1>(nb, H, back, nullptr, 0, dhd_ws + b0 * H, H, tile);
+      dxw_rows.flush(t);
+      du_rows.flush(t);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
     }
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh0[k] = dh_ws[k] + dhd_ws[k];
+    dxw_rows.finish();
+    du_rows.finish();
   });
   sums.total(dbias);
   if (reset_after)

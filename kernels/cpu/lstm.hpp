@@ -219,9 +219,11 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>
     }
     std::vector<scalar_t> part(sums.N);  // this range's column sums of one step
     // The next step's rows of gates, cs and dz are asked for while this step computes
-    // (prefetch_row, cpu/simd.hpp) where they fit in half the L2 beside the packed Uᵀ.
+    // (prefetch_row, cpu/simd.hpp) where they fit in half the L2 beside the packed Uᵀ; where
+    // they do not, dz's rows are streamed (GradientRows, cpu/projection.hpp).
     const bool ahead = ((b1 - b0) * (2 * G + H) + G * H) * static_cast<int64_t>(sizeof(scalar_t)) <=
                        l2_cache_bytes() / 2;
+    GradientRows<scalar_t> dz_rows(dz, B, G, b0, b1, ahead);
     for (int64_t t = T - 1; t >= 0; --t) {
       const scalar_t* c_prev = t ? cs + (t - 1) * BH : c0;
       for (int64_t b = b0; b < b1; ++b) {
@@ -229,21 +231,22 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>
         if (ahead && t > 0) {
           prefetch_row<false, 2>(gates + (t - 1) * BG + b * G, G);
           if (t > 1) prefetch_row<false, 2>(cs + (t - 2) * BH + b * H, H);
-          prefetch_row<true, 2>(dz + (t - 1) * BG + b * G, G);
+          if (dz_rows.in_place()) prefetch_row<true, 2>(dz_rows.row(t - 1, b), G);
         }
         if (!mask || mask[t * B + b])
           lstm_row_backward<true>(H, gates + t * BG + b * G, cs + r, c_prev + b * H,
-                                  dhs.at(t, b), dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H,
+                                  dhs.at(t, b), dhd_ws + b * H, dz_rows.row(t, b), dh_ws + b * H,
                                   dc_ws + b * H, part.data());
         else
           lstm_row_backward<false>(H, gates + t * BG + b * G, cs + r, c_prev + b * H,
-                                   dhs.at(t, b), dhd_ws + b * H, dz + t * BG + b * G, dh_ws + b * H,
+                                   dhs.at(t, b), dhd_ws + b * H, dz_rows.row(t, b), dh_ws + b * H,
                                    dc_ws + b * H, part.data());
       }
       sums.add_step(range, part.data());
-      const Product<scalar_t> back[1] = {{G, dz + t * BG + b0 * G, G, Ut, H, true}};
+      const Product<scalar_t> back[1] = {{G, dz_rows.row(t, b0), G, Ut, H, true}};
       gemm<scalar_t, 1>(b1 - b0, H, back, nullptr, 0, dhd_ws + b0 * H, H, tile);
-      if (dx) in.backward(t, b0, b1, dz + t * BG, G, Wt, dx, tile);
+      if (dx) in.backward(t, b0, b1, dz_rows.row(t, b0), G, Wt, dx, tile);
+      dz_rows.flush(t);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
     }
@@ -251,6 +254,7 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>
       dh0[k] = dh_ws[k] + dhd_ws[k];
       dc0[k] = dc_ws[k];
     }
+    dz_rows.finish();
   });
   sums.total(dbias);
 }

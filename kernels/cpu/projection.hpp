@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "common/cell.hpp"
+#include "cpu/choices.hpp"
 #include "cpu/gemm.hpp"
+#include "cpu/simd.hpp"
 
 namespace seqfuse {
 
@@ -65,11 +67,11 @@ struct InputProjection {
     gemm<scalar_t, 2>(b1 - b0, G, p, bias, 0, out + b0 * ldo, ldo, tile);
   }
 
-  // dx[b, timestep(t)] = dz rows b0..b1 (row b at dz + b·ldz) · Wt, Wt: [G,F] = Wᵀ packed
-  // (transpose_packed, cpu/gemm.hpp) for `tile`.
+  // dx[b, timestep(t)] = dz rows b0..b1 (row b0 at dz, the next ldz apart) · Wt, Wt: [G,F] =
+  // Wᵀ packed (transpose_packed, cpu/gemm.hpp) for `tile`.
   void backward(int64_t t, int64_t b0, int64_t b1, const scalar_t* dz, int64_t ldz,
                 const scalar_t* Wt, scalar_t* dx, GemmTile tile) const {
-    const Product<scalar_t> p[1] = {{G, dz + b0 * ldz, ldz, Wt, F, true}};
+    const Product<scalar_t> p[1] = {{G, dz, ldz, Wt, F, true}};
     gemm<scalar_t, 1>(b1 - b0, F, p, nullptr, 0, dx + (b0 * T + timestep(t)) * F, T * F, tile);
   }
 };
@@ -89,6 +91,52 @@ struct States {
   // h_{t-1} rows (h0 [B,H] at t = 0) and their stride.
   const scalar_t* previous(int64_t t, const scalar_t* h0) const { return t ? at(t - 1, 0) : h0; }
   int64_t previous_ld(int64_t t, int64_t H) const { return t ? row : H; }
+};
+
+// A recurrent backward's [T,B,G] gradient output as one thread's row pass writes it, rows
+// b0..b1 of each step: in place, or ("streamed") into a workspace of the range's rows that the
+// step's GEMMs read while it is in L2, then copied out by flush(t) with streaming stores
+// (stream_row, cpu/simd.hpp). In place, each output line is read from memory before it is
+// overwritten; that is cheap while a step's rows fit in the L2 beside the packed Uᵀ, where the
+// next step's lines are prefetched, and costly where they do not. The "backward_rows" choice
+// (cpu/choices.hpp) forces either way; auto streams where `fits` is false (LSTM's and GRU's
+// rule for prefetching the next step's rows). Intel Xeon (family 6, model 167), 2026-12-03,
+// (128,200,128,256), in place / streamed, medians of 8 alternating call by call: the backward
+// GRU 70.2 / 53.7 and 73.5 / 60.4 ms (two runs), LSTM 74.6 / 70.1 and 80.8 / 70.3; the two builds
+// alternating (bench/profile_step.py --against): GRU backward 64.9 / 47.7, step 172.9 /
+// 153.9, LSTM backward 63.5 / 59.7, step 194.6 / 188.1. At (64,100,64,128), where the rows
+// fit, streaming made the GRU step 1-3% slower.
+template <typename scalar_t>
+class GradientRows {
+ public:
+  GradientRows(scalar_t* out, int64_t B, int64_t G, int64_t b0, int64_t b1, bool fits)
+      : out_(out), B_(B), G_(G), b0_(b0), b1_(b1), streamed_(streamed(fits)),
+        ws_(streamed_ ? (b1 - b0) * G : 0) {}
+
+  bool in_place() const { return !streamed_; }
+  // Row b (b0 <= b < b1) of step t; the next row G further on.
+  scalar_t* row(int64_t t, int64_t b) {
+    return streamed_ ? ws_.data() + (b - b0_) * G_ : out_ + (t * B_ + b) * G_;
+  }
+  // Step t's rows to the output (streamed), once the step's GEMMs have read them.
+  void flush(int64_t t) {
+    if (streamed_)
+      for (int64_t b = b0_; b < b1_; ++b) stream_row(out_ + (t * B_ + b) * G_, row(t, b), G_);
+  }
+  // After the last step, before another thread reads the output.
+  void finish() const {
+    if (streamed_) stream_fence();
+  }
+
+ private:
+  static bool streamed(bool fits) {
+    const int choice = choices().backward_rows.load(std::memory_order_relaxed);
+    return choice == kRowsStreamed || (choice == kRowsAuto && !fits);
+  }
+  scalar_t* out_;
+  int64_t B_, G_, b0_, b1_;
+  bool streamed_;
+  std::vector<scalar_t> ws_;
 };
 
 // Column sums of gradient rows, accumulated per row range of parallel_rows (no two threads

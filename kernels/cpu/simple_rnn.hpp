@@ -119,7 +119,7 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const States<const sca
       sums.add_step(range, part.data());
       const Product<scalar_t> back[1] = {{H, dz + t * BH + b0 * H, H, Ut, H, true}};
       gemm<scalar_t, 1>(b1 - b0, H, back, nullptr, 0, dhd_ws + b0 * H, H, tile);
-      if (dx) in.backward(t, b0, b1, dz + t * BH, H, Wt, dx, tile);
+      if (dx) in.backward(t, b0, b1, dz + t * BH + b0 * H, H, Wt, dx, tile);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
     }
