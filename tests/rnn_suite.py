@@ -21,7 +21,6 @@ __all__ = ["test_reference_matches_finite_differences", "test_backend_matches_re
            "test_bad_input_names_the_argument", "test_cpp_kernels_check_their_arguments",
            "test_float32_bias_gradient_is_summed_exactly", "test_every_gemm_tile_matches_reference",
            "test_every_weight_gradient_path_matches_reference",
-           "test_every_backward_rows_way_matches_reference",
            "test_cpp_backward_reads_the_state_gradient_in_any_layout",
            "test_gradient_of_the_outputs_alone_matches_reference",
            "test_matches_torch",
@@ -87,22 +86,6 @@ def test_every_weight_gradient_path_matches_reference(variant, path, option, dty
     with tuning.forced("weight_gradients", path):
         rc.check_backend(rc.make_case(variant, option, B=7, T=9, F_=5, H=19), "cpp", dtype)
         rc.check_backend(rc.make_case(variant, option, B=4, T=1, F_=3, H=6), "cpp", dtype)
-
-
-# Both places LSTM's and GRU's C++ backwards write a step's gradient rows (GradientRows,
-# kernels/cpu/projection.hpp; SEQFUSE_BACKWARD_ROWS): in place, or in a workspace the step's
-# GEMMs read and that is then streamed out. "auto" streams only where a thread's rows of a step
-# outgrow half the L2, beyond these sizes, so each way is forced; with every option (masks,
-# dropout, go_backwards, GRU's reset_before) and B = 83 on two threads' row ranges. (SimpleRNN
-# writes in place either way; its cases run too.)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("option", rc.OPTIONS)
-@pytest.mark.parametrize("rows", _choice_values("backward_rows"))
-def test_every_backward_rows_way_matches_reference(variant, rows, option, dtype):
-    from engine import tuning
-    with tuning.forced("backward_rows", rows):
-        rc.check_backend(rc.make_case(variant, option, B=83, T=12, F_=21, H=37), "cpp", dtype)
-        rc.check_backend(rc.make_case(variant, option, B=3, T=1, F_=2, H=5), "cpp", dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
