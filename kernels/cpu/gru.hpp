@@ -343,8 +343,8 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
           prefetch_row<false, 2>(g - BG, G);
           if (reset_after) prefetch_row<false, 2>(uhr - BH, H);
           if (dxw_rows.in_place()) {
-            prefetch_row<true, 2>(dx - BG, G);
-            prefetch_row<true, 2>(dur - BG, G);
+            prefetch_row<true, 2>(dxw_rows.row(t - 1, b), G);
+            prefetch_row<true, 2>(du_rows.row(t - 1, b), G);
           }
         }
         if (reset_after && keep)
