@@ -98,7 +98,10 @@ def median_ms(fn, repeat):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("op", choices=sorted(GATES))
-    parser.add_argument("size", type=int, nargs=4, metavar=("B", "T", "F", "H"))
+    # Four positionals, not one with nargs=4: argparse's help cannot print a tuple metavar
+    # for a positional (--help raised ValueError).
+    for name, what in (("B", "batch rows"), ("T", "steps"), ("F", "input features"), ("H", "units")):
+        parser.add_argument(name, type=int, help=what)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--against", metavar="SO",
                         help="time every part with engine._C and with the build at SO, alternating")
@@ -109,7 +112,7 @@ def main(argv=None):
         parser.error("--against and --toggle are two A/Bs: give one")
     ways = build_ways(args.against) if args.against else toggle_ways(args.toggle) if args.toggle else None
     time_ms = (lambda fn, repeat: alternating_ms(fn, repeat, ways)) if ways else median_ms
-    op, (B, T, Fe, H), G = args.op, args.size, GATES[args.op]
+    op, (B, T, Fe, H), G = args.op, (args.B, args.T, args.F, args.H), GATES[args.op]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((B, T, Fe)).astype(np.float32)
     kernel = (rng.standard_normal((Fe, G * H)) * 0.1).astype(np.float32)

@@ -62,7 +62,8 @@ template <typename scalar_t>
 py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::object& rb_in,
                    const py::array& h0_in, const py::array& hs_in, const py::array& gates_in,
                    const py::array& uh_in, const py::object& mask_in, const py::object& dm_in,
-                   bool reset_after, const py::object& kernel_in, bool go_backwards) {
+                   bool reset_after, const py::object& kernel_in, bool go_backwards,
+                   bool overwrite_gates) {
   auto dhs = sequence_arg<scalar_t>(dhs_in, OP, "dhs");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(U, OP, "U", 2);
@@ -86,7 +87,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
 
   // dbias: (Σ dxw, Σ du) with reset_after (the layer's [2,3H] bias), else Σ dxw.
   const py::ssize_t sums = (reset_after ? 2 : 1) * 3 * H;
-  auto dxw = output<scalar_t>({T, B, 3 * H});
+  auto dxw = gradient_over_gates<scalar_t>(gates_in, gates, overwrite_gates, T, B, 3 * H);
   auto du = output<scalar_t>({T, B, 3 * H});
   auto dh0 = output<scalar_t>({B, H});
   carray<scalar_t> dbias = reset_after ? output<scalar_t>({2, 3 * H}) : output<scalar_t>({3 * H});
@@ -131,19 +132,23 @@ void bind_gru(py::module_& m) {
         [](const py::array& dhs, const py::array& U, const py::object& recurrent_bias,
            const py::array& h0, const py::array& hs, const py::array& gates, const py::array& uh,
            const py::object& mask, const py::object& dropout_mask, bool reset_after,
-           const py::object& kernel, bool go_backwards) {
+           const py::object& kernel, bool go_backwards, bool overwrite_gates) {
           return is_float64(dhs, OP, "dhs")
                      ? backward<double>(dhs, U, recurrent_bias, h0, hs, gates, uh, mask,
-                                        dropout_mask, reset_after, kernel, go_backwards)
+                                        dropout_mask, reset_after, kernel, go_backwards,
+                                        overwrite_gates)
                      : backward<float>(dhs, U, recurrent_bias, h0, hs, gates, uh, mask,
-                                       dropout_mask, reset_after, kernel, go_backwards);
+                                       dropout_mask, reset_after, kernel, go_backwards,
+                                       overwrite_gates);
         },
         py::arg("dhs"), py::arg("U"), py::arg("recurrent_bias").none(true), py::arg("h0"),
         py::arg("hs"), py::arg("gates"), py::arg("uh"), py::arg("mask").none(true),
         py::arg("dropout_mask").none(true), py::arg("reset_after") = true, py::kw_only(),
         py::arg("kernel").none(true) = py::none(), py::arg("go_backwards") = false,
+        py::arg("overwrite_gates") = false,
         "dhs: [T,B,H], rest as gru_forward's inputs and outputs; kernel: [F,3H] for dx, or None "
         "-> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H] gradient of the recurrent "
         "pre-activations, dbias [2,3H] = (dxw, du) summed over T and B, or [3H] = dxw's sum when "
-        "reset_after=False, dh0 [B,H])");
+        "reset_after=False, dh0 [B,H]); overwrite_gates: the caller discards gates, so dxw may be "
+        "written over it (it is, where gates is a writeable C-contiguous array of dhs's dtype)");
 }

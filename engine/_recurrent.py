@@ -172,18 +172,25 @@ class _Recurrent(Function):
         # The kernel also returns dx = dxw·kernelᵀ (in x's layout) when given the kernel.
         dx_args = dict(kernel=c.kernel if need[0] else None, go_backwards=c.go_backwards)
         # It returns the bias gradient too, in the layer's bias layout (docs/kernels.md).
+        # The graph is freed after this call (Tensor.backward), so the kernel may write its
+        # gradient over the gates (the C++ one does: one [T,B,G] array less to touch), except
+        # where the GRU weight gradient without reset_after still reads r from them.
+        overwrite = c.op == "lstm" or c.reset_after
         dc0 = None
         if c.op == "lstm":
             dxw, dx, dbias, dh0, dc0 = fn(dhs, xp.ascontiguousarray(g_c), c.U, c.h0, c.c0, c.hs,
-                                          c.cs, c.gates, c.mask_t, c.dropout_mask, **dx_args)
+                                          c.cs, c.gates, c.mask_t, c.dropout_mask,
+                                          overwrite_gates=overwrite, **dx_args)
             du = dxw
         elif c.op == "gru":
             dxw, dx, du, dbias, dh0 = fn(dhs, c.U, c.recurrent_bias, c.h0, c.hs, c.gates, c.uh,
                                          c.mask_t, c.dropout_mask, reset_after=c.reset_after,
-                                         **dx_args)
+                                         overwrite_gates=overwrite, **dx_args)
         else:
             dxw, dx, dbias, dh0 = fn(dhs, c.U, c.h0, c.hs, c.mask_t, c.dropout_mask, **dx_args)
             du = dxw
+        if overwrite:
+            c.gates = None  # may hold the gradient now
         dkernel, dU = _weight_grads(c, dxw, du, need[1], need[2])
         dbias = dbias if need[3] and c.has_bias else None
         return dx, dkernel, dU, dbias, dh0 if need[4] else None, dc0 if need[5] else None

@@ -36,6 +36,14 @@ def test_profile_step_prints_every_part(op, capsys):
     assert "GFLOP/s" in out
 
 
+def test_profile_step_help_names_the_size_arguments(capsys):
+    # One positional with nargs=4 and a tuple metavar made argparse's --help raise ValueError.
+    with pytest.raises(SystemExit) as done:
+        _profile_step().main(["--help"])
+    assert done.value.code == 0
+    assert "B T F H" in capsys.readouterr().out
+
+
 def test_profile_step_toggle_times_both_ways_and_leaves_the_variable_unset(monkeypatch, capsys):
     module = _profile_step()
     seen = []

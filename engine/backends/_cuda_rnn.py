@@ -229,9 +229,10 @@ def lstm_forward(x, kernel, bias, U, h0, c0, mask, dropout_mask, *, go_backwards
 
 
 def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask, *, kernel=None,
-                  go_backwards=False):
+                  go_backwards=False, overwrite_gates=False):
     """dhs: [T,B,H], dc_T: [B,H]
-    -> (dz [T,B,4H], dx [B,T,F] or None, dbias [4H], dh0 [B,H], dc0 [B,H])."""
+    -> (dz [T,B,4H], dx [B,T,F] or None, dbias [4H], dh0 [B,H], dc0 [B,H]); overwrite_gates is
+    allowed, not used (dz is a new array)."""
     saved = {"dc_T": (dc_T, "BH"), "h0": (h0, "BH"), "c0": (c0, "BH"), "hs": (hs, "TBH"),
              "cs": (cs, "TBH"), "gates": (gates, ("T", "B", "4H"))}
     B, H = _check_backward("lstm", dhs, U, saved, mask, dropout_mask, kernel)
@@ -253,9 +254,9 @@ def gru_forward(x, kernel, bias, U, recurrent_bias, h0, mask, dropout_mask, rese
 
 
 def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True,
-                 *, kernel=None, go_backwards=False):
+                 *, kernel=None, go_backwards=False, overwrite_gates=False):
     """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H],
-    dbias [2,3H] (reset_after) or [3H], dh0 [B,H])."""
+    dbias [2,3H] (reset_after) or [3H], dh0 [B,H]); overwrite_gates is allowed, not used."""
     saved = {"h0": (h0, "BH"), "hs": (hs, "TBH"), "gates": (gates, ("T", "B", "3H"))}
     if reset_after:
         saved["uh"] = (uh, "TBH")

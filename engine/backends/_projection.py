@@ -64,10 +64,11 @@ def projected_forward(loop):
 
 
 def projected_backward(loop):
-    """Table backward `(*args, kernel=None, go_backwards=False)` around a loop returning
-    (dxw, *rest): returns (dxw, dx, *rest), dx None when no kernel is given."""
+    """Table backward `(*args, kernel=None, go_backwards=False, overwrite_gates=False)` around
+    a loop returning (dxw, *rest): returns (dxw, dx, *rest), dx None when no kernel is given.
+    overwrite_gates, the caller's leave to write dxw over the gates, is not used here."""
     @functools.wraps(loop)
-    def backward(*args, kernel=None, go_backwards=False, **kwargs):
+    def backward(*args, kernel=None, go_backwards=False, overwrite_gates=False, **kwargs):
         dxw, *rest = loop(*args, **kwargs)
         dx = None if kernel is None else input_gradient(dxw, kernel, go_backwards)
         return (dxw, dx, *rest)

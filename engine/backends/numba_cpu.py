@@ -195,9 +195,10 @@ def lstm_forward(x, kernel, bias, U, h0, c0, mask, dropout_mask, *, go_backwards
 
 
 def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask, *, kernel=None,
-                  go_backwards=False):
+                  go_backwards=False, overwrite_gates=False):
     """dhs: [T,B,H] total grad of each h_t, dc_T: [B,H], the rest as forward gave them
-    -> (dz [T,B,4H] = d xw, dx [B,T,F] or None without kernel, dbias [4H], dh0 [B,H], dc0 [B,H])."""
+    -> (dz [T,B,4H] = d xw, dx [B,T,F] or None without kernel, dbias [4H], dh0 [B,H], dc0 [B,H]).
+    overwrite_gates is allowed, not used: dz is a new array (the C++ loop writes it over gates)."""
     H = _recurrent_kernel("lstm", U, 4)
     T, B, dt = *np.shape(hs)[:2], np.asarray(hs).dtype
     dhs, dc_T, U, h0, c0, hs, cs, gates = _floats(
@@ -246,9 +247,10 @@ def gru_forward(x, kernel, bias, U, recurrent_bias, h0, mask, dropout_mask, rese
 
 
 def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True,
-                 *, kernel=None, go_backwards=False):
+                 *, kernel=None, go_backwards=False, overwrite_gates=False):
     """dhs: [T,B,H], the rest as forward gave them
     -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H], dbias [2,3H] or [3H], dh0 [B,H]).
+    overwrite_gates is allowed, not used (as lstm_backward's).
 
     du is the gradient of the recurrent pre-activations: d(hd·U + rb) with reset_after;
     without, du[..., :2H] = d(hd·U_zr) and du[..., 2H:] = d((r*hd)·U_h). dbias: Σ dxw (and

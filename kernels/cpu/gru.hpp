@@ -180,15 +180,17 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
 
 // One row of the backward blend pass. g [G]: activated z,r,n; uh: u_h row (reset_after
 // only); dhd: gradient from step t+1's GEMMs; dx, du [G] out (reset_after: all three gates;
-// otherwise z and h, the r columns come after the U_h GEMM); dh_carry in/out as in lstm;
+// otherwise z and h, the r columns come after the U_h GEMM), dx possibly g itself (as
+// lstm_row_backward's dz: every element of g is read before dx's at its place is written,
+// and gru_row_reset_before reads the r column before writing it); dh_carry in/out as in lstm;
 // sum: the step's column sums (ColumnSums::add_step), dx's columns, then with reset_after du's
 // (only its h columns: its z,r columns equal dx's).
 template <bool Keep, bool ResetAfter, typename scalar_t>
-inline void gru_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
+inline void gru_row_backward(int64_t H, const scalar_t* g,
                              const scalar_t* SEQFUSE_RESTRICT hp,
                              const scalar_t* SEQFUSE_RESTRICT dhs_t,
                              const scalar_t* SEQFUSE_RESTRICT dhd,
-                             const scalar_t* SEQFUSE_RESTRICT uh, scalar_t* SEQFUSE_RESTRICT dx,
+                             const scalar_t* SEQFUSE_RESTRICT uh, scalar_t* dx,
                              scalar_t* SEQFUSE_RESTRICT du, scalar_t* SEQFUSE_RESTRICT dh_carry,
                              scalar_t* SEQFUSE_RESTRICT sum) {
   const int64_t G = 3 * H;
@@ -235,6 +237,8 @@ inline void gru_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
       }
     }
   }
+  // No iteration reads what another writes, with dx on g too (the vector side's promise).
+#pragma GCC ivdep
   for (; j < H; ++j) {
     const scalar_t dh = dhs_t[j] + dh_carry[j] + dhd[j];
     if (!Keep) {
@@ -266,11 +270,12 @@ inline void gru_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 // whose dn is zero); writes the r columns of dx, du, adds them to sum (as gru_row_backward's)
 // and adds the r*hd path to dh_carry.
 template <typename scalar_t>
-inline void gru_row_reset_before(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
+inline void gru_row_reset_before(int64_t H, const scalar_t* g,
                                  const scalar_t* SEQFUSE_RESTRICT hp,
-                                 const scalar_t* SEQFUSE_RESTRICT drh, scalar_t* SEQFUSE_RESTRICT dx,
+                                 const scalar_t* SEQFUSE_RESTRICT drh, scalar_t* dx,
                                  scalar_t* SEQFUSE_RESTRICT du, scalar_t* SEQFUSE_RESTRICT dh_carry,
                                  scalar_t* SEQFUSE_RESTRICT sum) {
+#pragma GCC ivdep
   for (int64_t j = 0; j < H; ++j) {
     const scalar_t r = g[H + j];
     const scalar_t dr = gru_reset_backward(r, drh[j] * hp[j]);
@@ -282,7 +287,8 @@ inline void gru_row_reset_before(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 
 // Backward through the whole loop, t = T-1..0.
 //   dhs: [T,B,H] total gradient reaching each hs[t], rows at any strides (States)
-//   dxw: [T,B,G] out, gradient of xw;  du: [T,B,G] out, gradient of the recurrent
+//   dxw: [T,B,G] out, gradient of xw, which may be `gates` itself (as lstm_backward's dz);
+//   du: [T,B,G] out, gradient of the recurrent
 //        pre-activations (reset_after: of hd·U + rb; otherwise [:, :2H] of hd·U_zr and
 //        [:, 2H:] of (r*hd)·U_h); both zero at masked steps
 //   dx:  [B,T,F] out, dxw·kernelᵀ in x's layout (in.backward), or nullptr: not wanted

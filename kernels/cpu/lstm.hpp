@@ -121,15 +121,17 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_
 }
 
 // One row of the backward gate pass. g: [G] activated gates; c, cp: [H] c_t, c_{t-1};
-// dhs_t: [H]; dhd: [H] gradient from step t+1's GEMM; dz: [G] out; dh_carry: [H] in/out,
+// dhs_t: [H]; dhd: [H] gradient from step t+1's GEMM; dz: [G] out, which may be g itself
+// (lstm_backward's dz may be its gates: every element of g is read before the dz element
+// at its place is written, so g and dz are not restrict); dh_carry: [H] in/out,
 // the non-GEMM part of dh (in: from step t+1, out: for step t-1); dc: [H] in/out; sum: [G]
 // in/out, the step's column sums of dz (ColumnSums::add_step, cpu/projection.hpp).
 template <bool Keep, typename scalar_t>
-inline void lstm_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
+inline void lstm_row_backward(int64_t H, const scalar_t* g,
                               const scalar_t* SEQFUSE_RESTRICT c,
                               const scalar_t* SEQFUSE_RESTRICT cp,
                               const scalar_t* SEQFUSE_RESTRICT dhs_t,
-                              const scalar_t* SEQFUSE_RESTRICT dhd, scalar_t* SEQFUSE_RESTRICT dz,
+                              const scalar_t* SEQFUSE_RESTRICT dhd, scalar_t* dz,
                               scalar_t* SEQFUSE_RESTRICT dh_carry, scalar_t* SEQFUSE_RESTRICT dc,
                               scalar_t* SEQFUSE_RESTRICT sum) {
   int64_t j = 0;
@@ -189,7 +191,11 @@ inline void lstm_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT g,
 // Backward through the whole loop, t = T-1..0.
 //   dhs:  [T,B,H] total gradient reaching each hs[t], rows at any strides (States);
 //   dc_T: [B,H] gradient of c_{T-1}
-//   dz:   [T,B,G] out, gradient of the pre-activations (= d xw), zero at masked steps
+//   dz:   [T,B,G] out, gradient of the pre-activations (= d xw), zero at masked steps; it
+//         may be `gates` itself (the binding's overwrite_gates): a row's gates are read
+//         before its dz is written and no later step reads them, and a caller that discards
+//         the gates saves a [T,B,G] array, which at (64,100,64,128) is a fifth of the bytes
+//         a training step touches
 //   dx:   [B,T,F] out, dz·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
 //   dbias: [G] out, Σ_{t,b} dz (sums: its per-range workspace, N = G)
 //   dh0, dc0: [B,H] out
