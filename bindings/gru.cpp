@@ -63,7 +63,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
                    const py::array& h0_in, const py::array& hs_in, const py::array& gates_in,
                    const py::array& uh_in, const py::object& mask_in, const py::object& dm_in,
                    bool reset_after, const py::object& kernel_in, bool go_backwards,
-                   bool overwrite_gates) {
+                   bool overwrite_saved) {
   auto dhs = sequence_arg<scalar_t>(dhs_in, OP, "dhs");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(U, OP, "U", 2);
@@ -85,10 +85,11 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
 
   auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, 3 * H, go_backwards);
 
-  // dbias: (Σ dxw, Σ du) with reset_after (the layer's [2,3H] bias), else Σ dxw.
+  // dbias: (Σ dxw, Σ recurrent gradient) with reset_after (the layer's [2,3H] bias), else
+  // Σ dxw; du: the recurrent gradient's h columns (its z,r columns are dxw's).
   const py::ssize_t sums = (reset_after ? 2 : 1) * 3 * H;
-  auto dxw = gradient_over_gates<scalar_t>(gates_in, gates, overwrite_gates, T, B, 3 * H);
-  auto du = output<scalar_t>({T, B, 3 * H});
+  auto dxw = gradient_over_saved<scalar_t>(gates_in, gates, overwrite_saved, T, B, 3 * H);
+  auto du = gradient_over_saved<scalar_t>(uh_in, uh, overwrite_saved && reset_after, T, B, H);
   auto dh0 = output<scalar_t>({B, H});
   carray<scalar_t> dbias = reset_after ? output<scalar_t>({2, 3 * H}) : output<scalar_t>({3 * H});
   std::vector<scalar_t> Ut(3 * H * H), dh_ws(B * H), dhd_ws(B * H), drh_ws(reset_after ? 0 : B * H);
@@ -132,23 +133,25 @@ void bind_gru(py::module_& m) {
         [](const py::array& dhs, const py::array& U, const py::object& recurrent_bias,
            const py::array& h0, const py::array& hs, const py::array& gates, const py::array& uh,
            const py::object& mask, const py::object& dropout_mask, bool reset_after,
-           const py::object& kernel, bool go_backwards, bool overwrite_gates) {
+           const py::object& kernel, bool go_backwards, bool overwrite_saved) {
           return is_float64(dhs, OP, "dhs")
                      ? backward<double>(dhs, U, recurrent_bias, h0, hs, gates, uh, mask,
                                         dropout_mask, reset_after, kernel, go_backwards,
-                                        overwrite_gates)
+                                        overwrite_saved)
                      : backward<float>(dhs, U, recurrent_bias, h0, hs, gates, uh, mask,
                                        dropout_mask, reset_after, kernel, go_backwards,
-                                       overwrite_gates);
+                                       overwrite_saved);
         },
         py::arg("dhs"), py::arg("U"), py::arg("recurrent_bias").none(true), py::arg("h0"),
         py::arg("hs"), py::arg("gates"), py::arg("uh"), py::arg("mask").none(true),
         py::arg("dropout_mask").none(true), py::arg("reset_after") = true, py::kw_only(),
         py::arg("kernel").none(true) = py::none(), py::arg("go_backwards") = false,
-        py::arg("overwrite_gates") = false,
+        py::arg("overwrite_saved") = false,
         "dhs: [T,B,H], rest as gru_forward's inputs and outputs; kernel: [F,3H] for dx, or None "
-        "-> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H] gradient of the recurrent "
-        "pre-activations, dbias [2,3H] = (dxw, du) summed over T and B, or [3H] = dxw's sum when "
-        "reset_after=False, dh0 [B,H]); overwrite_gates: the caller discards gates, so dxw may be "
-        "written over it (it is, where gates is a writeable C-contiguous array of dhs's dtype)");
+        "-> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,H] gradient of the candidate's recurrent "
+        "pre-activation (the z,r columns of the recurrent gradient are dxw's), dbias [2,3H] = "
+        "(dxw, [dxw_zr | du]) summed over T and B, or [3H] = dxw's sum when reset_after=False, "
+        "dh0 [B,H]); overwrite_saved: the caller discards gates and uh, so dxw and du may be "
+        "written over them (they are, where those are writeable C-contiguous arrays of dhs's "
+        "dtype and the gradient's shape)");
 }

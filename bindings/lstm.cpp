@@ -54,7 +54,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
                    const py::array& h0_in, const py::array& c0_in, const py::array& hs_in,
                    const py::array& cs_in, const py::array& gates_in, const py::object& mask_in,
                    const py::object& dm_in, const py::object& kernel_in, bool go_backwards,
-                   bool overwrite_gates) {
+                   bool overwrite_saved) {
   auto dhs = sequence_arg<scalar_t>(dhs_in, OP, "dhs");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(U, OP, "U", 2);
@@ -78,7 +78,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& dc_T_in, const py::
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
   auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, 4 * H, go_backwards);
 
-  auto dz = gradient_over_gates<scalar_t>(gates_in, gates, overwrite_gates, T, B, 4 * H);
+  auto dz = gradient_over_saved<scalar_t>(gates_in, gates, overwrite_saved, T, B, 4 * H);
   auto dbias = output<scalar_t>({4 * H});
   auto dh0 = output<scalar_t>({B, H});
   auto dc0 = output<scalar_t>({B, H});
@@ -118,19 +118,20 @@ void bind_lstm(py::module_& m) {
         [](const py::array& dhs, const py::array& dc_T, const py::array& U, const py::array& h0,
            const py::array& c0, const py::array& hs, const py::array& cs, const py::array& gates,
            const py::object& mask, const py::object& dropout_mask, const py::object& kernel,
-           bool go_backwards, bool overwrite_gates) {
+           bool go_backwards, bool overwrite_saved) {
           return is_float64(dhs, OP, "dhs")
                      ? backward<double>(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask,
-                                        kernel, go_backwards, overwrite_gates)
+                                        kernel, go_backwards, overwrite_saved)
                      : backward<float>(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask,
-                                       kernel, go_backwards, overwrite_gates);
+                                       kernel, go_backwards, overwrite_saved);
         },
         py::arg("dhs"), py::arg("dc_T"), py::arg("U"), py::arg("h0"), py::arg("c0"), py::arg("hs"),
         py::arg("cs"), py::arg("gates"), py::arg("mask").none(true),
         py::arg("dropout_mask").none(true), py::kw_only(), py::arg("kernel").none(true) = py::none(),
-        py::arg("go_backwards") = false, py::arg("overwrite_gates") = false,
+        py::arg("go_backwards") = false, py::arg("overwrite_saved") = false,
         "dhs: [T,B,H], dc_T: [B,H], rest as lstm_forward's inputs and outputs; kernel: [F,4H] "
         "for dx, or None -> (dz [T,B,4H], dx [B,T,F] or None, dbias [4H] = dz summed over T and B, "
-        "dh0 [B,H], dc0 [B,H]); overwrite_gates: the caller discards gates, so dz may be "
-        "written over it (it is, where gates is a writeable C-contiguous array of dhs's dtype)");
+        "dh0 [B,H], dc0 [B,H]); overwrite_saved: the caller discards gates, so dz may be "
+        "written over it (it is, where gates is a writeable C-contiguous array of dhs's dtype "
+        "and dz's shape)");
 }

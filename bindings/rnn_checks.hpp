@@ -97,20 +97,23 @@ seqfuse::States<const scalar_t> sequence_rows(const py::array_t<scalar_t>& a) {
   return {a.data(), a.strides(0) / item, a.strides(1) / item};
 }
 
-// The [T,B,G] gradient an LSTM or GRU backward writes row by row (LSTM's dz, GRU's dxw):
-// with overwrite_gates, the caller's gates array itself, where it is theirs to give up
-// (writeable, and taken without a conversion copy, so `gates` is the very array passed);
-// the kernels read a row's gates before they write its gradient there, and no later step
+// A gradient an LSTM or GRU backward writes row by row over an array its forward saved
+// (LSTM's dz over gates, GRU's dxw over gates and du over uh): with overwrite_saved, the
+// caller's array itself, where it is theirs to give up (writeable, and taken without a
+// conversion copy, so `saved` is the very array passed) and of the gradient's shape; the
+// kernels read a row's saved values before they write its gradient there, and no later step
 // reads them (cpu/lstm.hpp, lstm_backward). Otherwise a new array. A training step then
-// touches one [T,B,G] array fewer: (64,100,64,128) steps, functional passing it or not
-// alternating call by call (bench/profile_step.py --toggle), medians of 60, Intel Xeon family
-// 6 model 167, 2026-12-03: GRU 14.37 -> 13.74 and 14.33 -> 13.72 ms, LSTM 17.92 -> 17.39 and
-// 17.68 -> 17.22; (128,200,128,256), where the rows are streamed: even (GRU 188.0 / 188.9,
-// 185.9 / 186.2 ms, LSTM 240.5 / 241.8).
+// touches one array fewer: (64,100,64,128) steps, functional passing it or not alternating
+// call by call (bench/profile_step.py --toggle), medians of 60, Intel Xeon family 6 model 167,
+// 2026-12-03: LSTM 17.92 -> 17.39 and 17.68 -> 17.22 ms; GRU (dxw over gates only) 14.37 ->
+// 13.74 and 14.33 -> 13.72; (128,200,128,256), where the rows are streamed: even (GRU
+// 188.0 / 188.9, 185.9 / 186.2 ms, LSTM 240.5 / 241.8).
 template <typename scalar_t>
-carray<scalar_t> gradient_over_gates(const py::array& gates_in, const carray<scalar_t>& gates,
+carray<scalar_t> gradient_over_saved(const py::array& saved_in, const carray<scalar_t>& saved,
                                      bool overwrite, py::ssize_t T, py::ssize_t B, py::ssize_t G) {
-  if (overwrite && gates.ptr() == gates_in.ptr() && gates_in.writeable()) return gates;
+  if (overwrite && saved.ptr() == saved_in.ptr() && saved_in.writeable() && saved.ndim() == 3 &&
+      saved.shape(0) == T && saved.shape(1) == B && saved.shape(2) == G)
+    return saved;
   return output<scalar_t>({T, B, G});
 }
 

@@ -34,10 +34,10 @@ def lstm_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float, h0: 
 def lstm_backward(dhs: _Float, dc_T: _Float, U: _Float, h0: _Float, c0: _Float, hs: _Float,
                   cs: _Float, gates: _Float, mask: _Mask, dropout_mask: _Float | None, *,
                   kernel: _Float | None = None, go_backwards: bool = False,
-                  overwrite_gates: bool = False
+                  overwrite_saved: bool = False
                   ) -> tuple[_Float, _Float | None, _Float, _Float, _Float]:
     """dhs: [T,B,H], dc_T: [B,H]
-    -> (dz [T,B,4H], dx [B,T,F] or None, dbias [4H], dh0 [B,H], dc0 [B,H]); overwrite_gates:
+    -> (dz [T,B,4H], dx [B,T,F] or None, dbias [4H], dh0 [B,H], dc0 [B,H]); overwrite_saved:
     dz is written over gates (returned as dz) where gates is a writeable C-contiguous array
     of dhs's dtype."""
 
@@ -53,11 +53,12 @@ def gru_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float,
 def gru_backward(dhs: _Float, U: _Float, recurrent_bias: _Float | None, h0: _Float, hs: _Float,
                  gates: _Float, uh: _Float, mask: _Mask, dropout_mask: _Float | None,
                  reset_after: bool = True, *, kernel: _Float | None = None,
-                 go_backwards: bool = False, overwrite_gates: bool = False
+                 go_backwards: bool = False, overwrite_saved: bool = False
                  ) -> tuple[_Float, _Float | None, _Float, _Float, _Float]:
-    """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H],
-    dbias [2,3H] (reset_after) or [3H], dh0 [B,H]); overwrite_gates: dxw is written over
-    gates, as lstm_backward's dz."""
+    """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,H] the candidate's columns
+    of the recurrent gradient (its z,r columns are dxw's), dbias [2,3H] (reset_after) or [3H],
+    dh0 [B,H]); overwrite_saved: dxw is written over gates and, with reset_after, du over uh,
+    as lstm_backward's dz."""
 
 def simple_rnn_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float, h0: _Float,
                        mask: _Mask, dropout_mask: _Float | None, *,

@@ -234,7 +234,7 @@ def matmul_tn_sequences(sources, b):
                 return _C.gemm_tn_sequences(list(sources), b)
     xp = importlib.import_module(type(b).__module__.split(".")[0])
     steps, n, width = b.shape
-    rows = xp.ascontiguousarray(b).reshape(steps * n, width)
+    rows = b.reshape(steps * n, width)  # a view where b's rows are evenly spaced (GRU's dxw[..., :2H])
     if len(sources) == 1 and sources[0][1] is not None and sources[0][0].flags.c_contiguous:
         a, first = sources[0]
         total = matmul_tn(first, rows[:n])

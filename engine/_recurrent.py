@@ -173,24 +173,24 @@ class _Recurrent(Function):
         dx_args = dict(kernel=c.kernel if need[0] else None, go_backwards=c.go_backwards)
         # It returns the bias gradient too, in the layer's bias layout (docs/kernels.md).
         # The graph is freed after this call (Tensor.backward), so the kernel may write its
-        # gradient over the gates (the C++ one does: one [T,B,G] array less to touch), except
-        # where the GRU weight gradient without reset_after still reads r from them.
+        # gradients over the gates and GRU's uh (the C++ one does: arrays less to touch),
+        # except where the GRU weight gradient without reset_after still reads r from them.
         overwrite = c.op == "lstm" or c.reset_after
         dc0 = None
         if c.op == "lstm":
             dxw, dx, dbias, dh0, dc0 = fn(dhs, xp.ascontiguousarray(g_c), c.U, c.h0, c.c0, c.hs,
                                           c.cs, c.gates, c.mask_t, c.dropout_mask,
-                                          overwrite_gates=overwrite, **dx_args)
+                                          overwrite_saved=overwrite, **dx_args)
             du = dxw
         elif c.op == "gru":
             dxw, dx, du, dbias, dh0 = fn(dhs, c.U, c.recurrent_bias, c.h0, c.hs, c.gates, c.uh,
                                          c.mask_t, c.dropout_mask, reset_after=c.reset_after,
-                                         overwrite_gates=overwrite, **dx_args)
+                                         overwrite_saved=overwrite, **dx_args)
         else:
             dxw, dx, dbias, dh0 = fn(dhs, c.U, c.h0, c.hs, c.mask_t, c.dropout_mask, **dx_args)
             du = dxw
         if overwrite:
-            c.gates = None  # may hold the gradient now
+            c.gates = c.uh = None  # may hold the gradients now
         dkernel, dU = _weight_grads(c, dxw, du, need[1], need[2])
         dbias = dbias if need[3] and c.has_bias else None
         return dx, dkernel, dU, dbias, dh0 if need[4] else None, dc0 if need[5] else None
@@ -201,28 +201,36 @@ def _weight_grads(c, dxw, du, need_kernel, need_U):
     over every step's rows, where hd_{t-1} is the (dropped) state the step multiplied, h0 at
     the first step. Where du is dxw (LSTM, SimpleRNN) both are one GEMM over [x_t | hd_{t-1}],
     so the gradient is read once (_blas.matmul_tn_sequences: x and the states read in place,
-    no time-major copies)."""
+    no time-major copies). GRU's du is the candidate's columns only, [T,B,H]: the recurrent
+    gradient's z,r columns are dxw's, so dU's z,r columns come from dxw, in one GEMM with
+    dkernel's."""
     F = c.x.shape[2]
     x = (processing_order(c.x, c.go_backwards), None)
     dm = c.dropout_mask
     states = (c.hs, c.h0) if dm is None else (c.hs * dm, c.h0 * dm)
-    reset_before = c.op == "gru" and not c.reset_after
-    if need_kernel and need_U and du is dxw:
-        both = _blas.matmul_tn_sequences([x, states], dxw)
-        return both[:F], both[F:]
-    dkernel = _blas.matmul_tn_sequences([x], dxw) if need_kernel else None
-    if not need_U:
-        return dkernel, None
-    if not reset_before:
-        return dkernel, _blas.matmul_tn_sequences([states], du)
-    # GRU with reset_after=False: the candidate's recurrent input is r*hd, not hd
-    # (docs/kernels.md): its columns of dU take r_t·hd_{t-1} rows.
+    if du is dxw:
+        if need_kernel and need_U:
+            both = _blas.matmul_tn_sequences([x, states], dxw)
+            return both[:F], both[F:]
+        return (_blas.matmul_tn_sequences([x], dxw) if need_kernel else None,
+                _blas.matmul_tn_sequences([states], dxw) if need_U else None)
     H = c.hs.shape[2]
-    xp = array_module(c.hs)
-    hd = xp.concatenate([states[1][None], states[0][:-1]])
-    return dkernel, xp.concatenate([
-        _blas.matmul_tn_sequences([(hd, None)], du[:, :, :2 * H]),
-        _blas.matmul_tn_sequences([(c.gates[:, :, H:2 * H] * hd, None)], du[:, :, 2 * H:])], axis=1)
+    if not need_U:
+        return (_blas.matmul_tn_sequences([x], dxw) if need_kernel else None), None
+    if c.reset_after:
+        candidate = states
+    else:
+        # Without reset_after the candidate's recurrent input is r*hd, not hd (docs/kernels.md).
+        xp = array_module(c.hs)
+        hd = xp.concatenate([states[1][None], states[0][:-1]])
+        candidate = (c.gates[:, :, H:2 * H] * hd, None)
+    xp = array_module(dxw)
+    dU_h = _blas.matmul_tn_sequences([candidate], du)
+    if not need_kernel:
+        return None, xp.concatenate([_blas.matmul_tn_sequences([states], dxw[:, :, :2 * H]), dU_h], axis=1)
+    zr = _blas.matmul_tn_sequences([x, states], dxw[:, :, :2 * H])
+    dkernel = xp.concatenate([zr[:F], _blas.matmul_tn_sequences([x], dxw[:, :, 2 * H:])], axis=1)
+    return dkernel, xp.concatenate([zr[F:], dU_h], axis=1)
 
 
 def _kernel(backend, op, direction):

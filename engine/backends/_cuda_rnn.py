@@ -36,7 +36,7 @@ import os
 import numpy as np
 
 from . import _cuda, _cuda_persistent
-from ._projection import bias_gradient, projected_backward, projected_forward
+from ._projection import bias_gradient, gru_candidate_gradient, projected_backward, projected_forward
 
 try:
     import cupy
@@ -229,9 +229,9 @@ def lstm_forward(x, kernel, bias, U, h0, c0, mask, dropout_mask, *, go_backwards
 
 
 def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask, *, kernel=None,
-                  go_backwards=False, overwrite_gates=False):
+                  go_backwards=False, overwrite_saved=False):
     """dhs: [T,B,H], dc_T: [B,H]
-    -> (dz [T,B,4H], dx [B,T,F] or None, dbias [4H], dh0 [B,H], dc0 [B,H]); overwrite_gates is
+    -> (dz [T,B,4H], dx [B,T,F] or None, dbias [4H], dh0 [B,H], dc0 [B,H]); overwrite_saved is
     allowed, not used (dz is a new array)."""
     saved = {"dc_T": (dc_T, "BH"), "h0": (h0, "BH"), "c0": (c0, "BH"), "hs": (hs, "TBH"),
              "cs": (cs, "TBH"), "gates": (gates, ("T", "B", "4H"))}
@@ -254,17 +254,19 @@ def gru_forward(x, kernel, bias, U, recurrent_bias, h0, mask, dropout_mask, rese
 
 
 def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True,
-                 *, kernel=None, go_backwards=False, overwrite_gates=False):
-    """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H],
-    dbias [2,3H] (reset_after) or [3H], dh0 [B,H]); overwrite_gates is allowed, not used."""
+                 *, kernel=None, go_backwards=False, overwrite_saved=False):
+    """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,H] the candidate's columns
+    of the recurrent gradient the loop writes, dbias [2,3H] (reset_after) or [3H], dh0 [B,H]);
+    overwrite_saved is allowed, not used."""
     saved = {"h0": (h0, "BH"), "hs": (hs, "TBH"), "gates": (gates, ("T", "B", "3H"))}
     if reset_after:
         saved["uh"] = (uh, "TBH")
     B, H = _check_backward("gru", dhs, U, saved, mask, dropout_mask, kernel, recurrent_bias,
                            reset_after)
     loop = projected_backward(_loop("gru", "backward", B, H, dhs.dtype))
-    return loop(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after,
-                kernel=kernel, go_backwards=go_backwards)
+    return gru_candidate_gradient(loop(dhs, U, recurrent_bias, h0, hs, gates, uh, mask,
+                                       dropout_mask, reset_after, kernel=kernel,
+                                       go_backwards=go_backwards))
 
 
 def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwards=False, save=True):

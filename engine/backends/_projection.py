@@ -55,6 +55,14 @@ def bias_gradient(dxw, du=None):
     return array_module(dxw).stack([column_sums(dxw), column_sums(du)])
 
 
+def gru_candidate_gradient(result):
+    """GRU's table backward from a loop's (dxw, dx, du [T,B,3H], dbias, dh0): of the recurrent
+    gradient it returns only the candidate's columns, du [T,B,H] (a view), since its z,r
+    columns equal dxw's (docs/kernels.md, "gru"); the C++ loop writes no more than that."""
+    dxw, dx, du, dbias, dh0 = result
+    return dxw, dx, du[..., 2 * (du.shape[-1] // 3):], dbias, dh0
+
+
 def projected_forward(loop):
     """Table forward `(x, kernel, bias, *rest, go_backwards=False, **kw)` around `loop(xw, *rest, **kw)`."""
     @functools.wraps(loop)
@@ -64,11 +72,12 @@ def projected_forward(loop):
 
 
 def projected_backward(loop):
-    """Table backward `(*args, kernel=None, go_backwards=False, overwrite_gates=False)` around
+    """Table backward `(*args, kernel=None, go_backwards=False, overwrite_saved=False)` around
     a loop returning (dxw, *rest): returns (dxw, dx, *rest), dx None when no kernel is given.
-    overwrite_gates, the caller's leave to write dxw over the gates, is not used here."""
+    overwrite_saved, the caller's leave to write the gradients over the forward's saved arrays,
+    is not used here."""
     @functools.wraps(loop)
-    def backward(*args, kernel=None, go_backwards=False, overwrite_gates=False, **kwargs):
+    def backward(*args, kernel=None, go_backwards=False, overwrite_saved=False, **kwargs):
         dxw, *rest = loop(*args, **kwargs)
         dx = None if kernel is None else input_gradient(dxw, kernel, go_backwards)
         return (dxw, dx, *rest)

@@ -62,12 +62,12 @@ def lstm_forward(x, kernel, bias, U, h0, c0, mask, dropout_mask, *, go_backwards
 
 
 def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask, *, kernel=None,
-                  go_backwards=False, overwrite_gates=False):
+                  go_backwards=False, overwrite_saved=False):
     """dhs: [T,B,H], dc_T: [B,H]
     -> (dz [T,B,4H], dx [B,T,F] or None, dbias [4H], dh0 [B,H], dc0 [B,H]). With
-    overwrite_gates (the caller discards gates) dz is written over gates, which it returns."""
+    overwrite_saved (the caller discards gates) dz is written over gates, which it returns."""
     return _C.lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask,
-                            kernel=kernel, go_backwards=go_backwards, overwrite_gates=overwrite_gates)
+                            kernel=kernel, go_backwards=go_backwards, overwrite_saved=overwrite_saved)
 
 
 def gru_forward(x, kernel, bias, U, recurrent_bias, h0, mask, dropout_mask, reset_after=True, *,
@@ -80,13 +80,14 @@ def gru_forward(x, kernel, bias, U, recurrent_bias, h0, mask, dropout_mask, rese
 
 
 def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True,
-                 *, kernel=None, go_backwards=False, overwrite_gates=False):
-    """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H],
-    dbias [2,3H] (reset_after) or [3H], dh0 [B,H]). With overwrite_gates (the caller discards
-    gates) dxw is written over gates, which it returns."""
+                 *, kernel=None, go_backwards=False, overwrite_saved=False):
+    """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,H] the candidate's columns of
+    the recurrent gradient (its z,r columns are dxw's), dbias [2,3H] (reset_after) or [3H],
+    dh0 [B,H]). With overwrite_saved (the caller discards gates and uh) dxw is written over
+    gates and, with reset_after, du over uh, which it returns."""
     return _C.gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask,
                            reset_after, kernel=kernel, go_backwards=go_backwards,
-                           overwrite_gates=overwrite_gates)
+                           overwrite_saved=overwrite_saved)
 
 
 def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwards=False, save=True):

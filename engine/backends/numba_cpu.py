@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import check_ids
+from ._projection import gru_candidate_gradient
 
 NAME = "numba"
 DEVICE = "cpu"
@@ -195,10 +196,10 @@ def lstm_forward(x, kernel, bias, U, h0, c0, mask, dropout_mask, *, go_backwards
 
 
 def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask, *, kernel=None,
-                  go_backwards=False, overwrite_gates=False):
+                  go_backwards=False, overwrite_saved=False):
     """dhs: [T,B,H] total grad of each h_t, dc_T: [B,H], the rest as forward gave them
     -> (dz [T,B,4H] = d xw, dx [B,T,F] or None without kernel, dbias [4H], dh0 [B,H], dc0 [B,H]).
-    overwrite_gates is allowed, not used: dz is a new array (the C++ loop writes it over gates)."""
+    overwrite_saved is allowed, not used: dz is a new array (the C++ loop writes it over gates)."""
     H = _recurrent_kernel("lstm", U, 4)
     T, B, dt = *np.shape(hs)[:2], np.asarray(hs).dtype
     dhs, dc_T, U, h0, c0, hs, cs, gates = _floats(
@@ -247,15 +248,16 @@ def gru_forward(x, kernel, bias, U, recurrent_bias, h0, mask, dropout_mask, rese
 
 
 def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True,
-                 *, kernel=None, go_backwards=False, overwrite_gates=False):
+                 *, kernel=None, go_backwards=False, overwrite_saved=False):
     """dhs: [T,B,H], the rest as forward gave them
-    -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,3H], dbias [2,3H] or [3H], dh0 [B,H]).
-    overwrite_gates is allowed, not used (as lstm_backward's).
+    -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,H], dbias [2,3H] or [3H], dh0 [B,H]).
+    overwrite_saved is allowed, not used (as lstm_backward's).
 
-    du is the gradient of the recurrent pre-activations: d(hd·U + rb) with reset_after;
-    without, du[..., :2H] = d(hd·U_zr) and du[..., 2H:] = d((r*hd)·U_h). dbias: Σ dxw (and
-    Σ du with reset_after) over t and b. recurrent_bias does not enter the gradients (it is
-    in the signature for symmetry).
+    The loop writes the whole recurrent gradient [T,B,3H]: d(hd·U + rb) with reset_after;
+    without, [..., :2H] = d(hd·U_zr) and [..., 2H:] = d((r*hd)·U_h); du is its candidate
+    columns (its z,r columns are dxw's). dbias: Σ dxw (and Σ of the recurrent gradient with
+    reset_after) over t and b. recurrent_bias does not enter the gradients (it is in the
+    signature for symmetry).
     """
     H = _recurrent_kernel("gru", U, 3)
     T, B, dt = *np.shape(hs)[:2], np.asarray(hs).dtype
@@ -277,7 +279,7 @@ def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, 
         _gru_backward_reset_before(dhs, gemm.packed(U[:, :2 * H].T), gemm.packed(U[:, 2 * H:].T),
                                    kernel_t, h0, hs, gates, mask, dm, go_backwards, parts,
                                    dxw, du, dx, dh0, sums)
-    return dxw, None if kernel is None else dx, du, _total(sums, dt), dh0
+    return gru_candidate_gradient((dxw, None if kernel is None else dx, du, _total(sums, dt), dh0))
 
 
 def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwards=False, save=True):

@@ -9,6 +9,7 @@ import numpy as np
 
 from ._checks import check_ids
 from ._projection import bias_gradient as _bias_gradient
+from ._projection import gru_candidate_gradient as _gru_candidate_gradient
 from ._projection import projected_backward as _projected_backward, projected_forward as _projected_forward
 
 NAME = "reference"
@@ -231,10 +232,15 @@ def _simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask):
 
 
 lstm_forward, lstm_backward = _projected_forward(_lstm_forward), _projected_backward(_lstm_backward)
-gru_forward, gru_backward = _projected_forward(_gru_forward), _projected_backward(_gru_backward)
+gru_forward = _projected_forward(_gru_forward)
 simple_rnn_forward = _projected_forward(_simple_rnn_forward)
 simple_rnn_backward = _projected_backward(_simple_rnn_backward)
 
+
+def gru_backward(*args, **kwargs):
+    """The table's gru_backward (docs/kernels.md): _gru_backward with the input projection's
+    gradient, du as the candidate's columns."""
+    return _gru_candidate_gradient(_projected_backward(_gru_backward)(*args, **kwargs))
 
 # Conv1D and max pooling (docs/kernels.md): channels-last, on an x that functional has
 # already padded. Each of the K taps is one batched GEMM over all B·L_out output rows.

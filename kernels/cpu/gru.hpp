@@ -179,19 +179,22 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
 }
 
 // One row of the backward blend pass. g [G]: activated z,r,n; uh: u_h row (reset_after
-// only); dhd: gradient from step t+1's GEMMs; dx, du [G] out (reset_after: all three gates;
-// otherwise z and h, the r columns come after the U_h GEMM), dx possibly g itself (as
-// lstm_row_backward's dz: every element of g is read before dx's at its place is written,
-// and gru_row_reset_before reads the r column before writing it); dh_carry in/out as in lstm;
-// sum: the step's column sums (ColumnSums::add_step), dx's columns, then with reset_after du's
-// (only its h columns: its z,r columns equal dx's).
+// only); dhd: gradient from step t+1's GEMMs; dx [G] out (reset_after: all three gates;
+// otherwise z and h, the r columns come after the U_h GEMM); du [H] out, the gradient of the
+// candidate's recurrent pre-activation (reset_after: of u_h, dn·r; otherwise of (r*hd)·U_h,
+// dn): the z,r columns of the recurrent gradient are dx's. dx may be g itself and du uh
+// itself (the binding's overwrite_saved): every element of g and uh is read before the one
+// at its place is written, and gru_row_reset_before reads the r column before writing it, so
+// those pairs are not restrict. dh_carry in/out as in lstm; sum: the step's column sums
+// (ColumnSums::add_step), dx's columns, then with reset_after the recurrent gradient's (only
+// its h columns are added: its z,r columns equal dx's).
 template <bool Keep, bool ResetAfter, typename scalar_t>
 inline void gru_row_backward(int64_t H, const scalar_t* g,
                              const scalar_t* SEQFUSE_RESTRICT hp,
                              const scalar_t* SEQFUSE_RESTRICT dhs_t,
                              const scalar_t* SEQFUSE_RESTRICT dhd,
-                             const scalar_t* SEQFUSE_RESTRICT uh, scalar_t* dx,
-                             scalar_t* SEQFUSE_RESTRICT du, scalar_t* SEQFUSE_RESTRICT dh_carry,
+                             const scalar_t* uh, scalar_t* dx,
+                             scalar_t* du, scalar_t* SEQFUSE_RESTRICT dh_carry,
                              scalar_t* SEQFUSE_RESTRICT sum) {
   const int64_t G = 3 * H;
   int64_t j = 0;
@@ -205,13 +208,9 @@ inline void gru_row_backward(int64_t H, const scalar_t* g,
       const V dh = load_vector<V>(dhs_t + j) + load_vector<V>(dh_carry + j) + load_vector<V>(dhd + j);
       if constexpr (!Keep) {
         store_vector(dx + j, V{});
-        store_vector(du + j, V{});
         store_vector(dx + 2 * H + j, V{});
-        store_vector(du + 2 * H + j, V{});
-        if (ResetAfter) {
-          store_vector(dx + H + j, V{});
-          store_vector(du + H + j, V{});
-        }
+        if (ResetAfter) store_vector(dx + H + j, V{});
+        store_vector(du + j, V{});
         store_vector(dh_carry + j, dh);
       } else {
         const V r = load_vector<V>(g + H + j);
@@ -220,66 +219,65 @@ inline void gru_row_backward(int64_t H, const scalar_t* g,
                            dn, direct);
         store_vector(dh_carry + j, direct);
         store_vector(dx + j, dz);
-        store_vector(du + j, dz);
         store_vector(dx + 2 * H + j, dn);
         add_vector(sum + j, dz);
         add_vector(sum + 2 * H + j, dn);
         if (ResetAfter) {
           const V dr = gru_reset_backward(r, dn * load_vector<V>(uh + j));
           store_vector(dx + H + j, dr);
-          store_vector(du + H + j, dr);
-          store_vector(du + 2 * H + j, dn * r);
+          store_vector(du + j, dn * r);
           add_vector(sum + H + j, dr);
           add_vector(sum + G + 2 * H + j, dn * r);
         } else {
-          store_vector(du + 2 * H + j, dn);
+          store_vector(du + j, dn);
         }
       }
     }
   }
-  // No iteration reads what another writes, with dx on g too (the vector side's promise).
+  // No iteration reads what another writes, with dx on g and du on uh too (the vector side's
+  // promise).
 #pragma GCC ivdep
   for (; j < H; ++j) {
     const scalar_t dh = dhs_t[j] + dh_carry[j] + dhd[j];
     if (!Keep) {
-      dx[j] = du[j] = dx[2 * H + j] = du[2 * H + j] = 0;
-      if (ResetAfter) dx[H + j] = du[H + j] = 0;
+      dx[j] = dx[2 * H + j] = du[j] = 0;
+      if (ResetAfter) dx[H + j] = 0;
       dh_carry[j] = dh;
       continue;
     }
     const scalar_t r = g[H + j];
     scalar_t dz, dn;
     gru_blend_backward(g[j], g[2 * H + j], hp[j], dh, dz, dn, dh_carry[j]);
-    dx[j] = du[j] = dz;
+    dx[j] = dz;
     dx[2 * H + j] = dn;
     sum[j] += dz;
     sum[2 * H + j] += dn;
     if (ResetAfter) {
       const scalar_t dr = gru_reset_backward(r, dn * uh[j]);
-      dx[H + j] = du[H + j] = dr;
-      du[2 * H + j] = dn * r;
+      dx[H + j] = dr;
+      du[j] = dn * r;
       sum[H + j] += dr;
       sum[G + 2 * H + j] += dn * r;
     } else {
-      du[2 * H + j] = dn;
+      du[j] = dn;
     }
   }
 }
 
 // !reset_after: drh = (dn·U_hᵀ)·dm, the gradient reaching r*h_{t-1} (zero on a masked row,
-// whose dn is zero); writes the r columns of dx, du, adds them to sum (as gru_row_backward's)
+// whose dn is zero); writes the r columns of dx, adds them to sum (as gru_row_backward's)
 // and adds the r*hd path to dh_carry.
 template <typename scalar_t>
 inline void gru_row_reset_before(int64_t H, const scalar_t* g,
                                  const scalar_t* SEQFUSE_RESTRICT hp,
                                  const scalar_t* SEQFUSE_RESTRICT drh, scalar_t* dx,
-                                 scalar_t* SEQFUSE_RESTRICT du, scalar_t* SEQFUSE_RESTRICT dh_carry,
+                                 scalar_t* SEQFUSE_RESTRICT dh_carry,
                                  scalar_t* SEQFUSE_RESTRICT sum) {
 #pragma GCC ivdep
   for (int64_t j = 0; j < H; ++j) {
     const scalar_t r = g[H + j];
     const scalar_t dr = gru_reset_backward(r, drh[j] * hp[j]);
-    dx[H + j] = du[H + j] = dr;
+    dx[H + j] = dr;
     sum[H + j] += dr;
     dh_carry[j] += drh[j] * r;
   }
@@ -287,22 +285,23 @@ inline void gru_row_reset_before(int64_t H, const scalar_t* g,
 
 // Backward through the whole loop, t = T-1..0.
 //   dhs: [T,B,H] total gradient reaching each hs[t], rows at any strides (States)
-//   dxw: [T,B,G] out, gradient of xw, which may be `gates` itself (as lstm_backward's dz);
-//   du: [T,B,G] out, gradient of the recurrent
-//        pre-activations (reset_after: of hd·U + rb; otherwise [:, :2H] of hd·U_zr and
-//        [:, 2H:] of (r*hd)·U_h); both zero at masked steps
+//   dxw: [T,B,G] out, gradient of xw, which may be `gates` itself (as lstm_backward's dz)
+//   du:  [T,B,H] out, gradient of the candidate's recurrent pre-activation (reset_after: of
+//        u_h = (hd·U + rb)_h; otherwise of (r*hd)·U_h), which may be `uh` itself; the z,r
+//        columns of the recurrent gradient are dxw's. Both zero at masked steps
 //   dx:  [B,T,F] out, dxw·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
 //   dbias: out, reset_after: [2,G] = (Σ dxw, Σ du), else [G] = Σ dxw, sums over t and b
 //        (sums: their per-range workspace, N = 2G or G)
 //   dh0: [B,H] out
-//   Workspaces: Ut [G,H] filled here with Uᵀ packed (transpose_packed, cpu/gemm.hpp): whole
-//   (reset_after), otherwise its row ranges U_zrᵀ [2H,H] and U_hᵀ [H,H] packed one after the
-//   other, since they are separate products; Wt [G,F] kernelᵀ packed (when dx);
+//   Workspaces: Ut [G,H] filled here with Uᵀ packed (transpose_packed, cpu/gemm.hpp), as its
+//   row ranges U_zrᵀ [2H,H] and U_hᵀ [H,H] one after the other: the z,r rows of the step's
+//   gradient are dxw's and the h rows du's, so they are separate products; Wt [G,F] kernelᵀ
+//   packed (when dx);
 //   dh_ws, dhd_ws, drh_ws [B,H]
 //   (drh_ws: !reset_after only).
 // dh_ws holds the part of dh_{t-1} that does not come through the last GEMM (dh·z, plus
 // (dn·U_hᵀ)·dm·r when !reset_after; the whole dh at a masked step); dhd_ws the GEMM's
-// (du·Uᵀ)·dm, exactly zero on a masked row since its du is zero.
+// ([dxw_zr | du]·Uᵀ)·dm, exactly zero on a masked row since its gradients are zero.
 template <typename scalar_t>
 void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>& dhs,
                   const scalar_t* U, const scalar_t* h0, const States<const scalar_t>& hs,
@@ -314,12 +313,8 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
   const int64_t G = 3 * H, BH = B * H, BG = B * G;
   const double flops = 2.0 * T * B * (H + (dx ? in.F : 0)) * G;
   const GemmTile tile = step_tile<scalar_t>(B, flops, G);
-  if (reset_after) {
-    transpose_packed(H, G, U, Ut, 0, tile);
-  } else {
-    transpose_packed(H, 2 * H, U, Ut, G, tile);
-    transpose_packed(H, H, U + 2 * H, Ut + 2 * H * H, G, tile);
-  }
+  transpose_packed(H, 2 * H, U, Ut, G, tile);
+  transpose_packed(H, H, U + 2 * H, Ut + 2 * H * H, G, tile);
   if (dx) transpose_packed(in.F, G, in.W, Wt, 0, tile);
   sums.zero();
   parallel_rows<scalar_t>(B, flops, [&](int64_t range, int64_t b0, int64_t b1) {
@@ -329,9 +324,9 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
     // The next step's rows of gates, uh, dxw and du are asked for while this step computes
     // (prefetch_row, cpu/simd.hpp) where they fit in half the L2 beside the packed Uᵀ; where
     // they do not, dxw's and du's rows are streamed (GradientRows, cpu/projection.hpp).
-    const bool ahead = (nb * (3 * G + H) + G * H) * static_cast<int64_t>(sizeof(scalar_t)) <=
+    const bool ahead = (nb * (2 * G + 2 * H) + G * H) * static_cast<int64_t>(sizeof(scalar_t)) <=
                        l2_cache_bytes() / 2;
-    GradientRows<scalar_t> dxw_rows(dxw, B, G, b0, b1, ahead), du_rows(du, B, G, b0, b1, ahead);
+    GradientRows<scalar_t> dxw_rows(dxw, B, G, b0, b1, ahead), du_rows(du, B, H, b0, b1, ahead);
     for (int64_t t = T - 1; t >= 0; --t) {
       const scalar_t* h_prev = hs.previous(t, h0);
       const int64_t ldh = hs.previous_ld(t, H);  // rows of h_prev
@@ -350,7 +345,7 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
           if (reset_after) prefetch_row<false, 2>(uhr - BH, H);
           if (dxw_rows.in_place()) {
             prefetch_row<true, 2>(dxw_rows.row(t - 1, b), G);
-            prefetch_row<true, 2>(du_rows.row(t - 1, b), G);
+            prefetch_row<true, 2>(du_rows.row(t - 1, b), H);
           }
         }
         if (reset_after && keep)
@@ -363,22 +358,28 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
           gru_row_backward<false, false>(H, g, hp, dhs_t, dhd, uhr, dx, dur, carry, part.data());
       }
       if (!reset_after) {
-        const Product<scalar_t> dn[1] = {{H, du_rows.row(t, b0) + 2 * H, G, Ut + 2 * H * H, H, true}};
+        const Product<scalar_t> dn[1] = {{H, du_rows.row(t, b0), H, Ut + 2 * H * H, H, true}};
         gemm<scalar_t, 1>(nb, H, dn, nullptr, 0, drh_ws + b0 * H, H, tile);
         if (dm)
           for (int64_t k = b0 * H; k < b1 * H; ++k) drh_ws[k] *= dm[k];
         for (int64_t b = b0; b < b1; ++b)
           gru_row_reset_before(H, gates + t * BG + b * G, h_prev + b * ldh, drh_ws + b * H,
-                               dxw_rows.row(t, b), du_rows.row(t, b), dh_ws + b * H,
-                               part.data());
+                               dxw_rows.row(t, b), dh_ws + b * H, part.data());
       }
-      // du's z and r columns equal dxw's (so do the two biases' z,r gradients): of du only
-      // the h columns are summed, the z,r sums are copied after the loop.
+      // The recurrent gradient's z and r columns are dxw's (so are the two biases' z,r
+      // gradients): only its h columns (du) are summed, the z,r sums are copied after the loop.
       sums.add_step(range, part.data());
       if (dx) in.backward(t, b0, b1, dxw_rows.row(t, b0), G, Wt, dx, tile);
-      // reset_after: dhd = du·Uᵀ; otherwise only the z,r columns (U_h's part went via drh).
-      const Product<scalar_t> back[1] = {{reset_after ? G : 2 * H, du_rows.row(t, b0), G, Ut, H, true}};
-      gemm<scalar_t, 1>(nb, H, back, nullptr, 0, dhd_ws + b0 * H, H, tile);
+      // reset_after: dhd = [dxw_zr | du]·Uᵀ; otherwise only the z,r columns (U_h's part went
+      // via drh).
+      const Product<scalar_t> zr = {2 * H, dxw_rows.row(t, b0), G, Ut, H, true};
+      if (reset_after) {
+        const Product<scalar_t> back[2] = {zr, {H, du_rows.row(t, b0), H, Ut + 2 * H * H, H, true}};
+        gemm<scalar_t, 2>(nb, H, back, nullptr, 0, dhd_ws + b0 * H, H, tile);
+      } else {
+        const Product<scalar_t> back[1] = {zr};
+        gemm<scalar_t, 1>(nb, H, back, nullptr, 0, dhd_ws + b0 * H, H, tile);
+      }
       dxw_rows.flush(t);
       du_rows.flush(t);
       if (dm)

@@ -192,7 +192,7 @@ inline void lstm_row_backward(int64_t H, const scalar_t* g,
 //   dhs:  [T,B,H] total gradient reaching each hs[t], rows at any strides (States);
 //   dc_T: [B,H] gradient of c_{T-1}
 //   dz:   [T,B,G] out, gradient of the pre-activations (= d xw), zero at masked steps; it
-//         may be `gates` itself (the binding's overwrite_gates): a row's gates are read
+//         may be `gates` itself (the binding's overwrite_saved): a row's gates are read
 //         before its dz is written and no later step reads them, and a caller that discards
 //         the gates saves a [T,B,G] array, which at (64,100,64,128) is a fifth of the bytes
 //         a training step touches
