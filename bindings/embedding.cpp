@@ -11,9 +11,18 @@ using namespace seqfuse_bind;
 
 namespace {
 
+// IndexError naming the first id outside [0, v). The common case, every id in range, is one
+// branch-free pass GCC vectorizes (the ids as unsigned, so a negative one is out of range
+// too); the first bad position is looked for only then. A loop that stopped at the first
+// bad id ran one id at a time: 7% of the gather of 32,000 ids of 128 floats (perf, Intel
+// Xeon family 6 model 167, 2026-12-03), more than the gather's whole second thread gains.
 void check_ids(const carray<int64_t>& ids, int64_t v) {
   const int64_t* p = ids.data();
-  for (py::ssize_t i = 0; i < ids.size(); ++i) {
+  const py::ssize_t n = ids.size();
+  bool bad = false;
+  for (py::ssize_t i = 0; i < n; ++i) bad |= static_cast<uint64_t>(p[i]) >= static_cast<uint64_t>(v);
+  if (!bad) return;
+  for (py::ssize_t i = 0; i < n; ++i) {
     if (p[i] < 0 || p[i] >= v) {
       std::ostringstream s;
       s << "embedding: ids must be in [0, " << v << "), got " << p[i] << " at flat position " << i;
