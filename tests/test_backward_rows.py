@@ -96,21 +96,19 @@ def test_gradients_written_over_the_saved_arrays_are_the_same(op, rows, dtype):
             np.testing.assert_array_equal(a, b, err_msg=name)
 
 
-@pytest.mark.parametrize("variant", ["lstm", "gru", "gru_reset_before", "simple_rnn"])
+@pytest.mark.parametrize("variant", ["lstm", "gru", "gru_reset_before"])
 def test_a_layers_backward_gives_its_saved_arrays_to_the_kernel(variant, monkeypatch):
     # engine/_recurrent.py: LSTM and GRU with reset_after hand the gates (and uh) over; GRU
     # without reset_after keeps them, since its weight gradient reads r from them after the
-    # kernel.
+    # kernel. (SimpleRNN saves nothing but hs, which its weight gradient reads.)
     from engine.backends import cpp_cpu
     case = rc.make_case(variant, "plain", B=4, T=3, F_=2, H=5)
+    kernel = getattr(cpp_cpu, f"{case.op}_backward")
     seen = []
-    op = case.op
-    if op != "simple_rnn":
-        kernel = getattr(cpp_cpu, f"{op}_backward")
 
-        def spy(*args, **kwargs):
-            seen.append(kwargs["overwrite_saved"])
-            return kernel(*args, **kwargs)
-        monkeypatch.setattr(cpp_cpu, f"{op}_backward", spy)
+    def spy(*args, **kwargs):
+        seen.append(kwargs["overwrite_saved"])
+        return kernel(*args, **kwargs)
+    monkeypatch.setattr(cpp_cpu, f"{case.op}_backward", spy)
     rc.check_backend(case, "cpp", np.float64)
-    assert set(seen) <= {variant != "gru_reset_before"} and (op == "simple_rnn" or seen)
+    assert seen and set(seen) == {variant != "gru_reset_before"}
