@@ -175,7 +175,7 @@ class _Recurrent(Function):
         # The graph is freed after this call (Tensor.backward), so the kernel may write its
         # gradients over the gates and GRU's uh (the C++ one does: arrays less to touch),
         # except where the GRU weight gradient without reset_after still reads r from them.
-        overwrite = c.op == "lstm" or c.reset_after
+        overwrite = c.op == "lstm" or (c.op == "gru" and c.reset_after)
         dc0 = None
         if c.op == "lstm":
             dxw, dx, dbias, dh0, dc0 = fn(dhs, xp.ascontiguousarray(g_c), c.U, c.h0, c.c0, c.hs,
@@ -214,17 +214,15 @@ def _weight_grads(c, dxw, du, need_kernel, need_U):
             return both[:F], both[F:]
         return (_blas.matmul_tn_sequences([x], dxw) if need_kernel else None,
                 _blas.matmul_tn_sequences([states], dxw) if need_U else None)
-    H = c.hs.shape[2]
     if not need_U:
         return (_blas.matmul_tn_sequences([x], dxw) if need_kernel else None), None
+    H, xp = c.hs.shape[2], array_module(dxw)
     if c.reset_after:
         candidate = states
     else:
         # Without reset_after the candidate's recurrent input is r*hd, not hd (docs/kernels.md).
-        xp = array_module(c.hs)
         hd = xp.concatenate([states[1][None], states[0][:-1]])
         candidate = (c.gates[:, :, H:2 * H] * hd, None)
-    xp = array_module(dxw)
     dU_h = _blas.matmul_tn_sequences([candidate], du)
     if not need_kernel:
         return None, xp.concatenate([_blas.matmul_tn_sequences([states], dxw[:, :, :2 * H]), dU_h], axis=1)

@@ -194,8 +194,8 @@ inline void lstm_row_backward(int64_t H, const scalar_t* g,
 //   dz:   [T,B,G] out, gradient of the pre-activations (= d xw), zero at masked steps; it
 //         may be `gates` itself (the binding's overwrite_saved): a row's gates are read
 //         before its dz is written and no later step reads them, and a caller that discards
-//         the gates saves a [T,B,G] array, which at (64,100,64,128) is a fifth of the bytes
-//         a training step touches
+//         the gates saves a [T,B,G] array (13 MB at (64,100,64,128); bindings/rnn_checks.hpp
+//         has the measurement)
 //   dx:   [B,T,F] out, dz·kernelᵀ in x's layout (in.backward), or nullptr: not wanted
 //   dbias: [G] out, Σ_{t,b} dz (sums: its per-range workspace, N = G)
 //   dh0, dc0: [B,H] out
