@@ -66,31 +66,49 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options):
-        from .tensor import Tensor, is_grad_enabled
-
-        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
-        # Only a Tensor holding something other than a NumPy array (a CuPy one) needs the
-        # device check: all-NumPy calls, nearly every call on the CPU, skip it.
+        Tensor, is_grad_enabled = _tensor_names()
+        # One pass over the inputs (this runs for every op of every step): their arrays, which
+        # need a gradient, and whether one lives off the CPU. Only a Tensor holding something
+        # other than a NumPy array (a CuPy one) needs the device check: all-NumPy calls,
+        # nearly every call on the CPU, skip it.
+        arrays, needs, elsewhere = [], [], False
         for x in inputs:
-            if isinstance(x, Tensor) and type(x.data) is not np.ndarray:
-                if common_device(cls.__name__, inputs, Tensor) == "cuda":
-                    import cupy
-                    arrays = [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in arrays]
-                break
-        needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
-        track = is_grad_enabled() and any(needs)
+            if isinstance(x, Tensor):
+                data = x.data
+                elsewhere = elsewhere or type(data) is not np.ndarray
+                arrays.append(data)
+                needs.append(x.requires_grad)
+            else:
+                arrays.append(x)
+                needs.append(False)
+        if elsewhere and common_device(cls.__name__, inputs, Tensor) == "cuda":
+            import cupy
+            arrays = [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in arrays]
+        needs = tuple(needs)
+        track = True in needs and is_grad_enabled()
         ctx = Context(needs)
         out = cls.forward(ctx, *arrays, **options)
         multiple = isinstance(out, tuple)
         outs = out if multiple else (out,)
-        results = tuple(Tensor(o, requires_grad=track) for o in outs)
+        results = tuple([Tensor(o, requires_grad=track) for o in outs])
         if track:
-            node = Node(cls, ctx,
-                        tuple(x if isinstance(x, Tensor) else None for x in inputs),
-                        tuple((o.shape, o.dtype) for o in outs))
+            node = Node(cls, ctx, tuple([x if isinstance(x, Tensor) else None for x in inputs]),
+                        tuple([(o.shape, o.dtype) for o in outs]))
             for i, r in enumerate(results):
                 r._node, r._index = node, i
         return results if multiple else results[0]
+
+
+_TENSOR_NAMES = None
+
+
+def _tensor_names():
+    """(Tensor, is_grad_enabled), imported once: tensor.py imports this module's users."""
+    global _TENSOR_NAMES
+    if _TENSOR_NAMES is None:
+        from .tensor import Tensor, is_grad_enabled
+        _TENSOR_NAMES = Tensor, is_grad_enabled
+    return _TENSOR_NAMES
 
 
 def common_device(op: str, inputs, tensor_type) -> str | None:

@@ -48,12 +48,16 @@ def array_module(array):
 
 
 def _as_array(data, dtype=None):
+    if type(data) is np.ndarray and dtype is None:  # every op's output: nothing to convert
+        if data.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor: data must be numeric (bool, int or float), got dtype {data.dtype}")
+        return data
     if isinstance(data, Tensor):
         data = data.data
     if type(data).__module__.startswith("cupy"):
         return data if dtype is None else data.astype(dtype, copy=False)
     array = np.asarray(data, dtype=dtype)
-    if array.dtype == object or array.dtype.kind not in "biuf":
+    if array.dtype.kind not in "biuf":  # object arrays too (kind "O")
         raise TypeError(f"Tensor: data must be numeric (bool, int or float), got dtype {array.dtype}")
     return array
 
@@ -166,7 +170,7 @@ class Tensor:
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(f"backward: grad can be implicit only for a scalar, got shape {self.shape}")
-            grad = xp.ones_like(self.data)
+            grad = xp.ones(self.data.shape, self.data.dtype)
             handed = set()  # ids of memory no leaf may keep: the implicit seed is nobody's yet
         else:
             grad = _as_array(grad, self.dtype)
@@ -196,7 +200,11 @@ class Tensor:
                 if tensor is None or g is None or not tensor.requires_grad:
                     continue
                 if not isinstance(g, RowSparse):
-                    g = _unbroadcast(g, tensor.shape).astype(tensor.dtype, copy=False)
+                    data = tensor.data
+                    if g.shape != data.shape:
+                        g = _unbroadcast(g, data.shape)
+                    if g.dtype != data.dtype:
+                        g = g.astype(data.dtype)
                 if tensor._node is None:
                     tensor._accumulate(g, handed)
                     if id(tensor) in hooked:
