@@ -247,8 +247,8 @@ void for_each_panel(int64_t N, F&& f, GemmTile tile) {
 // 118. A packed copy serves whole-width products only: a column slice that is its own
 // product (GRU's U_zr, U_h) gets its own packed copy (B = the slice's start, ldb = G).
 template <typename T>
-std::vector<T> packed_copy(int64_t K, int64_t N, const T* B, int64_t ldb, GemmTile tile) {
-  std::vector<T> out(static_cast<size_t>(K * N));
+Scratch<T> packed_copy(int64_t K, int64_t N, const T* B, int64_t ldb, GemmTile tile) {
+  Scratch<T> out(K * N);
   T* dst = out.data();
   for_each_panel<T>(N, [&](int64_t j, int64_t w) {
     for (int64_t k = 0; k < K; ++k, dst += w) std::copy(B + k * ldb + j, B + k * ldb + j + w, dst);

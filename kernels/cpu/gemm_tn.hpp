@@ -113,8 +113,7 @@ void gemm_tn_range(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const 
   const int64_t steps = std::max<int64_t>(1, budget / std::max<int64_t>(1, nb * row_bytes));
   const int64_t most = steps * nb;
   const int64_t pad = 64 / sizeof(T);  // a line after each packed tile and panel (above)
-  std::vector<T> packed(static_cast<size_t>(tiles * (most * MR + pad))),
-      bpack(static_cast<size_t>(panels * (most * NR + pad)));
+  Scratch<T> packed(tiles * (most * MR + pad)), bpack(panels * (most * NR + pad));
   for (int64_t s0 = t0; s0 < t1; s0 += steps) {
     const int64_t s1 = std::min(t1, s0 + steps), kc = (s1 - s0) * nb;
     const bool add = s0 > t0;
@@ -146,7 +145,7 @@ void gemm_tn_range(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const 
             store_vector(bpack.data() + p * bs + k * NR + v * L, load_vector<V>(row + p * NR + v * L));
         if (whole < panels)
           for (int c = 0; c < NR; ++c)
-            bpack[whole * bs + k * NR + c] = whole * NR + c < N ? row[whole * NR + c] : T(0);
+            bpack.data()[whole * bs + k * NR + c] = whole * NR + c < N ? row[whole * NR + c] : T(0);
       }
     }
     for (int64_t p = 0; p < panels; ++p) {

@@ -130,9 +130,9 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
   const int64_t G = 3 * H, BH = B * H, BG = B * G;
   const double flops = 2.0 * T * B * (H + in.F) * G;
   const GemmTile tile = step_tile<scalar_t>(B, flops, in.F + H);
-  const std::vector<scalar_t> Wp = packed_copy(in.F, G, in.W, G, tile),
+  const Scratch<scalar_t> Wp = packed_copy(in.F, G, in.W, G, tile),
                               Up = packed_copy(H, reset_after ? G : 2 * H, U, G, tile),
-                              Uh = reset_after ? std::vector<scalar_t>()
+                              Uh = reset_after ? Scratch<scalar_t>()
                                                : packed_copy(H, H, U + 2 * H, G, tile);
   const InputProjection<scalar_t> pin = in.with_packed(Wp);
   parallel_rows<scalar_t>(B, flops, [&](int64_t, int64_t b0, int64_t b1) {

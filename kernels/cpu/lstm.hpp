@@ -93,7 +93,7 @@ void lstm_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_
   const int64_t G = 4 * H, BH = B * H, BG = B * G;
   const double flops = 2.0 * T * B * (H + in.F) * G;
   const GemmTile tile = step_tile<scalar_t>(B, flops, in.F + H);
-  const std::vector<scalar_t> Up = packed_copy(H, G, U, G, tile),
+  const Scratch<scalar_t> Up = packed_copy(H, G, U, G, tile),
                               Wp = packed_copy(in.F, G, in.W, G, tile);
   const InputProjection<scalar_t> pin = in.with_packed(Wp);
   parallel_rows<scalar_t>(B, flops, [&](int64_t, int64_t b0, int64_t b1) {

@@ -34,7 +34,7 @@ struct InputProjection {
 
   // The same projection reading W from Wp = packed_copy(F, G, W, G, tile) (cpu/gemm.hpp), run
   // with that tile.
-  InputProjection with_packed(const std::vector<scalar_t>& Wp) const {
+  InputProjection with_packed(const Scratch<scalar_t>& Wp) const {
     InputProjection p = *this;
     p.W = Wp.data();
     p.packed = true;

@@ -58,7 +58,7 @@ void simple_rnn_forward(int64_t T, int64_t B, int64_t H, const InputProjection<s
   // U and the kernel are read from packed copies (packed_copy, cpu/gemm.hpp).
   const double flops = 2.0 * T * B * (H + in.F) * H;
   const GemmTile tile = step_tile<scalar_t>(B, flops, in.F + H);
-  const std::vector<scalar_t> Up = packed_copy(H, H, U, H, tile),
+  const Scratch<scalar_t> Up = packed_copy(H, H, U, H, tile),
                               Wp = packed_copy(in.F, H, in.W, H, tile);
   const InputProjection<scalar_t> pin = in.with_packed(Wp);
   parallel_rows<scalar_t>(B, flops, [&](int64_t, int64_t b0, int64_t b1) {
