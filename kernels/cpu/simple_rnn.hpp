@@ -33,8 +33,9 @@ inline void simple_rnn_row_forward(int64_t H, const scalar_t* SEQFUSE_RESTRICT h
   for (; j < H; ++j) h[j] = Keep ? tanh_act(h[j]) : hp[j];
 }
 
-// One row of the backward pass; dh_carry and sum in/out as in lstm.hpp.
-template <bool Keep, typename scalar_t>
+// One row of the backward pass; dh_carry and sum in/out as in lstm.hpp. Carry: whether the
+// loop has a mask; without one dh_carry stays zero, neither read nor written (lstm.hpp).
+template <bool Keep, bool Carry, typename scalar_t>
 inline void simple_rnn_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT h,
                                     const scalar_t* SEQFUSE_RESTRICT dhs_t,
                                     const scalar_t* SEQFUSE_RESTRICT dhd,
@@ -42,11 +43,11 @@ inline void simple_rnn_row_backward(int64_t H, const scalar_t* SEQFUSE_RESTRICT 
                                     scalar_t* SEQFUSE_RESTRICT dh_carry,
                                     scalar_t* SEQFUSE_RESTRICT sum) {
   for (int64_t j = 0; j < H; ++j) {
-    const scalar_t dh = dhs_t[j] + dh_carry[j] + dhd[j];
+    const scalar_t dh = Carry ? dhs_t[j] + dh_carry[j] + dhd[j] : dhs_t[j] + dhd[j];
     const scalar_t d = Keep ? simple_rnn_cell_backward(h[j], dh) : scalar_t(0);
     dz[j] = d;
     sum[j] += d;
-    dh_carry[j] = Keep ? scalar_t(0) : dh;
+    if (Carry) dh_carry[j] = Keep ? scalar_t(0) : dh;
   }
 }
 
@@ -111,10 +112,17 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const States<const sca
       for (int64_t b = b0; b < b1; ++b) {
         const scalar_t *h = hs.at(t, b), *dh = dhs.at(t, b);
         scalar_t* dz_row = dz + t * BH + b * H;
-        if (!mask || mask[t * B + b])
-          simple_rnn_row_backward<true>(H, h, dh, dhd_ws + b * H, dz_row, dh_ws + b * H, part.data());
+        // Keep: the row runs this step; Carry: some row may not (std::bool_constant each).
+        const auto row = [&](auto keep, auto carry) {
+          simple_rnn_row_backward<keep(), carry()>(H, h, dh, dhd_ws + b * H, dz_row, dh_ws + b * H,
+                                                   part.data());
+        };
+        if (!mask)
+          row(std::true_type{}, std::false_type{});
+        else if (mask[t * B + b])
+          row(std::true_type{}, std::true_type{});
         else
-          simple_rnn_row_backward<false>(H, h, dh, dhd_ws + b * H, dz_row, dh_ws + b * H, part.data());
+          row(std::false_type{}, std::true_type{});
       }
       sums.add_step(range, part.data());
       const Product<scalar_t> back[1] = {{H, dz + t * BH + b0 * H, H, Ut, H, true}};
