@@ -32,7 +32,7 @@ double gflops(long M, long K, long N) {
   // The tile the loops run for one thread's M rows of K (step_tile), B packed for it, as the
   // loops read U.
   const seqfuse::GemmTile tile = seqfuse::step_tile<float>(M, 0.0, K);
-  const std::vector<float> Bp = seqfuse::packed_copy(K, N, B.data(), N, tile);
+  const seqfuse::Scratch<float> Bp = seqfuse::packed_copy(K, N, B.data(), N, tile);
   const seqfuse::Product<float> p[1] = {{K, A.data(), K, Bp.data(), N, true}};
   const long calls = std::max(1L, 200000000L / (2 * M * K * N));
   double best = 1e30;
