@@ -54,15 +54,14 @@ def array_module(array):
 
 
 def _as_array(data, dtype=None):
-    if type(data) is np.ndarray and dtype is None:  # every op's output: nothing to convert
-        if data.dtype.kind not in "biuf":
-            raise TypeError(f"Tensor: data must be numeric (bool, int or float), got dtype {data.dtype}")
-        return data
-    if isinstance(data, Tensor):
-        data = data.data
-    if type(data).__module__.startswith("cupy"):
-        return data if dtype is None else data.astype(dtype, copy=False)
-    array = np.asarray(data, dtype=dtype)
+    if type(data) is np.ndarray and dtype is None:
+        array = data  # every op's output: nothing to convert
+    else:
+        if isinstance(data, Tensor):
+            data = data.data
+        if type(data).__module__.startswith("cupy"):
+            return data if dtype is None else data.astype(dtype, copy=False)
+        array = np.asarray(data, dtype=dtype)
     if array.dtype.kind not in "biuf":  # object arrays too (kind "O")
         raise TypeError(f"Tensor: data must be numeric (bool, int or float), got dtype {array.dtype}")
     return array

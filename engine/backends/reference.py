@@ -232,7 +232,7 @@ def _simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask):
 
 
 lstm_forward, lstm_backward = _projected_forward(_lstm_forward), _projected_backward(_lstm_backward)
-gru_forward = _projected_forward(_gru_forward)
+gru_forward, _gru_projected_backward = _projected_forward(_gru_forward), _projected_backward(_gru_backward)
 simple_rnn_forward = _projected_forward(_simple_rnn_forward)
 simple_rnn_backward = _projected_backward(_simple_rnn_backward)
 
@@ -240,7 +240,8 @@ simple_rnn_backward = _projected_backward(_simple_rnn_backward)
 def gru_backward(*args, **kwargs):
     """The table's gru_backward (docs/kernels.md): _gru_backward with the input projection's
     gradient, du as the candidate's columns."""
-    return _gru_candidate_gradient(_projected_backward(_gru_backward)(*args, **kwargs))
+    return _gru_candidate_gradient(_gru_projected_backward(*args, **kwargs))
+
 
 # Conv1D and max pooling (docs/kernels.md): channels-last, on an x that functional has
 # already padded. Each of the K taps is one batched GEMM over all B·L_out output rows.

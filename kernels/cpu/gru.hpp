@@ -131,9 +131,9 @@ void gru_forward(int64_t T, int64_t B, int64_t H, const InputProjection<scalar_t
   const double flops = 2.0 * T * B * (H + in.F) * G;
   const GemmTile tile = step_tile<scalar_t>(B, flops, in.F + H);
   const Scratch<scalar_t> Wp = packed_copy(in.F, G, in.W, G, tile),
-                              Up = packed_copy(H, reset_after ? G : 2 * H, U, G, tile),
-                              Uh = reset_after ? Scratch<scalar_t>()
-                                               : packed_copy(H, H, U + 2 * H, G, tile);
+                          Up = packed_copy(H, reset_after ? G : 2 * H, U, G, tile),
+                          Uh = reset_after ? Scratch<scalar_t>()
+                                           : packed_copy(H, H, U + 2 * H, G, tile);
   const InputProjection<scalar_t> pin = in.with_packed(Wp);
   parallel_rows<scalar_t>(B, flops, [&](int64_t, int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
