@@ -202,6 +202,9 @@ void bind_blas(py::module_& m) {
   m.def("weight_gradients_on_tile", &seqfuse::weight_gradients_on_tile,
         "whether the recurrent weight gradients run on gemm_tn_sequences (the weight_gradients "
         "choice: forced, or with AVX2) rather than OpenBLAS");
+  m.def("weights_in_loop", &seqfuse::weights_in_loop,
+        "whether engine/_recurrent.py asks simple_rnn_backward for the weight gradients summed "
+        "inside its loop (the weights_in_loop choice)");
   m.def("gemm_tn_sequences",
         [](const py::list& sources, const py::array& b) {
           return is_float64(b, "gemm_tn_sequences", "b") ? gemm_tn_sequences<double>(sources, b)

@@ -20,6 +20,7 @@ const std::map<std::string, std::vector<std::string>>& options() {
       {"gemm_tile", {"auto", "8x2", "8x3", "6x4", "6x1", "4x1"}},  // kGemmTiles (cpu/gemm.hpp): rows x 64 B
       {"weight_gradients", {"auto", "tile", "blas"}},               // WeightGradients (cpu/choices.hpp)
       {"backward_rows", {"auto", "in_place", "streamed"}},          // BackwardRows (cpu/choices.hpp)
+      {"weights_in_loop", {"auto", "on", "off"}},                   // WeightsInLoop (cpu/choices.hpp)
   };
   return table;
 }
@@ -30,6 +31,7 @@ std::atomic<int>& slot(const std::string& name) {
   if (name == "gemm_tile") return c.gemm_tile;
   if (name == "weight_gradients") return c.weight_gradients;
   if (name == "backward_rows") return c.backward_rows;
+  if (name == "weights_in_loop") return c.weights_in_loop;
   std::string known;
   for (const auto& [key, values] : options()) known += (known.empty() ? "" : ", ") + key;
   throw py::value_error("set_choice: unknown choice '" + name + "'; expected one of " + known);

@@ -3,6 +3,7 @@
 // are checked against the sizes T, B, H read from xw and U before any kernel runs.
 #pragma once
 #include "common.hpp"
+#include "cpu/gemm_tn.hpp"
 #include "cpu/projection.hpp"
 #include "step_gemm.hpp"
 
@@ -144,6 +145,39 @@ InputGradient<scalar_t> input_gradient_arg(const py::object& kernel_in, const ch
   }
   out.Wt.resize(G * F);  // kernelᵀ, packed (transpose_packed, cpu/gemm.hpp)
   out.projection = {nullptr, data_or_null(out.kernel), nullptr, T, F, G, go_backwards};
+  return out;
+}
+
+// The weight gradients [F+H, N] = Σ_{t,b} [x_t | h_{t-1}]ᵀ·dz_t summed inside a backward's
+// loop (seqfuse::LoopWeights, cpu/gemm_tn.hpp), for x: [B,T,F] the layer's input, or None:
+// not there (then loop() is nullptr and result() None).
+template <typename scalar_t>
+struct __attribute__((visibility("hidden"))) InLoopWeights {
+  std::optional<carray<scalar_t>> x, C;
+  std::vector<scalar_t> partials;
+  seqfuse::LoopWeights<scalar_t> weights{};
+
+  const seqfuse::LoopWeights<scalar_t>* loop() const { return C ? &weights : nullptr; }
+  py::object result() const { return C ? py::object(*C) : py::object(py::none()); }
+};
+
+template <typename scalar_t>
+InLoopWeights<scalar_t> in_loop_weights_arg(const py::object& x_in, const char* op, py::ssize_t T,
+                                            py::ssize_t B, py::ssize_t H, py::ssize_t N,
+                                            const seqfuse::States<const scalar_t>& hs,
+                                            const scalar_t* h0, bool go_backwards) {
+  InLoopWeights<scalar_t> out;
+  out.x = optional_float_arg<scalar_t>(x_in, op, "x");
+  if (!out.x) return out;
+  require_ndim(*out.x, op, "x", 3);
+  const py::ssize_t F = out.x->shape(2);
+  require_shape(*out.x, op, "x", "(B, T, F)", {B, T, F});
+  out.C.emplace(std::vector<py::ssize_t>{F + H, N});
+  out.partials.resize(std::max<py::ssize_t>(0, seqfuse::max_row_ranges() - 1) * (F + H) * N);
+  const scalar_t* x = out.x->data();
+  out.weights = {{{x + (go_backwards ? (T - 1) * F : 0), go_backwards ? -F : F, T * F},
+                  {hs.data, hs.step, hs.row, h0, H}},
+                 {F, H}, N, out.C->mutable_data(), out.partials.data()};
   return out;
 }
 

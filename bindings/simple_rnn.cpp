@@ -42,7 +42,7 @@ py::array forward(const py::array& x_in, const py::array& kernel_in, const py::o
 template <typename scalar_t>
 py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::array& h0_in,
                    const py::array& hs_in, const py::object& mask_in, const py::object& dm_in,
-                   const py::object& kernel_in, bool go_backwards) {
+                   const py::object& kernel_in, bool go_backwards, const py::object& x_in) {
   auto dhs = sequence_arg<scalar_t>(dhs_in, OP, "dhs");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(U, OP, "U", 2);
@@ -58,8 +58,14 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::arr
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
 
   auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, H, go_backwards);
+  if (dm && !x_in.is_none())
+    throw py::value_error(std::string(OP) + ": x (the weight gradients summed in the loop) cannot "
+                          "be given with a dropout_mask: dU is then Σ (h·dropout_mask)ᵀ·dz");
+  auto weights = in_loop_weights_arg<scalar_t>(x_in, OP, T, B, H, H, sequence_rows(hs), h0.data(),
+                                               go_backwards);
 
-  auto dz = output<scalar_t>({T, B, H});
+  std::optional<carray<scalar_t>> dz;  // not with the weight gradients in the loop (their rows stay there)
+  if (!weights.loop()) dz = output<scalar_t>({T, B, H});
   auto dbias = output<scalar_t>({H});
   auto dh0 = output<scalar_t>({B, H});
   std::vector<scalar_t> Ut(H * H), dh_ws(B * H), dhd_ws(B * H);
@@ -68,11 +74,12 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::arr
     py::gil_scoped_release release;
     seqfuse::simple_rnn_backward<scalar_t>(T, B, H, sequence_rows(dhs), U.data(), sequence_rows(hs),
                                            data_or_null(mask), data_or_null(dm), in.projection,
-                                           dz.mutable_data(), in.dx_data(), dbias.mutable_data(),
+                                           dz ? dz->mutable_data() : nullptr, in.dx_data(), dbias.mutable_data(),
                                            dh0.mutable_data(), {sums_ws.data(), H}, Ut.data(),
-                                           in.Wt.data(), dh_ws.data(), dhd_ws.data());
+                                           in.Wt.data(), dh_ws.data(), dhd_ws.data(), weights.loop());
   }
-  return py::make_tuple(dz, in.result(), dbias, dh0);
+  return py::make_tuple(dz ? py::object(*dz) : py::object(py::none()), in.result(), dbias, dh0,
+                        weights.result());
 }
 
 }  // namespace
@@ -95,14 +102,17 @@ void bind_simple_rnn(py::module_& m) {
   m.def("simple_rnn_backward",
         [](const py::array& dhs, const py::array& U, const py::array& h0, const py::array& hs,
            const py::object& mask, const py::object& dropout_mask, const py::object& kernel,
-           bool go_backwards) {
+           bool go_backwards, const py::object& x) {
           return is_float64(dhs, OP, "dhs")
-                     ? backward<double>(dhs, U, h0, hs, mask, dropout_mask, kernel, go_backwards)
-                     : backward<float>(dhs, U, h0, hs, mask, dropout_mask, kernel, go_backwards);
+                     ? backward<double>(dhs, U, h0, hs, mask, dropout_mask, kernel, go_backwards, x)
+                     : backward<float>(dhs, U, h0, hs, mask, dropout_mask, kernel, go_backwards, x);
         },
         py::arg("dhs"), py::arg("U"), py::arg("h0"), py::arg("hs"), py::arg("mask").none(true),
         py::arg("dropout_mask").none(true), py::kw_only(),
         py::arg("kernel").none(true) = py::none(), py::arg("go_backwards") = false,
+        py::arg("x").none(true) = py::none(),
         "dhs: [T,B,H], rest as simple_rnn_forward's inputs and output; kernel: [F,H] for dx, or "
-        "None -> (dz [T,B,H], dx [B,T,F] or None, dbias [H] = dz summed over T and B, dh0 [B,H])");
+        "None; x: [B,T,F] the layer's input, for the weight gradients summed in the loop (not "
+        "with a dropout_mask), or None -> (dz [T,B,H] (None with x), dx [B,T,F] or None, dbias "
+        "[H] = dz summed over T and B, dh0 [B,H], [dkernel; dU] [F+H,H] (with x) or None)");
 }

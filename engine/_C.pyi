@@ -68,9 +68,11 @@ def simple_rnn_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float
 
 def simple_rnn_backward(dhs: _Float, U: _Float, h0: _Float, hs: _Float, mask: _Mask,
                         dropout_mask: _Float | None, *, kernel: _Float | None = None,
-                        go_backwards: bool = False
-                        ) -> tuple[_Float, _Float | None, _Float, _Float]:
-    """dhs: [T,B,H] -> (dz [T,B,H], dx [B,T,F] or None, dbias [H], dh0 [B,H])."""
+                        go_backwards: bool = False, x: _Float | None = None
+                        ) -> tuple[_Float | None, _Float | None, _Float, _Float, _Float | None]:
+    """dhs: [T,B,H] -> (dz [T,B,H], dx [B,T,F] or None, dbias [H], dh0 [B,H], None); given x
+    [B,T,F] (the layer's input; no dropout_mask) the weight gradients are summed in the loop:
+    (None, dx, dbias, dh0, [dkernel; dU] [F+H,H])."""
 
 def conv1d_forward(x: _Float, kernel: _Float, bias: _Float | None, strides: int,
                    dilation_rate: int) -> _Float:
@@ -109,6 +111,10 @@ def gemm_tn_sequences(sources: list[tuple[_Float, _Float | None]], b: _Float) ->
     (a [T,B,M_s] any strides, first [B,M_s] or None), b [T,B,N] -> [ΣM_s, N] = Σ over the T·B
     rows of [a_0 | a_1]ᵀ·b; with `first` a source's rows are first, a[0], ..., a[T-2]. Steps
     split over the OpenMP threads, on the gemm_tile register tile."""
+
+def weights_in_loop() -> bool:
+    """Whether engine/_recurrent.py asks simple_rnn_backward for the weight gradients summed
+    in its loop (the weights_in_loop choice)."""
 
 def weight_gradients_on_tile() -> bool:
     """Whether the weight_gradients choice runs them on gemm_tn_sequences (forced, or "auto"

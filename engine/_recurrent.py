@@ -176,7 +176,7 @@ class _Recurrent(Function):
         # gradients over the gates and GRU's uh (the C++ one does: arrays less to touch),
         # except where the GRU weight gradient without reset_after still reads r from them.
         overwrite = c.op == "lstm" or (c.op == "gru" and c.reset_after)
-        dc0 = None
+        dc0 = weights = None
         if c.op == "lstm":
             dxw, dx, dbias, dh0, dc0 = fn(dhs, xp.ascontiguousarray(g_c), c.U, c.h0, c.c0, c.hs,
                                           c.cs, c.gates, c.mask_t, c.dropout_mask,
@@ -186,14 +186,27 @@ class _Recurrent(Function):
             dxw, dx, du, dbias, dh0 = fn(dhs, c.U, c.recurrent_bias, c.h0, c.hs, c.gates, c.uh,
                                          c.mask_t, c.dropout_mask, reset_after=c.reset_after,
                                          overwrite_saved=overwrite, **dx_args)
+        elif c.dropout_mask is None and need[1] and need[2] and \
+                getattr(c.backend, "weights_in_loop", _never)():
+            # The C++ SimpleRNN backward sums the weight gradients inside its loop, while each
+            # step's gradient rows are in L2, and keeps no dz (docs/kernels.md).
+            dxw, dx, dbias, dh0, weights = fn(dhs, c.U, c.h0, c.hs, c.mask_t, None, x=c.x,
+                                              **dx_args)
         else:
             dxw, dx, dbias, dh0 = fn(dhs, c.U, c.h0, c.hs, c.mask_t, c.dropout_mask, **dx_args)
             du = dxw
         if overwrite:
             c.gates = c.uh = None  # may hold the gradients now
-        dkernel, dU = _weight_grads(c, dxw, du, need[1], need[2])
+        if weights is not None:
+            dkernel, dU = weights[:c.x.shape[2]], weights[c.x.shape[2]:]
+        else:
+            dkernel, dU = _weight_grads(c, dxw, du, need[1], need[2])
         dbias = dbias if need[3] and c.has_bias else None
         return dx, dkernel, dU, dbias, dh0 if need[4] else None, dc0 if need[5] else None
+
+
+def _never():
+    return False
 
 
 def _weight_grads(c, dxw, du, need_kernel, need_U):

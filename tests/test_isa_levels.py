@@ -68,7 +68,7 @@ def test_forced_level_is_the_one_loaded(level):
 
 KERNEL_TESTS = ["test_lstm.py", "test_gru.py", "test_simple_rnn.py", "test_conv1d.py",
                 "test_conv1d_algorithms.py", "test_pooling.py", "test_embedding.py",
-                "test_tuning.py", "test_backward_rows.py"]
+                "test_tuning.py", "test_backward_rows.py", "test_weights_in_loop.py"]
 
 
 # The level loaded by default runs the kernel tests in this process; each other one this CPU

@@ -61,6 +61,13 @@ def lstm_forward(x, kernel, bias, U, h0, c0, mask, dropout_mask, *, go_backwards
                            go_backwards=go_backwards, save=save)
 
 
+def weights_in_loop():
+    """Whether simple_rnn_backward sums the layer's weight gradients inside its time loop when
+    given the layer's input x (the "weights_in_loop" choice; engine/_recurrent.py passes x
+    then, where there is no recurrent dropout mask)."""
+    return _C.weights_in_loop()
+
+
 def lstm_backward(dhs, dc_T, U, h0, c0, hs, cs, gates, mask, dropout_mask, *, kernel=None,
                   go_backwards=False, overwrite_saved=False):
     """dhs: [T,B,H], dc_T: [B,H]
@@ -98,10 +105,14 @@ def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwar
                                  go_backwards=go_backwards, save=save)
 
 
-def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask, *, kernel=None, go_backwards=False):
-    """dhs: [T,B,H] -> (dz [T,B,H], dx [B,T,F] or None, dbias [H], dh0 [B,H])."""
-    return _C.simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask, kernel=kernel,
-                                  go_backwards=go_backwards)
+def simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask, *, kernel=None, go_backwards=False,
+                        x=None):
+    """dhs: [T,B,H] -> (dz [T,B,H], dx [B,T,F] or None, dbias [H], dh0 [B,H]). Given x [B,T,F]
+    (the layer's input; no dropout_mask) the weight gradients are summed inside the loop
+    (weights_in_loop): then dz is None and the result ends with [dkernel; dU] [F+H,H]."""
+    result = _C.simple_rnn_backward(dhs, U, h0, hs, mask, dropout_mask, kernel=kernel,
+                                    go_backwards=go_backwards, x=x)
+    return result if x is not None else result[:4]
 
 
 def conv1d_forward(x, kernel, bias, strides, dilation_rate):

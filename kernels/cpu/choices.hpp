@@ -17,6 +17,11 @@ enum Conv1dAlgorithm : int { kConvAuto = 0, kConvDirect = 1, kConvGemm = 2, kCon
 // otherwise.
 enum WeightGradients : int { kWeightAuto = 0, kWeightTile = 1, kWeightBlas = 2 };
 
+// Whether engine/_recurrent.py asks SimpleRNN's backward to sum the weight gradients inside
+// its time loop (LoopWeights, cpu/gemm_tn.hpp; not with a recurrent dropout mask); kAuto: it
+// does.
+enum WeightsInLoop : int { kInLoopAuto = 0, kInLoopOn = 1, kInLoopOff = 2 };
+
 // Where LSTM's and GRU's backward row passes write a step's gradient rows (GradientRows,
 // cpu/projection.hpp): kAuto by the L2 rule there, in place or streamed forced.
 enum BackwardRows : int { kRowsAuto = 0, kRowsInPlace = 1, kRowsStreamed = 2 };
@@ -25,6 +30,7 @@ struct Choices {
   std::atomic<int> conv1d{kConvAuto};
   std::atomic<int> weight_gradients{kWeightAuto};
   std::atomic<int> backward_rows{kRowsAuto};
+  std::atomic<int> weights_in_loop{kInLoopAuto};
   // Register tile of the recurrent loops' GEMM: 0 = auto (cpu/gemm.hpp, step_tile), else an
   // index into kGemmTiles (cpu/gemm.hpp).
   std::atomic<int> gemm_tile{0};

@@ -15,6 +15,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/choices.hpp"
@@ -36,6 +37,8 @@ struct RowSequence {
 
   const T* at(int64_t t) const { return !first ? data + t * step : t ? data + (t - 1) * step : first; }
   int64_t row_stride(int64_t t) const { return t == 0 && first ? first_row : row; }
+  // The rows of steps t0, t0 + 1, ... as steps 0, 1, ...
+  RowSequence from(int64_t t0) const { return t0 ? RowSequence{at(t0), step, row} : *this; }
 };
 
 // C tile (+)= Σ_{k < kc} ap_kᵀ · bp_k: ap the block's rows of one row tile packed kc × MR,
@@ -75,9 +78,20 @@ inline void gemm_tn_micro(const T* ap, const T* bp, int64_t kc, bool add, int64_
     for (int64_t j = 0; j < cols; ++j) C[r * ldc + j] = edge[r][j];
 }
 
-// C [Σm, N] (+)= the steps t0..t1 on this thread, in blocks of whole steps whose packed rows
-// of a and b fill at most 384 KB or 3/8 of the L2, the larger (at least one step): a's block
-// is read again for every panel of b. (A 192 KB budget ran LSTM's G = 4H blocks one step at a
+// How many whole steps of nb rows one block of gemm_tn_range holds (at least one).
+template <typename T, int MR, int NV, int NS>
+int64_t gemm_tn_block_steps(const int64_t (&m)[NS], int64_t N, int64_t nb) {
+  constexpr int NR = NV * gemm_lanes<T>();
+  int64_t tiles = 0;
+  for (int s = 0; s < NS; ++s) tiles += (m[s] + MR - 1) / MR;
+  const int64_t row_bytes = (tiles * MR + (N + NR - 1) / NR * NR) * static_cast<int64_t>(sizeof(T));
+  const int64_t budget = std::max<int64_t>(384 << 10, l2_cache_bytes() * 3 / 8);
+  return std::max<int64_t>(1, budget / std::max<int64_t>(1, nb * row_bytes));
+}
+
+// C [Σm, N] = (with accumulate +=) the steps t0..t1 on this thread, in blocks of whole steps
+// whose packed rows of a and b fill at most 384 KB or 3/8 of the L2, the larger (at least one
+// step; gemm_tn_block_steps above): a's block is read again for every panel of b. (A 192 KB budget ran LSTM's G = 4H blocks one step at a
 // time and was slower than OpenBLAS there; 384 KB gives them two.) With a 2 MiB L2 (Intel
 // Xeon family 6 model 167, 2026-12-03, (B,T,F,H) = (64,100,64,128), two builds alternating,
 // medians of 30, weight gradients in ms) 768 KB against 384: LSTM 4.84 / 4.95, SimpleRNN 1.24
@@ -101,22 +115,21 @@ inline void gemm_tn_micro(const T* ap, const T* bp, int64_t kc, bool add, int64_
 // GRU 3.81 -> 3.79 (its G = 3H: 12 panels).
 template <typename T, int MR, int NV, int NS>
 void gemm_tn_range(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const RowSequence<T>& b,
-                   int64_t N, int64_t t0, int64_t t1, int64_t nb, T* C, int64_t ldc) {
+                   int64_t N, int64_t t0, int64_t t1, int64_t nb, T* C, int64_t ldc,
+                   bool accumulate = false) {
   constexpr int NR = NV * gemm_lanes<T>();
   constexpr int VB = std::min<int>(kVectorBytes, NR * sizeof(T)), L = VB / sizeof(T);
   using V = typename Vector<T, VB>::type;
   int64_t tiles = 0;
   for (int s = 0; s < NS; ++s) tiles += (m[s] + MR - 1) / MR;
   const int64_t panels = (N + NR - 1) / NR;
-  const int64_t row_bytes = (tiles * MR + panels * NR) * static_cast<int64_t>(sizeof(T));
-  const int64_t budget = std::max<int64_t>(384 << 10, l2_cache_bytes() * 3 / 8);
-  const int64_t steps = std::max<int64_t>(1, budget / std::max<int64_t>(1, nb * row_bytes));
+  const int64_t steps = gemm_tn_block_steps<T, MR, NV>(m, N, nb);
   const int64_t most = steps * nb;
   const int64_t pad = 64 / sizeof(T);  // a line after each packed tile and panel (above)
   Scratch<T> packed(tiles * (most * MR + pad)), bpack(panels * (most * NR + pad));
   for (int64_t s0 = t0; s0 < t1; s0 += steps) {
     const int64_t s1 = std::min(t1, s0 + steps), kc = (s1 - s0) * nb;
-    const bool add = s0 > t0;
+    const bool add = accumulate || s0 > t0;
     const int64_t as = kc * MR + pad, bs = kc * NR + pad;
     T* dst = packed.data();
     for (int s = 0; s < NS; dst += (m[s] + MR - 1) / MR * as, ++s) {
@@ -159,6 +172,18 @@ void gemm_tn_range(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const 
   }
 }
 
+// fn(mr, nv) with the register tile in force as std::integral_constants.
+template <typename T, typename Fn>
+void with_tn_tile(Fn&& fn) {
+  const GemmTile tile = gemm_tile<T>();
+  using std::integral_constant;
+  if (tile.mr == 8 && tile.nv == 3) return fn(integral_constant<int, 8>{}, integral_constant<int, 3>{});
+  if (tile.mr == 6 && tile.nv == 4) return fn(integral_constant<int, 6>{}, integral_constant<int, 4>{});
+  if (tile.mr == 8 && tile.nv == 2) return fn(integral_constant<int, 8>{}, integral_constant<int, 2>{});
+  if (tile.mr == 6 && tile.nv == 1) return fn(integral_constant<int, 6>{}, integral_constant<int, 1>{});
+  return fn(integral_constant<int, 4>{}, integral_constant<int, 1>{});
+}
+
 // The steps split over the OpenMP threads (small products stay on the calling thread), their
 // partial C summed (sum_of_parts, cpu/threads.hpp).
 template <typename T, int MR, int NV, int NS>
@@ -185,16 +210,85 @@ inline bool weight_gradients_on_tile() {
   return choice == kWeightTile || (choice == kWeightAuto && kVectorBytes == 32);
 }
 
+// Whether SimpleRNN's backward is asked to sum the weight gradients in its loop (LoopWeights,
+// below): the "weights_in_loop" choice, on unless forced off.
+inline bool weights_in_loop() {
+  return choices().weights_in_loop.load(std::memory_order_relaxed) != kInLoopOff;
+}
+
 // C [Σm, N] = Σ over T steps and nb rows each of [a_0 | a_1 ...]ᵀ · b, with the tile in force.
 template <typename T, int NS>
 void gemm_tn_sequences(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS],
                        const RowSequence<T>& b, int64_t N, int64_t steps, int64_t nb, T* C) {
-  const GemmTile tile = gemm_tile<T>();
-  if (tile.mr == 8 && tile.nv == 3) return gemm_tn_threads<T, 8, 3>(a, m, b, N, steps, nb, C);
-  if (tile.mr == 6 && tile.nv == 4) return gemm_tn_threads<T, 6, 4>(a, m, b, N, steps, nb, C);
-  if (tile.mr == 8 && tile.nv == 2) return gemm_tn_threads<T, 8, 2>(a, m, b, N, steps, nb, C);
-  if (tile.mr == 6 && tile.nv == 1) return gemm_tn_threads<T, 6, 1>(a, m, b, N, steps, nb, C);
-  return gemm_tn_threads<T, 4, 1>(a, m, b, N, steps, nb, C);
+  with_tn_tile<T>([&](auto mr, auto nv) { gemm_tn_threads<T, mr(), nv()>(a, m, b, N, steps, nb, C); });
 }
+
+// The weight gradients of a recurrent backward summed inside its time loop (SimpleRNN's, the
+// "weights_in_loop" choice): C [F+H, N] = Σ_{t,b} [x_t | h_{t-1}]ᵀ·dz_t, each range of batch
+// rows over its own rows of every step, in blocks of gemm_tn_range's size, into C (range 0)
+// or its own partial, added after the loop (a static split: the same bits on every call).
+// The gradient rows live only in the range's workspace of one block, which its step GEMMs and
+// then the block's weight GEMM read from L2, never in a [T,B,N] array whose every line the
+// row pass would first read from memory. Intel Xeon (family 6, model 167), 2026-12-03,
+// training steps in one process alternating call by call with the choice off, medians of
+// 40: SimpleRNN (64,100,64,128) 4.26-4.38 -> 4.03-4.08 ms (blocks of 8, 19 and 34 steps
+// alike), (128,200,128,256) 61.5 -> 60.5. LSTM's backward writes its dz over the gates it
+// has just read, so no line comes from memory for it, and the same blocks there (2-100 steps)
+// ran its (64,100,64,128) step even or up to 8% slower than the pass after the loop: its
+// block's packed rows and 393 KB of C crowd the packed Uᵀ and the gate rows out of the L2.
+template <typename T>
+struct LoopWeights {
+  RowSequence<T> a[2];  // x's rows in processing order, the states h_{t-1} with h0 first
+  int64_t m[2];         // F, H
+  int64_t N;            // the gradient's width
+  T* C;                 // [F+H, N] out
+  T* partials;          // [(ranges - 1)·(F+H)·N] workspace
+
+  // One range's gradient rows and sums, t = T-1..0: rows(t) holds step t's rows b0..b1 (row
+  // b at rows(t) + (b - b0)·N) until step(t), called once they are written and used, sums
+  // them into the range's C at the end of each block.
+  class Range {
+   public:
+    Range(const LoopWeights& w, int64_t range, int64_t b0, int64_t b1, int64_t T_)
+        : w_(w), nb_(b1 - b0), hi_(T_) {
+      for (int s = 0; s < 2; ++s) {
+        a_[s] = w.a[s];
+        a_[s].data += b0 * a_[s].row;
+        if (a_[s].first) a_[s].first += b0 * a_[s].first_row;
+      }
+      C_ = range ? w.partials + (range - 1) * (w.m[0] + w.m[1]) * w.N : w.C;
+      with_tn_tile<T>([&](auto mr, auto nv) { block_ = gemm_tn_block_steps<T, mr(), nv()>(w.m, w.N, nb_); });
+      lo_ = std::max<int64_t>(0, hi_ - block_);
+      ring_ = Scratch<T>(block_ * nb_ * w.N);
+    }
+    T* rows(int64_t t) { return ring_.data() + (t - lo_) * nb_ * w_.N; }
+    void step(int64_t t) {
+      if (t > lo_) return;
+      const RowSequence<T> a[2] = {a_[0].from(lo_), a_[1].from(lo_)};
+      const RowSequence<T> b{ring_.data(), nb_ * w_.N, w_.N};
+      with_tn_tile<T>([&](auto mr, auto nv) {
+        gemm_tn_range<T, mr(), nv()>(a, w_.m, b, w_.N, 0, hi_ - lo_, nb_, C_, w_.N, started_);
+      });
+      started_ = true;
+      hi_ = lo_;
+      lo_ = std::max<int64_t>(0, hi_ - block_);
+    }
+
+   private:
+    const LoopWeights& w_;
+    RowSequence<T> a_[2];
+    int64_t nb_, hi_, lo_, block_ = 1;
+    T* C_ = nullptr;
+    Scratch<T> ring_;
+    bool started_ = false;
+  };
+
+  // C += the other ranges' partials.
+  void finish(int64_t ranges) const {
+    const int64_t size = (m[0] + m[1]) * N;
+    for (int64_t r = 1; r < ranges; ++r)
+      for (int64_t e = 0; e < size; ++e) C[e] += partials[(r - 1) * size + e];
+  }
+};
 
 }  // namespace seqfuse

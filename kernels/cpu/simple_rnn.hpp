@@ -13,6 +13,7 @@
 
 #include "common/cell.hpp"
 #include "cpu/gemm.hpp"
+#include "cpu/gemm_tn.hpp"
 #include "cpu/projection.hpp"
 #include "cpu/simd.hpp"
 
@@ -100,20 +101,24 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const States<const sca
                          const States<const scalar_t>& hs, const bool* mask, const scalar_t* dm,
                          const InputProjection<scalar_t>& in, scalar_t* dz, scalar_t* dx,
                          scalar_t* dbias, scalar_t* dh0, const ColumnSums<scalar_t>& sums,
-                         scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws) {
+                         scalar_t* Ut, scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws,
+                         const LoopWeights<scalar_t>* weights = nullptr) {
   const int64_t BH = B * H;
   const double flops = 2.0 * T * B * (H + (dx ? in.F : 0)) * H;
   const GemmTile tile = step_tile<scalar_t>(B, flops, H);
   transpose_packed(H, H, U, Ut, 0, tile);
   if (dx) transpose_packed(in.F, H, in.W, Wt, 0, tile);
   sums.zero();
-  parallel_rows<scalar_t>(B, flops, [&](int64_t range, int64_t b0, int64_t b1) {
+  // One range's loop; dz_rows(t): where step t's gradient rows b0..b1 go (row b at
+  // dz_rows(t) + (b - b0)·H), done(t) once the step is through.
+  const auto loop = [&](int64_t range, int64_t b0, int64_t b1, const auto& dz_rows, const auto& done) {
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
     std::vector<scalar_t> part(sums.N);  // this range's column sums of one step
     for (int64_t t = T - 1; t >= 0; --t) {
+      scalar_t* dz_t = dz_rows(t);
       for (int64_t b = b0; b < b1; ++b) {
         const scalar_t *h = hs.at(t, b), *dh = dhs.at(t, b);
-        scalar_t* dz_row = dz + t * BH + b * H;
+        scalar_t* dz_row = dz_t + (b - b0) * H;
         // Keep: the row runs this step; Carry: some row may not (std::bool_constant each).
         const auto row = [&](auto keep, auto carry) {
           simple_rnn_row_backward<keep(), carry()>(H, h, dh, dhd_ws + b * H, dz_row, dh_ws + b * H,
@@ -127,15 +132,28 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const States<const sca
           row(std::false_type{}, std::true_type{});
       }
       sums.add_step(range, part.data());
-      const Product<scalar_t> back[1] = {{H, dz + t * BH + b0 * H, H, Ut, H, true}};
+      const Product<scalar_t> back[1] = {{H, dz_t, H, Ut, H, true}};
       gemm<scalar_t, 1>(b1 - b0, H, back, nullptr, 0, dhd_ws + b0 * H, H, tile);
-      if (dx) in.backward(t, b0, b1, dz + t * BH + b0 * H, H, Wt, dx, tile);
+      if (dx) in.backward(t, b0, b1, dz_t, H, Wt, dx, tile);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
+      done(t);
     }
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh0[k] = dh_ws[k] + dhd_ws[k];
+  };
+  parallel_rows<scalar_t>(B, flops, [&](int64_t range, int64_t b0, int64_t b1) {
+    if (weights) {
+      typename LoopWeights<scalar_t>::Range in_loop(*weights, range, b0, b1, T);
+      const auto rows = [&](int64_t t) { return in_loop.rows(t); };
+      const auto done = [&](int64_t t) { in_loop.step(t); };
+      loop(range, b0, b1, rows, done);
+    } else {
+      const auto rows = [&](int64_t t) { return dz + t * BH + b0 * H; };
+      loop(range, b0, b1, rows, [](int64_t) {});
+    }
   });
   sums.total(dbias);
+  if (weights) weights->finish(row_ranges<scalar_t>(B, flops));
 }
 
 }  // namespace seqfuse
