@@ -98,6 +98,8 @@ def _check_states(op, initial_state, dtype, shape, xp):
 class _Recurrent(Function):
     """One graph node for a whole recurrent layer call: every timestep, forward and backward."""
 
+    zero_output_grads = False  # the final states' gradients are None when unused
+
     @staticmethod
     def forward(ctx, x, kernel, U, bias, h0, c0, *, op, mask, dropout_mask, go_backwards,
                 return_sequences, zero_output_for_mask, reset_after):
@@ -151,10 +153,13 @@ class _Recurrent(Function):
 
     @staticmethod
     def backward(ctx, g_out, g_h, g_c=None):
+        # None: no gradient reached that output (zero_output_grads below).
         c = ctx
         xp = array_module(c.hs)
         T, B, H = c.hs.shape
-        if c.return_sequences and c.factor is None and xp is np and not g_h.any():
+        if g_out is None:
+            g_out = xp.zeros((B, T, H) if c.return_sequences else (B, H), c.hs.dtype)
+        if c.return_sequences and c.factor is None and xp is np and g_h is None:
             # The output's gradient as it came, its rows read where they lie: the C++ kernels
             # take any strides (the others copy what they need in C order).
             dhs = _blas.unit_rows(g_out).transpose(1, 0, 2)
@@ -166,7 +171,8 @@ class _Recurrent(Function):
                 dhs[-1] = g_out
             if c.factor is not None:
                 dhs *= c.factor
-            dhs[-1] += g_h
+            if g_h is not None:
+                dhs[-1] += g_h
         fn = _kernel(c.backend, c.op, "backward")
         need = c.needs_input_grad
         # The kernel also returns dx = dxw·kernelᵀ (in x's layout) when given the kernel.
@@ -178,7 +184,8 @@ class _Recurrent(Function):
         overwrite = c.op == "lstm" or (c.op == "gru" and c.reset_after)
         dc0 = weights = None
         if c.op == "lstm":
-            dxw, dx, dbias, dh0, dc0 = fn(dhs, xp.ascontiguousarray(g_c), c.U, c.h0, c.c0, c.hs,
+            dc_T = xp.zeros((B, H), c.hs.dtype) if g_c is None else xp.ascontiguousarray(g_c)
+            dxw, dx, dbias, dh0, dc0 = fn(dhs, dc_T, c.U, c.h0, c.c0, c.hs,
                                           c.cs, c.gates, c.mask_t, c.dropout_mask,
                                           overwrite_saved=overwrite, **dx_args)
             du = dxw

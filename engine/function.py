@@ -5,6 +5,10 @@ A Function subclass defines two static methods on raw arrays (numpy or cupy):
     forward(ctx, *arrays, **options) -> array or tuple of arrays
     backward(ctx, *grads_of_outputs) -> one gradient (or None) per positional input
 
+An output no gradient reached gets zeros in backward's arguments, or None where the subclass
+sets `zero_output_grads = False` (the recurrent node: its final states are rarely used, and
+zeros it would have to test cost a cold NumPy reduction each step).
+
 `Function.apply(*inputs, **options)` unwraps Tensors, runs forward, and, when any input
 requires a gradient, links the outputs to one graph node. A fused op (a whole LSTM over
 all timesteps) is one Function, hence one node.
@@ -56,6 +60,8 @@ class Node:
 
 
 class Function:
+    zero_output_grads = True  # False: backward gets None for an output no gradient reached
+
     @staticmethod
     def forward(ctx, *arrays, **options):
         raise NotImplementedError

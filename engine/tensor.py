@@ -196,8 +196,9 @@ class Tensor:
                 continue
             if node.ctx is None:
                 raise RuntimeError("backward: the graph was already freed by an earlier backward()")
-            grads_out = [g if g is not None else xp.zeros(shape, dtype)
-                         for g, (shape, dtype) in zip(grads_out, node.outputs_meta)]
+            if node.fn.zero_output_grads:
+                grads_out = [g if g is not None else xp.zeros(shape, dtype)
+                             for g, (shape, dtype) in zip(grads_out, node.outputs_meta)]
             grads_in = node.fn.backward(node.ctx, *grads_out)
             if not isinstance(grads_in, tuple):
                 grads_in = (grads_in,)

@@ -500,6 +500,27 @@ def check_state_gradient_layouts(variant, dtype):
             np.testing.assert_array_equal(a, b, err_msg=f"hs in C order: result {i}")
 
 
+_STATES_OF = {"lstm": ("h_T", "c_T"), "gru": ("h_T",), "simple_rnn": ("h_T",)}
+
+
+def check_state_gradient_alone(case: Case, backend_name, dtype):
+    """Only a final state gets a gradient (h_T, or LSTM's c_T), as under a loss on the last
+    state: the node's backward gets None for the outputs no gradient reached
+    (zero_output_grads, engine/function.py). Every gradient against the reference."""
+    skip_unless_implemented(backend_name, case.op)
+    c = cast(case, dtype)
+    for index in range(1, len(_STATES_OF[case.op]) + 1):
+        grads = {}
+        for name in ("reference", backend_name):
+            with backends.use_backend(name):
+                tensors = c.tensors()
+                c.fn(*tensors)[index].sum().backward()
+                grads[name] = [t.grad for t in tensors]
+        for n, a, b in zip(c.names, grads[backend_name], grads["reference"]):
+            err = testing.relative_error(a, b)
+            assert err <= GRAD_RTOL[np.dtype(dtype).type], f"output {index}: grad of {n} off by {err}"
+
+
 def check_output_gradient_alone(case: Case, backend_name, dtype):
     """Only the sequence output gets a gradient (the final states' are zeros), as under a loss
     on the outputs: the layer hands the output's gradient to the backward as it came (no

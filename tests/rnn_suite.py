@@ -23,6 +23,7 @@ __all__ = ["test_reference_matches_finite_differences", "test_backend_matches_re
            "test_every_weight_gradient_path_matches_reference",
            "test_cpp_backward_reads_the_state_gradient_in_any_layout",
            "test_gradient_of_the_outputs_alone_matches_reference",
+           "test_gradient_of_a_final_state_alone_matches_reference",
            "test_matches_torch",
            "test_matches_keras"]
 
@@ -93,6 +94,12 @@ def test_every_weight_gradient_path_matches_reference(variant, path, option, dty
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gradient_of_the_outputs_alone_matches_reference(backend, variant, option, dtype):
     rc.check_output_gradient_alone(rc.make_case(variant, option), backend, dtype)
+
+
+@pytest.mark.parametrize("option", ["plain", "last_output", "mask_holes", "go_backwards", "initial_state"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradient_of_a_final_state_alone_matches_reference(backend, variant, option):
+    rc.check_state_gradient_alone(rc.make_case(variant, option), backend, np.float64)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -126,6 +126,35 @@ def test_shared_subexpression_diamond():
     assert gradcheck(fn, [T(3)])
 
 
+@pytest.mark.parametrize("zero_output_grads", [True, False])
+def test_an_unused_output_gets_zeros_or_none(zero_output_grads):
+    # A Function's backward gets zeros for an output no gradient reached, or None where it
+    # says zero_output_grads = False (engine/function.py; the recurrent node does).
+    from engine.function import Function
+    seen = []
+
+    class Split(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2, x * 3
+
+        @staticmethod
+        def backward(ctx, g_double, g_triple):
+            seen.append((g_double, g_triple))
+            zero = 0 if g_triple is None else g_triple
+            return 2 * g_double + 3 * zero
+    Split.zero_output_grads = zero_output_grads
+    x = en.Tensor(np.arange(3.0), requires_grad=True)
+    Split.apply(x)[0].sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])
+    (g_double, g_triple), = seen
+    np.testing.assert_array_equal(g_double, np.ones(3))
+    if zero_output_grads:
+        np.testing.assert_array_equal(g_triple, np.zeros(3))
+    else:
+        assert g_triple is None
+
+
 def test_float32_stays_float32():
     x = en.Tensor(np.ones((2, 2), np.float32), requires_grad=True)
     y = (x * 2.5 + 1).sigmoid() @ x
