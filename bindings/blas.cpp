@@ -178,6 +178,82 @@ py::array gemm_tn_sequences(const py::list& sources, const py::array& b_in) {
   return c;
 }
 
+// C = the products over the sources' and the products' rows (seqfuse::TnProduct,
+// kernels/cpu/gemm_tn.hpp): products is a list of (b [T,B,n] any strides, column, [(source,
+// row), ...]); C's shape is the products' extent, and they must cover it, each element once.
+template <typename T>
+py::array gemm_tn_blocks(const py::list& sources, const py::list& products) {
+  constexpr const char* OP = "gemm_tn_blocks";
+  if (sources.size() < 1 || sources.size() > static_cast<size_t>(seqfuse::kTnSources))
+    throw py::value_error(std::string(OP) + ": sources must hold 1 to " +
+                          std::to_string(seqfuse::kTnSources) + " pairs, got " + std::to_string(sources.size()));
+  if (products.size() < 1 || products.size() > 4)
+    throw py::value_error(std::string(OP) + ": products must hold 1 to 4 triples, got " +
+                          std::to_string(products.size()));
+  std::vector<py::array> bs;
+  std::vector<seqfuse::TnProduct<T>> prods;
+  py::ssize_t steps = -1, nb = -1, rows = 0, cols = 0;
+  const py::ssize_t item_size = sizeof(T);
+  for (size_t p = 0; p < products.size(); ++p) {
+    const std::string name = "products[" + std::to_string(p) + "]";
+    py::tuple triple;
+    if (!py::isinstance<py::tuple>(products[p]) ||
+        (triple = py::reinterpret_borrow<py::tuple>(products[p])).size() != 3)
+      throw py::type_error(std::string(OP) + ": " + name + " must be a triple (b, column, [(source, row), ...])");
+    if (!py::isinstance<py::array>(triple[0])) throw py::type_error(std::string(OP) + ": " + name + "[0] must be an array");
+    py::array b = py::reinterpret_borrow<py::array>(triple[0]);
+    if (!py::isinstance<py::array_t<T>>(b)) float_arg<T>(b, OP, (name + "[0]").c_str());  // its TypeError
+    require_ndim(b, OP, (name + "[0]").c_str(), 3);
+    if (steps < 0) steps = b.shape(0), nb = b.shape(1);
+    require_shape(b, OP, (name + "[0]").c_str(), "(T, B, n)", {steps, nb, b.shape(2)});
+    if (b.shape(2) > 1 && b.strides(2) != item_size) b = carray<T>(b);
+    seqfuse::TnProduct<T> prod{{static_cast<const T*>(b.data()), b.strides(0) / item_size, b.strides(1) / item_size},
+                               b.shape(2), triple[1].cast<int64_t>(), {-1, -1, -1}};
+    for (const auto& pair : triple[2].cast<py::list>()) {
+      const auto [source, row] = pair.cast<std::pair<int64_t, int64_t>>();
+      if (source < 0 || source >= static_cast<int64_t>(sources.size()) || row < 0 || prod.row[source] >= 0)
+        throw py::value_error(std::string(OP) + ": " + name + " names source " + std::to_string(source) +
+                              " out of range or twice");
+      prod.row[source] = row;
+    }
+    if (prod.col < 0) throw py::value_error(std::string(OP) + ": " + name + "'s column must be >= 0");
+    bs.push_back(b);
+    prods.push_back(prod);
+  }
+  std::vector<Source<T>> s;
+  for (size_t i = 0; i < sources.size(); ++i) s.push_back(source<T>(sources[i], steps, nb, static_cast<int>(i)));
+  for (const auto& prod : prods) {
+    cols = std::max<py::ssize_t>(cols, prod.col + prod.n);
+    for (size_t i = 0; i < s.size(); ++i)
+      if (prod.row[i] >= 0) rows = std::max<py::ssize_t>(rows, prod.row[i] + s[i].a.shape(2));
+  }
+  std::vector<char> covered(rows * cols, 0);
+  for (size_t p = 0; p < prods.size(); ++p)
+    for (size_t i = 0; i < s.size(); ++i)
+      if (prods[p].row[i] >= 0)
+        for (py::ssize_t r = 0; r < s[i].a.shape(2); ++r)
+          for (py::ssize_t c = 0; c < prods[p].n; ++c)
+            if (covered[(prods[p].row[i] + r) * cols + prods[p].col + c]++)
+              throw py::value_error(std::string(OP) + ": products[" + std::to_string(p) + "] overlaps another");
+  if (std::count(covered.begin(), covered.end(), 0))
+    throw py::value_error(std::string(OP) + ": the products leave part of the output uncovered");
+  auto c = output<T>({rows, cols});
+  if (rows * cols == 0) return c;
+  if (steps * nb == 0) return zeros(c);
+  py::gil_scoped_release release;
+  const auto run = [&](auto ns) {
+    seqfuse::RowSequence<T> a[ns()];
+    int64_t m[ns()];
+    for (int i = 0; i < ns(); ++i) a[i] = s[i].rows, m[i] = s[i].a.shape(2);
+    seqfuse::gemm_tn_products<T, ns()>(a, m, prods.data(), static_cast<int>(prods.size()), steps, nb,
+                                       c.mutable_data(), rows, cols);
+  };
+  if (s.size() == 1) run(std::integral_constant<int, 1>{});
+  else if (s.size() == 2) run(std::integral_constant<int, 2>{});
+  else run(std::integral_constant<int, 3>{});
+  return c;
+}
+
 // True for float64, false for float32; TypeError unless a and b share one of them.
 bool both_float64(const py::array& a, const py::array& b, const char* op) {
   const bool f64 = is_float64(a, op, "a");
@@ -215,6 +291,22 @@ void bind_blas(py::module_& m) {
         "[ΣM_s, N] = Σ over the T·B rows of [a_0 | a_1]ᵀ·b, where with `first` a source's rows "
         "are first, a[0], ..., a[T-2] (the states before each step); steps split over the OpenMP "
         "threads, our register tile");
+  m.def("gemm_tn_blocks",
+        [](const py::list& sources, const py::list& products) {
+          if (products.size() < 1 || !py::isinstance<py::tuple>(products[0]) ||
+              py::reinterpret_borrow<py::tuple>(products[0]).size() != 3)
+            throw py::type_error("gemm_tn_blocks: products must be a list of triples (b, column, [(source, row), ...])");
+          const py::handle b = py::reinterpret_borrow<py::tuple>(products[0])[0];
+          if (!py::isinstance<py::array>(b)) throw py::type_error("gemm_tn_blocks: products[0][0] must be an array");
+          return is_float64(py::reinterpret_borrow<py::array>(b), "gemm_tn_blocks", "products[0][0]")
+                     ? gemm_tn_blocks<double>(sources, products)
+                     : gemm_tn_blocks<float>(sources, products);
+        },
+        py::arg("sources"), py::arg("products"),
+        "sources: 1 to 3 pairs (a [T,B,M_s] any strides, first [B,M_s] or None) as gemm_tn_sequences's; "
+        "products: 1 to 4 triples (b [T,B,n] any strides, column, [(source, row), ...]) -> C where "
+        "C[row + i, column + j] = Σ over the T·B rows of a_source[i]·b[j] for each pair; the "
+        "products must cover C, each element once (GRU's weight gradients in one call)");
   m.def("gemm_tn",
         [](const py::array& a, const py::array& b) {
           return both_float64(a, b, "gemm_tn") ? gemm_tn<double>(carray<double>(a), carray<double>(b))

@@ -116,6 +116,14 @@ def weights_in_loop() -> bool:
     """Whether engine/_recurrent.py asks simple_rnn_backward for the weight gradients summed
     in its loop (the weights_in_loop choice)."""
 
+def gemm_tn_blocks(sources: list[tuple[_Float, _Float | None]],
+                   products: list[tuple[_Float, int, list[tuple[int, int]]]]) -> _Float:
+    """sources: 1 to 3 pairs (a [T,B,M_s] any strides, first [B,M_s] or None) as
+    gemm_tn_sequences's; products: 1 to 4 triples (b [T,B,n] any strides, column, [(source,
+    row), ...]) -> C with C[row + i, column + j] = Σ over the T·B rows of a_source[i]·b[j]
+    for each pair; the products must cover C, each element once (GRU's weight gradients in one
+    call, each source packed once per block of steps)."""
+
 def weight_gradients_on_tile() -> bool:
     """Whether the weight_gradients choice runs them on gemm_tn_sequences (forced, or "auto"
     with AVX2) rather than OpenBLAS (engine/_blas.py matmul_tn_sequences)."""

@@ -254,6 +254,21 @@ def matmul_tn_sequences(sources, b):
     return matmul_tn(gathered.reshape(steps * n, -1), rows)
 
 
+def matmul_tn_blocks(sources, products):
+    """engine._C.gemm_tn_blocks(sources, products) where the "weight_gradients" choice runs our
+    tile and every array is a NumPy one, else None (the caller composes matmul_tn_sequences):
+    several products over the same rows in one call, each source packed once per block of
+    steps (GRU's weight gradients: engine/_recurrent.py)."""
+    if not all(isinstance(a, np.ndarray) for a, _ in sources) or \
+            not all(isinstance(b, np.ndarray) for b, _, _ in products):
+        return None
+    try:
+        from . import _C
+    except ImportError:
+        return None
+    return _C.gemm_tn_blocks(list(sources), list(products)) if _C.weight_gradients_on_tile() else None
+
+
 def unit_rows(a):
     """`a` with a contiguous last axis: `a` itself when it has one, else (a broadcast, e.g. Sum's
     backward) one copy of each distinct row broadcast back to a's shape, so a kernel that

@@ -223,7 +223,8 @@ def _weight_grads(c, dxw, du, need_kernel, need_U):
     so the gradient is read once (_blas.matmul_tn_sequences: x and the states read in place,
     no time-major copies). GRU's du is the candidate's columns only, [T,B,H]: the recurrent
     gradient's z,r columns are dxw's, so dU's z,r columns come from dxw, in one GEMM with
-    dkernel's."""
+    dkernel's; where our tile runs them, GRU's three products are one call
+    (_blas.matmul_tn_blocks), which packs x and the states once for all of them."""
     F = c.x.shape[2]
     x = (processing_order(c.x, c.go_backwards), None)
     dm = c.dropout_mask
@@ -243,6 +244,15 @@ def _weight_grads(c, dxw, du, need_kernel, need_U):
         # Without reset_after the candidate's recurrent input is r*hd, not hd (docs/kernels.md).
         hd = xp.concatenate([states[1][None], states[0][:-1]])
         candidate = (c.gates[:, :, H:2 * H] * hd, None)
+    if need_kernel:
+        # [dkernel; dU] in one call where our tile runs them: x and the states with dxw's z,r
+        # columns, x with its candidate columns, the candidate's input with du.
+        both = _blas.matmul_tn_blocks(
+            [x, states] if c.reset_after else [x, states, candidate],
+            [(dxw[:, :, :2 * H], 0, [(0, 0), (1, F)]), (dxw[:, :, 2 * H:], 2 * H, [(0, 0)]),
+             (du, 2 * H, [(1 if c.reset_after else 2, F)])])
+        if both is not None:
+            return both[:F], both[F:]
     dU_h = _blas.matmul_tn_sequences([candidate], du)
     if not need_kernel:
         return None, xp.concatenate([_blas.matmul_tn_sequences([states], dxw[:, :, :2 * H]), dU_h], axis=1)

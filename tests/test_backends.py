@@ -181,6 +181,61 @@ def test_weight_gradient_gemm_rejects_bad_arguments():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_gradient_blocks_match_numpy(dtype):
+    """engine._C.gemm_tn_blocks (GRU's weight gradients in one call: several products over the
+    same rows, each writing its own block of C) against the products one by one in NumPy, with
+    every gemm tile: GRU's layout with two and three sources (reset_after and not), x reversed
+    in time, products whose widths cut the column panels short, a single product."""
+    from engine import tuning
+    _C = pytest.importorskip("engine._C")
+    rng = np.random.default_rng(8)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for T, B, F, H in [(100, 64, 64, 128), (3, 5, 7, 9), (1, 1, 1, 1), (40, 3, 2, 37)]:
+        x = rng.standard_normal((B, T, F)).astype(dtype).transpose(1, 0, 2)
+        hs = rng.standard_normal((B, T, H)).astype(dtype).transpose(1, 0, 2)
+        h0, rhd = rng.standard_normal((B, H)).astype(dtype), rng.standard_normal((T, B, H)).astype(dtype)
+        dxw, du = rng.standard_normal((T, B, 3 * H)).astype(dtype), rng.standard_normal((T, B, H)).astype(dtype)
+        ref = lambda sources, b: _weight_gradient_reference(sources, b)  # noqa: E731
+        xs, states = (x[::-1], None), (hs, h0)
+        dkernel = ref([xs], dxw)
+        cases = [
+            ([xs, states], [(dxw[:, :, :2 * H], 0, [(0, 0), (1, F)]), (dxw[:, :, 2 * H:], 2 * H, [(0, 0)]),
+                            (du, 2 * H, [(1, F)])],
+             np.concatenate([dkernel, np.concatenate([ref([states], dxw[:, :, :2 * H]), ref([states], du)], 1)])),
+            ([xs, states, (rhd, None)], [(dxw[:, :, :2 * H], 0, [(0, 0), (1, F)]),
+                                         (dxw[:, :, 2 * H:], 2 * H, [(0, 0)]), (du, 2 * H, [(2, F)])],
+             np.concatenate([dkernel, np.concatenate([ref([states], dxw[:, :, :2 * H]), ref([(rhd, None)], du)], 1)])),
+            ([states], [(du, 0, [(0, 0)])], ref([states], du)),
+        ]
+        for tile in _C.choice_options()["gemm_tile"]:
+            with tuning.forced("gemm_tile", tile):
+                for sources, products, want in cases:
+                    got = _C.gemm_tn_blocks(sources, products)
+                    assert got.dtype == dtype and got.shape == want.shape
+                    assert np.abs(got - want).max() <= tol * max(1.0, np.abs(want).max()), (T, B, F, H, tile)
+
+
+def test_weight_gradient_blocks_reject_bad_arguments():
+    _C = pytest.importorskip("engine._C")
+    a, b, c = np.zeros((3, 2, 4)), np.zeros((3, 2, 5)), np.zeros((3, 2, 2))
+    with pytest.raises(ValueError, match="products\\[1\\] overlaps another"):
+        _C.gemm_tn_blocks([(a, None)], [(b, 0, [(0, 0)]), (c, 3, [(0, 0)])])
+    with pytest.raises(ValueError, match="leave part of the output uncovered"):
+        _C.gemm_tn_blocks([(a, None)], [(b, 0, [(0, 0)]), (c, 6, [(0, 0)])])
+    with pytest.raises(ValueError, match="names source 1 out of range or twice"):
+        _C.gemm_tn_blocks([(a, None)], [(b, 0, [(1, 0)])])
+    with pytest.raises(ValueError, match="names source 0 out of range or twice"):
+        _C.gemm_tn_blocks([(a, None)], [(b, 0, [(0, 0), (0, 4)])])
+    with pytest.raises(ValueError, match=r"products\[1\]\[0\] must have shape \(T, B, n\)"):
+        _C.gemm_tn_blocks([(a, None)], [(b, 0, [(0, 0)]), (np.zeros((2, 2, 2)), 5, [(0, 0)])])
+    with pytest.raises(TypeError, match="products must be a list of triples"):
+        _C.gemm_tn_blocks([(a, None)], [b])
+    with pytest.raises(TypeError, match="must be float64 like the other float inputs, got float32"):
+        _C.gemm_tn_blocks([(a.astype(np.float32), None)], [(b, 0, [(0, 0)])])
+    assert not _C.gemm_tn_blocks([(a[:0], None)], [(b[:0], 0, [(0, 0)])]).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_layout_copies_match_numpy(dtype):
     """_blas.contiguous and copy_into (engine._C.copy_into when built: split over the OpenMP
     threads above 1 MB) copy transposed, reversed and strided views exactly; contiguous returns

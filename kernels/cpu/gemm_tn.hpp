@@ -15,6 +15,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
 #include <type_traits>
 #include <vector>
 
@@ -39,6 +40,10 @@ struct RowSequence {
   int64_t row_stride(int64_t t) const { return t == 0 && first ? first_row : row; }
   // The rows of steps t0, t0 + 1, ... as steps 0, 1, ...
   RowSequence from(int64_t t0) const { return t0 ? RowSequence{at(t0), step, row} : *this; }
+  // Rows b0, b0 + 1, ... of every step as rows 0, 1, ...
+  RowSequence rows_from(int64_t b0) const {
+    return {data + b0 * row, step, row, first ? first + b0 * first_row : nullptr, first_row};
+  }
 };
 
 // C tile (+)= Σ_{k < kc} ap_kᵀ · bp_k: ap the block's rows of one row tile packed kc × MR,
@@ -52,9 +57,12 @@ inline void gemm_tn_micro(const T* ap, const T* bp, int64_t kc, bool add, int64_
   V acc[MR][NV];
   alignas(64) T edge[MR][NR];
   const bool full = rows == MR && cols == NR;
-  if (!full)
-    for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < NR; ++j) edge[r][j] = add && r < rows && j < cols ? C[r * ldc + j] : T(0);
+  if (!full) {
+    std::fill(&edge[0][0], &edge[0][0] + MR * NR, T(0));
+    if (add)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < cols; ++j) edge[r][j] = C[r * ldc + j];
+  }
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v)
       acc[r][v] = !full ? load_vector<V>(&edge[r][v * L]) : add ? load_vector<V>(C + r * ldc + v * L) : V{};
@@ -78,13 +86,29 @@ inline void gemm_tn_micro(const T* ap, const T* bp, int64_t kc, bool add, int64_
     for (int64_t j = 0; j < cols; ++j) C[r * ldc + j] = edge[r][j];
 }
 
+// The sources a GEMM of this file reads at most (x, the states, GRU's r·hd).
+constexpr int kTnSources = 3;
+
+// One product of a weight-gradient GEMM: C[row[s] + i, col + j] (+)= Σ_{t,b} a_s(t,b)[i] ·
+// b(t,b)[j] for j < n and every source s with row[s] >= 0. The products of one call cover C,
+// each element once: LSTM's and SimpleRNN's one product of [x | h] with dz; GRU's three, x and
+// h with dxw's z,r columns, x with its candidate columns, h (or r·hd) with du.
+template <typename T>
+struct TnProduct {
+  RowSequence<T> b;
+  int64_t n, col;
+  int64_t row[kTnSources];
+};
+
 // How many whole steps of nb rows one block of gemm_tn_range holds (at least one).
 template <typename T, int MR, int NV, int NS>
-int64_t gemm_tn_block_steps(const int64_t (&m)[NS], int64_t N, int64_t nb) {
+int64_t gemm_tn_block_steps(const int64_t (&m)[NS], const TnProduct<T>* prods, int np, int64_t nb) {
   constexpr int NR = NV * gemm_lanes<T>();
-  int64_t tiles = 0;
-  for (int s = 0; s < NS; ++s) tiles += (m[s] + MR - 1) / MR;
-  const int64_t row_bytes = (tiles * MR + (N + NR - 1) / NR * NR) * static_cast<int64_t>(sizeof(T));
+  int64_t width = std::accumulate(prods, prods + np, int64_t{0}, [](int64_t w, const TnProduct<T>& p) {
+    return w + (p.n + NR - 1) / NR * NR;
+  });
+  for (int s = 0; s < NS; ++s) width += (m[s] + MR - 1) / MR * MR;
+  const int64_t row_bytes = width * static_cast<int64_t>(sizeof(T));
   const int64_t budget = std::max<int64_t>(384 << 10, l2_cache_bytes() * 3 / 8);
   return std::max<int64_t>(1, budget / std::max<int64_t>(1, nb * row_bytes));
 }
@@ -114,16 +138,18 @@ int64_t gemm_tn_block_steps(const int64_t (&m)[NS], int64_t N, int64_t nb) {
 // call by call in one process, medians of 60: SimpleRNN 1.36 -> 1.18 ms, LSTM 4.77 -> 4.63,
 // GRU 3.81 -> 3.79 (its G = 3H: 12 panels).
 template <typename T, int MR, int NV, int NS>
-void gemm_tn_range(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const RowSequence<T>& b,
-                   int64_t N, int64_t t0, int64_t t1, int64_t nb, T* C, int64_t ldc,
+void gemm_tn_range(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const TnProduct<T>* prods,
+                   int np, int64_t t0, int64_t t1, int64_t nb, T* C, int64_t ldc,
                    bool accumulate = false) {
   constexpr int NR = NV * gemm_lanes<T>();
   constexpr int VB = std::min<int>(kVectorBytes, NR * sizeof(T)), L = VB / sizeof(T);
   using V = typename Vector<T, VB>::type;
   int64_t tiles = 0;
   for (int s = 0; s < NS; ++s) tiles += (m[s] + MR - 1) / MR;
-  const int64_t panels = (N + NR - 1) / NR;
-  const int64_t steps = gemm_tn_block_steps<T, MR, NV>(m, N, nb);
+  const int64_t panels = std::accumulate(prods, prods + np, int64_t{0}, [](int64_t n, const TnProduct<T>& p) {
+    return n + (p.n + NR - 1) / NR;
+  });
+  const int64_t steps = gemm_tn_block_steps<T, MR, NV>(m, prods, np, nb);
   const int64_t most = steps * nb;
   const int64_t pad = 64 / sizeof(T);  // a line after each packed tile and panel (above)
   Scratch<T> packed(tiles * (most * MR + pad)), bpack(panels * (most * NR + pad));
@@ -147,27 +173,42 @@ void gemm_tn_range(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const 
         }
       }
     }
-    const int64_t whole = N / NR;  // full panels; the last may be narrower (zero-filled)
-    for (int64_t t = s0, k = 0; t < s1; ++t) {
-      const T* src = b.at(t);
-      const int64_t ld = b.row_stride(t);
-      for (int64_t i = 0; i < nb; ++i, ++k) {
-        const T* row = src + i * ld;
-        for (int64_t p = 0; p < whole; ++p)
-          for (int v = 0; v < NR / L; ++v)
-            store_vector(bpack.data() + p * bs + k * NR + v * L, load_vector<V>(row + p * NR + v * L));
-        if (whole < panels)
-          for (int c = 0; c < NR; ++c)
-            bpack.data()[whole * bs + k * NR + c] = whole * NR + c < N ? row[whole * NR + c] : T(0);
+    T* bdst = bpack.data();
+    for (int pi = 0; pi < np; ++pi) {
+      const RowSequence<T>& b = prods[pi].b;
+      const int64_t N = prods[pi].n, whole = N / NR;  // full panels; a last narrower one zero-filled
+      for (int64_t t = s0, k = 0; t < s1; ++t) {
+        const T* src = b.at(t);
+        const int64_t ld = b.row_stride(t);
+        for (int64_t i = 0; i < nb; ++i, ++k) {
+          const T* row = src + i * ld;
+          for (int64_t p = 0; p < whole; ++p)
+            for (int v = 0; v < NR / L; ++v)
+              store_vector(bdst + p * bs + k * NR + v * L, load_vector<V>(row + p * NR + v * L));
+          if (whole * NR < N) {  // the valid columns, then zeros to the panel's width
+            T* edge = bdst + whole * bs + k * NR;
+            const int64_t valid = N - whole * NR;
+            std::copy(row + whole * NR, row + N, edge);
+            std::fill(edge + valid, edge + NR, T(0));
+          }
+        }
       }
+      bdst += (N + NR - 1) / NR * bs;
     }
-    for (int64_t p = 0; p < panels; ++p) {
-      const int64_t j = p * NR, cols = std::min<int64_t>(NR, N - j);
-      const T* ap = packed.data();
-      for (int s = 0, c0 = 0; s < NS; c0 += m[s], ++s)
-        for (int64_t r0 = 0; r0 < m[s]; r0 += MR, ap += as)
-          gemm_tn_micro<T, MR, NR>(ap, bpack.data() + p * bs, kc, add, std::min<int64_t>(MR, m[s] - r0),
-                                   cols, C + (c0 + r0) * ldc + j, ldc);
+    const T* bp = bpack.data();
+    for (int pi = 0; pi < np; ++pi) {
+      const TnProduct<T>& prod = prods[pi];
+      for (int64_t j = 0; j < prod.n; j += NR, bp += bs) {
+        const int64_t cols = std::min<int64_t>(NR, prod.n - j);
+        const T* ap = packed.data();
+        for (int s = 0; s < NS; ap += (m[s] + MR - 1) / MR * as, ++s) {
+          if (prod.row[s] < 0) continue;
+          T* c = C + prod.row[s] * ldc + prod.col + j;
+          for (int64_t r0 = 0; r0 < m[s]; r0 += MR)
+            gemm_tn_micro<T, MR, NR>(ap + r0 / MR * as, bp, kc, add, std::min<int64_t>(MR, m[s] - r0),
+                                     cols, c + r0 * ldc, ldc);
+        }
+      }
     }
   }
 }
@@ -185,20 +226,21 @@ void with_tn_tile(Fn&& fn) {
 }
 
 // The steps split over the OpenMP threads (small products stay on the calling thread), their
-// partial C summed (sum_of_parts, cpu/threads.hpp).
+// partial C [rows, ldc] summed (sum_of_parts, cpu/threads.hpp).
 template <typename T, int MR, int NV, int NS>
-void gemm_tn_threads(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const RowSequence<T>& b,
-                     int64_t N, int64_t T_, int64_t nb, T* C) {
-  int64_t M = 0;
-  for (int s = 0; s < NS; ++s) M += m[s];
-  const double flops = 2.0 * T_ * nb * M * N;
+void gemm_tn_threads(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const TnProduct<T>* prods,
+                     int np, int64_t T_, int64_t nb, T* C, int64_t rows, int64_t ldc) {
+  double flops = 0;
+  for (int p = 0; p < np; ++p)
+    for (int s = 0; s < NS; ++s)
+      if (prods[p].row[s] >= 0) flops += 2.0 * T_ * nb * m[s] * prods[p].n;
   const int parts = flops > 4e6 ? static_cast<int>(std::min<int64_t>(pool_threads(), T_)) : 1;
-  sum_of_parts(parts, M * N, C, [&](int p, T* out) {
+  sum_of_parts(parts, rows * ldc, C, [&](int p, T* out) {
     const int64_t t0 = T_ * p / parts, t1 = T_ * (p + 1) / parts;
     if (t1 > t0)
-      gemm_tn_range<T, MR, NV>(a, m, b, N, t0, t1, nb, out, N);
+      gemm_tn_range<T, MR, NV>(a, m, prods, np, t0, t1, nb, out, ldc);
     else
-      std::fill(out, out + M * N, T(0));
+      std::fill(out, out + rows * ldc, T(0));
   });
 }
 
@@ -216,11 +258,24 @@ inline bool weights_in_loop() {
   return choices().weights_in_loop.load(std::memory_order_relaxed) != kInLoopOff;
 }
 
+// C [rows, ldc] = the products (TnProduct, above) summed over T steps and nb rows each, with
+// the tile in force.
+template <typename T, int NS>
+void gemm_tn_products(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const TnProduct<T>* prods,
+                      int np, int64_t steps, int64_t nb, T* C, int64_t rows, int64_t ldc) {
+  with_tn_tile<T>([&](auto mr, auto nv) {
+    gemm_tn_threads<T, mr(), nv()>(a, m, prods, np, steps, nb, C, rows, ldc);
+  });
+}
+
 // C [Σm, N] = Σ over T steps and nb rows each of [a_0 | a_1 ...]ᵀ · b, with the tile in force.
 template <typename T, int NS>
 void gemm_tn_sequences(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS],
                        const RowSequence<T>& b, int64_t N, int64_t steps, int64_t nb, T* C) {
-  with_tn_tile<T>([&](auto mr, auto nv) { gemm_tn_threads<T, mr(), nv()>(a, m, b, N, steps, nb, C); });
+  TnProduct<T> prod{b, N, 0, {-1, -1, -1}};
+  int64_t M = 0;
+  for (int s = 0; s < NS; M += m[s], ++s) prod.row[s] = M;
+  gemm_tn_products<T, NS>(a, m, &prod, 1, steps, nb, C, M, N);
 }
 
 // The weight gradients of a recurrent backward summed inside its time loop (SimpleRNN's, the
@@ -251,13 +306,11 @@ struct LoopWeights {
    public:
     Range(const LoopWeights& w, int64_t range, int64_t b0, int64_t b1, int64_t T_)
         : w_(w), nb_(b1 - b0), hi_(T_) {
-      for (int s = 0; s < 2; ++s) {
-        a_[s] = w.a[s];
-        a_[s].data += b0 * a_[s].row;
-        if (a_[s].first) a_[s].first += b0 * a_[s].first_row;
-      }
+      a_[0] = w.a[0].rows_from(b0);
+      a_[1] = w.a[1].rows_from(b0);
       C_ = range ? w.partials + (range - 1) * (w.m[0] + w.m[1]) * w.N : w.C;
-      with_tn_tile<T>([&](auto mr, auto nv) { block_ = gemm_tn_block_steps<T, mr(), nv()>(w.m, w.N, nb_); });
+      prod_ = {{}, w.N, 0, {0, w.m[0], -1}};
+      with_tn_tile<T>([&](auto mr, auto nv) { block_ = gemm_tn_block_steps<T, mr(), nv()>(w.m, &prod_, 1, nb_); });
       lo_ = std::max<int64_t>(0, hi_ - block_);
       ring_ = Scratch<T>(block_ * nb_ * w.N);
     }
@@ -265,9 +318,9 @@ struct LoopWeights {
     void step(int64_t t) {
       if (t > lo_) return;
       const RowSequence<T> a[2] = {a_[0].from(lo_), a_[1].from(lo_)};
-      const RowSequence<T> b{ring_.data(), nb_ * w_.N, w_.N};
+      prod_.b = {ring_.data(), nb_ * w_.N, w_.N};
       with_tn_tile<T>([&](auto mr, auto nv) {
-        gemm_tn_range<T, mr(), nv()>(a, w_.m, b, w_.N, 0, hi_ - lo_, nb_, C_, w_.N, started_);
+        gemm_tn_range<T, mr(), nv()>(a, w_.m, &prod_, 1, 0, hi_ - lo_, nb_, C_, w_.N, started_);
       });
       started_ = true;
       hi_ = lo_;
@@ -277,6 +330,7 @@ struct LoopWeights {
    private:
     const LoopWeights& w_;
     RowSequence<T> a_[2];
+    TnProduct<T> prod_{};
     int64_t nb_, hi_, lo_, block_ = 1;
     T* C_ = nullptr;
     Scratch<T> ring_;
