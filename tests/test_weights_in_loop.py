@@ -65,6 +65,16 @@ def test_in_loop_weights_are_the_gemm_of_the_gradient_rows(go_backwards, dtype):
     np.testing.assert_array_equal(again[4], inside[4])
 
 
+@pytest.mark.parametrize("B, T", [(0, 3), (3, 0)])
+def test_in_loop_weights_of_no_rows_are_zeros(B, T):
+    from engine import _C
+    F_, H = 2, 4
+    U, h0 = np.ones((H, H), np.float32), np.ones((B, H), np.float32)
+    hs, dhs = np.zeros((T, B, H), np.float32), np.ones((T, B, H), np.float32)
+    weights = _C.simple_rnn_backward(dhs, U, h0, hs, None, None, x=np.ones((B, T, F_), np.float32))[4]
+    assert weights.shape == (F_ + H, H) and not weights.any()
+
+
 def test_in_loop_weights_check_their_input():
     from engine import _C
     rng = np.random.default_rng(0)
