@@ -277,7 +277,7 @@ void bind_blas(py::module_& m) {
         py::arg("a"), py::arg("b"), "a [M,K] @ b [K,N], float32 or float64, rows split over the OpenMP threads");
   m.def("weight_gradients_on_tile", &seqfuse::weight_gradients_on_tile,
         "whether the recurrent weight gradients run on gemm_tn_sequences (the weight_gradients "
-        "choice: forced, or with AVX2) rather than OpenBLAS");
+        "choice: forced, or with AVX2 or AVX-512) rather than OpenBLAS");
   m.def("weights_in_loop", &seqfuse::weights_in_loop,
         "whether engine/_recurrent.py asks simple_rnn_backward for the weight gradients summed "
         "inside its loop (the weights_in_loop choice)");

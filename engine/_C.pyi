@@ -126,7 +126,7 @@ def gemm_tn_blocks(sources: list[tuple[_Float, _Float | None]],
 
 def weight_gradients_on_tile() -> bool:
     """Whether the weight_gradients choice runs them on gemm_tn_sequences (forced, or "auto"
-    with AVX2) rather than OpenBLAS (engine/_blas.py matmul_tn_sequences)."""
+    with AVX2 or AVX-512) rather than OpenBLAS (engine/_blas.py matmul_tn_sequences)."""
 
 def build_info() -> dict:
     """What the extension was compiled for: {"isa": the target's flags among sse4_2, avx, avx2,

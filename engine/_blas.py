@@ -219,8 +219,8 @@ def matmul_tn_sequences(sources, b):
     """[a_0 | a_1]ᵀ @ b summed over the T·B rows of [T,B,·] sequences: the recurrent layers'
     weight gradients (engine/_recurrent.py). sources: 1 or 2 pairs (a [T,B,M], first [B,M] or
     None); with `first`, a source's rows are first, a[0], ..., a[T-2] (the state each step
-    multiplied). Where the "weight_gradients" choice says so (engine.tuning; with AVX2 by
-    default) engine._C.gemm_tn_sequences reads every row where it lies, any strides, and b
+    multiplied). Where the "weight_gradients" choice says so (engine.tuning; by default with
+    AVX2 or AVX-512) engine._C.gemm_tn_sequences reads every row where it lies, any strides, and b
     once for both blocks; otherwise NumPy's OpenBLAS (matmul_tn) runs on rows gathered into one
     [T·B, ΣM] array, or for one source with `first` as first·b[0] + a[:-1]·b[1:] with no copy."""
     native = isinstance(b, np.ndarray) and all(isinstance(a, np.ndarray) for a, _ in sources)

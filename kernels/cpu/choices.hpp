@@ -13,8 +13,8 @@ namespace seqfuse {
 enum Conv1dAlgorithm : int { kConvAuto = 0, kConvDirect = 1, kConvGemm = 2, kConvRaggedGemm = 3 };
 
 // Recurrent weight gradients: our tile reading the sequences in place (cpu/gemm_tn.hpp) or
-// NumPy's OpenBLAS on gathered rows (engine/_blas.py); kAuto: the tile with AVX2, OpenBLAS
-// otherwise.
+// NumPy's OpenBLAS on gathered rows (engine/_blas.py); kAuto: the tile with AVX2 or AVX-512,
+// OpenBLAS with SSE2 alone.
 enum WeightGradients : int { kWeightAuto = 0, kWeightTile = 1, kWeightBlas = 2 };
 
 // Whether engine/_recurrent.py asks SimpleRNN's backward to sum the weight gradients inside
