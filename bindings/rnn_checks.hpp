@@ -173,7 +173,8 @@ InLoopWeights<scalar_t> in_loop_weights_arg(const py::object& x_in, const char* 
   const py::ssize_t F = out.x->shape(2);
   require_shape(*out.x, op, "x", "(B, T, F)", {B, T, F});
   out.C.emplace(std::vector<py::ssize_t>{F + H, N});
-  if (T * B == 0) std::fill(out.C->mutable_data(), out.C->mutable_data() + (F + H) * N, scalar_t(0));  // no rows: no loop
+  if (T * B == 0)  // no rows, so no loop writes C
+    std::fill(out.C->mutable_data(), out.C->mutable_data() + (F + H) * N, scalar_t(0));
   out.partials.resize(std::max<py::ssize_t>(0, seqfuse::max_row_ranges() - 1) * (F + H) * N);
   const scalar_t* x = out.x->data();
   out.weights = {{{x + (go_backwards ? (T - 1) * F : 0), go_backwards ? -F : F, T * F},

@@ -64,7 +64,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::arr
   auto weights = in_loop_weights_arg<scalar_t>(x_in, OP, T, B, H, H, sequence_rows(hs), h0.data(),
                                                go_backwards);
 
-  std::optional<carray<scalar_t>> dz;  // not with the weight gradients in the loop (their rows stay there)
+  std::optional<carray<scalar_t>> dz;  // none with the weights summed in the loop (its rows stay there)
   if (!weights.loop()) dz = output<scalar_t>({T, B, H});
   auto dbias = output<scalar_t>({H});
   auto dh0 = output<scalar_t>({B, H});
@@ -74,8 +74,9 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::arr
     py::gil_scoped_release release;
     seqfuse::simple_rnn_backward<scalar_t>(T, B, H, sequence_rows(dhs), U.data(), sequence_rows(hs),
                                            data_or_null(mask), data_or_null(dm), in.projection,
-                                           dz ? dz->mutable_data() : nullptr, in.dx_data(), dbias.mutable_data(),
-                                           dh0.mutable_data(), {sums_ws.data(), H}, Ut.data(),
+                                           dz ? dz->mutable_data() : nullptr, in.dx_data(),
+                                           dbias.mutable_data(), dh0.mutable_data(),
+                                           {sums_ws.data(), H}, Ut.data(),
                                            in.Wt.data(), dh_ws.data(), dhd_ws.data(), weights.loop());
   }
   return py::make_tuple(dz ? py::object(*dz) : py::object(py::none()), in.result(), dbias, dh0,
