@@ -10,7 +10,8 @@ choice is set from, in order:
   every pass whose columns fill its tile), the variant a short timing of each one picked
   on this CPU: the first process on a machine times them (~1 s on the 2-vCPU Zen 3 VM) and
   keeps the result in the cache file (cache_path()), keyed by CPU model, CPU flags and the
-  build of engine._C, so the next processes only read it;
+  build of engine._C, so the next processes only read it; a process that finds the machine
+  busy (busy(): SEQFUSE_TUNING_MAX_LOAD) runs the rules instead and caches nothing;
 - otherwise the built-in rule for the CPU ("auto").
 A forced value that is not one of the choice's variants raises ValueError at import, naming
 the variable, what it may be and what it was. The OpenBLAS kernels NumPy runs are picked
@@ -193,11 +194,36 @@ def tune(name: str, values) -> tuple[str, dict]:
     return "auto", seconds
 
 
+MAX_LOAD_ENV = "SEQFUSE_TUNING_MAX_LOAD"
+
+
+def busy(environ=os.environ) -> bool:
+    """Whether the machine is too busy to time the choices: its 1-minute load average above
+    SEQFUSE_TUNING_MAX_LOAD (default: the cores this process may use). A timing would then
+    measure the other work, and its pick is cached for the build: one first imported while a
+    CI run held both cores of the Intel Xeon VM kept the weight gradients on OpenBLAS and
+    forced the 8x2 tile, and GRU's (64,100,64,128) training step ran 14.3 ms against 12.2
+    (bench/RESULTS.md, session 34). So a busy process runs the rules and caches nothing; the
+    next one times."""
+    text = environ.get(MAX_LOAD_ENV, "").strip()
+    try:
+        limit = float(text) if text else float(len(os.sched_getaffinity(0)))
+    except ValueError:
+        raise ValueError(f"{MAX_LOAD_ENV} must be a number (a load average), got {text!r}") from None
+    except AttributeError:  # no sched_getaffinity (macOS)
+        limit = float(os.cpu_count() or 1)
+    try:
+        return os.getloadavg()[0] > limit
+    except (AttributeError, OSError):  # no load average to read
+        return False
+
+
 def configure(environ=os.environ) -> dict:
-    """Set every choice from `environ`, the tuning cache or a timing, else its built-in rule;
-    returns {name: value} now in force."""
+    """Set every choice from `environ`, the tuning cache or a timing, else its built-in rule
+    (also where a choice would need a timing and the machine is busy(): nothing is cached
+    then); returns {name: value} now in force."""
     C = _extension()
-    path, key, cache, changed = None, None, None, False
+    path, key, cache, changed, loaded = None, None, None, False, None
     for name, values in C.choice_options().items():
         value = environ.get(env_name(name), "").strip()
         if value and value not in values:
@@ -208,6 +234,10 @@ def configure(environ=os.environ) -> dict:
                 cache = _read_cache(path)
             entry = cache.get(key, {}).get(name)
             if entry is None or entry.get("pick") not in values:
+                loaded = busy(environ) if loaded is None else loaded
+                if loaded:
+                    C.set_choice(name, "auto")
+                    continue
                 pick, seconds = tune(name, CANDIDATES.get(name, values))
                 entry = {"pick": pick, "seconds": seconds, "cpu": _cpu.info()["model"],
                          "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -1,4 +1,6 @@
 """engine.tuning: kernel choices forced by environment variable or in-process, and their errors."""
+import ast
+
 import pytest
 
 from engine import backends
@@ -59,7 +61,8 @@ def test_tuned_choice_is_timed_once_then_read_from_the_cache(tmp_path):
 
     from engine import _C
     cache = tmp_path / "tuning.json"
-    first = run_python(_PICK, SEQFUSE_TUNING_CACHE=str(cache))
+    # Times whatever the load (a CI run keeps this machine busy: busy() below).
+    first = run_python(_PICK, SEQFUSE_TUNING_CACHE=str(cache), SEQFUSE_TUNING_MAX_LOAD="inf")
     assert first.returncode == 0, first.stderr
     entries = json.loads(cache.read_text())
     (entry,) = [e["gemm_tile"] for e in entries.values()]
@@ -84,9 +87,35 @@ def test_unwritable_cache_still_tunes(tmp_path):
     from engine import _C
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = run_python(_PICK, SEQFUSE_TUNING_CACHE=str(blocker / "sub" / "tuning.json"))
+    result = run_python(_PICK, SEQFUSE_TUNING_CACHE=str(blocker / "sub" / "tuning.json"),
+                        SEQFUSE_TUNING_MAX_LOAD="inf")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() in _C.choice_options()["gemm_tile"]
+
+
+def test_a_busy_machine_runs_the_rules_and_caches_nothing(tmp_path):
+    # busy(): the 1-minute load average above SEQFUSE_TUNING_MAX_LOAD (default: the cores);
+    # -1 makes any machine busy. A timing then would measure the other work and be cached for
+    # the build, so the process runs every rule and a later, quiet one times.
+    cache = tmp_path / "tuning.json"
+    code = "from engine import backends, tuning; backends.get('cpp'); print(sorted(tuning.current().items()))"
+    result = run_python(code, SEQFUSE_TUNING_CACHE=str(cache), SEQFUSE_TUNING_MAX_LOAD="-1")
+    assert result.returncode == 0, result.stderr
+    current = dict(ast.literal_eval(result.stdout))
+    assert all(current[name] == "auto" for name in ("gemm_tile", "weight_gradients", "conv1d"))
+    assert not cache.exists()
+    # A forced choice still wins.
+    result = run_python(_PICK, SEQFUSE_TUNING_CACHE=str(cache), SEQFUSE_TUNING_MAX_LOAD="-1",
+                        SEQFUSE_GEMM_TILE="8x3")
+    assert result.stdout.strip() == "8x3"
+
+
+def test_the_load_limit_must_be_a_number():
+    from engine import tuning
+    assert tuning.busy({"SEQFUSE_TUNING_MAX_LOAD": "-1"}) is True
+    assert tuning.busy({"SEQFUSE_TUNING_MAX_LOAD": "inf"}) is False
+    with pytest.raises(ValueError, match="SEQFUSE_TUNING_MAX_LOAD must be a number .*, got 'lots'"):
+        tuning.busy({"SEQFUSE_TUNING_MAX_LOAD": "lots"})
 
 
 def test_tune_keeps_the_builtin_rule_unless_clearly_faster(monkeypatch):
