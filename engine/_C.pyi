@@ -119,7 +119,7 @@ def weights_in_loop() -> bool:
 def gemm_tn_blocks(sources: list[tuple[_Float, _Float | None]],
                    products: list[tuple[_Float, int, list[tuple[int, int]]]]) -> _Float:
     """sources: 1 to 3 pairs (a [T,B,M_s] any strides, first [B,M_s] or None) as
-    gemm_tn_sequences's; products: 1 to 4 triples (b [T,B,n] any strides, column, [(source,
+    gemm_tn_sequences's; products: 1 or more triples (b [T,B,n] any strides, column, [(source,
     row), ...]) -> C with C[row + i, column + j] = Σ over the T·B rows of a_source[i]·b[j]
     for each pair; the products must cover C, each element once (GRU's weight gradients in one
     call, each source packed once per block of steps)."""

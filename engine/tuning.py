@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from . import _cpu, _openblas
+from . import _blas, _cpu, _openblas
 
 # A variant must beat the built-in rule's by this much to replace it: timings on a busy
 # machine move by a few percent, and a wrong pick is kept in the cache.
@@ -207,11 +207,9 @@ def busy(environ=os.environ) -> bool:
     next one times."""
     text = environ.get(MAX_LOAD_ENV, "").strip()
     try:
-        limit = float(text) if text else float(len(os.sched_getaffinity(0)))
+        limit = float(text) if text else float(_blas.CORES)
     except ValueError:
         raise ValueError(f"{MAX_LOAD_ENV} must be a number (a load average), got {text!r}") from None
-    except AttributeError:  # no sched_getaffinity (macOS)
-        limit = float(os.cpu_count() or 1)
     try:
         return os.getloadavg()[0] > limit
     except (AttributeError, OSError):  # no load average to read

@@ -62,6 +62,15 @@ class Case:
         return [Tensor(a, requires_grad=True) for a in self.arrays]
 
 
+def choice_values(name):
+    """Every value of a C++ kernel choice (engine.tuning), none without the extension."""
+    try:
+        from engine import _C
+    except ImportError:
+        return []
+    return _C.choice_options()[name]
+
+
 def _seed(*parts) -> int:
     return zlib.crc32("/".join(map(str, parts)).encode())
 

@@ -44,15 +44,6 @@ def test_backend_matches_reference(backend, variant, option, dtype):
     rc.check_backend(rc.make_case(variant, option), backend, dtype)
 
 
-def _choice_values(name):
-    """Every value of a C++ kernel choice (engine.tuning), none without the extension."""
-    try:
-        from engine import _C
-    except ImportError:
-        return []
-    return _C.choice_options()[name]
-
-
 # Every register tile the C++ loops can run (engine/tuning.py picks one per CPU, and
 # SEQFUSE_GEMM_TILE forces one), so a CPU that picks another tile is still tested. Gate widths
 # (H = 37) need every column pass: full tiles, one- and half-vector panels, single columns.
@@ -67,7 +58,7 @@ def _choice_values(name):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("option", ["plain", "everything"])
 @pytest.mark.parametrize("B", [83, 14, 13, 7, 3, 2, 1])
-@pytest.mark.parametrize("tile", _choice_values("gemm_tile"))
+@pytest.mark.parametrize("tile", rc.choice_values("gemm_tile"))
 def test_every_gemm_tile_matches_reference(variant, tile, B, option, dtype):
     from engine import tuning
     with tuning.forced("gemm_tile", tile):
@@ -81,7 +72,7 @@ def test_every_gemm_tile_matches_reference(variant, tile, B, option, dtype):
 # every source layout: go_backwards (x reversed), dropout (the states scaled), masks, T = 1.
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("option", rc.OPTIONS)
-@pytest.mark.parametrize("path", _choice_values("weight_gradients"))
+@pytest.mark.parametrize("path", rc.choice_values("weight_gradients"))
 def test_every_weight_gradient_path_matches_reference(variant, path, option, dtype):
     from engine import tuning
     with tuning.forced("weight_gradients", path):

@@ -17,17 +17,9 @@ from engine import backends, tuning
 pytestmark = pytest.mark.skipif(not backends.get("cpp").available(), reason="engine._C not built")
 
 
-def _ways():
-    try:
-        from engine import _C
-    except ImportError:
-        return []
-    return _C.choice_options()["backward_rows"]
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("option", rc.OPTIONS)
-@pytest.mark.parametrize("rows", _ways())
+@pytest.mark.parametrize("rows", rc.choice_values("backward_rows"))
 @pytest.mark.parametrize("variant", ["lstm", "gru", "gru_reset_before"])
 def test_every_backward_rows_way_matches_reference(variant, rows, option, dtype):
     with tuning.forced("backward_rows", rows):
@@ -64,7 +56,7 @@ def _kernel_inputs(op, dtype, B=83, T=12, F_=21, H=37, seed=0):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rows", _ways())
+@pytest.mark.parametrize("rows", rc.choice_values("backward_rows"))
 @pytest.mark.parametrize("op", ["lstm", "gru", "gru_reset_before"])
 def test_gradients_written_over_the_saved_arrays_are_the_same(op, rows, dtype):
     # overwrite_saved (engine/_recurrent.py passes it: the graph is freed after backward): LSTM's

@@ -19,17 +19,9 @@ from engine import backends, tuning
 pytestmark = pytest.mark.skipif(not backends.get("cpp").available(), reason="engine._C not built")
 
 
-def _ways():
-    try:
-        from engine import _C
-    except ImportError:
-        return []
-    return _C.choice_options()["weights_in_loop"]
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("option", rc.OPTIONS)
-@pytest.mark.parametrize("way", _ways())
+@pytest.mark.parametrize("way", rc.choice_values("weights_in_loop"))
 def test_every_weights_in_loop_way_matches_reference(way, option, dtype):
     with tuning.forced("weights_in_loop", way):
         T = 45 if dtype == np.float64 else 4

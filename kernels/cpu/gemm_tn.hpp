@@ -100,23 +100,32 @@ struct TnProduct {
   int64_t row[kTnSources];
 };
 
-// How many whole steps of nb rows one block of gemm_tn_range holds (at least one).
+// What gemm_tn_range packs per row of a block: the sources' row tiles (MR wide each) and the
+// products' column panels (NR wide each), and how many whole steps of nb rows one block holds
+// (at least one; the budget below).
+struct TnLayout {
+  int64_t tiles, panels, steps;
+};
+
 template <typename T, int MR, int NV, int NS>
-int64_t gemm_tn_block_steps(const int64_t (&m)[NS], const TnProduct<T>* prods, int np, int64_t nb) {
+TnLayout gemm_tn_layout(const int64_t (&m)[NS], const TnProduct<T>* prods, int np, int64_t nb) {
   constexpr int NR = NV * gemm_lanes<T>();
-  int64_t width = std::accumulate(prods, prods + np, int64_t{0}, [](int64_t w, const TnProduct<T>& p) {
-    return w + (p.n + NR - 1) / NR * NR;
+  TnLayout out{0, 0, 0};
+  for (int s = 0; s < NS; ++s) out.tiles += (m[s] + MR - 1) / MR;
+  out.panels = std::accumulate(prods, prods + np, int64_t{0}, [](int64_t n, const TnProduct<T>& p) {
+    return n + (p.n + NR - 1) / NR;
   });
-  for (int s = 0; s < NS; ++s) width += (m[s] + MR - 1) / MR * MR;
-  const int64_t row_bytes = width * static_cast<int64_t>(sizeof(T));
+  const int64_t row_bytes = (out.tiles * MR + out.panels * NR) * static_cast<int64_t>(sizeof(T));
   const int64_t budget = std::max<int64_t>(384 << 10, l2_cache_bytes() * 3 / 8);
-  return std::max<int64_t>(1, budget / std::max<int64_t>(1, nb * row_bytes));
+  out.steps = std::max<int64_t>(1, budget / std::max<int64_t>(1, nb * row_bytes));
+  return out;
 }
 
 // C [Σm, N] = (with accumulate +=) the steps t0..t1 on this thread, in blocks of whole steps
 // whose packed rows of a and b fill at most 384 KB or 3/8 of the L2, the larger (at least one
-// step; gemm_tn_block_steps above): a's block is read again for every panel of b. (A 192 KB budget ran LSTM's G = 4H blocks one step at a
-// time and was slower than OpenBLAS there; 384 KB gives them two.) With a 2 MiB L2 (Intel
+// step; gemm_tn_layout above): a's block is read again for every panel of b. (A 192 KB
+// budget ran LSTM's G = 4H blocks one step at a time and was slower than OpenBLAS there;
+// 384 KB gives them two.) With a 2 MiB L2 (Intel
 // Xeon family 6 model 167, 2026-12-03, (B,T,F,H) = (64,100,64,128), two builds alternating,
 // medians of 30, weight gradients in ms) 768 KB against 384: LSTM 4.84 / 4.95, SimpleRNN 1.24
 // / 1.27, GRU 3.92 / 3.98 (192 KB: 5.05, 1.34, 4.33; 1 MB: 4.66, 1.28, 3.97 against 768's
@@ -144,12 +153,7 @@ void gemm_tn_range(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS], const 
   constexpr int NR = NV * gemm_lanes<T>();
   constexpr int VB = std::min<int>(kVectorBytes, NR * sizeof(T)), L = VB / sizeof(T);
   using V = typename Vector<T, VB>::type;
-  int64_t tiles = 0;
-  for (int s = 0; s < NS; ++s) tiles += (m[s] + MR - 1) / MR;
-  const int64_t panels = std::accumulate(prods, prods + np, int64_t{0}, [](int64_t n, const TnProduct<T>& p) {
-    return n + (p.n + NR - 1) / NR;
-  });
-  const int64_t steps = gemm_tn_block_steps<T, MR, NV>(m, prods, np, nb);
+  const auto [tiles, panels, steps] = gemm_tn_layout<T, MR, NV>(m, prods, np, nb);
   const int64_t most = steps * nb;
   const int64_t pad = 64 / sizeof(T);  // a line after each packed tile and panel (above)
   Scratch<T> packed(tiles * (most * MR + pad)), bpack(panels * (most * NR + pad));
@@ -314,7 +318,7 @@ struct LoopWeights {
       a_[1] = w.a[1].rows_from(b0);
       C_ = range ? w.partials + (range - 1) * (w.m[0] + w.m[1]) * w.N : w.C;
       prod_ = {{}, w.N, 0, {0, w.m[0], -1}};
-      with_tn_tile<T>([&](auto mr, auto nv) { block_ = gemm_tn_block_steps<T, mr(), nv()>(w.m, &prod_, 1, nb_); });
+      with_tn_tile<T>([&](auto mr, auto nv) { block_ = gemm_tn_layout<T, mr(), nv()>(w.m, &prod_, 1, nb_).steps; });
       lo_ = std::max<int64_t>(0, hi_ - block_);
       ring_ = Scratch<T>(block_ * nb_ * w.N);
     }
