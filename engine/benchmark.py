@@ -22,8 +22,10 @@ has no FLOPs and gives GB/s of the fewest bytes it moves and its % of the copy b
 The rate a row is divided by (its "peak" column) is timed in that row's own rounds, as one
 more contender, best of them, so a shared machine's drift during the run moves a row and its
 ceiling alike. After the rows both ceilings are measured again (a change says the machine
-was busy), and the last lines give per backend the geometric mean of torch/ours over its
-rows and how many rows are below 1.0×.
+was busy), a line says how far the ceiling moved between the rounds within a row (a row's %
+peak, a median time over the fastest round, reads low by about that much), and the last lines
+give per backend the geometric mean of torch/ours over its rows and how many rows are below
+1.0×.
 PyTorch is optional (the `compat` extra); without it only our times are printed.
 """
 from __future__ import annotations
@@ -320,6 +322,23 @@ def describe_recheck(before, after, busy=0.1) -> str:
     return line
 
 
+def describe_spread(rows) -> str | None:
+    """How far the ceiling timed in each row's rounds moved within the row (1 - slowest /
+    fastest round), or None with fewer than two rounds. A row's % peak divides its median time
+    by the fastest round, so where the machine's speed moves between rounds (a shared VM) it
+    reads low by about that much."""
+    rounds = {(r["op"], tuple(r["size"]), r["mode"]): r["ceiling_rounds"] for r in rows
+              if len(r.get("ceiling_rounds") or ()) > 1}
+    if not rounds:
+        return None
+    spreads = {key: 1 - min(rates) / max(rates) for key, rates in rounds.items()}
+    (op, size, mode), largest = max(spreads.items(), key=lambda item: item[1])
+    return (f"the ceiling within a row's rounds: its slowest round below its fastest by "
+            f"{statistics.median(spreads.values()):.0%} (median over rows), at most {largest:.0%} "
+            f"({op} {size} {mode}); % peak divides a median time by the fastest round, so it reads "
+            f"low by about that much where the machine's speed moved between rounds")
+
+
 def row_ceilings(ceilings, kind, rate) -> dict:
     """The run's ceilings with the one a row is held to ("sgemm" GFLOP/s or "copy" GB/s)
     replaced by `rate`, the rate timed beside that row."""
@@ -440,9 +459,11 @@ def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False, json_
                     fns[kind] = getattr(ceiling, kind)
                     samples = _rounds_ms(fns, repeat)
                     times = {name: statistics.median(ms) for name, ms in samples.items()}
-                    beside = row_ceilings(report["ceilings"], kind, ceiling.rate(kind, min(samples[kind]) / 1e3))
+                    rates = [ceiling.rate(kind, ms / 1e3) for ms in samples[kind]]
+                    beside = row_ceilings(report["ceilings"], kind, max(rates))
                     for name in names:
                         row = make_row(op, size, mode, name, times[name], times.get("torch"), beside)
+                        row["ceiling_rounds"] = rates
                         report["rows"].append(row)
                         print_fn(format_row(row, markdown))
                 write_json(report, json_path)  # a run cut short keeps its rows
@@ -451,6 +472,9 @@ def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False, json_
         print_fn("")
     report["ceilings_after"] = measure_ceilings()
     print_fn(bullet + describe_recheck(report["ceilings"], report["ceilings_after"]))
+    spread = describe_spread(report["rows"])
+    if spread:
+        print_fn(bullet + spread)
     report["summary"] = summarize(report["rows"])
     for line in describe_summary(report["summary"]):
         print_fn(bullet + line)

@@ -275,3 +275,36 @@ def test_command_writes_json_and_rejects_cuda_only_options(stub_timer, tmp_path,
     assert json.loads(captured.out)["summary"]["numba"]["rows"] == 2 and "geometric mean" in captured.err
     assert main(["bench", "--max-seconds", "5"]) == 2
     assert "--max-seconds is for --device cuda only" in capsys.readouterr().err
+
+
+def test_spread_of_the_ceiling_within_rows():
+    def row(op, mode, rates, backend="cpp"):
+        return {"op": op, "size": [2, 3], "mode": mode, "backend": backend, "ceiling_rounds": rates}
+    rows = [row("lstm", "train", [100.0, 80.0, 90.0]), row("lstm", "train", [100.0, 80.0, 90.0], "numba"),
+            row("gru", "train", [200.0, 190.0]), row("gru", "infer", [50.0, 50.0])]
+    line = benchmark.describe_spread(rows)
+    # spreads: lstm train 20% (counted once for both backends), gru train 5%, gru infer 0%
+    assert line.startswith("the ceiling within a row's rounds: its slowest round below its fastest by 5% "
+                           "(median over rows), at most 20% (lstm (2, 3) train)")
+    assert benchmark.describe_spread([row("lstm", "train", [100.0])]) is None  # one round
+    assert benchmark.describe_spread([]) is None
+
+
+def test_run_reports_each_rows_ceiling_rounds(stub_timer, monkeypatch):
+    # the stub's ceiling answers ROW_GFLOPS; here the second round's sgemm takes twice as long
+    stubbed = benchmark._rounds_ms
+
+    def two_rounds(fns, repeat):
+        samples = stubbed(fns, repeat)
+        for kind in ("sgemm", "copy"):
+            if kind in samples:
+                samples[kind][1] *= 2
+        return samples
+    monkeypatch.setattr(benchmark, "_rounds_ms", two_rounds)
+    lines = []
+    report = benchmark.run(["gru"], ["numba"], repeat=2, print_fn=lines.append)
+    rates = report["rows"][0]["ceiling_rounds"]
+    assert rates == pytest.approx([ROW_GFLOPS, ROW_GFLOPS / 2])
+    assert report["rows"][0]["ceilings"]["sgemm_gflops"] == pytest.approx(ROW_GFLOPS)  # the fastest
+    assert lines[-2].startswith("the ceiling within a row's rounds: its slowest round below its fastest by 50%")
+    assert lines[-3].startswith("ceilings again after the rows")
