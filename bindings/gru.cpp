@@ -63,7 +63,7 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
                    const py::array& h0_in, const py::array& hs_in, const py::array& gates_in,
                    const py::array& uh_in, const py::object& mask_in, const py::object& dm_in,
                    bool reset_after, const py::object& kernel_in, bool go_backwards,
-                   bool overwrite_saved) {
+                   bool overwrite_saved, const py::object& x_in) {
   auto dhs = sequence_arg<scalar_t>(dhs_in, OP, "dhs");
   auto U = float_arg<scalar_t>(U_in, OP, "U");
   require_ndim(U, OP, "U", 2);
@@ -84,12 +84,23 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
   if (dm) require_shape(*dm, OP, "dropout_mask", "(B, H)", {B, H});
 
   auto in = input_gradient_arg<scalar_t>(kernel_in, OP, T, B, 3 * H, go_backwards);
+  if (!x_in.is_none() && (dm || !reset_after))
+    throw py::value_error(std::string(OP) + ": x (the weight gradients summed in the loop) needs "
+                          "reset_after=True and no dropout_mask: dU's candidate columns are then "
+                          "Σ hᵀ·du");
+  auto weights = in_loop_weights_arg<scalar_t>(x_in, OP, T, B, H, 3 * H, sequence_rows(hs),
+                                               h0.data(), go_backwards);
+  if (weights.loop()) seqfuse::gru_loop_products(weights.weights, H);
 
   // dbias: (Σ dxw, Σ recurrent gradient) with reset_after (the layer's [2,3H] bias), else
   // Σ dxw; du: the recurrent gradient's h columns (its z,r columns are dxw's).
   const py::ssize_t sums = (reset_after ? 2 : 1) * 3 * H;
-  auto dxw = gradient_over_saved<scalar_t>(gates_in, gates, overwrite_saved, T, B, 3 * H);
-  auto du = gradient_over_saved<scalar_t>(uh_in, uh, overwrite_saved && reset_after, T, B, H);
+  // None with the weights summed in the loop (their rows stay there).
+  std::optional<carray<scalar_t>> dxw, du;
+  if (!weights.loop()) {
+    dxw = gradient_over_saved<scalar_t>(gates_in, gates, overwrite_saved, T, B, 3 * H);
+    du = gradient_over_saved<scalar_t>(uh_in, uh, overwrite_saved && reset_after, T, B, H);
+  }
   auto dh0 = output<scalar_t>({B, H});
   carray<scalar_t> dbias = reset_after ? output<scalar_t>({2, 3 * H}) : output<scalar_t>({3 * H});
   std::vector<scalar_t> Ut(3 * H * H), dh_ws(B * H), dhd_ws(B * H), drh_ws(reset_after ? 0 : B * H);
@@ -99,12 +110,17 @@ py::tuple backward(const py::array& dhs_in, const py::array& U_in, const py::obj
     seqfuse::gru_backward<scalar_t>(T, B, H, sequence_rows(dhs), U.data(), h0.data(),
                                     sequence_rows(hs), gates.data(), uh.data(), data_or_null(mask),
                                     data_or_null(dm),
-                                    reset_after, in.projection, dxw.mutable_data(), in.dx_data(),
-                                    du.mutable_data(), dbias.mutable_data(), dh0.mutable_data(),
-                                    {sums_ws.data(), sums}, Ut.data(), in.Wt.data(), dh_ws.data(),
-                                    dhd_ws.data(), drh_ws.data());
+                                    reset_after, in.projection,
+                                    dxw ? dxw->mutable_data() : nullptr, in.dx_data(),
+                                    du ? du->mutable_data() : nullptr, dbias.mutable_data(),
+                                    dh0.mutable_data(), {sums_ws.data(), sums}, Ut.data(),
+                                    in.Wt.data(), dh_ws.data(), dhd_ws.data(), drh_ws.data(),
+                                    weights.loop());
   }
-  return py::make_tuple(dxw, in.result(), du, dbias, dh0);
+  const auto or_none = [](const std::optional<carray<scalar_t>>& a) {
+    return a ? py::object(*a) : py::object(py::none());
+  };
+  return py::make_tuple(or_none(dxw), in.result(), or_none(du), dbias, dh0, weights.result());
 }
 
 }  // namespace
@@ -133,20 +149,20 @@ void bind_gru(py::module_& m) {
         [](const py::array& dhs, const py::array& U, const py::object& recurrent_bias,
            const py::array& h0, const py::array& hs, const py::array& gates, const py::array& uh,
            const py::object& mask, const py::object& dropout_mask, bool reset_after,
-           const py::object& kernel, bool go_backwards, bool overwrite_saved) {
+           const py::object& kernel, bool go_backwards, bool overwrite_saved, const py::object& x) {
           return is_float64(dhs, OP, "dhs")
                      ? backward<double>(dhs, U, recurrent_bias, h0, hs, gates, uh, mask,
                                         dropout_mask, reset_after, kernel, go_backwards,
-                                        overwrite_saved)
+                                        overwrite_saved, x)
                      : backward<float>(dhs, U, recurrent_bias, h0, hs, gates, uh, mask,
                                        dropout_mask, reset_after, kernel, go_backwards,
-                                       overwrite_saved);
+                                       overwrite_saved, x);
         },
         py::arg("dhs"), py::arg("U"), py::arg("recurrent_bias").none(true), py::arg("h0"),
         py::arg("hs"), py::arg("gates"), py::arg("uh"), py::arg("mask").none(true),
         py::arg("dropout_mask").none(true), py::arg("reset_after") = true, py::kw_only(),
         py::arg("kernel").none(true) = py::none(), py::arg("go_backwards") = false,
-        py::arg("overwrite_saved") = false,
+        py::arg("overwrite_saved") = false, py::arg("x").none(true) = py::none(),
         "dhs: [T,B,H], rest as gru_forward's inputs and outputs; kernel: [F,3H] for dx, or None "
         "-> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,H] gradient of the candidate's recurrent "
         "pre-activation (the z,r columns of the recurrent gradient are dxw's), dbias [2,3H] = "

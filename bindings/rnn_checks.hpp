@@ -180,6 +180,7 @@ InLoopWeights<scalar_t> in_loop_weights_arg(const py::object& x_in, const char* 
   out.weights = {{{x + (go_backwards ? (T - 1) * F : 0), go_backwards ? -F : F, T * F},
                   {hs.data, hs.step, hs.row, h0, H}},
                  {F, H}, N, out.C->mutable_data(), out.partials.data()};
+  out.weights.one_product();  // SimpleRNN's; GRU's binding sets its own (gru_loop_products)
   return out;
 }
 

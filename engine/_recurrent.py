@@ -190,9 +190,13 @@ class _Recurrent(Function):
                                           overwrite_saved=overwrite, **dx_args)
             du = dxw
         elif c.op == "gru":
-            dxw, dx, du, dbias, dh0 = fn(dhs, c.U, c.recurrent_bias, c.h0, c.hs, c.gates, c.uh,
-                                         c.mask_t, c.dropout_mask, reset_after=c.reset_after,
-                                         overwrite_saved=overwrite, **dx_args)
+            if c.reset_after and c.dropout_mask is None and need[1] and need[2] and \
+                    getattr(c.backend, "weights_in_loop", _never)():
+                dx_args["x"] = c.x  # the weight gradients summed in the loop, as SimpleRNN's
+            dxw, dx, du, dbias, dh0, *weights = fn(
+                dhs, c.U, c.recurrent_bias, c.h0, c.hs, c.gates, c.uh, c.mask_t, c.dropout_mask,
+                reset_after=c.reset_after, overwrite_saved=overwrite, **dx_args)
+            weights = weights[0] if weights else None
         elif c.dropout_mask is None and need[1] and need[2] and \
                 getattr(c.backend, "weights_in_loop", _never)():
             # The C++ SimpleRNN backward sums the weight gradients inside its loop, while each

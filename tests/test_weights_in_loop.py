@@ -1,13 +1,15 @@
-"""SimpleRNN's weight gradients summed inside its C++ backward loop (LoopWeights,
-kernels/cpu/gemm_tn.hpp; the "weights_in_loop" choice, SEQFUSE_WEIGHTS_IN_LOOP) or after it
-(engine/_recurrent.py's _weight_grads): each way forced, with every option of the shared suite
-(masks, go_backwards, initial states; with recurrent dropout the layer asks for them after the
-loop either way), B = 83 split over two threads' row ranges, and one step of a few rows; in
-float64 T = 45 steps, several blocks (a block fills part of the L2: about 20 float64 steps of
-these rows on a 2 MiB L2, 10 on 1 MiB or less), in float32 T = 4, since the float32
-forward's error grows with the steps past the suite's 1e-5 (1.6e-5 with dropout at T = 12 on
-the baseline x86-64 build); the kernel test below runs float32 over 45 steps against its own
-dz."""
+"""SimpleRNN's and GRU's (reset_after) weight gradients summed inside their C++ backward loops
+(LoopWeights, kernels/cpu/gemm_tn.hpp; the "weights_in_loop" choice, SEQFUSE_WEIGHTS_IN_LOOP)
+or after them (engine/_recurrent.py's _weight_grads): each way forced, with every option of the
+shared suite (masks, go_backwards, initial states; with recurrent dropout, and for GRU without
+reset_after, the layer asks for them after the loop either way), B = 83 split over two
+threads' row ranges, and one step of a few rows; in float64 T = 45 steps, several blocks (a
+block fills part of the L2: about 20 float64 SimpleRNN steps of these rows on a 2 MiB L2, 10
+on 1 MiB or less; fewer for GRU, whose rows are four times wider), in float32 T = 4, since the
+float32 forward's error grows with the steps past the suite's 1e-5 (1.6e-5 with dropout at
+T = 12 on the baseline x86-64 build); the kernel tests below run float32 over 45 steps against
+the kernels' own gradients.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -22,11 +24,12 @@ pytestmark = pytest.mark.skipif(not backends.get("cpp").available(), reason="eng
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("option", rc.OPTIONS)
 @pytest.mark.parametrize("way", rc.choice_values("weights_in_loop"))
-def test_every_weights_in_loop_way_matches_reference(way, option, dtype):
+@pytest.mark.parametrize("variant", ["simple_rnn", "gru"])
+def test_every_weights_in_loop_way_matches_reference(variant, way, option, dtype):
     with tuning.forced("weights_in_loop", way):
         T = 45 if dtype == np.float64 else 4
-        rc.check_backend(rc.make_case("simple_rnn", option, B=83, T=T, F_=21, H=37), "cpp", dtype)
-        rc.check_backend(rc.make_case("simple_rnn", option, B=3, T=1, F_=2, H=5), "cpp", dtype)
+        rc.check_backend(rc.make_case(variant, option, B=83, T=T, F_=21, H=37), "cpp", dtype)
+        rc.check_backend(rc.make_case(variant, option, B=3, T=1, F_=2, H=5), "cpp", dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -58,6 +61,40 @@ def test_in_loop_weights_are_the_gemm_of_the_gradient_rows(go_backwards, dtype):
     np.testing.assert_array_equal(again[4], inside[4])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_gru_in_loop_weights_are_the_gemms_of_the_gradient_rows(go_backwards, dtype):
+    # GRU's three products: x and h_{t-1} with dxw's z,r columns, x with its candidate columns,
+    # h_{t-1} with du, against NumPy's sums of the dxw and du the same kernel returns without x.
+    from engine import _C
+    rng = np.random.default_rng(4)
+    B, T, F_, H = 83, 45, 21, 37
+    f = lambda *shape: (rng.standard_normal(shape) * 0.5).astype(dtype)  # noqa: E731
+    x, kernel, U, bias, rb, h0 = f(B, T, F_), f(F_, 3 * H), f(H, 3 * H), f(3 * H), f(3 * H), f(B, H)
+    dhs = f(T, B, H)
+    mask = np.ascontiguousarray(rng.random((T, B)) < 0.7)
+    hs, gates, uh = _C.gru_forward(x, kernel, bias, U, rb, h0, mask, None, True,
+                                   go_backwards=go_backwards)
+    args = (dhs, U, rb, h0, hs, gates, uh, mask, None, True)
+    apart = _C.gru_backward(*args, kernel=kernel, go_backwards=go_backwards)
+    dxw, du = apart[0], apart[2]
+    inside = _C.gru_backward(*args, kernel=kernel, go_backwards=go_backwards, x=x)
+    assert inside[0] is None and inside[2] is None and apart[5] is None
+    for name, i in (("dx", 1), ("dbias", 3), ("dh0", 4)):
+        np.testing.assert_array_equal(apart[i], inside[i], err_msg=name)
+    xs = x[:, ::-1] if go_backwards else x
+    states = np.concatenate([h0[None], np.asarray(hs)[:-1]])
+    expected = np.concatenate([
+        np.einsum("btf,tbg->fg", xs, dxw),
+        np.concatenate([np.einsum("tbk,tbg->kg", states, dxw[:, :, :2 * H]),
+                        np.einsum("tbk,tbh->kh", states, du)], axis=1)])
+    tol = 1e-10 if dtype == np.float64 else 2e-5
+    assert inside[5].shape == (F_ + H, 3 * H)
+    assert np.abs(inside[5] - expected).max() <= tol * np.abs(expected).max()
+    again = _C.gru_backward(*args, kernel=kernel, go_backwards=go_backwards, x=x)
+    np.testing.assert_array_equal(again[5], inside[5])
+
+
 @pytest.mark.parametrize("B, T", [(0, 3), (3, 0)])
 def test_in_loop_weights_of_no_rows_are_zeros(B, T):
     from engine import _C
@@ -66,6 +103,10 @@ def test_in_loop_weights_of_no_rows_are_zeros(B, T):
     hs, dhs = np.zeros((T, B, H), np.float32), np.ones((T, B, H), np.float32)
     weights = _C.simple_rnn_backward(dhs, U, h0, hs, None, None, x=np.ones((B, T, F_), np.float32))[4]
     assert weights.shape == (F_ + H, H) and not weights.any()
+    U3, gates = np.ones((H, 3 * H), np.float32), np.zeros((T, B, 3 * H), np.float32)
+    weights = _C.gru_backward(dhs, U3, None, h0, hs, gates, hs.copy(), None, None, True,
+                              x=np.ones((B, T, F_), np.float32))[5]
+    assert weights.shape == (F_ + H, 3 * H) and not weights.any()
 
 
 def test_in_loop_weights_check_their_input():
@@ -82,20 +123,39 @@ def test_in_loop_weights_check_their_input():
         _C.simple_rnn_backward(dhs, U, h0, hs, None, None, x=x.astype(np.float64))
     with pytest.raises(ValueError, match="dropout_mask"):
         _C.simple_rnn_backward(dhs, U, h0, hs, None, np.ones((B, H), np.float32), x=x)
+    U3 = rng.standard_normal((H, 3 * H)).astype(np.float32)
+    hs, gates, uh = _C.gru_forward(x, rng.standard_normal((F_, 3 * H)).astype(np.float32), None,
+                                   U3, None, h0, None, None, True)
+    with pytest.raises(ValueError, match=r"gru: x must have shape \(B, T, F\)"):
+        _C.gru_backward(dhs, U3, None, h0, hs, gates, uh, None, None, True, x=x[:, :2])
+    with pytest.raises(ValueError, match="dropout_mask"):
+        _C.gru_backward(dhs, U3, None, h0, hs, gates, uh, None, np.ones((B, H), np.float32), True, x=x)
+    hs, gates, _ = _C.gru_forward(x, rng.standard_normal((F_, 3 * H)).astype(np.float32), None,
+                                  U3, None, h0, None, None, False)
+    with pytest.raises(ValueError, match="reset_after"):
+        _C.gru_backward(dhs, U3, None, h0, hs, gates, np.zeros(0, np.float32), None, None, False, x=x)
 
 
-def test_a_layers_backward_asks_for_them_without_dropout_only(monkeypatch):
+@pytest.mark.parametrize("op, without", [("simple_rnn", ["dropout"]),
+                                         ("gru", ["dropout", "reset_before"])])
+def test_a_layers_backward_asks_for_them_where_they_apply(op, without, monkeypatch):
+    # Without dropout (and for GRU with reset_after) and with the choice on; never otherwise.
     from engine.backends import cpp_cpu
-    kernel = cpp_cpu.simple_rnn_backward
+    kernel = getattr(cpp_cpu, f"{op}_backward")
     seen = []
 
     def spy(*args, **kwargs):
         seen.append(kwargs.get("x") is not None)
         return kernel(*args, **kwargs)
-    monkeypatch.setattr(cpp_cpu, "simple_rnn_backward", spy)
-    for option in ("plain", "dropout"):
-        rc.check_backend(rc.make_case("simple_rnn", option, B=4, T=3, F_=2, H=5), "cpp", np.float64)
+    monkeypatch.setattr(cpp_cpu, f"{op}_backward", spy)
+
+    def run(variant, option):
+        seen.clear()
+        rc.check_backend(rc.make_case(variant, option, B=4, T=3, F_=2, H=5), "cpp", np.float64)
+        return seen[-1]
+    assert run(op, "plain") is True
+    assert run(op, "dropout") is False
+    if "reset_before" in without:
+        assert run("gru_reset_before", "plain") is False
     with tuning.forced("weights_in_loop", "off"):
-        rc.check_backend(rc.make_case("simple_rnn", "plain", B=4, T=3, F_=2, H=5), "cpp", np.float64)
-    assert True in seen and False in seen
-    assert seen[-1] is False
+        assert run(op, "plain") is False

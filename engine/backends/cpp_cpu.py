@@ -87,14 +87,18 @@ def gru_forward(x, kernel, bias, U, recurrent_bias, h0, mask, dropout_mask, rese
 
 
 def gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask, reset_after=True,
-                 *, kernel=None, go_backwards=False, overwrite_saved=False):
+                 *, kernel=None, go_backwards=False, overwrite_saved=False, x=None):
     """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,H] the candidate's columns of
     the recurrent gradient (its z,r columns are dxw's), dbias [2,3H] (reset_after) or [3H],
     dh0 [B,H]). With overwrite_saved (the caller discards gates and uh) dxw is written over
-    gates and, with reset_after, du over uh, which it returns."""
-    return _C.gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask,
-                           reset_after, kernel=kernel, go_backwards=go_backwards,
-                           overwrite_saved=overwrite_saved)
+    gates and, with reset_after, du over uh, which it returns. Given x [B,T,F] (the layer's
+    input; reset_after, no dropout_mask) the weight gradients are summed inside the loop
+    (weights_in_loop): then dxw and du are None and the result ends with [dkernel; dU]
+    [F+H,3H]."""
+    result = _C.gru_backward(dhs, U, recurrent_bias, h0, hs, gates, uh, mask, dropout_mask,
+                             reset_after, kernel=kernel, go_backwards=go_backwards,
+                             overwrite_saved=overwrite_saved, x=x)
+    return result if x is not None else result[:5]
 
 
 def simple_rnn_forward(x, kernel, bias, U, h0, mask, dropout_mask, *, go_backwards=False, save=True):

@@ -301,15 +301,36 @@ void gemm_tn_sequences(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS],
 // block's packed rows and 393 KB of C crowd the packed Uᵀ and the gate rows out of the L2.
 template <typename T>
 struct LoopWeights {
+  // One product of the gradient rows: ring `ring`'s columns from..from+n into C's columns
+  // col..col+n, rows row[s] + i for each source s with row[s] >= 0 (TnProduct's).
+  struct Part {
+    int ring;
+    int64_t from, n, col;
+    int64_t row[2];
+  };
   RowSequence<T> a[2];  // x's rows in processing order, the states h_{t-1} with h0 first
   int64_t m[2];         // F, H
-  int64_t N;            // the gradient's width
+  int64_t N;            // C's width
   T* C;                 // [F+H, N] out
   T* partials;          // [(ranges - 1)·(F+H)·N] workspace
+  // Where a step's gradient rows go (one or two workspaces, `width` columns per row) and the
+  // products that read them: SimpleRNN's dz [·,H] in one; GRU's dxw [·,3H] and du [·,H],
+  // read as x and h with dxw's z,r columns, x with its candidate columns, h with du.
+  int rings = 1;
+  int64_t width[2] = {0, 0};
+  int parts = 1;
+  Part part[3] = {};
 
-  // One range's gradient rows and sums, t = T-1..0: rows(t) holds step t's rows b0..b1 (row
-  // b at rows(t) + (b - b0)·N) until step(t), called once they are written and used, sums
-  // them into the range's C at the end of each block.
+  // The single product of SimpleRNN: [x | h]ᵀ·dz, dz N wide.
+  void one_product() {
+    rings = parts = 1;
+    width[0] = N;
+    part[0] = {0, 0, N, 0, {0, m[0]}};
+  }
+
+  // One range's gradient rows and sums, t = T-1..0: rows(t, k) holds step t's rows b0..b1 of
+  // ring k (row b at rows(t, k) + (b - b0)·width[k]) until step(t), called once they are
+  // written and used, sums them into the range's C at the end of each block.
   class Range {
    public:
     Range(const LoopWeights& w, int64_t range, int64_t b0, int64_t b1, int64_t T_)
@@ -317,18 +338,25 @@ struct LoopWeights {
       a_[0] = w.a[0].rows_from(b0);
       a_[1] = w.a[1].rows_from(b0);
       C_ = range ? w.partials + (range - 1) * (w.m[0] + w.m[1]) * w.N : w.C;
-      prod_ = {{}, w.N, 0, {0, w.m[0], -1}};
-      with_tn_tile<T>([&](auto mr, auto nv) { block_ = gemm_tn_layout<T, mr(), nv()>(w.m, &prod_, 1, nb_).steps; });
+      for (int p = 0; p < w.parts; ++p)
+        prods_[p] = {{}, w.part[p].n, w.part[p].col, {w.part[p].row[0], w.part[p].row[1], -1}};
+      with_tn_tile<T>([&](auto mr, auto nv) {
+        block_ = gemm_tn_layout<T, mr(), nv()>(w.m, prods_, w.parts, nb_).steps;
+      });
       lo_ = std::max<int64_t>(0, hi_ - block_);
-      ring_ = Scratch<T>(block_ * nb_ * w.N);
+      for (int k = 0; k < w.rings; ++k) ring_[k] = Scratch<T>(block_ * nb_ * w.width[k]);
     }
-    T* rows(int64_t t) { return ring_.data() + (t - lo_) * nb_ * w_.N; }
+    T* rows(int64_t t, int k = 0) { return ring_[k].data() + (t - lo_) * nb_ * w_.width[k]; }
     void step(int64_t t) {
       if (t > lo_) return;
       const RowSequence<T> a[2] = {a_[0].from(lo_), a_[1].from(lo_)};
-      prod_.b = {ring_.data(), nb_ * w_.N, w_.N};
+      for (int p = 0; p < w_.parts; ++p) {
+        const Part& part = w_.part[p];
+        const int64_t width = w_.width[part.ring];
+        prods_[p].b = {ring_[part.ring].data() + part.from, nb_ * width, width};
+      }
       with_tn_tile<T>([&](auto mr, auto nv) {
-        gemm_tn_range<T, mr(), nv()>(a, w_.m, &prod_, 1, 0, hi_ - lo_, nb_, C_, w_.N, started_);
+        gemm_tn_range<T, mr(), nv()>(a, w_.m, prods_, w_.parts, 0, hi_ - lo_, nb_, C_, w_.N, started_);
       });
       started_ = true;
       hi_ = lo_;
@@ -338,10 +366,10 @@ struct LoopWeights {
    private:
     const LoopWeights& w_;
     RowSequence<T> a_[2];
-    TnProduct<T> prod_{};
+    TnProduct<T> prods_[3]{};
     int64_t nb_, hi_, lo_, block_ = 1;
     T* C_ = nullptr;
-    Scratch<T> ring_;
+    Scratch<T> ring_[2];
     bool started_ = false;
   };
 
@@ -351,6 +379,21 @@ struct LoopWeights {
     for (int64_t r = 1; r < ranges; ++r)
       for (int64_t e = 0; e < size; ++e) C[e] += partials[(r - 1) * size + e];
   }
+};
+
+// GradientRows' interface (cpu/projection.hpp) over ring k of a LoopWeights range: a step's
+// rows of b0..b1, `width` apart, read by the loop's GEMMs and then by the block's weight GEMM,
+// never stored elsewhere. Not in place: the loop does not prefetch them (they are in L2).
+template <typename T>
+struct LoopRows {
+  typename LoopWeights<T>::Range& range;
+  int ring;
+  int64_t b0, width;
+
+  bool in_place() const { return false; }
+  T* row(int64_t t, int64_t b) { return range.rows(t, ring) + (b - b0) * width; }
+  void flush(int64_t) const {}
+  void finish() const {}
 };
 
 }  // namespace seqfuse

@@ -20,6 +20,7 @@
 
 #include "common/cell.hpp"
 #include "cpu/gemm.hpp"
+#include "cpu/gemm_tn.hpp"
 #include "cpu/projection.hpp"
 #include "cpu/simd.hpp"
 
@@ -309,7 +310,8 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
                   bool reset_after,
                   const InputProjection<scalar_t>& in, scalar_t* dxw, scalar_t* dx, scalar_t* du,
                   scalar_t* dbias, scalar_t* dh0, const ColumnSums<scalar_t>& sums, scalar_t* Ut,
-                  scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws, scalar_t* drh_ws) {
+                  scalar_t* Wt, scalar_t* dh_ws, scalar_t* dhd_ws, scalar_t* drh_ws,
+                  const LoopWeights<scalar_t>* weights = nullptr) {
   const int64_t G = 3 * H, BH = B * H, BG = B * G;
   const double flops = 2.0 * T * B * (H + (dx ? in.F : 0)) * G;
   const GemmTile tile = step_tile<scalar_t>(B, flops, G);
@@ -317,16 +319,13 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
   transpose_packed(H, H, U + 2 * H, Ut + 2 * H * H, G, tile);
   if (dx) transpose_packed(in.F, G, in.W, Wt, 0, tile);
   sums.zero();
-  parallel_rows<scalar_t>(B, flops, [&](int64_t range, int64_t b0, int64_t b1) {
+  // One range's loop; dxw_rows and du_rows: where a step's gradient rows go (GradientRows,
+  // or LoopRows with the weights summed in the loop), done(t) once step t is through.
+  const auto loop = [&](int64_t range, int64_t b0, int64_t b1, bool ahead, auto& dxw_rows,
+                        auto& du_rows, const auto& done) {
     const int64_t nb = b1 - b0;
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh_ws[k] = dhd_ws[k] = 0;
     std::vector<scalar_t> part(sums.N);  // this range's column sums of one step
-    // The next step's rows of gates, uh, dxw and du are asked for while this step computes
-    // (prefetch_row, cpu/simd.hpp) where they fit in half the L2 beside the packed Uᵀ; where
-    // they do not, dxw's and du's rows are streamed (GradientRows, cpu/projection.hpp).
-    const bool ahead = (nb * (2 * G + 2 * H) + G * H) * static_cast<int64_t>(sizeof(scalar_t)) <=
-                       l2_cache_bytes() / 2;
-    GradientRows<scalar_t> dxw_rows(dxw, B, G, b0, b1, ahead), du_rows(du, B, H, b0, b1, ahead);
     for (int64_t t = T - 1; t >= 0; --t) {
       const scalar_t* h_prev = hs.previous(t, h0);
       const int64_t ldh = hs.previous_ld(t, H);  // rows of h_prev
@@ -382,16 +381,48 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
       }
       dxw_rows.flush(t);
       du_rows.flush(t);
+      done(t);
       if (dm)
         for (int64_t k = b0 * H; k < b1 * H; ++k) dhd_ws[k] *= dm[k];
     }
     for (int64_t k = b0 * H; k < b1 * H; ++k) dh0[k] = dh_ws[k] + dhd_ws[k];
     dxw_rows.finish();
     du_rows.finish();
+  };
+  parallel_rows<scalar_t>(B, flops, [&](int64_t range, int64_t b0, int64_t b1) {
+    // The next step's rows of gates, uh, dxw and du are asked for while this step computes
+    // (prefetch_row, cpu/simd.hpp) where they fit in half the L2 beside the packed Uᵀ; where
+    // they do not, dxw's and du's rows are streamed (GradientRows, cpu/projection.hpp).
+    const bool ahead = ((b1 - b0) * (2 * G + 2 * H) + G * H) * static_cast<int64_t>(sizeof(scalar_t)) <=
+                       l2_cache_bytes() / 2;
+    if (weights) {
+      typename LoopWeights<scalar_t>::Range in_loop(*weights, range, b0, b1, T);
+      LoopRows<scalar_t> dxw_rows{in_loop, 0, b0, G}, du_rows{in_loop, 1, b0, H};
+      loop(range, b0, b1, ahead, dxw_rows, du_rows, [&](int64_t t) { in_loop.step(t); });
+    } else {
+      GradientRows<scalar_t> dxw_rows(dxw, B, G, b0, b1, ahead), du_rows(du, B, H, b0, b1, ahead);
+      loop(range, b0, b1, ahead, dxw_rows, du_rows, [](int64_t) {});
+    }
   });
   sums.total(dbias);
   if (reset_after)
     for (int64_t j = 0; j < 2 * H; ++j) dbias[G + j] = dbias[j];
+  if (weights) weights->finish(row_ranges<scalar_t>(B, flops));
+}
+
+// The weight gradients of reset_after's backward summed in its loop (LoopWeights,
+// cpu/gemm_tn.hpp): [dkernel; dU] [F+H, 3H] from dxw's rows (ring 0) and du's (ring 1), as
+// the pass after the loop reads them (engine/_recurrent.py, _weight_grads).
+template <typename scalar_t>
+void gru_loop_products(LoopWeights<scalar_t>& w, int64_t H) {
+  const int64_t F = w.m[0];
+  w.rings = 2;
+  w.width[0] = 3 * H;
+  w.width[1] = H;
+  w.parts = 3;
+  w.part[0] = {0, 0, 2 * H, 0, {0, F}};
+  w.part[1] = {0, 2 * H, H, 2 * H, {0, -1}};
+  w.part[2] = {1, 0, H, 2 * H, {-1, F}};
 }
 
 }  // namespace seqfuse
