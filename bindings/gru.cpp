@@ -167,7 +167,9 @@ void bind_gru(py::module_& m) {
         "-> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,H] gradient of the candidate's recurrent "
         "pre-activation (the z,r columns of the recurrent gradient are dxw's), dbias [2,3H] = "
         "(dxw, [dxw_zr | du]) summed over T and B, or [3H] = dxw's sum when reset_after=False, "
-        "dh0 [B,H]); overwrite_saved: the caller discards gates and uh, so dxw and du may be "
-        "written over them (they are, where those are writeable C-contiguous arrays of dhs's "
-        "dtype and the gradient's shape)");
+        "dh0 [B,H], None); overwrite_saved: the caller discards gates and uh, so dxw and du may "
+        "be written over them (they are, where those are writeable C-contiguous arrays of dhs's "
+        "dtype and the gradient's shape); x: [B,T,F] the layer's input, for the weight "
+        "gradients summed in the loop (reset_after, no dropout_mask), or None -> then dxw and "
+        "du are None and the last item is [dkernel; dU] [F+H,3H]");
 }

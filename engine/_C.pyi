@@ -53,12 +53,15 @@ def gru_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float,
 def gru_backward(dhs: _Float, U: _Float, recurrent_bias: _Float | None, h0: _Float, hs: _Float,
                  gates: _Float, uh: _Float, mask: _Mask, dropout_mask: _Float | None,
                  reset_after: bool = True, *, kernel: _Float | None = None,
-                 go_backwards: bool = False, overwrite_saved: bool = False
-                 ) -> tuple[_Float, _Float | None, _Float, _Float, _Float]:
+                 go_backwards: bool = False, overwrite_saved: bool = False,
+                 x: _Float | None = None
+                 ) -> tuple[_Float | None, _Float | None, _Float | None, _Float, _Float, _Float | None]:
     """dhs: [T,B,H] -> (dxw [T,B,3H], dx [B,T,F] or None, du [T,B,H] the candidate's columns
     of the recurrent gradient (its z,r columns are dxw's), dbias [2,3H] (reset_after) or [3H],
-    dh0 [B,H]); overwrite_saved: dxw is written over gates and, with reset_after, du over uh,
-    as lstm_backward's dz."""
+    dh0 [B,H], None); overwrite_saved: dxw is written over gates and, with reset_after, du over
+    uh, as lstm_backward's dz; given x [B,T,F] (the layer's input; reset_after, no
+    dropout_mask) the weight gradients are summed in the loop: (None, dx, None, dbias, dh0,
+    [dkernel; dU] [F+H,3H])."""
 
 def simple_rnn_forward(x: _Float, kernel: _Float, bias: _Float | None, U: _Float, h0: _Float,
                        mask: _Mask, dropout_mask: _Float | None, *,
@@ -113,8 +116,8 @@ def gemm_tn_sequences(sources: list[tuple[_Float, _Float | None]], b: _Float) ->
     split over the OpenMP threads, on the gemm_tile register tile."""
 
 def weights_in_loop() -> bool:
-    """Whether engine/_recurrent.py asks simple_rnn_backward for the weight gradients summed
-    in its loop (the weights_in_loop choice)."""
+    """Whether engine/_recurrent.py asks simple_rnn_backward and gru_backward for the weight
+    gradients summed in their loops (the weights_in_loop choice)."""
 
 def gemm_tn_blocks(sources: list[tuple[_Float, _Float | None]],
                    products: list[tuple[_Float, int, list[tuple[int, int]]]]) -> _Float:

@@ -2,7 +2,8 @@
 
 Kept out of functional.py so that file stays a short list of public ops. The backend runs
 the time loop together with the input projection x·kernel + bias and its gradients dx and
-dbias (docs/kernels.md); the node does the weight-gradient GEMMs once after the loop.
+dbias (docs/kernels.md); the node does the weight-gradient GEMMs once after the loop, or the
+C++ SimpleRNN and GRU backwards sum them inside theirs (the weights_in_loop choice).
 Layouts are Keras's: x (B,T,F) batch-major, kernel (F,G·H), recurrent_kernel (H,G·H), with
 G = 4 gates for lstm (i,f,c,o), 3 for gru (z,r,h), 1 for simple_rnn.
 """
@@ -192,7 +193,9 @@ class _Recurrent(Function):
         elif c.op == "gru":
             if c.reset_after and c.dropout_mask is None and need[1] and need[2] and \
                     getattr(c.backend, "weights_in_loop", _never)():
-                dx_args["x"] = c.x  # the weight gradients summed in the loop, as SimpleRNN's
+                # The C++ GRU backward sums the weight gradients in its loop too (with
+                # reset_after: dU's candidate columns are then hᵀ·du) and keeps no dxw or du.
+                dx_args["x"] = c.x
             dxw, dx, du, dbias, dh0, *weights = fn(
                 dhs, c.U, c.recurrent_bias, c.h0, c.hs, c.gates, c.uh, c.mask_t, c.dropout_mask,
                 reset_after=c.reset_after, overwrite_saved=overwrite, **dx_args)

@@ -62,9 +62,10 @@ def lstm_forward(x, kernel, bias, U, h0, c0, mask, dropout_mask, *, go_backwards
 
 
 def weights_in_loop():
-    """Whether simple_rnn_backward sums the layer's weight gradients inside its time loop when
-    given the layer's input x (the "weights_in_loop" choice; engine/_recurrent.py passes x
-    then, where there is no recurrent dropout mask)."""
+    """Whether simple_rnn_backward and gru_backward sum the layer's weight gradients inside
+    their time loops when given the layer's input x (the "weights_in_loop" choice;
+    engine/_recurrent.py passes x then, where there is no recurrent dropout mask and, for GRU,
+    with reset_after)."""
     return _C.weights_in_loop()
 
 

@@ -17,9 +17,9 @@ enum Conv1dAlgorithm : int { kConvAuto = 0, kConvDirect = 1, kConvGemm = 2, kCon
 // OpenBLAS with SSE2 alone.
 enum WeightGradients : int { kWeightAuto = 0, kWeightTile = 1, kWeightBlas = 2 };
 
-// Whether engine/_recurrent.py asks SimpleRNN's backward to sum the weight gradients inside
-// its time loop (LoopWeights, cpu/gemm_tn.hpp; not with a recurrent dropout mask); kAuto: it
-// does.
+// Whether engine/_recurrent.py asks SimpleRNN's and GRU's backwards to sum the weight
+// gradients inside their time loops (LoopWeights, cpu/gemm_tn.hpp; not with a recurrent
+// dropout mask, nor for GRU without reset_after); kAuto: it does.
 enum WeightsInLoop : int { kInLoopAuto = 0, kInLoopOn = 1, kInLoopOff = 2 };
 
 // Where LSTM's and GRU's backward row passes write a step's gradient rows (GradientRows,

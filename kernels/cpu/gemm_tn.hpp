@@ -260,8 +260,8 @@ inline bool weight_gradients_on_tile() {
   return choice == kWeightTile || (choice == kWeightAuto && kVectorBytes >= 32);
 }
 
-// Whether SimpleRNN's backward is asked to sum the weight gradients in its loop (LoopWeights,
-// below): the "weights_in_loop" choice, on unless forced off.
+// Whether SimpleRNN's and GRU's backwards are asked to sum the weight gradients in their
+// loops (LoopWeights, below): the "weights_in_loop" choice, on unless forced off.
 inline bool weights_in_loop() {
   return choices().weights_in_loop.load(std::memory_order_relaxed) != kInLoopOff;
 }
@@ -286,8 +286,10 @@ void gemm_tn_sequences(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS],
   gemm_tn_products<T, NS>(a, m, &prod, 1, steps, nb, C, M, N);
 }
 
-// The weight gradients of a recurrent backward summed inside its time loop (SimpleRNN's, the
-// "weights_in_loop" choice): C [F+H, N] = Σ_{t,b} [x_t | h_{t-1}]ᵀ·dz_t, each range of batch
+// The weight gradients of a recurrent backward summed inside its time loop (SimpleRNN's and
+// GRU's with reset_after, the "weights_in_loop" choice): C [F+H, N] = Σ_{t,b} [x_t |
+// h_{t-1}]ᵀ·dz_t (SimpleRNN; GRU's three products, gru_loop_products in cpu/gru.hpp, read
+// its dxw and du rows from two workspaces), each range of batch
 // rows over its own rows of every step, in blocks of gemm_tn_range's size, into C (range 0)
 // or its own partial, added after the loop (a static split: the same bits on every call).
 // The gradient rows live only in the range's workspace of one block, which its step GEMMs and
@@ -299,6 +301,14 @@ void gemm_tn_sequences(const RowSequence<T> (&a)[NS], const int64_t (&m)[NS],
 // has just read, so no line comes from memory for it, and the same blocks there (2-100 steps)
 // ran its (64,100,64,128) step even or up to 8% slower than the pass after the loop: its
 // block's packed rows and 393 KB of C crowd the packed Uᵀ and the gate rows out of the L2.
+// GRU's dxw does not overwrite the gates in the loop (it did after: engine/_recurrent.py's
+// overwrite_saved), and the pass after the loop read its 13 MB of dxw and du back from memory
+// (perf: 7.5% of the (64,100,64,128) step in that packing). AMD EPYC Zen 4 (family 25, model
+// 17; 1 MiB L2), 2026-12-03, the same A/B: GRU (64,100,64,128) 18.93 -> 18.09, 20.06 ->
+// 19.24, 19.36 -> 18.48 ms (medians of 40; a fourth run in a busy minute 29.82 -> 29.58),
+// blocks of 1 and 2 steps slower than the rule's 4, 8 and 16 alike; (128,200,128,256) 252.4
+// -> 243.8 and 263.8 -> 257.2, one run 257.5 -> 263.5 (medians of 8-10: one step a block
+// there); (32,100,32,32) 1.47 -> 1.34.
 template <typename T>
 struct LoopWeights {
   // One product of the gradient rows: ring `ring`'s columns from..from+n into C's columns

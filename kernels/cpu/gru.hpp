@@ -294,6 +294,10 @@ inline void gru_row_reset_before(int64_t H, const scalar_t* g,
 //   dbias: out, reset_after: [2,G] = (Σ dxw, Σ du), else [G] = Σ dxw, sums over t and b
 //        (sums: their per-range workspace, N = 2G or G)
 //   dh0: [B,H] out
+//   weights: with reset_after and no dm, or nullptr: the weight gradients [dkernel; dU]
+//        summed in the loop (LoopWeights, cpu/gemm_tn.hpp; its parts set by
+//        gru_loop_products below); then the step's dxw and du rows live in its workspaces and
+//        dxw and du are not written (nullptr)
 //   Workspaces: Ut [G,H] filled here with Uᵀ packed (transpose_packed, cpu/gemm.hpp), as its
 //   row ranges U_zrᵀ [2H,H] and U_hᵀ [H,H] one after the other: the z,r rows of the step's
 //   gradient are dxw's and the h rows du's, so they are separate products; Wt [G,F] kernelᵀ
