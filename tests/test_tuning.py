@@ -125,10 +125,14 @@ def test_tune_keeps_the_builtin_rule_unless_clearly_faster(monkeypatch):
     assert tuning.tune("gemm_tile", list(times))[0] == "auto"
     times["8x3"] = 0.9
     assert tuning.tune("gemm_tile", list(times)) == ("8x3", times)
-    # A win the second timing (auto against the winner alone) does not repeat is not kept.
-    timings = iter([dict(times), {"auto": 1.0, "8x3": 0.99}])
-    monkeypatch.setitem(tuning.TUNED, "gemm_tile", lambda values: next(timings))
-    assert tuning.tune("gemm_tile", list(times)) == ("auto", times)
+    # A win neither of the next two timings (auto against the winner alone) repeats is not
+    # kept; one that the third repeats is (two of three).
+    lose, win = {"auto": 1.0, "8x3": 0.99}, {"auto": 1.0, "8x3": 0.9}
+    for rest, pick in (([lose, lose], "auto"), ([lose, win], "8x3"), ([win], "8x3")):
+        timings = iter([dict(times), *rest])
+        monkeypatch.setitem(tuning.TUNED, "gemm_tile", lambda values: next(timings))
+        assert tuning.tune("gemm_tile", list(times)) == (pick, times)
+        assert next(timings, None) is None  # no timing more than needed
 
 
 def test_weight_gradient_timing_runs_every_variant():
