@@ -7,9 +7,11 @@ calls after warm-up calls), and the whole step, with the step's GEMM work in GFL
     python bench/profile_step.py lstm 64 100 64 128
 
 forward: the kernel's time loop with the input projection; backward: its backward loop
-(with dx and the bias sums); weights: the weight-gradient GEMMs (dkernel and dU) as
-engine/_recurrent.py runs them after the loop; step - parts: graph, copies and what the parts
-do not see (cold caches).
+(with dx and the bias sums; for SimpleRNN and GRU, where the weights_in_loop choice is on, with
+the weight gradients summed in the loop too, as the step runs it); weights: the weight-gradient
+GEMMs (dkernel and dU) as engine/_recurrent.py runs them after the loop (where the step sums
+them in the loop, shown for comparison and not counted in "step - parts"); step - parts:
+graph, copies and what the parts do not see (cold caches).
 
 A/B of a change on a shared machine: put the change behind an environment variable the
 kernel reads per call (for the experiment only), and
@@ -32,6 +34,7 @@ way; the first column is the build in engine/, the second the one named.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import os
 import statistics
@@ -131,14 +134,20 @@ def main(argv=None):
     elif op == "gru":
         forward = lambda: cpp_cpu.gru_forward(x, kernel, bias[0], U, bias[1], h0, None, None)  # noqa: E731
         hs, gates, uh = forward()
-        backward = lambda: cpp_cpu.gru_backward(dhs, U, bias[1], h0, hs, gates, uh, None, None,  # noqa: E731
-                                                kernel=kernel)
+        backward = lambda **kw: cpp_cpu.gru_backward(dhs, U, bias[1], h0, hs, gates, uh, None,  # noqa: E731
+                                                     None, kernel=kernel, **kw)
         dz, _, du, _, _ = backward()
     else:
         forward = lambda: cpp_cpu.simple_rnn_forward(x, kernel, bias, U, h0, None, None)  # noqa: E731
         hs, gates, uh = forward(), None, None
-        backward = lambda: cpp_cpu.simple_rnn_backward(dhs, U, h0, hs, None, None, kernel=kernel)  # noqa: E731
+        backward = lambda **kw: cpp_cpu.simple_rnn_backward(dhs, U, h0, hs, None, None,  # noqa: E731
+                                                            kernel=kernel, **kw)
         dz = du = backward()[0]
+    # As the step runs it (engine/_recurrent.py): SimpleRNN's and GRU's C++ backwards sum the
+    # weight gradients in their loops while the weights_in_loop choice is on.
+    in_loop = op != "lstm" and cpp_cpu.weights_in_loop()
+    if in_loop:
+        backward = functools.partial(backward, x=x)
     rows = T * B
     layer = SimpleNamespace(op=op, x=x, go_backwards=False, dropout_mask=None, hs=hs, h0=h0,
                             reset_after=True, gates=gates, uh=uh)
@@ -153,15 +162,21 @@ def main(argv=None):
     # GEMM flops: forward x·W and h·U; backward dz·Uᵀ and dz·Wᵀ; weights xᵀ·dz and hᵀ·dz.
     gflop = {part: 2 * rows * (Fe + H) * G * H for part in ("forward", "backward", "weights")}
     gflop["step"] = sum(gflop.values())
+    if in_loop:
+        gflop["backward"] += gflop["weights"]
     print(f"{op} (B,T,F,H) = {(B, T, Fe, H)}, float32, cpp, median of {args.repeat}"
           + (f"; {args.toggle} unset | {args.toggle}=1" if args.toggle else "")
-          + (f"; engine._C | {args.against}" if args.against else ""))
+          + (f"; engine._C | {args.against}" if args.against else "")
+          + ("; backward with the weight gradients summed in its loop, as the step runs it "
+             "(weights: the pass after the loop, not counted in step - parts)" if in_loop else ""))
     count = 2 if ways else 1
     times = {name: ms if ways else (ms,) for name, ms in parts.items()}
     for name, ms in times.items():
         cells = "  | ".join(f"{t:9.2f} ms  {gflop[name] / t / 1e6:6.0f} GFLOP/s" for t in ms)
         print(f"  {name:<12}{cells}" + (f"  ({gflop['step'] / 1e9:.2f} GFLOP)" if name == "step" else ""))
-    rest = [times["step"][w] - sum(ms[w] for name, ms in times.items() if name != "step") for w in range(count)]
+    counted = [name for name in times if name != "step" and not (in_loop and name == "weights")]
+    rest = [times["step"][w] - sum(times[name][w] for name in counted) for w in range(count)]
+
     print(f"  {'step - parts':<12}" + "  | ".join(f"{t:9.2f} ms" for t in rest))
 
 
