@@ -29,7 +29,12 @@ unchanged side, so the final A/B is of two builds, with no edit in either:
     python bench/profile_step.py lstm 64 100 64 128 --against /tmp/before.so --repeat 60
 
 loads the other build beside engine._C (as another module) and alternates the two the same
-way; the first column is the build in engine/, the second the one named.
+way; the first column is the build in engine/, the second the one named. Two variants of a
+kernel choice (docs/kernels.md, "Choices per CPU") alternate the same way:
+
+    python bench/profile_step.py gru 64 100 64 128 --choice weights_in_loop=on,off --repeat 40
+
+(the parts are set up once, as the choice stood at the start; the step follows each variant.)
 """
 from __future__ import annotations
 
@@ -74,6 +79,19 @@ def toggle_ways(var):
     return (lambda: os.environ.pop(var, None), lambda: os.environ.__setitem__(var, "1"))
 
 
+def choice_ways(spec):
+    """NAME=A,B: the kernel choice NAME at A, then at B (alternating_ms); main() puts the
+    choice back as it was."""
+    name, _, values = spec.partition("=")
+    variants = values.split(",")
+    options = engine._C.choice_options()
+    if name not in options or len(variants) != 2 or not set(variants) <= set(options[name]):
+        known = "; ".join(f"{n}: {'|'.join(v)}" for n, v in options.items())
+        raise ValueError(f"--choice must be NAME=A,B, a choice and two of its variants ({known}), "
+                         f"got {spec!r}")
+    return tuple((lambda v=v: engine._C.set_choice(name, v)) for v in variants)
+
+
 def build_ways(path):
     """This checkout's engine._C, then the extension build at `path` (alternating_ms): each way
     points the C++ backend and the package's `_C` (which engine._blas imports per call) at it."""
@@ -108,12 +126,28 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--against", metavar="SO",
                         help="time every part with engine._C and with the build at SO, alternating")
+    parser.add_argument("--choice", metavar="NAME=A,B",
+                        help="time every part with kernel choice NAME at A and at B, alternating")
     parser.add_argument("--toggle", metavar="VAR",
                         help="time every part with VAR unset and VAR=1, alternating call by call")
     args = parser.parse_args(argv)
-    if args.against and args.toggle:
-        parser.error("--against and --toggle are two A/Bs: give one")
-    ways = build_ways(args.against) if args.against else toggle_ways(args.toggle) if args.toggle else None
+    if sum(bool(a) for a in (args.against, args.toggle, args.choice)) > 1:
+        parser.error("--against, --toggle and --choice are each an A/B: give one")
+    try:
+        ways = (build_ways(args.against) if args.against else toggle_ways(args.toggle) if args.toggle
+                else choice_ways(args.choice) if args.choice else None)
+    except ValueError as error:
+        parser.error(str(error))
+    before = dict(engine._C.choices())
+    try:
+        profile(args, ways)
+    finally:
+        for name, value in before.items():
+            engine._C.set_choice(name, value)
+
+
+def profile(args, ways):
+    """Time the parts and the step (main's arguments; ways: an A/B or None) and print them."""
     time_ms = (lambda fn, repeat: alternating_ms(fn, repeat, ways)) if ways else median_ms
     op, (B, T, Fe, H), G = args.op, (args.B, args.T, args.F, args.H), GATES[args.op]
     rng = np.random.default_rng(0)
@@ -166,6 +200,7 @@ def main(argv=None):
         gflop["backward"] += gflop["weights"]
     print(f"{op} (B,T,F,H) = {(B, T, Fe, H)}, float32, cpp, median of {args.repeat}"
           + (f"; {args.toggle} unset | {args.toggle}=1" if args.toggle else "")
+          + (f"; {args.choice.replace(',', ' | ')}" if args.choice else "")
           + (f"; engine._C | {args.against}" if args.against else "")
           + ("; backward with the weight gradients summed in its loop, as the step runs it "
              "(weights: the pass after the loop, not counted in step - parts)" if in_loop else ""))

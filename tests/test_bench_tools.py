@@ -72,6 +72,20 @@ def test_profile_step_against_times_two_builds_and_leaves_engine_c_as_it_was(cap
     assert en._C is ours and en.backends.cpp_cpu._C is ours
 
 
+def test_profile_step_choice_times_two_variants_and_puts_the_choice_back(capsys):
+    module = _profile_step()
+    before = en._C.choices()["weights_in_loop"]
+    module.main(["gru", "3", "4", "2", "5", "--repeat", "1", "--choice", "weights_in_loop=off,on"])
+    out = capsys.readouterr().out
+    assert "weights_in_loop=off | on" in out
+    assert all(line.count("|") == 1 for line in out.splitlines()[1:])
+    assert en._C.choices()["weights_in_loop"] == before
+    for bad in ("weights_in_loop=on", "weights_in_loop=on,fast", "nothing=a,b"):
+        with pytest.raises(SystemExit):
+            module.main(["gru", "3", "4", "2", "5", "--choice", bad])
+        assert "--choice must be NAME=A,B" in capsys.readouterr().err
+
+
 def test_gemm_peak_builds_and_runs(tmp_path):
     compiler = shutil.which("g++")
     if compiler is None:
