@@ -189,8 +189,9 @@ def tune(name: str, values) -> tuple[str, dict]:
     Zen 4 of 2026-12-03 one build's first conv1d timing had ragged_gemm 12% ahead (12.04
     against 13.66 ms), the second did not repeat it, and auto was cached for that build:
     the bench's conv1d (64,1000,128,128,5) rows then ran 0.97x and 0.94x of torch, where
-    ragged_gemm's direct kernel took 160.8 against 185.0 ms per training step; every other
-    build timed there that day had picked ragged_gemm."""
+    ragged_gemm's direct kernel took 160.8 against 185.0 ms per training step; the other
+    builds timed there that day picked ragged_gemm wherever their first timing had it ahead
+    (bench/RESULTS.md, session 36)."""
     seconds = TUNED[name](list(values))
     best = min((v for v in values if v != "auto"), key=seconds.get)
     if seconds[best] < (1 - MARGIN) * seconds["auto"]:
