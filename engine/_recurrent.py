@@ -184,6 +184,11 @@ class _Recurrent(Function):
         # except where the GRU weight gradient without reset_after still reads r from them.
         overwrite = c.op == "lstm" or (c.op == "gru" and c.reset_after)
         dc0 = weights = None
+        # The C++ SimpleRNN and GRU (reset_after) backwards sum the weight gradients inside
+        # their loops, while each step's gradient rows are in L2, and keep no dz, dxw or du
+        # (docs/kernels.md); not with recurrent dropout, whose dU sums the dropped states.
+        in_loop = c.dropout_mask is None and need[1] and need[2] and \
+            getattr(c.backend, "weights_in_loop", _never)()
         if c.op == "lstm":
             dc_T = xp.zeros((B, H), c.hs.dtype) if g_c is None else xp.ascontiguousarray(g_c)
             dxw, dx, dbias, dh0, dc0 = fn(dhs, dc_T, c.U, c.h0, c.c0, c.hs,
@@ -191,19 +196,13 @@ class _Recurrent(Function):
                                           overwrite_saved=overwrite, **dx_args)
             du = dxw
         elif c.op == "gru":
-            if c.reset_after and c.dropout_mask is None and need[1] and need[2] and \
-                    getattr(c.backend, "weights_in_loop", _never)():
-                # The C++ GRU backward sums the weight gradients in its loop too (with
-                # reset_after: dU's candidate columns are then hᵀ·du) and keeps no dxw or du.
+            if in_loop and c.reset_after:  # (without it dU's candidate columns sum (r*hd)ᵀ·du)
                 dx_args["x"] = c.x
             dxw, dx, du, dbias, dh0, *weights = fn(
                 dhs, c.U, c.recurrent_bias, c.h0, c.hs, c.gates, c.uh, c.mask_t, c.dropout_mask,
                 reset_after=c.reset_after, overwrite_saved=overwrite, **dx_args)
             weights = weights[0] if weights else None
-        elif c.dropout_mask is None and need[1] and need[2] and \
-                getattr(c.backend, "weights_in_loop", _never)():
-            # The C++ SimpleRNN backward sums the weight gradients inside its loop, while each
-            # step's gradient rows are in L2, and keeps no dz (docs/kernels.md).
+        elif in_loop:
             dxw, dx, dbias, dh0, weights = fn(dhs, c.U, c.h0, c.hs, c.mask_t, None, x=c.x,
                                               **dx_args)
         else:

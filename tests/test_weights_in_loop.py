@@ -32,67 +32,61 @@ def test_every_weights_in_loop_way_matches_reference(variant, way, option, dtype
         rc.check_backend(rc.make_case(variant, option, B=3, T=1, F_=2, H=5), "cpp", dtype)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("go_backwards", [False, True])
-def test_in_loop_weights_are_the_gemm_of_the_gradient_rows(go_backwards, dtype):
-    # The kernel itself, against [x_t | h_{t-1}]ᵀ·dz summed in NumPy from the dz the same
-    # kernel returns without x, with a mask with holes; and the same bits on every call.
+def _kernel_case(op, dtype, go_backwards):
+    """(backward(**kw) calling op's C++ backward on fresh inputs with a mask with holes, x,
+    weights(result) -> [dkernel; dU] from the gradient rows a call without x returns, the
+    index of the weights in the result): SimpleRNN's [x_t | h_{t-1}]ᵀ·dz; GRU's three
+    products, x and h_{t-1} with dxw's z,r columns, x with its candidate columns, h_{t-1}
+    with du."""
     from engine import _C
     rng = np.random.default_rng(3)
     B, T, F_, H = 83, 45, 21, 37
+    G = 3 * H if op == "gru" else H
     f = lambda *shape: (rng.standard_normal(shape) * 0.5).astype(dtype)  # noqa: E731
-    x, kernel, U, bias, h0, dhs = f(B, T, F_), f(F_, H), f(H, H), f(H), f(B, H), f(T, B, H)
+    x, kernel, U, bias, h0, dhs = f(B, T, F_), f(F_, G), f(H, G), f(G), f(B, H), f(T, B, H)
     mask = np.ascontiguousarray(rng.random((T, B)) < 0.7)
-    hs = _C.simple_rnn_forward(x, kernel, bias, U, h0, mask, None, go_backwards=go_backwards)
-    apart = _C.simple_rnn_backward(dhs, U, h0, hs, mask, None, kernel=kernel, go_backwards=go_backwards)
-    dz = apart[0]
-    inside = _C.simple_rnn_backward(dhs, U, h0, hs, mask, None, kernel=kernel,
-                                    go_backwards=go_backwards, x=x)
-    assert inside[0] is None and apart[4] is None
-    for name, a, b in zip(("dx", "dbias", "dh0"), apart[1:4], inside[1:4]):
-        np.testing.assert_array_equal(a, b, err_msg=name)
     xs = x[:, ::-1] if go_backwards else x
+    if op == "gru":
+        rb = f(G)
+        hs, gates, uh = _C.gru_forward(x, kernel, bias, U, rb, h0, mask, None, True,
+                                       go_backwards=go_backwards)
+        backward = lambda **kw: _C.gru_backward(dhs, U, rb, h0, hs, gates, uh, mask, None, True,  # noqa: E731
+                                                kernel=kernel, go_backwards=go_backwards, **kw)
+        rows = lambda r: (r[0], np.concatenate([r[0][:, :, :2 * H], r[2]], axis=2))  # noqa: E731
+    else:
+        hs = _C.simple_rnn_forward(x, kernel, bias, U, h0, mask, None, go_backwards=go_backwards)
+        backward = lambda **kw: _C.simple_rnn_backward(dhs, U, h0, hs, mask, None, kernel=kernel,  # noqa: E731
+                                                       go_backwards=go_backwards, **kw)
+        rows = lambda r: (r[0], r[0])  # noqa: E731
     states = np.concatenate([h0[None], np.asarray(hs)[:-1]])
-    expected = np.concatenate([np.einsum("btf,tbh->fh", xs, dz), np.einsum("tbk,tbh->kh", states, dz)])
-    tol = 1e-10 if dtype == np.float64 else 2e-5
-    assert np.abs(inside[4] - expected).max() <= tol * np.abs(expected).max()
-    again = _C.simple_rnn_backward(dhs, U, h0, hs, mask, None, kernel=kernel,
-                                   go_backwards=go_backwards, x=x)
-    np.testing.assert_array_equal(again[4], inside[4])
+
+    def weights(result):
+        kernel_rows, recurrent_rows = rows(result)
+        return np.concatenate([np.einsum("btf,tbg->fg", xs, kernel_rows),
+                               np.einsum("tbk,tbg->kg", states, recurrent_rows)])
+    return backward, x, weights, 5 if op == "gru" else 4
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_gru_in_loop_weights_are_the_gemms_of_the_gradient_rows(go_backwards, dtype):
-    # GRU's three products: x and h_{t-1} with dxw's z,r columns, x with its candidate columns,
-    # h_{t-1} with du, against NumPy's sums of the dxw and du the same kernel returns without x.
-    from engine import _C
-    rng = np.random.default_rng(4)
-    B, T, F_, H = 83, 45, 21, 37
-    f = lambda *shape: (rng.standard_normal(shape) * 0.5).astype(dtype)  # noqa: E731
-    x, kernel, U, bias, rb, h0 = f(B, T, F_), f(F_, 3 * H), f(H, 3 * H), f(3 * H), f(3 * H), f(B, H)
-    dhs = f(T, B, H)
-    mask = np.ascontiguousarray(rng.random((T, B)) < 0.7)
-    hs, gates, uh = _C.gru_forward(x, kernel, bias, U, rb, h0, mask, None, True,
-                                   go_backwards=go_backwards)
-    args = (dhs, U, rb, h0, hs, gates, uh, mask, None, True)
-    apart = _C.gru_backward(*args, kernel=kernel, go_backwards=go_backwards)
-    dxw, du = apart[0], apart[2]
-    inside = _C.gru_backward(*args, kernel=kernel, go_backwards=go_backwards, x=x)
-    assert inside[0] is None and inside[2] is None and apart[5] is None
-    for name, i in (("dx", 1), ("dbias", 3), ("dh0", 4)):
-        np.testing.assert_array_equal(apart[i], inside[i], err_msg=name)
-    xs = x[:, ::-1] if go_backwards else x
-    states = np.concatenate([h0[None], np.asarray(hs)[:-1]])
-    expected = np.concatenate([
-        np.einsum("btf,tbg->fg", xs, dxw),
-        np.concatenate([np.einsum("tbk,tbg->kg", states, dxw[:, :, :2 * H]),
-                        np.einsum("tbk,tbh->kh", states, du)], axis=1)])
+@pytest.mark.parametrize("op", ["simple_rnn", "gru"])
+def test_in_loop_weights_are_the_gemms_of_the_gradient_rows(op, go_backwards, dtype):
+    # The kernel itself, against NumPy's sums of the gradient rows the same kernel returns
+    # without x; its other outputs bit for bit the same; and the same bits on every call.
+    backward, x, weights, at = _kernel_case(op, dtype, go_backwards)
+    apart, inside = backward(), backward(x=x)
+    assert apart[at] is None
+    rows = (0, 2) if op == "gru" else (0,)  # the gradient rows, kept in the loop: None
+    for i, value in enumerate(inside[:at]):
+        if i in rows:
+            assert value is None and apart[i] is not None
+        else:
+            np.testing.assert_array_equal(apart[i], value, err_msg=f"output {i}")
+    expected = weights(apart)
     tol = 1e-10 if dtype == np.float64 else 2e-5
-    assert inside[5].shape == (F_ + H, 3 * H)
-    assert np.abs(inside[5] - expected).max() <= tol * np.abs(expected).max()
-    again = _C.gru_backward(*args, kernel=kernel, go_backwards=go_backwards, x=x)
-    np.testing.assert_array_equal(again[5], inside[5])
+    assert inside[at].shape == expected.shape
+    assert np.abs(inside[at] - expected).max() <= tol * np.abs(expected).max()
+    np.testing.assert_array_equal(backward(x=x)[at], inside[at])
 
 
 @pytest.mark.parametrize("B, T", [(0, 3), (3, 0)])
@@ -136,9 +130,8 @@ def test_in_loop_weights_check_their_input():
         _C.gru_backward(dhs, U3, None, h0, hs, gates, np.zeros(0, np.float32), None, None, False, x=x)
 
 
-@pytest.mark.parametrize("op, without", [("simple_rnn", ["dropout"]),
-                                         ("gru", ["dropout", "reset_before"])])
-def test_a_layers_backward_asks_for_them_where_they_apply(op, without, monkeypatch):
+@pytest.mark.parametrize("op", ["simple_rnn", "gru"])
+def test_a_layers_backward_asks_for_them_where_they_apply(op, monkeypatch):
     # Without dropout (and for GRU with reset_after) and with the choice on; never otherwise.
     from engine.backends import cpp_cpu
     kernel = getattr(cpp_cpu, f"{op}_backward")
@@ -155,7 +148,7 @@ def test_a_layers_backward_asks_for_them_where_they_apply(op, without, monkeypat
         return seen[-1]
     assert run(op, "plain") is True
     assert run(op, "dropout") is False
-    if "reset_before" in without:
+    if op == "gru":
         assert run("gru_reset_before", "plain") is False
     with tuning.forced("weights_in_loop", "off"):
         assert run(op, "plain") is False
