@@ -6,8 +6,9 @@ choice is set from, in order:
 - the environment variable SEQFUSE_<NAME> (e.g. SEQFUSE_GEMM_TILE=8x2, SEQFUSE_CONV1D=gemm),
   to force a variant ("auto" forces the built-in rule);
 - for a tuned choice (TUNED: the recurrent loops' register tile, whether their weight
-  gradients run on that tile or on OpenBLAS, and whether conv1d runs its direct kernel on
-  every pass whose columns fill its tile), the variant a short timing of each one picked
+  gradients run on that tile or on OpenBLAS, whether SimpleRNN's and GRU's are summed inside
+  their backward loops, and whether conv1d runs its direct kernel on every pass whose columns
+  fill its tile), the variant a short timing of each one picked
   on this CPU: the first process on a machine times them (~1 s on the 2-vCPU Zen 3 VM) and
   keeps the result in the cache file (cache_path()), keyed by CPU model, CPU flags and the
   build of engine._C, so the next processes only read it; a process that finds the machine
@@ -151,12 +152,57 @@ def _time_conv1d(values, rounds=5):
     return _best_of_rounds("conv1d", values, call, rounds, calls=2)
 
 
+def _time_weights_in_loop(values, rounds=5):
+    """{variant: best seconds} of a GRU (reset_after) and a SimpleRNN training step at (B,T,F,H)
+    = (64,32,64,128), float32: forward, backward and the weight gradients, summed inside the
+    backward's loop where the variant has them there, else in engine/_recurrent.py's pass
+    after it (which runs as the weight_gradients choice, timed before this one says), every
+    variant once per round (interleaved). In the loop a block of steps' gradient rows and
+    their packed copies sit in the L2 beside the packed Uᵀ (LoopWeights, cpu/gemm_tn.hpp):
+    steps 4-6% faster (SimpleRNN on the Intel Xeon, 2 MiB L2; GRU on the AMD Zen 4, 1 MiB),
+    not measured where the L2 is smaller (the Zen 3 VM's 512 KiB): this timing decides."""
+    from types import SimpleNamespace
+
+    from ._recurrent import _weight_grads
+    C = _extension()
+    rng = np.random.default_rng(0)
+    B, T, F, H = 64, 32, 64, 128
+    x = rng.standard_normal((B, T, F), dtype=np.float32)
+    h0 = np.zeros((B, H), np.float32)
+    dhs = rng.standard_normal((T, B, H), dtype=np.float32)
+    weights = {G: (rng.standard_normal((F, G * H), dtype=np.float32) * 0.1,
+                   rng.standard_normal((H, G * H), dtype=np.float32) * 0.1,
+                   np.zeros(G * H, np.float32)) for G in (1, 3)}
+
+    def after_loop(hs, dxw, du):
+        c = SimpleNamespace(x=x, go_backwards=False, dropout_mask=None, hs=hs, h0=h0,
+                            reset_after=True, gates=None)
+        _weight_grads(c, dxw, du, True, True)
+
+    def call():
+        in_loop = C.weights_in_loop()
+        kernel, U, bias = weights[3]
+        hs, gates, uh = C.gru_forward(x, kernel, bias, U, bias, h0, None, None)
+        out = C.gru_backward(dhs, U, bias, h0, hs, gates, uh, None, None, kernel=kernel,
+                             overwrite_saved=True, x=x if in_loop else None)
+        if not in_loop:
+            after_loop(hs, out[0], out[2])
+        kernel, U, bias = weights[1]
+        hs = C.simple_rnn_forward(x, kernel, bias, U, h0, None, None)
+        out = C.simple_rnn_backward(dhs, U, h0, hs, None, None, kernel=kernel,
+                                    x=x if in_loop else None)
+        if not in_loop:
+            after_loop(hs, out[0], out[0])
+    return _best_of_rounds("weights_in_loop", values, call, rounds, calls=1)
+
+
 TUNED = {"gemm_tile": _time_gemm_tile, "weight_gradients": _time_weight_gradients,
-         "conv1d": _time_conv1d}
+         "conv1d": _time_conv1d, "weights_in_loop": _time_weights_in_loop}
 # The variants a timing picks among, where not all of them: conv1d's "direct" and "gemm" are
 # for forcing, since one shape's timing cannot speak for every shape (each loses up to 9x
-# where the other's pass columns fit: docs/kernels.md, "conv1d: direct or GEMM").
-CANDIDATES = {"conv1d": ("auto", "ragged_gemm")}
+# where the other's pass columns fit: docs/kernels.md, "conv1d: direct or GEMM");
+# weights_in_loop's "on" is its rule.
+CANDIDATES = {"conv1d": ("auto", "ragged_gemm"), "weights_in_loop": ("auto", "off")}
 
 
 def _read_cache(path):

@@ -74,6 +74,9 @@ def test_tuned_choice_is_timed_once_then_read_from_the_cache(tmp_path):
     # conv1d times only the rule against ragged_gemm: "direct" and "gemm" are for forcing.
     (conv,) = [e["conv1d"] for e in entries.values()]
     assert set(conv["seconds"]) == {"auto", "ragged_gemm"} and conv["pick"] in conv["seconds"]
+    # weights_in_loop times its rule ("on") against the pass after the loop.
+    (loop,) = [e["weights_in_loop"] for e in entries.values()]
+    assert set(loop["seconds"]) == {"auto", "off"} and loop["pick"] in loop["seconds"]
     # A later process takes the cached pick without timing again (edited here to tell).
     entry["pick"] = "6x4"
     cache.write_text(json.dumps({key: {"gemm_tile": entry} for key in entries}))
@@ -102,7 +105,8 @@ def test_a_busy_machine_runs_the_rules_and_caches_nothing(tmp_path):
     result = run_python(code, SEQFUSE_TUNING_CACHE=str(cache), SEQFUSE_TUNING_MAX_LOAD="-1")
     assert result.returncode == 0, result.stderr
     current = dict(ast.literal_eval(result.stdout))
-    assert all(current[name] == "auto" for name in ("gemm_tile", "weight_gradients", "conv1d"))
+    assert all(current[name] == "auto" for name in ("gemm_tile", "weight_gradients", "conv1d",
+                                                    "weights_in_loop"))
     assert not cache.exists()
     # A forced choice still wins.
     result = run_python(_PICK, SEQFUSE_TUNING_CACHE=str(cache), SEQFUSE_TUNING_MAX_LOAD="-1",
@@ -154,3 +158,21 @@ def test_conv1d_timing_runs_both_candidates_and_times_only_them():
     assert set(seconds) == {"auto", "ragged_gemm"} and all(0 < t < 10 for t in seconds.values())
     _C.set_choice("conv1d", before)
     assert tuning.current()["conv1d"] == before
+
+
+def test_weights_in_loop_timing_runs_the_rule_and_the_pass_after_the_loop():
+    """Both ways run a GRU and a SimpleRNN step: in the loop under "auto", after it under "off"
+    (engine/_recurrent.py's pass, which the timing calls as a layer does)."""
+    from engine import _C, backends, tuning
+    backends.get("cpp")
+    before = tuning.current()["weights_in_loop"]
+    seen = []
+    real = _C.weights_in_loop
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_C, "weights_in_loop", lambda: seen.append(real()) or seen[-1])
+        seconds = tuning.TUNED["weights_in_loop"](list(tuning.CANDIDATES["weights_in_loop"]),
+                                                   rounds=1)
+    assert set(seconds) == {"auto", "off"} and all(0 < t < 10 for t in seconds.values())
+    assert True in seen and False in seen
+    _C.set_choice("weights_in_loop", before)
+    assert tuning.current()["weights_in_loop"] == before
