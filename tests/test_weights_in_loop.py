@@ -146,9 +146,12 @@ def test_a_layers_backward_asks_for_them_where_they_apply(op, monkeypatch):
         seen.clear()
         rc.check_backend(rc.make_case(variant, option, B=4, T=3, F_=2, H=5), "cpp", np.float64)
         return seen[-1]
-    assert run(op, "plain") is True
-    assert run(op, "dropout") is False
-    if op == "gru":
-        assert run("gru_reset_before", "plain") is False
+    # Forced on: where the first-use timing found the loop slower (the baseline x86-64 build
+    # on the Zen 4) this process runs "off".
+    with tuning.forced("weights_in_loop", "on"):
+        assert run(op, "plain") is True
+        assert run(op, "dropout") is False
+        if op == "gru":
+            assert run("gru_reset_before", "plain") is False
     with tuning.forced("weights_in_loop", "off"):
         assert run(op, "plain") is False
