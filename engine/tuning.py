@@ -159,7 +159,7 @@ def _time_weights_in_loop(values, rounds=5):
     after it (which runs as the weight_gradients choice, timed before this one says), every
     variant once per round (interleaved). In the loop a block of steps' gradient rows and
     their packed copies sit in the L2 beside the packed Uᵀ (LoopWeights, cpu/gemm_tn.hpp):
-    steps 4-6% faster (SimpleRNN on the Intel Xeon, 2 MiB L2; GRU on the AMD Zen 4, 1 MiB),
+    steps 4-7% faster (SimpleRNN on the Intel Xeon, 2 MiB L2; GRU on the AMD Zen 4, 1 MiB),
     not measured where the L2 is smaller (the Zen 3 VM's 512 KiB): this timing decides."""
     from types import SimpleNamespace
 
