@@ -403,8 +403,7 @@ void gru_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>&
     // since 2026-12-03: AMD EPYC Zen 4 (family 25, model 17), (64,100,64,128), the backward with
     // the weights in its loop and a batch-major dhs, builds alternating, medians of 40: 12.22 ->
     // 12.03, 12.29 -> 11.98, 11.76 -> 11.69 ms.
-    const bool ahead = ((b1 - b0) * (2 * G + 4 * H) + G * H) * static_cast<int64_t>(sizeof(scalar_t)) <=
-                       l2_cache_bytes() / 2;
+    const bool ahead = step_rows_fit<scalar_t>(b1 - b0, 2 * G + 4 * H, G * H);
     if (weights) {
       typename LoopWeights<scalar_t>::Range in_loop(*weights, range, b0, b1, T);
       LoopRows<scalar_t> dxw_rows{in_loop, 0, b0, G}, du_rows{in_loop, 1, b0, H};

@@ -233,8 +233,7 @@ void lstm_backward(int64_t T, int64_t B, int64_t H, const States<const scalar_t>
     // output gradient is batch-major, its rows T·H apart; AMD EPYC Zen 4 (family 25, model 17),
     // 2026-12-03, (64,100,64,128) with such a dhs, the builds alternating call by call, medians
     // of 40: 9.38 -> 8.82, 9.67 -> 9.26, 13.29 -> 12.95 ms.
-    const bool ahead = ((b1 - b0) * (2 * G + 2 * H) + G * H) * static_cast<int64_t>(sizeof(scalar_t)) <=
-                       l2_cache_bytes() / 2;
+    const bool ahead = step_rows_fit<scalar_t>(b1 - b0, 2 * G + 2 * H, G * H);
     GradientRows<scalar_t> dz_rows(dz, B, G, b0, b1, ahead);
     for (int64_t t = T - 1; t >= 0; --t) {
       const scalar_t* c_prev = t ? cs + (t - 1) * BH : c0;

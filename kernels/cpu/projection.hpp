@@ -99,8 +99,8 @@ struct States {
 // (stream_row, cpu/simd.hpp). In place, each output line is read from memory before it is
 // overwritten; that is cheap while a step's rows fit in the L2 beside the packed Uᵀ, where the
 // next step's lines are prefetched, and costly where they do not. The "backward_rows" choice
-// (cpu/choices.hpp) forces either way; auto streams where `fits` is false (LSTM's and GRU's
-// rule for prefetching the next step's rows). Intel Xeon (family 6, model 167), 2026-12-03,
+// (cpu/choices.hpp) forces either way; auto streams where `fits` is false (the backwards'
+// rule for prefetching the next step's rows, step_rows_fit in cpu/simd.hpp). Intel Xeon (family 6, model 167), 2026-12-03,
 // (128,200,128,256), in place / streamed, medians of 8 alternating call by call: the backward
 // GRU 70.2 / 53.7 and 73.5 / 60.4 ms (two runs), LSTM 74.6 / 70.1 and 80.8 / 70.3; the two builds
 // alternating (bench/profile_step.py --against): GRU backward 64.9 / 47.7, step 172.9 /

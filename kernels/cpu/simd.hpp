@@ -83,6 +83,15 @@ inline int64_t l2_cache_bytes() {
   return bytes;
 }
 
+// The recurrent backwards' rule for asking for the next step's rows (prefetch_row, below):
+// whether a thread's rows of one step, `row_elements` per batch row for `rows` rows, fit in
+// half the L2 beside `resident_elements` that stay there (the packed Uᵀ).
+template <typename T>
+inline bool step_rows_fit(int64_t rows, int64_t row_elements, int64_t resident_elements) {
+  return (rows * row_elements + resident_elements) * static_cast<int64_t>(sizeof(T)) <=
+         l2_cache_bytes() / 2;
+}
+
 // Asks for the lines of [p, p + n) to be brought into the cache ahead of their use, for a load
 // or (Write) a store, Locality as __builtin_prefetch's (3: into L1, 2: into L2): the embedding
 // gather asks for a row a few ids ahead into L1, a recurrent backward for the next step's rows

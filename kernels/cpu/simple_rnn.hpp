@@ -123,8 +123,7 @@ void simple_rnn_backward(int64_t T, int64_t B, int64_t H, const States<const sca
     // 2.07; with a batch-major dhs (a layer's output gradient) 4.33 -> 3.96, 4.52 -> 4.12; the
     // training step 6.84 -> 6.61, 6.75 -> 6.52, 6.27 -> 6.21; (128,200,128,256) backward 61.8
     // -> 60.5, step even.
-    const bool ahead = (2 * (b1 - b0) * H + H * H) * static_cast<int64_t>(sizeof(scalar_t)) <=
-                       l2_cache_bytes() / 2;
+    const bool ahead = step_rows_fit<scalar_t>(b1 - b0, 2 * H, H * H);
     for (int64_t t = T - 1; t >= 0; --t) {
       scalar_t* dz_t = dz_rows(t);
       for (int64_t b = b0; b < b1; ++b) {
