@@ -16,7 +16,7 @@ namespace {
 // name -> its values, in the order of the enum they map to.
 const std::map<std::string, std::vector<std::string>>& options() {
   static const std::map<std::string, std::vector<std::string>> table{
-      {"conv1d", {"auto", "direct", "gemm", "ragged_gemm"}},  // Conv1dAlgorithm (cpu/choices.hpp)
+      {"conv1d", {"auto", "direct", "gemm", "ragged_gemm", "wide_gemm"}},  // Conv1dAlgorithm (cpu/choices.hpp)
       {"gemm_tile", {"auto", "8x2", "8x3", "6x4", "6x1", "4x1"}},  // kGemmTiles (cpu/gemm.hpp): rows x 64 B
       {"weight_gradients", {"auto", "tile", "blas"}},               // WeightGradients (cpu/choices.hpp)
       {"backward_rows", {"auto", "in_place", "streamed"}},          // BackwardRows (cpu/choices.hpp)

@@ -7,8 +7,8 @@ choice is set from, in order:
   to force a variant ("auto" forces the built-in rule);
 - for a tuned choice (TUNED: the recurrent loops' register tile, whether their weight
   gradients run on that tile or on OpenBLAS, whether SimpleRNN's and GRU's are summed inside
-  their backward loops, and whether conv1d runs its direct kernel on every pass whose columns
-  fill its tile), the variant a short timing of each one picked
+  their backward loops, and where conv1d runs OpenBLAS rather than its direct kernel on
+  passes whose columns fill the direct tile), the variant a short timing of each one picked
   on this CPU: the first process on a machine times them (~1 s on the 2-vCPU Zen 3 VM) and
   keeps the result in the cache file (cache_path()), keyed by CPU model, CPU flags and the
   build of engine._C, so the next processes only read it; a process that finds the machine
@@ -134,10 +134,11 @@ def _time_weight_gradients(values, rounds=5):
 def _time_conv1d(values, rounds=5):
     """{variant: best seconds} of a conv1d forward and backward at (B,L,C,O,K) = (16,262,128,
     128,3), float32, every variant once per round (interleaved). Its columns fill the direct
-    kernel's tile in every pass, where "auto" and "ragged_gemm" can differ: auto runs gemm
-    there with an AVX-512 build beside AVX-512 BLAS kernels (and in dx and dkernel with AVX2),
-    ragged_gemm runs direct. On the Intel Xeon of 2026-12-02 direct was 1.05-1.26x faster at
-    C, O = 128 and 256, where the AMD Zen 5 the rule was measured on ran gemm 1.0-1.16x faster."""
+    kernel's tile in every pass, and C, O = 128 is where "auto", "ragged_gemm" and "wide_gemm"
+    differ: ragged_gemm runs direct in every pass, wide_gemm gemm; auto runs direct with an
+    AVX-512 build (and in the forward with AVX2, gemm in dx and dkernel). The AMD Zen 5 the
+    rule was first measured on ran gemm 1.0-1.16x faster at C, O >= 128; the Intel Xeon of
+    2026-12-02 and the AMD Zen 4 of 2026-12-03/04 ran direct 1.05-1.26x faster there."""
     C = _extension()
     rng = np.random.default_rng(0)
     B, L, Ch, O, K = 16, 262, 128, 128, 3
@@ -202,7 +203,7 @@ TUNED = {"gemm_tile": _time_gemm_tile, "weight_gradients": _time_weight_gradient
 # for forcing, since one shape's timing cannot speak for every shape (each loses up to 9x
 # where the other's pass columns fit: docs/kernels.md, "conv1d: direct or GEMM");
 # weights_in_loop's "on" is its rule.
-CANDIDATES = {"conv1d": ("auto", "ragged_gemm"), "weights_in_loop": ("auto", "off")}
+CANDIDATES = {"conv1d": ("auto", "ragged_gemm", "wide_gemm"), "weights_in_loop": ("auto", "off")}
 
 
 def _read_cache(path):

@@ -1,6 +1,7 @@
-"""The C++ conv1d's two algorithms (direct, gemm), the "auto" rule that picks one per pass and
-"ragged_gemm" (gemm only where the direct tile would be ragged): every choice × dtype × option
-against the reference, the picks, and the fallback to direct without a BLAS
+"""The C++ conv1d's two algorithms (direct, gemm), the "auto" rule that picks one per pass,
+"ragged_gemm" (gemm only where the direct tile would be ragged) and "wide_gemm" (also where C
+and O are both >= 128, float64 256): every choice × dtype × option against the reference, the
+picks, and the fallback to direct without a BLAS
 (kernels/cpu/conv1d.hpp, docs/kernels.md)."""
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from test_conv1d import (DTYPES, EDGES, FORWARD_TOL, GRAD_TOL, PADDINGS, STEPS, 
 
 pytestmark = pytest.mark.skipif(not backends.get("cpp").available(), reason="engine._C not built")
 
-ALGORITHMS = ["direct", "gemm", "auto", "ragged_gemm"]
+ALGORITHMS = ["direct", "gemm", "auto", "ragged_gemm", "wide_gemm"]
 PASSES = ("forward", "dx", "dkernel")
 
 
@@ -186,9 +187,10 @@ AUTO_PICKS = [
     # Scalar edge tiles in every pass (columns not a multiple of 32 float32 / 16 float64).
     (((4, 50, 16), (3, 16, 8), np.float32, 1, 1), ALL_GEMM, ALL_GEMM),
     (((4, 50, 24), (3, 24, 40), np.float64, 1, 1), ALL_GEMM, ALL_GEMM),
-    # Full tiles, C and O >= 128 (float64: 256): gemm only beside AVX-512 BLAS kernels.
-    (((64, 1000, 128), (5, 128, 128), np.float32, 1, 1), ALL_DIRECT, ALL_GEMM),
-    (((4, 50, 256), (3, 256, 256), np.float64, 1, 1), ALL_DIRECT, ALL_GEMM),
+    # Full tiles, C and O >= 128 (float64: 256): direct beside either BLAS kernels (only
+    # "wide_gemm" sends them to gemm).
+    (((64, 1000, 128), (5, 128, 128), np.float32, 1, 1), ALL_DIRECT, ALL_DIRECT),
+    (((4, 50, 256), (3, 256, 256), np.float64, 1, 1), ALL_DIRECT, ALL_DIRECT),
     (((4, 50, 128), (3, 128, 256), np.float64, 1, 1), ALL_DIRECT, ALL_DIRECT),
     # Full tiles below that: direct either way.
     (((2, 30, 32), (7, 32, 32), np.float32, 2, 2), ALL_DIRECT, ALL_DIRECT),
@@ -219,17 +221,33 @@ def test_auto_rule_picks(C, args, narrow, wide, avx2):
         assert picks(C, x_shape, kernel_shape, dtype, strides, dilation_rate) == expected
 
 
-@pytest.mark.parametrize("args", [row[0] for row in AUTO_PICKS])
-def test_ragged_gemm_runs_gemm_exactly_where_the_direct_tile_is_ragged(C, args):
-    # The direct tile's columns: 32 float32 / 16 float64 with AVX-512, 16 / 8 with AVX, 8 / 4
-    # with SSE2 (the build's vector width, two vectors: kernels/cpu/conv1d_direct.hpp).
-    x_shape, kernel_shape, dtype, strides, dilation_rate = args
+def _ragged(C, x_shape, kernel_shape, dtype):
+    """{pass: whether its columns leave the direct tile ragged}. The tile's columns: 32 float32
+    / 16 float64 with AVX-512, 16 / 8 with AVX, 8 / 4 with SSE2 (the build's vector width, two
+    vectors: kernels/cpu/conv1d_direct.hpp)."""
     isa = C.build_info()["isa"]
     width = 64 if "avx512f" in isa else 32 if "avx" in isa else 16
     tile = 2 * width // np.dtype(dtype).itemsize
     columns = {"forward": kernel_shape[2], "dx": x_shape[2], "dkernel": kernel_shape[2]}
-    expected = {p: "gemm" if columns[p] % tile else "direct" for p in PASSES}
+    return {p: columns[p] % tile != 0 for p in PASSES}
+
+
+@pytest.mark.parametrize("args", [row[0] for row in AUTO_PICKS])
+def test_ragged_gemm_runs_gemm_exactly_where_the_direct_tile_is_ragged(C, args):
+    x_shape, kernel_shape, dtype, strides, dilation_rate = args
+    ragged = _ragged(C, x_shape, kernel_shape, dtype)
+    expected = {p: "gemm" if ragged[p] else "direct" for p in PASSES}
     with tuning.forced("conv1d", "ragged_gemm"):
+        assert picks(C, x_shape, kernel_shape, dtype, strides, dilation_rate) == expected
+
+
+@pytest.mark.parametrize("args", [row[0] for row in AUTO_PICKS])
+def test_wide_gemm_also_runs_gemm_where_both_channel_counts_are_wide(C, args):
+    x_shape, kernel_shape, dtype, strides, dilation_rate = args
+    ragged = _ragged(C, x_shape, kernel_shape, dtype)
+    wide = min(x_shape[2], kernel_shape[2]) >= (256 if dtype == np.float64 else 128)
+    expected = {p: "gemm" if ragged[p] or wide else "direct" for p in PASSES}
+    with tuning.forced("conv1d", "wide_gemm"):
         assert picks(C, x_shape, kernel_shape, dtype, strides, dilation_rate) == expected
 
 
@@ -250,16 +268,17 @@ def _cpu_has(flag):
 @pytest.mark.parametrize("core,flag,width", [("Haswell", "avx2", 32), ("SkylakeX", "avx512f", 64)])
 def test_blas_width_follows_the_kernels_openblas_runs(C, core, flag, width):
     # SEQFUSE_BLAS_CORE makes NumPy's OpenBLAS run another CPU's kernels (engine/_openblas.py):
-    # the width handed to engine._C follows, and with it the pick for a 128-channel conv1d
-    # (direct beside AVX2 kernels in an AVX-512 build, gemm beside AVX-512 kernels).
+    # the width handed to engine._C follows, and with it the pick for a 200-channel conv1d,
+    # whose columns leave the direct tile ragged (in an AVX-512 build: beside AVX2 kernels the
+    # forward and dkernel stay direct, beside AVX-512 kernels every pass runs gemm).
     if not _cpu_has(flag):
         pytest.skip(f"this CPU has no {flag}")
     code = ("import numpy as np; from engine import _blas, _C, backends; backends.get('cpp'); "
             "print(_blas.vector_bytes, sorted(set(_C.conv1d_algorithm("
-            "np.zeros((4, 50, 128), np.float32), np.zeros((3, 128, 128), np.float32), 1, 1).values())))")
+            "np.zeros((4, 50, 200), np.float32), np.zeros((3, 200, 200), np.float32), 1, 1).values())))")
     result = run_python(code, SEQFUSE_BLAS_CORE=core, SEQFUSE_CONV1D="auto")
     assert result.returncode == 0, result.stderr
     got_width, picked = result.stdout.split(" ", 1)
     assert int(got_width) == width
     if "avx512f" in C.build_info()["isa"]:
-        assert picked.strip() == ("['gemm']" if width == 64 else "['direct']")
+        assert picked.strip() == ("['gemm']" if width == 64 else "['direct', 'gemm']")

@@ -29,7 +29,7 @@ def test_forced_sets_and_restores():
 
 def test_bad_values_name_the_choice_and_the_variants():
     from engine import _C, tuning
-    variants = "auto, direct, gemm, ragged_gemm"
+    variants = "auto, direct, gemm, ragged_gemm, wide_gemm"
     with pytest.raises(ValueError, match=f"conv1d must be one of {variants}, got 'fast'"):
         _C.set_choice("conv1d", "fast")
     with pytest.raises(ValueError, match="unknown choice 'tile'"):
@@ -49,7 +49,7 @@ def test_environment_variable_forces_a_choice_at_import():
 def test_bad_environment_variable_fails_at_import_with_its_name():
     result = run_python("from engine import backends; backends.get('cpp')", SEQFUSE_CONV1D="fast")
     assert result.returncode != 0
-    assert ("SEQFUSE_CONV1D must be one of auto, direct, gemm, ragged_gemm, got 'fast'"
+    assert ("SEQFUSE_CONV1D must be one of auto, direct, gemm, ragged_gemm, wide_gemm, got 'fast'"
             in result.stderr)
 
 
@@ -71,9 +71,11 @@ def test_tuned_choice_is_timed_once_then_read_from_the_cache(tmp_path):
     (weights,) = [e["weight_gradients"] for e in entries.values()]
     assert set(weights["seconds"]) == {"auto", "tile", "blas"}
     assert weights["pick"] in weights["seconds"] and all(t > 0 for t in weights["seconds"].values())
-    # conv1d times only the rule against ragged_gemm: "direct" and "gemm" are for forcing.
+    # conv1d times only the rule against ragged_gemm and wide_gemm: "direct" and "gemm" are
+    # for forcing.
     (conv,) = [e["conv1d"] for e in entries.values()]
-    assert set(conv["seconds"]) == {"auto", "ragged_gemm"} and conv["pick"] in conv["seconds"]
+    assert set(conv["seconds"]) == {"auto", "ragged_gemm", "wide_gemm"}
+    assert conv["pick"] in conv["seconds"]
     # weights_in_loop times its rule ("on") against the pass after the loop.
     (loop,) = [e["weights_in_loop"] for e in entries.values()]
     assert set(loop["seconds"]) == {"auto", "off"} and loop["pick"] in loop["seconds"]
@@ -150,12 +152,13 @@ def test_weight_gradient_timing_runs_every_variant():
     assert tuning.current()["weight_gradients"] == before
 
 
-def test_conv1d_timing_runs_both_candidates_and_times_only_them():
+def test_conv1d_timing_runs_its_candidates_and_times_only_them():
     from engine import _C, backends, tuning
     backends.get("cpp")
     before = tuning.current()["conv1d"]
     seconds = tuning.TUNED["conv1d"](list(tuning.CANDIDATES["conv1d"]), rounds=1)
-    assert set(seconds) == {"auto", "ragged_gemm"} and all(0 < t < 10 for t in seconds.values())
+    assert set(seconds) == {"auto", "ragged_gemm", "wide_gemm"}
+    assert all(0 < t < 10 for t in seconds.values())
     _C.set_choice("conv1d", before)
     assert tuning.current()["conv1d"] == before
 

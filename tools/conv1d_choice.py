@@ -1,6 +1,6 @@
 """Time the C++ conv1d's algorithms per shape: a training step's kernels (forward + backward)
-under each forced choice (direct, gemm, auto, ragged_gemm), interleaved, the minimum of
---rounds rounds; prints a Markdown table with auto's pick per pass (forward, dx, dkernel:
+under each forced choice (direct, gemm, auto, ragged_gemm, wide_gemm), interleaved, the
+minimum of --rounds rounds; prints a Markdown table with auto's pick per pass (forward, dx, dkernel:
 d = direct, g = gemm). The measurements behind the "auto" rule in kernels/cpu/conv1d.hpp
 (docs/kernels.md).
 
@@ -31,7 +31,7 @@ def time_shape(cpp, C_ext, shape, dtype, rounds):
     def step():
         cpp.conv1d_forward(x, kernel, bias, s, d)
         cpp.conv1d_backward(grad, x, kernel, s, d)
-    times = {choice: [] for choice in ("direct", "gemm", "auto", "ragged_gemm")}
+    times = {choice: [] for choice in ("direct", "gemm", "auto", "ragged_gemm", "wide_gemm")}
     for _ in range(rounds):  # interleaved, so a busy moment of a shared machine hits all alike
         for choice, samples in times.items():
             with tuning.forced("conv1d", choice):
@@ -59,15 +59,17 @@ def main():
     print(f"OpenBLAS kernels: {sorted(set(_openblas.picked.values()))}, width handed to the "
           f"extension: {_blas.vector_bytes} bytes; {args.dtype}, (B,L,K) = "
           f"({args.batch},{args.length},{args.size}), min of {args.rounds} interleaved rounds")
-    print("| C | O | direct ms | gemm ms | auto ms | ragged_gemm ms | auto picks | auto / faster |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| C | O | direct ms | gemm ms | auto ms | ragged_gemm ms | wide_gemm ms | auto picks "
+          "| auto / faster |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for C in CHANNELS:
         for O in CHANNELS:
             shape = (args.batch, args.length, C, O, args.size, 1, 1)
             ms, pick = time_shape(cpp, _C, shape, np.dtype(args.dtype), args.rounds)
             best = min(ms["direct"], ms["gemm"])
             print(f"| {C} | {O} | {ms['direct']:.3f} | {ms['gemm']:.3f} | {ms['auto']:.3f} "
-                  f"| {ms['ragged_gemm']:.3f} | {pick} | {ms['auto'] / best:.2f} |", flush=True)
+                  f"| {ms['ragged_gemm']:.3f} | {ms['wide_gemm']:.3f} | {pick} "
+                  f"| {ms['auto'] / best:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

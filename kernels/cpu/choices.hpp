@@ -7,10 +7,13 @@
 
 namespace seqfuse {
 
-// Conv1D algorithm: kAuto picks per shape (cpu/conv1d.hpp), direct and gemm force one, and
-// kConvRaggedGemm runs gemm only where a pass's columns leave the direct tile ragged (the pick
-// engine/tuning.py times against kAuto).
-enum Conv1dAlgorithm : int { kConvAuto = 0, kConvDirect = 1, kConvGemm = 2, kConvRaggedGemm = 3 };
+// Conv1D algorithm: kAuto picks per shape (cpu/conv1d.hpp), direct and gemm force one,
+// kConvRaggedGemm runs gemm only where a pass's columns leave the direct tile ragged, and
+// kConvWideGemm also where C and O are both >= 128 (float64: 256). engine/tuning.py times
+// the last two against kAuto.
+enum Conv1dAlgorithm : int {
+  kConvAuto = 0, kConvDirect = 1, kConvGemm = 2, kConvRaggedGemm = 3, kConvWideGemm = 4
+};
 
 // Recurrent weight gradients: our tile reading the sequences in place (cpu/gemm_tn.hpp) or
 // NumPy's OpenBLAS on gathered rows (engine/_blas.py); kAuto: the tile with AVX2 or AVX-512,

@@ -39,6 +39,13 @@ inline bool conv1d_ragged(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
   return conv1d_columns(pass, C, O) % tile != 0;
 }
 
+// True where C and O are both at least 128 (float64: 256): the shapes where OpenBLAS's AVX-512
+// kernels ran gemm faster than our direct tile on the AMD EPYC Zen 5 (below) and the pick
+// kConvWideGemm adds to kConvRaggedGemm's.
+inline bool conv1d_wide(int64_t C, int64_t O, bool float64) {
+  return std::min(C, O) >= (float64 ? 256 : 128);
+}
+
 // The "auto" rule: true where the GEMM algorithm is the faster one for this pass. Measured
 // 2026-12-01 on the 2-vCPU AMD EPYC Zen 5 VM (AVX-512; shared, so interleaved minima of 5-10
 // rounds of forward + backward) over C, O in {8..256}, K 1-7, strides and dilation 1-2,
@@ -50,9 +57,16 @@ inline bool conv1d_ragged(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
 //   this VM): direct wherever its tiles are full, there 1.3-1.9x faster; forward and dkernel
 //   with at least 5 (float64: 3) full tiles hide the edge and stay direct too (O = 168, 200,
 //   232: direct 1.04-1.2x faster in forward, even in dkernel).
-// - OpenBLAS on AVX-512 kernels (SkylakeX, what engine/_openblas.py loads on this VM) or of
-//   unknown width: gemm where C and O are both >= 128 (float64: 256), 1.0-1.16x faster;
-//   below that direct on full tiles, 1.02-1.16x (float64: 1.03-1.5x) faster.
+// - OpenBLAS on AVX-512 kernels (SkylakeX, what engine/_openblas.py loads there) or of unknown
+//   width: direct on every full tile. The Zen 5 ran gemm 1.0-1.16x faster where C and O are
+//   both >= 128 (float64: 256; conv1d_wide), but before the direct kernel read its W operand
+//   from column panels; since then the 2-vCPU Intel Xeon (family 6, model 167, 2026-12-02)
+//   ran direct 1.05-1.26x faster there (forward; backward 1.05-1.25x) and the 2-vCPU AMD EPYC
+//   Zen 4 (family 25, model 17, 2026-12-03 and -04) 1.07-1.17x (forward and backward of
+//   (B,L,C,O,K) = (16..64, 262..1000, 128, 128, 3..5)). engine/tuning.py times this rule
+//   against kConvWideGemm (gemm there) at first use on each CPU and keeps the faster
+//   (docs/kernels.md, "Choices per CPU"). Below 128 channels direct was 1.02-1.16x (float64:
+//   1.03-1.5x) faster on the Zen 5 too.
 // - An AVX2 build (its tile 16 float32 / 8 float64 columns; measured on a 2-vCPU AMD EPYC
 //   Zen 3, OpenBLAS on its Haswell kernels): gemm on ragged columns; otherwise the forward
 //   runs direct (since it reads the kernel from column panels: direct/gemm time 0.55-0.96 in
@@ -61,11 +75,6 @@ inline bool conv1d_ragged(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
 //   0.82-1.12x of gemm's there in float32, 0.95-1.17x in float64; 0.81-1.11x below it in
 //   float32). An SSE2 build always runs gemm.
 // B, L_out, K, strides and dilation moved no pick (Zen 5; on Zen 3 only K = 3 was swept).
-// The AVX-512 branch does not hold for every AVX-512 CPU: on a 2-vCPU Intel Xeon (family 6,
-// model 167; SkylakeX kernels, 2026-12-02) direct was the faster on full tiles at C, O of 128
-// and 256 too (forward 1.12-1.26x, backward 1.05-1.25x; at 64 forward 1.6x). So
-// engine/tuning.py times this rule against kConvRaggedGemm (direct on every full tile) at
-// first use on each CPU and keeps the faster (docs/kernels.md, "Choices per CPU").
 inline bool conv1d_auto_gemm(Conv1dPass pass, int64_t C, int64_t O, bool float64) {
   if (kVectorBytes < 32) return true;  // SSE2: the direct kernel was not measured there
   const int64_t tile = float64 ? conv1d_detail::kColumns<double> : conv1d_detail::kColumns<float>;
@@ -76,7 +85,7 @@ inline bool conv1d_auto_gemm(Conv1dPass pass, int64_t C, int64_t O, bool float64
   const int blas_bytes = blas().vector_bytes;
   if (blas_bytes != 0 && blas_bytes < kVectorBytes)
     return ragged && (pass == Conv1dPass::kDx || columns / tile < (float64 ? 3 : 5));
-  return ragged || std::min(C, O) >= (float64 ? 256 : 128);
+  return ragged;
 }
 
 // Which algorithm runs this pass on x [B,·,C] and kernel [·,C,O]: the forced choice, or the
@@ -90,6 +99,8 @@ inline bool conv1d_use_gemm(Conv1dPass pass, int64_t B, int64_t C, int64_t O, bo
       return true;
     case kConvRaggedGemm:
       return conv1d_ragged(pass, C, O, float64);
+    case kConvWideGemm:
+      return conv1d_ragged(pass, C, O, float64) || conv1d_wide(C, O, float64);
     default:
       return conv1d_auto_gemm(pass, C, O, float64);
   }
