@@ -21,6 +21,8 @@ const std::map<std::string, std::vector<std::string>>& options() {
       {"weight_gradients", {"auto", "tile", "blas"}},               // WeightGradients (cpu/choices.hpp)
       {"backward_rows", {"auto", "in_place", "streamed"}},          // BackwardRows (cpu/choices.hpp)
       {"weights_in_loop", {"auto", "on", "off"}},                   // WeightsInLoop (cpu/choices.hpp)
+      // GatherStores (cpu/choices.hpp)
+      {"gather_stores", {"auto", "stream_above_32mib", "stream", "plain"}},
   };
   return table;
 }
@@ -32,6 +34,7 @@ std::atomic<int>& slot(const std::string& name) {
   if (name == "weight_gradients") return c.weight_gradients;
   if (name == "backward_rows") return c.backward_rows;
   if (name == "weights_in_loop") return c.weights_in_loop;
+  if (name == "gather_stores") return c.gather_stores;
   std::string known;
   for (const auto& [key, values] : options()) known += (known.empty() ? "" : ", ") + key;
   throw py::value_error("set_choice: unknown choice '" + name + "'; expected one of " + known);

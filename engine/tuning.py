@@ -7,8 +7,9 @@ choice is set from, in order:
   to force a variant ("auto" forces the built-in rule);
 - for a tuned choice (TUNED: the recurrent loops' register tile, whether their weight
   gradients run on that tile or on OpenBLAS, whether SimpleRNN's and GRU's are summed inside
-  their backward loops, and where conv1d runs OpenBLAS rather than its direct kernel on
-  passes whose columns fill the direct tile), the variant a short timing of each one picked
+  their backward loops, where conv1d runs OpenBLAS rather than its direct kernel on passes
+  whose columns fill the direct tile, and from what size the embedding gather streams its
+  output past the cache), the variant a short timing of each one picked
   on this CPU: the first process on a machine times them (~1 s on the 2-vCPU Zen 3 VM) and
   keeps the result in the cache file (cache_path()), keyed by CPU model, CPU flags and the
   build of engine._C, so the next processes only read it; a process that finds the machine
@@ -197,13 +198,32 @@ def _time_weights_in_loop(values, rounds=5):
     return _best_of_rounds("weights_in_loop", values, call, rounds, calls=1)
 
 
+def _time_gather_stores(values, rounds=5):
+    """{variant: best seconds} of an embedding gather of 32,000 ids from a (10000, 128)
+    float32 table: a 16 MiB output, which "auto" streams past the cache and
+    "stream_above_32mib" writes with plain stores, every variant once per round
+    (interleaved), each timed over several calls in a row, as consecutive batches call it
+    (the output's memory then comes back from the allocator still cached). On the AMD Zen 4
+    VM of 2026-12-04 plain stores ran it in 0.38-0.47 ms against 0.40-0.68 streamed; the
+    Zen 3 VM had streamed 16 MiB faster (cpu/embedding.hpp, kStreamBytes)."""
+    C = _extension()
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((10_000, 128), dtype=np.float32)
+    ids = rng.integers(0, 10_000, 32_000)
+    return _best_of_rounds("gather_stores", values, lambda: C.embedding_forward(ids, table),
+                           rounds, calls=5)
+
+
 TUNED = {"gemm_tile": _time_gemm_tile, "weight_gradients": _time_weight_gradients,
-         "conv1d": _time_conv1d, "weights_in_loop": _time_weights_in_loop}
+         "conv1d": _time_conv1d, "weights_in_loop": _time_weights_in_loop,
+         "gather_stores": _time_gather_stores}
 # The variants a timing picks among, where not all of them: conv1d's "direct" and "gemm" are
 # for forcing, since one shape's timing cannot speak for every shape (each loses up to 9x
 # where the other's pass columns fit: docs/kernels.md, "conv1d: direct or GEMM");
-# weights_in_loop's "on" is its rule.
-CANDIDATES = {"conv1d": ("auto", "ragged_gemm", "wide_gemm"), "weights_in_loop": ("auto", "off")}
+# weights_in_loop's "on" is its rule; gather_stores' "stream" and "plain" are for forcing (the
+# 61 MiB gather streams 1.4x faster, the 4 MiB one runs 1.6x faster plain: cpu/embedding.hpp).
+CANDIDATES = {"conv1d": ("auto", "ragged_gemm", "wide_gemm"), "weights_in_loop": ("auto", "off"),
+              "gather_stores": ("auto", "stream_above_32mib")}
 
 
 def _read_cache(path):

@@ -49,6 +49,24 @@ def test_large_gathers_are_exact(backend, dtype, dim):
     np.testing.assert_array_equal(out, table[ids])
 
 
+@pytest.mark.skipif("cpp" not in CPU_BACKENDS, reason="engine._C not built")
+@pytest.mark.parametrize("variant", ["auto", "stream_above_32mib", "stream", "plain"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dim,n", [(1, 7), (3, 1000), (105, 50), (128, 33), (105, 90_000)])
+def test_gather_is_exact_under_every_gather_stores_variant(variant, dtype, dim, n):
+    """The C++ gather's stores (kernels/cpu/embedding.hpp, gather_streams): forced "stream"
+    streams even a few rows (odd widths put every row's head and tail off the vector
+    boundary), "plain" never streams, and the rules pick by the output's size (the last case,
+    36 or 72 MiB, streams under both)."""
+    from engine import tuning
+    rng = np.random.default_rng(dim + n)
+    table = rng.standard_normal((997, dim)).astype(dtype)
+    ids = rng.integers(0, 997, n)
+    with tuning.forced("gather_stores", variant):
+        out = en.backends.get("cpp").embedding_forward(ids, table)
+    np.testing.assert_array_equal(out, table[ids])
+
+
 def test_reference_gradcheck_and_repeated_ids():
     table = en.Tensor(np.random.default_rng(1).standard_normal((6, 3)), requires_grad=True)
     ids = np.array([[1, 1, 5], [1, 0, 5]])

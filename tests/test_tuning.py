@@ -79,6 +79,10 @@ def test_tuned_choice_is_timed_once_then_read_from_the_cache(tmp_path):
     # weights_in_loop times its rule ("on") against the pass after the loop.
     (loop,) = [e["weights_in_loop"] for e in entries.values()]
     assert set(loop["seconds"]) == {"auto", "off"} and loop["pick"] in loop["seconds"]
+    # gather_stores times its rule against streaming only past 32 MiB.
+    (gather,) = [e["gather_stores"] for e in entries.values()]
+    assert set(gather["seconds"]) == {"auto", "stream_above_32mib"}
+    assert gather["pick"] in gather["seconds"]
     # A later process takes the cached pick without timing again (edited here to tell).
     entry["pick"] = "6x4"
     cache.write_text(json.dumps({key: {"gemm_tile": entry} for key in entries}))
@@ -108,7 +112,7 @@ def test_a_busy_machine_runs_the_rules_and_caches_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     current = dict(ast.literal_eval(result.stdout))
     assert all(current[name] == "auto" for name in ("gemm_tile", "weight_gradients", "conv1d",
-                                                    "weights_in_loop"))
+                                                    "weights_in_loop", "gather_stores"))
     assert not cache.exists()
     # A forced choice still wins.
     result = run_python(_PICK, SEQFUSE_TUNING_CACHE=str(cache), SEQFUSE_TUNING_MAX_LOAD="-1",
@@ -161,6 +165,17 @@ def test_conv1d_timing_runs_its_candidates_and_times_only_them():
     assert all(0 < t < 10 for t in seconds.values())
     _C.set_choice("conv1d", before)
     assert tuning.current()["conv1d"] == before
+
+
+def test_gather_stores_timing_runs_its_candidates_and_restores_the_choice():
+    from engine import _C, backends, tuning
+    backends.get("cpp")
+    before = tuning.current()["gather_stores"]
+    seconds = tuning.TUNED["gather_stores"](list(tuning.CANDIDATES["gather_stores"]), rounds=1)
+    assert set(seconds) == {"auto", "stream_above_32mib"}
+    assert all(0 < t < 10 for t in seconds.values())
+    _C.set_choice("gather_stores", before)
+    assert tuning.current()["gather_stores"] == before
 
 
 def test_weights_in_loop_timing_runs_the_rule_and_the_pass_after_the_loop():

@@ -29,11 +29,19 @@ enum WeightsInLoop : int { kInLoopAuto = 0, kInLoopOn = 1, kInLoopOff = 2 };
 // cpu/projection.hpp): kAuto by the L2 rule there, in place or streamed forced.
 enum BackwardRows : int { kRowsAuto = 0, kRowsInPlace = 1, kRowsStreamed = 2 };
 
+// Where the embedding gather writes its output on streaming stores (cpu/embedding.hpp,
+// gather_streams): kAuto above kStreamBytes (8 MiB), kGatherAbove32MiB only above 32 MiB (an
+// output that fits a 32 MiB L3 stays cached for its reader), always or never (forced).
+enum GatherStores : int {
+  kGatherAuto = 0, kGatherAbove32MiB = 1, kGatherStream = 2, kGatherPlain = 3
+};
+
 struct Choices {
   std::atomic<int> conv1d{kConvAuto};
   std::atomic<int> weight_gradients{kWeightAuto};
   std::atomic<int> backward_rows{kRowsAuto};
   std::atomic<int> weights_in_loop{kInLoopAuto};
+  std::atomic<int> gather_stores{kGatherAuto};
   // Register tile of the recurrent loops' GEMM: 0 = auto (cpu/gemm.hpp, step_tile), else an
   // index into kGemmTiles (cpu/gemm.hpp).
   std::atomic<int> gemm_tile{0};

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/choices.hpp"
 #include "cpu/simd.hpp"
 
 namespace seqfuse {
@@ -29,9 +30,28 @@ constexpr int64_t kPrefetchAhead = 4;
 // (V=100k, D=300, N=51200) 12.4 -> 10.0-10.9 ms.
 constexpr int64_t kStreamBytes = int64_t{8} << 20;
 
+// Whether a gather of `bytes` of output streams it, under the gather_stores choice
+// (cpu/choices.hpp): the rule above, or streaming only past 32 MiB, which engine/tuning.py
+// times against it at first use. On the 2-vCPU AMD EPYC Zen 4 (32 MiB L3, 2026-12-04) the
+// 16 MiB gather above ran 0.38-0.47 ms on plain stores against 0.40-0.68 streamed (medians
+// of 40-60 in one process, alternating), where the Zen 3 streamed it faster; the 61 MiB
+// gather streamed faster on both (Zen 4: 4.0 against 5.5 ms).
+inline bool gather_streams(int64_t bytes) {
+  switch (choices().gather_stores.load()) {
+    case kGatherStream:
+      return true;
+    case kGatherPlain:
+      return false;
+    case kGatherAbove32MiB:
+      return bytes > (int64_t{32} << 20);
+    default:
+      return bytes > kStreamBytes;
+  }
+}
+
 template <typename T>
 void embedding_forward(const int64_t* ids, int64_t n, const T* table, int64_t d, T* out) {
-  const bool stream = n * d * static_cast<int64_t>(sizeof(T)) > kStreamBytes;
+  const bool stream = gather_streams(n * d * static_cast<int64_t>(sizeof(T)));
 #pragma omp parallel if (n * d > 32768)
   {
 #pragma omp for schedule(static)
