@@ -29,7 +29,10 @@ unchanged side, so the final A/B is of two builds, with no edit in either:
     python bench/profile_step.py lstm 64 100 64 128 --against /tmp/before.so --repeat 60
 
 loads the other build beside engine._C (as another module) and alternates the two the same
-way; the first column is the build in engine/, the second the one named. Two variants of a
+way; the first column is the build in engine/, the second the one named. In a portable build
+(SEQFUSE_NATIVE=OFF) the levels are such builds: `--against engine/_C_x86_64_v3.*.so` times
+a CPU's AVX2 code path beside its own (with SEQFUSE_ISA=x86-64-v4 or the native build as
+engine._C). Two variants of a
 kernel choice (docs/kernels.md, "Choices per CPU") alternate the same way:
 
     python bench/profile_step.py gru 64 100 64 128 --choice weights_in_loop=on,off --repeat 40
@@ -94,8 +97,11 @@ def choice_ways(spec):
 
 def build_ways(path):
     """This checkout's engine._C, then the extension build at `path` (alternating_ms): each way
-    points the C++ backend and the package's `_C` (which engine._blas imports per call) at it."""
-    spec = importlib.util.spec_from_file_location("against._C", path)
+    points the C++ backend and the package's `_C` (which engine._blas imports per call) at it.
+    The module takes the file's own name, so a portable build's other level (engine/_C_x86_64_v3...)
+    loads too: the two instruction sets of one CPU alternate in one process."""
+    name = os.path.basename(path).split(".")[0]
+    spec = importlib.util.spec_from_file_location(f"against.{name}", path)
     other = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(other)
     ours_c = engine._C

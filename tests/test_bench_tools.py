@@ -72,6 +72,19 @@ def test_profile_step_against_times_two_builds_and_leaves_engine_c_as_it_was(cap
     assert en._C is ours and en.backends.cpp_cpu._C is ours
 
 
+def test_profile_step_against_loads_another_instruction_set_level_of_a_portable_build(capsys):
+    # A SEQFUSE_NATIVE=OFF build puts each level in its own module (engine/_C_x86_64_v3...):
+    # its init function carries that name, so it loads under it.
+    levels = [path for path in Path(en.__file__).parent.glob("_C_*.so")]
+    if not levels:
+        pytest.skip("not a portable build: no other instruction-set level here")
+    module = _profile_step()
+    ours = en._C
+    module.main(["lstm", "3", "4", "2", "5", "--repeat", "1", "--against", str(levels[0])])
+    assert f"engine._C | {levels[0]}" in capsys.readouterr().out
+    assert en._C is ours and en.backends.cpp_cpu._C is ours
+
+
 def test_profile_step_choice_times_two_variants_and_puts_the_choice_back(capsys):
     module = _profile_step()
     before = en._C.choices()["weights_in_loop"]
