@@ -25,7 +25,8 @@ ceiling alike. After the rows both ceilings are measured again (a change says th
 was busy), a line says how far the ceiling moved between the rounds within a row (a row's %
 peak, a median time over the fastest round, reads low by about that much), and the last lines
 give per backend the geometric mean of torch/ours over its rows and how many rows are below
-1.0×.
+1.0×, then, one line each, whether this run met the project's speed targets (TARGETS) and
+which rows missed them.
 PyTorch is optional (the `compat` extra); without it only our times are printed.
 """
 from __future__ import annotations
@@ -420,9 +421,69 @@ def describe_summary(summary) -> list[str]:
     return lines
 
 
+# The project's speed targets (issue 10; README, "Correctness and speed"), judged on each run's
+# rows: the C++ backend against torch and against the ceilings timed beside each row, the
+# Numba backend against a floor of torch's speed. (backend, what, the rows it holds for, the
+# row's value, the least value that meets it); the geometric mean is judged in judge_targets.
+TARGETS = (
+    ("cpp", "every row >= 1.0x torch", lambda r: True, "torch_over_ours", 1.0),
+    ("cpp", "recurrent training at H >= 128 >= 75% of peak",
+     lambda r: r["op"] in GATES and r["mode"] == "train" and r["size"][3] >= 128, "gemm_fraction", 0.75),
+    ("cpp", "conv1d at C, O >= 128 >= 80% of peak",
+     lambda r: r["op"] == "conv1d" and min(r["size"][2:4]) >= 128, "gemm_fraction", 0.80),
+    ("numba", "every row >= 0.5x torch", lambda r: True, "torch_over_ours", 0.5),
+)
+GEOMEAN_TARGET = ("cpp", 1.5)
+
+
+def judge_targets(rows, summary) -> list[dict]:
+    """Each target of TARGETS whose backend ran: {"backend", "target", "met" (None: no row
+    measured it in this run, e.g. --quick, --ops or no torch), "lowest" (the row with the
+    least value, or for the geometric mean the value alone), "misses" (rows below it)}."""
+    def mark(row, key):
+        return {"op": row["op"], "size": row["size"], "mode": row["mode"], "value": row[key]}
+    verdicts = []
+    for backend, text, holds, key, least in TARGETS:
+        if backend not in summary:
+            continue
+        measured = [mark(r, key) for r in rows
+                    if r["backend"] == backend and holds(r) and r[key] is not None]
+        lowest = min(measured, key=lambda m: m["value"], default=None)
+        verdicts.append({"backend": backend, "target": text, "least": least, "key": key,
+                         "met": None if lowest is None else lowest["value"] >= least, "lowest": lowest,
+                         "misses": [m for m in measured if m["value"] < least]})
+        if backend == GEOMEAN_TARGET[0] and key == "torch_over_ours":
+            geomean = summary[backend]["geomean"]
+            verdicts.append({"backend": backend, "target": f"geometric mean >= {GEOMEAN_TARGET[1]}x torch",
+                             "least": GEOMEAN_TARGET[1], "key": key,
+                             "met": None if geomean is None else geomean >= GEOMEAN_TARGET[1],
+                             "lowest": None if geomean is None else {"value": geomean}, "misses": []})
+    return verdicts
+
+
+def describe_targets(verdicts) -> list[str]:
+    """One line per verdict: met, with the lowest value, or missed, with every row that misses."""
+    def value(m, key):
+        return f"{m['value']:.2f}x" if key == "torch_over_ours" else f"{m['value']:.1%}"
+
+    def at(m, key):
+        return f"{m['op']} {tuple(m['size'])} {m['mode']} {value(m, key)}"
+    lines = []
+    for v in verdicts:
+        head, lowest = f"target for {v['backend']}, {v['target']}: ", v["lowest"]
+        if v["met"] is None:
+            lines.append(head + "not measured in this run")
+        elif v["misses"]:
+            lines.append(head + "missed by " + ", ".join(at(m, v["key"]) for m in v["misses"]))
+        else:  # a row target met, or the geometric mean (no row) met or missed
+            lines.append(head + ("met" if v["met"] else "missed") + " ("
+                         + (f"lowest {at(lowest, v['key'])})" if "op" in lowest else f"{value(lowest, v['key'])})"))
+    return lines
+
+
 def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False, json_path=None) -> dict:
     """Time every op × size × mode on each backend in `names` beside torch; returns the report
-    dict (machine, ceilings, rows, ceilings_after, summary), also written to json_path."""
+    dict (machine, ceilings, rows, ceilings_after, summary, targets), also written to json_path."""
     bullet = "- " if markdown else ""
     report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "repeat": repeat, "machine": machine(names), "ceilings": None, "rows": [], "summary": None}
@@ -476,7 +537,8 @@ def run(ops, names, repeat=5, quick=False, print_fn=print, markdown=False, json_
     if spread:
         print_fn(bullet + spread)
     report["summary"] = summarize(report["rows"])
-    for line in describe_summary(report["summary"]):
+    report["targets"] = judge_targets(report["rows"], report["summary"])
+    for line in describe_summary(report["summary"]) + describe_targets(report["targets"]):
         print_fn(bullet + line)
     write_json(report, json_path)
     return report

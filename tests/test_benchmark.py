@@ -234,9 +234,11 @@ def test_run_prints_rates_fractions_and_the_summary(stub_timer, tmp_path):
     assert rows[-1].endswith(f"{ROW_GBS:.1f} GB/s")
     # 2 lstm rows at 0.75, 8 rows at 1.5
     geomean = math.exp((2 * math.log(0.75) + 8 * math.log(1.5)) / 10)
-    assert lines[-1] == f"numba: geometric mean torch/ours {geomean:.2f}x over 10 rows, 2 of them below 1.0x"
-    assert lines[-2].startswith("ceilings again after the rows: sgemm ") and report["ceilings_after"] == CEILINGS
+    assert lines[-2] == f"numba: geometric mean torch/ours {geomean:.2f}x over 10 rows, 2 of them below 1.0x"
+    assert lines[-1] == "target for numba, every row >= 0.5x torch: met (lowest lstm (2, 3, 4, 5) train 0.75x)"
+    assert lines[-3].startswith("ceilings again after the rows: sgemm ") and report["ceilings_after"] == CEILINGS
     assert report["summary"]["numba"] == {"rows": 10, "geomean": pytest.approx(geomean), "below": 2}
+    assert [(t["backend"], t["met"]) for t in report["targets"]] == [("numba", True)]
     saved = json.loads(path.read_text())
     assert len(saved["rows"]) == 10 and saved["ceilings"] == CEILINGS and saved["machine"]["cores"] >= 1
 
@@ -248,9 +250,10 @@ def test_markdown_table_with_the_header_as_a_list(stub_timer):
     assert table[0] == "| op | size | mode | backend | ms | GFLOP/s | % peak | torch ms | torch GFLOP/s " \
                        "| torch % peak | torch/ours | peak |"
     assert len(table) == 4 and all(len(line.split("|")) == 14 for line in table)
-    assert lines[0].startswith("- CPU: ") and lines[-1].startswith("- numba: geometric mean")
-    assert lines[lines.index(table[0]) - 1] == "" and lines[-3] == ""  # blank lines around the table
-    assert lines[-2].startswith("- ceilings again after the rows")
+    assert lines[0].startswith("- CPU: ") and lines[-2].startswith("- numba: geometric mean")
+    assert lines[-1].startswith("- target for numba, every row >= 0.5x torch: met")
+    assert lines[lines.index(table[0]) - 1] == "" and lines[-4] == ""  # blank lines around the table
+    assert lines[-3].startswith("- ceilings again after the rows")
 
 
 def test_run_without_torch(stub_timer, monkeypatch):
@@ -262,7 +265,8 @@ def test_run_without_torch(stub_timer, monkeypatch):
     row = report["rows"][0]
     assert row["torch_ms"] is None and row["torch_over_ours"] is None and row["gemm_fraction"]
     assert benchmark.format_row(row).split()[-5:-1] == ["-", "-", "-", "-"]
-    assert lines[-1] == "numba: 4 rows; no torch/ours ratio (torch not installed)"
+    assert lines[-2:] == ["numba: 4 rows; no torch/ours ratio (torch not installed)",
+                          "target for numba, every row >= 0.5x torch: not measured in this run"]
 
 
 def test_command_writes_json_and_rejects_cuda_only_options(stub_timer, tmp_path, capsys):
@@ -275,6 +279,39 @@ def test_command_writes_json_and_rejects_cuda_only_options(stub_timer, tmp_path,
     assert json.loads(captured.out)["summary"]["numba"]["rows"] == 2 and "geometric mean" in captured.err
     assert main(["bench", "--max-seconds", "5"]) == 2
     assert "--max-seconds is for --device cuda only" in capsys.readouterr().err
+
+
+def test_targets_are_judged_on_the_runs_rows():
+    def row(op, size, mode, ratio, fraction, backend="cpp"):
+        return {"op": op, "size": list(size), "mode": mode, "backend": backend,
+                "torch_over_ours": ratio, "gemm_fraction": fraction}
+    rows = [row("lstm", (64, 100, 64, 128), "train", 1.5, 0.77),
+            row("simple_rnn", (64, 100, 64, 128), "train", 1.2, 0.625),
+            row("gru", (32, 100, 32, 32), "train", 0.9, 0.30),  # H < 128: no % target
+            row("lstm", (64, 100, 64, 128), "infer", 1.3, 0.50),  # inference: no % target
+            row("conv1d", (32, 500, 32, 32, 7), "train", 1.2, 0.40),  # C, O < 128: no % target
+            row("conv1d", (64, 1000, 128, 128, 5), "infer", 1.1, 0.95),
+            row("embedding", (10, 2, 3, 4, True), "infer", 2.0, None),
+            row("lstm", (64, 100, 64, 128), "train", 0.6, 0.5, "numba")]
+    verdicts = benchmark.judge_targets(rows, benchmark.summarize(rows))
+    assert [(v["backend"], v["met"]) for v in verdicts] == [
+        ("cpp", False), ("cpp", False), ("cpp", False), ("cpp", True), ("numba", True)]
+    assert benchmark.describe_targets(verdicts) == [
+        "target for cpp, every row >= 1.0x torch: missed by gru (32, 100, 32, 32) train 0.90x",
+        "target for cpp, geometric mean >= 1.5x torch: missed (1.28x)",
+        "target for cpp, recurrent training at H >= 128 >= 75% of peak: missed by "
+        "simple_rnn (64, 100, 64, 128) train 62.5%",
+        "target for cpp, conv1d at C, O >= 128 >= 80% of peak: met (lowest "
+        "conv1d (64, 1000, 128, 128, 5) infer 95.0%)",
+        "target for numba, every row >= 0.5x torch: met (lowest lstm (64, 100, 64, 128) train 0.60x)"]
+    # every target met; a run without the rows a target holds for (--quick) does not judge it
+    good = [dict(r, torch_over_ours=2.0, gemm_fraction=0.9) for r in rows if r["backend"] == "cpp"]
+    assert all(v["met"] for v in benchmark.judge_targets(good, benchmark.summarize(good)))
+    quick = [r for r in good if r["size"] in ([32, 100, 32, 32], [32, 500, 32, 32, 7])]
+    met = [v["met"] for v in benchmark.judge_targets(quick, benchmark.summarize(quick))]
+    assert met == [True, True, None, None]
+    assert benchmark.describe_targets(benchmark.judge_targets(quick, benchmark.summarize(quick)))[2] == \
+        "target for cpp, recurrent training at H >= 128 >= 75% of peak: not measured in this run"
 
 
 def test_spread_of_the_ceiling_within_rows():
@@ -306,5 +343,5 @@ def test_run_reports_each_rows_ceiling_rounds(stub_timer, monkeypatch):
     rates = report["rows"][0]["ceiling_rounds"]
     assert rates == pytest.approx([ROW_GFLOPS, ROW_GFLOPS / 2])
     assert report["rows"][0]["ceilings"]["sgemm_gflops"] == pytest.approx(ROW_GFLOPS)  # the fastest
-    assert lines[-2].startswith("the ceiling within a row's rounds: its slowest round below its fastest by 50%")
-    assert lines[-3].startswith("ceilings again after the rows")
+    assert lines[-3].startswith("the ceiling within a row's rounds: its slowest round below its fastest by 50%")
+    assert lines[-4].startswith("ceilings again after the rows")

@@ -58,7 +58,8 @@ def test_bench_quick_prints_ratios(capsys):
         ["simple_rnn", "(32,", "100,", "32,"]] * 2  # train, infer
     # each row ends with the sgemm rate timed in its own rounds (engine.benchmark.CeilingCalls)
     assert all(float(line.split()[-1]) > 0 for line in lines if line.startswith("simple_rnn"))
-    assert lines[0].startswith("CPU: ") and lines[-1].startswith("numba: ")
+    assert lines[0].startswith("CPU: ") and lines[-2].startswith("numba: ")
+    assert lines[-1].startswith("target for numba, every row >= 0.5x torch: ")
     with pytest.raises(SystemExit):
         main(["bench", "--ops"])
     assert main(["bench", "--ops", "transformer"]) == 2
