@@ -22,7 +22,7 @@ const std::map<std::string, std::vector<std::string>>& options() {
       {"backward_rows", {"auto", "in_place", "streamed"}},          // BackwardRows (cpu/choices.hpp)
       {"weights_in_loop", {"auto", "on", "off"}},                   // WeightsInLoop (cpu/choices.hpp)
       // GatherStores (cpu/choices.hpp)
-      {"gather_stores", {"auto", "stream_above_32mib", "stream", "plain"}},
+      {"gather_stores", {"auto", "stream_above_8mib", "stream", "plain"}},
   };
   return table;
 }

@@ -200,12 +200,13 @@ def _time_weights_in_loop(values, rounds=5):
 
 def _time_gather_stores(values, rounds=5):
     """{variant: best seconds} of an embedding gather of 32,000 ids from a (10000, 128)
-    float32 table: a 16 MiB output, which "auto" streams past the cache and
-    "stream_above_32mib" writes with plain stores, every variant once per round
-    (interleaved), each timed over several calls in a row, as consecutive batches call it
-    (the output's memory then comes back from the allocator still cached). On the AMD Zen 4
-    VM of 2026-12-04 plain stores ran it in 0.38-0.47 ms against 0.40-0.68 streamed; the
-    Zen 3 VM had streamed 16 MiB faster (cpu/embedding.hpp, kStreamBytes)."""
+    float32 table: a 15.6 MiB output, which "auto" writes with plain stores and
+    "stream_above_8mib" streams past the cache, every variant once per round (interleaved),
+    each timed over several calls in a row, as consecutive batches call it (the output's
+    memory then comes back from the allocator still cached). On the AMD Zen 4 VM of 2026-12-04
+    plain stores ran it in 0.30 ms against 0.35 streamed (medians of 60, alternating); the
+    Zen 3 VM had streamed 16 MiB faster on one day and not on another (cpu/embedding.hpp,
+    kStreamBytes)."""
     C = _extension()
     rng = np.random.default_rng(0)
     table = rng.standard_normal((10_000, 128), dtype=np.float32)
@@ -223,7 +224,7 @@ TUNED = {"gemm_tile": _time_gemm_tile, "weight_gradients": _time_weight_gradient
 # weights_in_loop's "on" is its rule; gather_stores' "stream" and "plain" are for forcing (the
 # 61 MiB gather streams 1.4x faster, the 4 MiB one runs 1.6x faster plain: cpu/embedding.hpp).
 CANDIDATES = {"conv1d": ("auto", "ragged_gemm", "wide_gemm"), "weights_in_loop": ("auto", "off"),
-              "gather_stores": ("auto", "stream_above_32mib")}
+              "gather_stores": ("auto", "stream_above_8mib")}
 
 
 def _read_cache(path):

@@ -36,13 +36,13 @@ def test_backends_match_reference(dtype, shape, vocab, dim, sparse):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("dim", [1, 3, 105, 128])
 def test_large_gathers_are_exact(backend, dtype, dim):
-    """Outputs over 8 MiB take the C++ kernel's streaming stores (kernels/cpu/embedding.hpp
+    """Outputs over 16 MiB take the C++ kernel's streaming stores (kernels/cpu/embedding.hpp
     kStreamBytes): odd widths start rows off the vector-width boundary (stream_row,
     cpu/simd.hpp), so the plain head and tail of each row are checked with the streamed middle;
     a table of odd width also runs the rows through every alignment."""
     rng = np.random.default_rng(dim)
     table = rng.standard_normal((997, dim)).astype(dtype)
-    n = (9 << 20) // (dim * table.itemsize) + 3  # just over the threshold
+    n = (17 << 20) // (dim * table.itemsize) + 3  # just over the threshold
     ids = rng.integers(0, 997, n)
     with en.use_backend(backend):
         out = F.embedding(ids, table).numpy()
@@ -50,7 +50,7 @@ def test_large_gathers_are_exact(backend, dtype, dim):
 
 
 @pytest.mark.skipif("cpp" not in CPU_BACKENDS, reason="engine._C not built")
-@pytest.mark.parametrize("variant", ["auto", "stream_above_32mib", "stream", "plain"])
+@pytest.mark.parametrize("variant", ["auto", "stream_above_8mib", "stream", "plain"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("dim,n", [(1, 7), (3, 1000), (105, 50), (128, 33), (105, 90_000)])
 def test_gather_is_exact_under_every_gather_stores_variant(variant, dtype, dim, n):

@@ -79,9 +79,9 @@ def test_tuned_choice_is_timed_once_then_read_from_the_cache(tmp_path):
     # weights_in_loop times its rule ("on") against the pass after the loop.
     (loop,) = [e["weights_in_loop"] for e in entries.values()]
     assert set(loop["seconds"]) == {"auto", "off"} and loop["pick"] in loop["seconds"]
-    # gather_stores times its rule against streaming only past 32 MiB.
+    # gather_stores times its rule against streaming from 8 MiB.
     (gather,) = [e["gather_stores"] for e in entries.values()]
-    assert set(gather["seconds"]) == {"auto", "stream_above_32mib"}
+    assert set(gather["seconds"]) == {"auto", "stream_above_8mib"}
     assert gather["pick"] in gather["seconds"]
     # A later process takes the cached pick without timing again (edited here to tell).
     entry["pick"] = "6x4"
@@ -172,7 +172,7 @@ def test_gather_stores_timing_runs_its_candidates_and_restores_the_choice():
     backends.get("cpp")
     before = tuning.current()["gather_stores"]
     seconds = tuning.TUNED["gather_stores"](list(tuning.CANDIDATES["gather_stores"]), rounds=1)
-    assert set(seconds) == {"auto", "stream_above_32mib"}
+    assert set(seconds) == {"auto", "stream_above_8mib"}
     assert all(0 < t < 10 for t in seconds.values())
     _C.set_choice("gather_stores", before)
     assert tuning.current()["gather_stores"] == before

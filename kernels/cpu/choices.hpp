@@ -30,10 +30,10 @@ enum WeightsInLoop : int { kInLoopAuto = 0, kInLoopOn = 1, kInLoopOff = 2 };
 enum BackwardRows : int { kRowsAuto = 0, kRowsInPlace = 1, kRowsStreamed = 2 };
 
 // Where the embedding gather writes its output on streaming stores (cpu/embedding.hpp,
-// gather_streams): kAuto above kStreamBytes (8 MiB), kGatherAbove32MiB only above 32 MiB (an
-// output that fits a 32 MiB L3 stays cached for its reader), always or never (forced).
+// gather_streams): kAuto above kStreamBytes (16 MiB: an output that fits in half a 32 MiB L3
+// stays cached for its reader), kGatherAbove8MiB already above 8 MiB, always or never (forced).
 enum GatherStores : int {
-  kGatherAuto = 0, kGatherAbove32MiB = 1, kGatherStream = 2, kGatherPlain = 3
+  kGatherAuto = 0, kGatherAbove8MiB = 1, kGatherStream = 2, kGatherPlain = 3
 };
 
 struct Choices {

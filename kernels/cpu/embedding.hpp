@@ -24,26 +24,28 @@ constexpr int64_t kPrefetchAhead = 4;
 // A gather whose output is larger than this is written with non-temporal stores (where the
 // ISA has them): they skip reading each output line into the cache before it is overwritten and
 // leave the cache to the table's rows. Below it, plain stores win: the output may still be in
-// the cache when the next layer reads it. 2-vCPU AMD EPYC Zen 3 (32 MiB L3), medians of 31,
-// plain -> streaming stores: 4 MiB out 0.17 -> 0.28 ms, 8 MiB 0.58 -> 0.55, 16 MiB 1.54-1.83
-// -> 1.19-1.28 (3.69-3.97 -> 3.54 with a read of the whole output after it), 61 MiB
-// (V=100k, D=300, N=51200) 12.4 -> 10.0-10.9 ms.
-constexpr int64_t kStreamBytes = int64_t{8} << 20;
+// the cache when the next layer reads it. Half of the 32 MiB L3 of every VM measured, where
+// the two cross. 2-vCPU AMD EPYC Zen 4, 2026-12-04, medians of 60 alternating in one process
+// (V=10000, D=128), plain / streaming stores: 3.9 MiB out 0.069 / 0.088 ms, 7.8 MiB 0.134 /
+// 0.177, 15.6 MiB 0.302 / 0.346 (1.05 / 1.10 with a read of the whole output after it), 23.4
+// MiB 0.82 / 0.57, 31.2 MiB 0.96 / 0.73, 62.5 MiB 2.47 / 1.45. The Zen 3 VM (session 26,
+// medians of 41): even up to ~20 MiB (15.6 MiB 0.54-0.60 / 0.59-0.66), streaming ahead
+// above (31.2 MiB 1.25-2.14 / 1.20-1.32; 61 MiB, V=100k, D=300, N=51200: 12.4 / 10.0-10.9),
+// though on a busier day (session 24) it had streamed 16 MiB faster (1.54-1.83 / 1.19-1.28):
+// the gather_stores choice times streaming from 8 MiB against this rule at first use.
+constexpr int64_t kStreamBytes = int64_t{16} << 20;
 
 // Whether a gather of `bytes` of output streams it, under the gather_stores choice
-// (cpu/choices.hpp): the rule above, or streaming only past 32 MiB, which engine/tuning.py
-// times against it at first use. On the 2-vCPU AMD EPYC Zen 4 (32 MiB L3, 2026-12-04) the
-// 16 MiB gather above ran 0.38-0.47 ms on plain stores against 0.40-0.68 streamed (medians
-// of 40-60 in one process, alternating), where the Zen 3 streamed it faster; the 61 MiB
-// gather streamed faster on both (Zen 4: 4.0 against 5.5 ms).
+// (cpu/choices.hpp): the rule above, or streaming past 8 MiB, which engine/tuning.py times
+// against it at first use on a 15.6 MiB output.
 inline bool gather_streams(int64_t bytes) {
   switch (choices().gather_stores.load()) {
     case kGatherStream:
       return true;
     case kGatherPlain:
       return false;
-    case kGatherAbove32MiB:
-      return bytes > (int64_t{32} << 20);
+    case kGatherAbove8MiB:
+      return bytes > (int64_t{8} << 20);
     default:
       return bytes > kStreamBytes;
   }
