@@ -11,10 +11,11 @@ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
 cmake --build "$dir"
 # An editable install (pip install -e .) maps engine._C to its own build whatever PYTHONPATH
 # says: say so rather than let the old extension run unnoticed.
-loaded=$(cd / && PYTHONPATH="$PWD" "$py" -c 'import engine._C as C; print(C.__file__)' 2>/dev/null || true)
+repo=$PWD
+loaded=$(cd / && PYTHONPATH="$repo" "$py" -c 'import engine._C as C; print(C.__file__)' 2>/dev/null || true)
 case "$loaded" in
-  "$PWD"/engine/*) ;;
-  *) echo "tools/build_ext.sh: note: with PYTHONPATH=$PWD this Python loads engine._C from" \
+  "$repo"/engine/*) ;;
+  *) echo "tools/build_ext.sh: note: with PYTHONPATH=$repo this Python loads engine._C from" \
           "${loaded:-nowhere}, not from this build (an editable install's import hook?);" \
           "rebuild that one with: $py -m pip install --no-deps -e ." >&2 ;;
 esac
