@@ -24,15 +24,16 @@ constexpr int64_t kPrefetchAhead = 4;
 // A gather whose output is larger than this is written with non-temporal stores (where the
 // ISA has them): they skip reading each output line into the cache before it is overwritten and
 // leave the cache to the table's rows. Below it, plain stores win: the output may still be in
-// the cache when the next layer reads it. Half of the 32 MiB L3 of every VM measured: the two
-// cross between 16 and 23 MiB. 2-vCPU AMD EPYC Zen 4, 2026-12-04, medians of 60 alternating
-// in one process (V=10000, D=128), plain / streaming stores: 3.9 MiB out 0.069 / 0.088 ms,
-// 7.8 MiB 0.134 / 0.177, 15.6 MiB 0.302 / 0.346 (1.05 / 1.10 with a read of the whole output
-// after it), 23.4 MiB 0.82 / 0.57, 31.2 MiB 0.96 / 0.73, 62.5 MiB 2.47 / 1.45. The Zen 3 VM
-// (session 26, medians of 41): even up to ~20 MiB (15.6 MiB 0.54-0.60 / 0.59-0.66), streaming
-// ahead above (31.2 MiB 1.25-2.14 / 1.20-1.32; 61 MiB, V=100k, D=300, N=51200: 12.4 / 10.0-10.9),
-// though on a busier day (session 24) it had streamed 16 MiB faster (1.54-1.83 / 1.19-1.28):
-// the gather_stores choice times streaming from 8 MiB against this rule at first use.
+// the cache when the next layer reads it. Half the 32 MiB L3 of the AMD VMs measured (Zen 3,
+// 4, 5): the two cross between 16 and 23 MiB. 2-vCPU AMD EPYC Zen 4, 2026-12-04, medians of
+// 60 alternating in one process (V=10000, D=128), plain / streaming stores: 3.9 MiB out 0.069
+// / 0.088 ms, 7.8 MiB 0.134 / 0.177, 15.6 MiB 0.302 / 0.346 (1.05 / 1.10 with a read of the
+// whole output after it), 23.4 MiB 0.82 / 0.57, 31.2 MiB 0.96 / 0.73, 62.5 MiB 2.47 / 1.45.
+// The Zen 3 VM (session 26, medians of 41): even up to ~20 MiB (15.6 MiB 0.54-0.60 /
+// 0.59-0.66), streaming ahead above (31.2 MiB 1.25-2.14 / 1.20-1.32; 61 MiB, V=100k, D=300,
+// N=51200: 12.4 / 10.0-10.9), though on a busier day (session 24) it had streamed 16 MiB
+// faster (1.54-1.83 / 1.19-1.28): the gather_stores choice times streaming from 8 MiB against
+// this rule at first use.
 constexpr int64_t kStreamBytes = int64_t{16} << 20;
 
 // Whether a gather of `bytes` of output streams it, under the gather_stores choice
