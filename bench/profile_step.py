@@ -32,8 +32,8 @@ loads the other build beside engine._C (as another module) and alternates the tw
 way; the first column is the build in engine/, the second the one named. In a portable build
 (SEQFUSE_NATIVE=OFF) the levels are such builds: `--against engine/_C_x86_64_v3.*.so` times
 a CPU's AVX2 code path beside its own (with SEQFUSE_ISA=x86-64-v4 or the native build as
-engine._C). Two variants of a
-kernel choice (docs/kernels.md, "Choices per CPU") alternate the same way:
+engine._C). Two variants of a kernel choice (docs/kernels.md, "Choices per CPU") alternate
+the same way:
 
     python bench/profile_step.py gru 64 100 64 128 --choice weights_in_loop=on,off --repeat 40
 
