@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -44,9 +43,7 @@ template <typename T>
 void check(const carray<T>& a, const carray<T>& b, py::ssize_t shared_a, py::ssize_t shared_b,
            const char* op) {
   if (a.ndim() != 2 || b.ndim() != 2 || shared_a != shared_b) {
-    std::ostringstream s;
-    s << op << ": a " << shape_str(a) << " and b " << shape_str(b) << " do not chain";
-    throw py::value_error(s.str());
+    throw py::value_error(message(op, ": a ", shape_str(a), " and b ", shape_str(b), " do not chain"));
   }
   if (!gemm_fn<T>()) throw std::runtime_error(std::string(op) + ": set_blas was not called");
 }

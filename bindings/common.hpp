@@ -10,8 +10,8 @@
 #include <initializer_list>
 #include <new>
 #include <optional>
-#include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace seqfuse_bind {
@@ -20,29 +20,49 @@ namespace py = pybind11;
 template <typename T>
 using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
+// Error messages are joined as std::string, integers through std::to_string, never with
+// std::ostringstream. On the H200 machine's image (CXX=/opt/gcc/bin/g++, GCC 13.3,
+// 2026-12-04) the extension came out with libstdc++ linked into it statically (no
+// libstdc++.so in ldd; its own copy of the iostreams code), beside the shared libstdc++ the
+// process had loaded, and every message with a number in it crashed instead of raising:
+// SIGSEGV in the extension's copy of ostream::_M_insert<long>, which formats through the
+// locale's facets. std::to_string needs no locale.
+inline void append(std::string& s, const char* part) { s += part; }
+inline void append(std::string& s, const std::string& part) { s += part; }
+template <typename Int, typename = std::enable_if_t<std::is_integral_v<Int>>>
+void append(std::string& s, Int part) {
+  s += std::to_string(part);
+}
+
+template <typename... Parts>
+std::string message(const Parts&... parts) {
+  std::string s;
+  (append(s, parts), ...);
+  return s;
+}
+
+inline std::string dims_str(const py::ssize_t* dims, std::size_t n) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < n; ++i) s += message(i ? ", " : "", dims[i]);
+  return s + (n == 1 ? ",)" : ")");
+}
+
 inline std::string shape_str(const py::array& a) {
-  std::ostringstream s;
-  s << "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
-  s << (a.ndim() == 1 ? ",)" : ")");
-  return s.str();
+  return dims_str(a.shape(), static_cast<std::size_t>(a.ndim()));
 }
 
 inline void require_ndim(const py::array& a, const char* op, const char* name, py::ssize_t ndim) {
   if (a.ndim() != ndim) {
-    std::ostringstream s;
-    s << op << ": " << name << " must have " << ndim << " dimensions, got shape " << shape_str(a);
-    throw py::value_error(s.str());
+    throw py::value_error(message(op, ": ", name, " must have ", ndim, " dimensions, got shape ",
+                                  shape_str(a)));
   }
 }
 
 inline void require_dim(const py::array& a, const char* op, const char* name, py::ssize_t axis,
                         py::ssize_t expected) {
   if (a.shape(axis) != expected) {
-    std::ostringstream s;
-    s << op << ": " << name << " must have size " << expected << " on axis " << axis
-      << ", got shape " << shape_str(a);
-    throw py::value_error(s.str());
+    throw py::value_error(message(op, ": ", name, " must have size ", expected, " on axis ", axis,
+                                  ", got shape ", shape_str(a)));
   }
 }
 
@@ -50,18 +70,8 @@ inline void require_dim(const py::array& a, const char* op, const char* name, py
 inline bool is_float64(const py::array& a, const char* op, const char* name) {
   if (py::isinstance<py::array_t<double>>(a)) return true;
   if (py::isinstance<py::array_t<float>>(a)) return false;
-  std::ostringstream s;
-  s << op << ": " << name << " must be float32 or float64, got " << std::string(py::str(a.dtype()));
-  throw py::type_error(s.str());
-}
-
-inline std::string dims_str(std::initializer_list<py::ssize_t> dims) {
-  std::ostringstream s;
-  s << "(";
-  py::ssize_t i = 0;
-  for (py::ssize_t d : dims) s << (i++ ? ", " : "") << d;
-  s << (dims.size() == 1 ? ",)" : ")");
-  return s.str();
+  throw py::type_error(message(op, ": ", name, " must be float32 or float64, got ",
+                               std::string(py::str(a.dtype()))));
 }
 
 // ValueError "op: name must have shape (B, H) = (4, 8), got (4, 7)".
@@ -71,10 +81,8 @@ inline void require_shape(const py::array& a, const char* op, const char* name, 
   py::ssize_t axis = 0;
   for (py::ssize_t d : dims) ok = ok && a.shape(axis++) == d;
   if (!ok) {
-    std::ostringstream s;
-    s << op << ": " << name << " must have shape " << symbols << " = " << dims_str(dims) << ", got "
-      << shape_str(a);
-    throw py::value_error(s.str());
+    throw py::value_error(message(op, ": ", name, " must have shape ", symbols, " = ",
+                                  dims_str(dims.begin(), dims.size()), ", got ", shape_str(a)));
   }
 }
 
@@ -82,10 +90,8 @@ inline void require_shape(const py::array& a, const char* op, const char* name, 
 template <typename scalar_t>
 void require_dtype(const py::array& a, const char* op, const char* name) {
   if (!py::isinstance<py::array_t<scalar_t>>(a)) {
-    std::ostringstream s;
-    s << op << ": " << name << " must be " << std::string(py::str(py::dtype::of<scalar_t>()))
-      << " like the other float inputs, got " << std::string(py::str(a.dtype()));
-    throw py::type_error(s.str());
+    throw py::type_error(message(op, ": ", name, " must be ", std::string(py::str(py::dtype::of<scalar_t>())),
+                                 " like the other float inputs, got ", std::string(py::str(a.dtype()))));
   }
 }
 
@@ -114,10 +120,8 @@ std::optional<carray<scalar_t>> optional_float_arg(const py::object& a, const ch
                                                    const char* name) {
   if (a.is_none()) return std::nullopt;
   if (!py::isinstance<py::array>(a)) {
-    std::ostringstream s;
-    s << op << ": " << name << " must be a numpy array or None, got "
-      << std::string(py::str(py::type::of(a)));
-    throw py::type_error(s.str());
+    throw py::type_error(message(op, ": ", name, " must be a numpy array or None, got ",
+                                 std::string(py::str(py::type::of(a)))));
   }
   return float_arg<scalar_t>(py::reinterpret_borrow<py::array>(a), op, name);
 }

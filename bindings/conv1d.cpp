@@ -3,7 +3,6 @@
 #include "common.hpp"
 #include "cpu/conv1d.hpp"
 
-#include <sstream>
 #include <utility>
 
 namespace py = pybind11;
@@ -21,16 +20,14 @@ int64_t check_conv1d(const py::array& x, const py::array& kernel, int64_t stride
                          " must match x dtype " + std::string(py::str(x.dtype())));
   }
   if (strides < 1 || dilation < 1) {
-    std::ostringstream s;
-    s << "conv1d: strides and dilation_rate must be >= 1, got " << strides << ", " << dilation;
-    throw py::value_error(s.str());
+    throw py::value_error(message("conv1d: strides and dilation_rate must be >= 1, got ", strides, ", ",
+                                  dilation));
   }
   const int64_t span = dilation * (kernel.shape(0) - 1) + 1;
   if (kernel.shape(0) < 1 || x.shape(1) < span) {
-    std::ostringstream s;
-    s << "conv1d: input length " << x.shape(1) << " (after padding) is shorter than the window span "
-      << span << " = dilation_rate*(size-1)+1; the output would be empty";
-    throw py::value_error(s.str());
+    throw py::value_error(message("conv1d: input length ", x.shape(1),
+                                  " (after padding) is shorter than the window span ", span,
+                                  " = dilation_rate*(size-1)+1; the output would be empty"));
   }
   return seqfuse::conv1d_output_length(x.shape(1), kernel.shape(0), strides, dilation);
 }

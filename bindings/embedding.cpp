@@ -4,7 +4,6 @@
 #include "cpu/embedding.hpp"
 
 #include <cstdint>
-#include <sstream>
 
 namespace py = pybind11;
 using namespace seqfuse_bind;
@@ -25,9 +24,8 @@ void check_ids(const carray<int64_t>& ids, int64_t v) {
   if (!bad) return;
   for (py::ssize_t i = 0; i < n; ++i) {
     if (p[i] < 0 || p[i] >= v) {
-      std::ostringstream s;
-      s << "embedding: ids must be in [0, " << v << "), got " << p[i] << " at flat position " << i;
-      throw py::index_error(s.str());
+      throw py::index_error(
+          message("embedding: ids must be in [0, ", v, "), got ", p[i], " at flat position ", i));
     }
   }
 }

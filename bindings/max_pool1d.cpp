@@ -3,7 +3,6 @@
 #include "common.hpp"
 #include "cpu/max_pool1d.hpp"
 
-#include <sstream>
 
 namespace py = pybind11;
 using namespace seqfuse_bind;
@@ -30,9 +29,8 @@ py::array backward(const py::array& grad_in, const carray<int64_t>& argmax, int6
   const int64_t* where = argmax.data();
   for (py::ssize_t i = 0; i < argmax.size(); ++i) {
     if (where[i] < 0 || where[i] >= length) {
-      std::ostringstream s;
-      s << "max_pool1d: argmax must lie in [0, " << length << "), got " << where[i] << " at flat position " << i;
-      throw py::index_error(s.str());
+      throw py::index_error(message("max_pool1d: argmax must lie in [0, ", length, "), got ", where[i],
+                                    " at flat position ", i));
     }
   }
   auto dx = output<T>({B, length, C});
@@ -50,15 +48,13 @@ void bind_max_pool1d(py::module_& m) {
         [](const py::array& x, int64_t pool_size, int64_t strides) {
           require_ndim(x, "max_pool1d", "x", 3);
           if (pool_size < 1 || strides < 1) {
-            std::ostringstream s;
-            s << "max_pool1d: pool_size and strides must be >= 1, got " << pool_size << ", " << strides;
-            throw py::value_error(s.str());
+            throw py::value_error(message("max_pool1d: pool_size and strides must be >= 1, got ",
+                                          pool_size, ", ", strides));
           }
           if (x.shape(1) < pool_size) {
-            std::ostringstream s;
-            s << "max_pool1d: input length " << x.shape(1) << " (after padding) is shorter than the window span "
-              << pool_size << "; the output would be empty";
-            throw py::value_error(s.str());
+            throw py::value_error(message("max_pool1d: input length ", x.shape(1),
+                                          " (after padding) is shorter than the window span ",
+                                          pool_size, "; the output would be empty"));
           }
           return is_float64(x, "max_pool1d", "x") ? forward<double>(x, pool_size, strides)
                                                   : forward<float>(x, pool_size, strides);

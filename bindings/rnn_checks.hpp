@@ -8,7 +8,6 @@
 #include "step_gemm.hpp"
 
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,11 +18,10 @@ inline std::optional<carray<bool>> mask_arg(const py::object& a, const char* op,
                                             py::ssize_t B) {
   if (a.is_none()) return std::nullopt;
   if (!py::isinstance<py::array_t<bool>>(a)) {
-    std::ostringstream s;
-    s << op << ": mask must be a bool array of shape (T, B) or None, got "
-      << (py::isinstance<py::array>(a) ? std::string(py::str(py::reinterpret_borrow<py::array>(a).dtype()))
-                                       : std::string(py::str(py::type::of(a))));
-    throw py::type_error(s.str());
+    throw py::type_error(message(
+        op, ": mask must be a bool array of shape (T, B) or None, got ",
+        py::isinstance<py::array>(a) ? std::string(py::str(py::reinterpret_borrow<py::array>(a).dtype()))
+                                     : std::string(py::str(py::type::of(a)))));
   }
   carray<bool> mask(py::reinterpret_borrow<py::array>(a));
   require_shape(mask, op, "mask", "(T, B)", {T, B});
