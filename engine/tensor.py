@@ -53,6 +53,12 @@ def array_module(array):
     return np
 
 
+def as_array(x):
+    """x's array where it lives: a Tensor's data, a CuPy array as it is, anything else through
+    np.asarray (never a copy to the host: np.asarray of a CuPy array raises)."""
+    return x.data if isinstance(x, Tensor) else array_module(x).asarray(x)
+
+
 def _as_array(data, dtype=None):
     if type(data) is np.ndarray and dtype is None:
         array = data  # every op's output: nothing to convert

@@ -75,3 +75,12 @@ def test_masking_rejects_non_sequences_and_round_trips_its_config():
         L.Masking()(np.ones((2, 3), "float32"))
     layer = L.Masking(mask_value=-1.0)
     assert L.Masking(**layer.get_config()).mask_value == -1.0
+
+
+def test_merge_layers_and_their_input_masks():
+    a, b = np.array([[True, True, False]]), np.array([[True, False, False]])
+    add = en.layers.Add()
+    np.testing.assert_array_equal(add.compute_mask(None, [a, b]), a & b)
+    np.testing.assert_array_equal(add.compute_mask(None, [None, b]), b)
+    assert add.compute_mask(None, [None, None]) is None   # as Keras: no input mask, no output mask
+    assert add.compute_mask(None, None) is None

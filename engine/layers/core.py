@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..tensor import Tensor, array_module, where
+from ..tensor import Tensor, array_module, as_array, where
 from .base import Layer
 
 ACTIVATIONS = {
@@ -134,7 +134,7 @@ class Masking(Layer):
 
     def _keep(self, x):
         """[B, T] bool: the steps with at least one feature different from mask_value."""
-        data = x.data if isinstance(x, Tensor) else np.asarray(x)
+        data = as_array(x)
         if data.ndim < 3:
             raise ValueError(f"{self.name}: input must be (batch, timesteps, features), got shape {data.shape}")
         return (data != self.mask_value).any(axis=-1)
@@ -175,7 +175,7 @@ class Embedding(Layer):
 
     def _ids(self, x):
         """Token ids [B,T] as an integer array; whole-number floats are accepted, as Keras casts them."""
-        ids = x.data if isinstance(x, Tensor) else np.asarray(x)
+        ids = as_array(x)
         if ids.dtype.kind == "f":
             if not bool((ids == array_module(ids).around(ids)).all()):
                 raise TypeError(f"{self.name}: token ids must be integers, got non-integral {ids.dtype} values")

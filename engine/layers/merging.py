@@ -14,7 +14,7 @@ import functools
 
 import numpy as np
 
-from ..tensor import Tensor, concatenate
+from ..tensor import array_module, as_array, concatenate
 from .base import Layer
 from .core import as_tensor
 
@@ -33,8 +33,8 @@ class _Merge(Layer):
     def compute_mask(self, x, mask):
         if mask is None:
             return None
-        masks = [np.asarray(m.data if isinstance(m, Tensor) else m) for m in mask if m is not None]
-        return functools.reduce(np.logical_and, masks)
+        masks = [as_array(m) for m in mask if m is not None]
+        return functools.reduce(array_module(masks[0]).logical_and, masks) if masks else None
 
 
 class _Elementwise(_Merge):
