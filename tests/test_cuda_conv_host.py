@@ -383,6 +383,30 @@ def test_max_pool1d_backward_any_argmax_order(emulated):
     np.testing.assert_array_equal(dx, reference.max_pool1d_backward(grad, argmax, 8))
 
 
+def test_max_pool1d_backward_skips_the_host_check_only_for_the_forwards_own_argmax(emulated, monkeypatch):
+    # The argmax max_pool1d_forward returned, handed back as autograd does, is not read back
+    # (on a GPU that read waits for the device every training step); a copy of it, or a
+    # length shorter than the forward's, is checked as any other argmax.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 9, 3))
+    out, argmax = max_pool1d_forward(device(x), 3, 2)
+    grad = rng.standard_normal(out.shape)
+    expected = reference.max_pool1d_backward(grad, np.asarray(argmax), 9)
+    checked, check = [], _cuda_conv._check_positions
+    monkeypatch.setattr(_cuda_conv, "_check_positions", lambda a, n: checked.append(n) or check(a, n))
+    np.testing.assert_array_equal(max_pool1d_backward(device(grad), argmax, 9), expected)
+    np.testing.assert_array_equal(max_pool1d_backward(device(grad), argmax, 12)[:, :9], expected)
+    assert checked == []
+    np.testing.assert_array_equal(max_pool1d_backward(device(grad), device(np.array(argmax)), 9), expected)
+    assert checked == [9]
+    with pytest.raises(IndexError, match=r"max_pool1d: argmax must lie in \[0, 4\)"):
+        max_pool1d_backward(device(grad), argmax, 4)   # the last window's rows are 6..8
+    assert checked[-1] == 4
+    key = id(argmax)
+    del argmax
+    assert key not in _cuda_conv._forward_argmax   # the entry went with the array
+
+
 def _ids(rng, shape, vocab):
     ids = rng.integers(0, vocab, shape)
     ids.flat[: min(ids.size, 6)] = 3   # repeated ids accumulate

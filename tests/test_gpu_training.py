@@ -174,12 +174,7 @@ def _occupy_device(seconds):
     cupy.RawKernel(_SPIN, "seqfuse_spin")((1,), (1,), (np.int64(khz * 1000 * seconds),))
 
 
-@pytest.mark.parametrize("case", [
-    "lstm_dense",
-    # Known gap, seen on the H200 (2026-12-04): max_pool1d's backward checks its argmax on the
-    # host (_cuda_conv._check_positions: one read per step) although the forward wrote it.
-    pytest.param("conv1d", marks=pytest.mark.xfail(
-        strict=True, reason="max_pool1d_backward reads its argmax check back to the host"))])
+@pytest.mark.parametrize("case", ["lstm_dense", "conv1d"])
 def test_training_step_makes_no_host_round_trip(case, monkeypatch):
     """Transfer guard: with the stream held busy by a 2 s kernel, three training steps must
     return to the host long before it ends (any device->host read or sync would wait), and

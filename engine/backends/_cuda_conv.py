@@ -6,7 +6,9 @@ GEMMs on the same cols (dkernel = colsᵀ·grad, dcols = grad·kernelᵀ) and a 
 a gather (each dx element sums the taps that read it: deterministic, no atomics); dbias is
 grad's column sums in float64, rounded once, as the reference. max_pool1d
 (kernels/cuda/max_pool1d.cu) is the C++ kernel's loop forward; backward, the windows that
-picked one row form a run, and one thread per run sums it (no atomics).
+picked one row form a run, and one thread per run sums it (no atomics). The backward checks
+its argmax on the host (a read back, so a wait on the device) unless it is the very array this
+module's forward returned, as autograd hands it back: a training step does not wait.
 
 Every function checks shapes, dtypes and ranges on the host first, with the C++ bindings'
 messages, before it allocates or launches anything; the checks also run on NumPy arrays
@@ -19,6 +21,8 @@ Example (on a GPU):
     (2, 8, 4)
 """
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 
@@ -208,6 +212,26 @@ def conv1d_backward(grad, x, kernel, strides, dilation_rate):
 
 # max_pool1d
 
+# id(argmax) -> (weak reference, L) for each argmax max_pool1d_forward returned and that is
+# still alive (the entry goes with the array). Its positions lie in [0, L) and never
+# decrease along L_out (kernels/cuda/max_pool1d.cu), so max_pool1d_backward skips the host
+# check, the one read back of a training step on the GPU, for that same array object handed
+# back with a length >= L; a copy or an array made by hand is checked. Writing into a
+# forward's argmax in place before its backward is not supported.
+_forward_argmax: dict[int, tuple[weakref.ref, int]] = {}
+
+
+def _remember_forward_argmax(argmax, length: int) -> None:
+    key = id(argmax)
+    _forward_argmax[key] = (weakref.ref(argmax, lambda _, key=key: _forward_argmax.pop(key, None)),
+                            length)
+
+
+def _from_forward(argmax, length: int) -> bool:
+    ref, forward_length = _forward_argmax.get(id(argmax), (None, 0))
+    return ref is not None and ref() is argmax and length >= forward_length
+
+
 def max_pool1d_forward(x, pool_size, strides):
     """x: [B,L,C] padded -> (out [B,L_out,C], argmax [B,L_out,C] int64 position along L)."""
     require_ndim(x, "max_pool1d", "x", 3)
@@ -226,6 +250,7 @@ def max_pool1d_forward(x, pool_size, strides):
             grid(B * length_out, "max_pool1d"), threads(C),
             (x, np.int64(L), np.int32(C), np.int64(pool_size), np.int64(strides),
              np.int64(length_out), out, argmax))
+    _remember_forward_argmax(argmax, L)
     return out, argmax
 
 
@@ -254,7 +279,7 @@ def max_pool1d_backward(grad, argmax, length):
     require_float(grad, "max_pool1d", "grad")
     require_int64(argmax, "max_pool1d", "argmax")
     length = int(length)
-    runs = _check_positions(argmax, length)
+    runs = _from_forward(argmax, length) or _check_positions(argmax, length)
     require_on_device("max_pool1d", grad=grad, argmax=argmax)
     import cupy
 
