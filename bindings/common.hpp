@@ -22,11 +22,13 @@ using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
 // Error messages are joined as std::string, integers through std::to_string, never with
 // std::ostringstream. On the H200 machine's image (CXX=/opt/gcc/bin/g++, GCC 13.3,
-// 2026-12-04) the extension came out with libstdc++ linked into it statically (no
-// libstdc++.so in ldd; its own copy of the iostreams code), beside the shared libstdc++ the
-// process had loaded, and every message with a number in it crashed instead of raising:
-// SIGSEGV in the extension's copy of ostream::_M_insert<long>, which formats through the
-// locale's facets. std::to_string needs no locale.
+// 2026-12-04) the extension came out with GCC 13's libstdc++ linked into it statically (no
+// libstdc++.so in ldd; its own copy of the iostreams code), beside the newer shared
+// libstdc++ (6.0.33, GCC 14's) the process had loaded, and every message with a number in it
+// crashed instead of raising: SIGSEGV in the extension's copy of ostream::_M_insert<long>,
+// which formats through the locale's facets. (A static link of the same GCC 12 as the shared
+// library, on the Zen 4 VM, raised fine: the two versions mixing is the likely cause.)
+// std::to_string needs no locale.
 inline void append(std::string& s, const char* part) { s += part; }
 inline void append(std::string& s, const std::string& part) { s += part; }
 template <typename Int, typename = std::enable_if_t<std::is_integral_v<Int>>>
