@@ -48,9 +48,24 @@ def _conv_model(L):
             L.Conv1D(8, 3, activation="relu"), L.GlobalMaxPooling1D(), L.Dense(4, activation="softmax")]
 
 
-def _train(make_layers, data, device, optimizer, loss, metrics):
+def _merge_data():
+    (a, y), (b, _) = _text_data(), _text_data(T=9)
+    return [a[:, :9], b], y
+
+
+def _merge_model(L):
+    """Functional: two padded token inputs, embedded with mask_zero and added (their masks are
+    and-ed by Add.compute_mask on the device), then an LSTM."""
+    a, b = en.Input((9,), dtype="int64"), en.Input((9,), dtype="int64")
+    embed = L.Embedding(40, 8, mask_zero=True)
+    merged = L.Add()([embed(a), L.Embedding(40, 8, mask_zero=True)(b)])
+    return en.Model([a, b], L.Dense(1, activation="sigmoid")(L.LSTM(12)(merged)))
+
+
+def _train(make, data, device, optimizer, loss, metrics):
     en.set_random_seed(0)   # same initial weights, shuffles and dropout masks on both devices
-    model = en.Sequential(make_layers(en.layers))
+    built = make(en.layers)
+    model = en.Sequential(built) if isinstance(built, list) else built
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     if device == "cuda":
         model.to("cuda")    # before the first call: the weights are built on the GPU
@@ -58,11 +73,12 @@ def _train(make_layers, data, device, optimizer, loss, metrics):
     return model, history.history
 
 
-@pytest.mark.parametrize("case", ["lstm_text", "conv1d"])
+@pytest.mark.parametrize("case", ["lstm_text", "conv1d", "functional_merge"])
 def test_model_trained_on_gpu_reaches_the_cpu_losses(case):
     make, data, loss, optimizer = {
         "lstm_text": (_text_model, _text_data(), "binary_crossentropy", "rmsprop"),
         "conv1d": (_conv_model, _conv_data(), "sparse_categorical_crossentropy", "adam"),
+        "functional_merge": (_merge_model, _merge_data(), "binary_crossentropy", "adam"),
     }[case]
     cpu_model, cpu = _train(make, data, "cpu", optimizer, loss, ["acc"])
     gpu_model, gpu = _train(make, data, "cuda", optimizer, loss, ["acc"])
@@ -70,10 +86,10 @@ def test_model_trained_on_gpu_reaches_the_cpu_losses(case):
     assert set(gpu) == set(cpu)
     for key in cpu:
         # Accuracies count thresholded predictions: one sample may flip on a 1e-6 difference.
-        rtol, atol = (RTOL, 1e-6) if key.endswith("loss") else (0, 1.5 / len(data[0]))
+        rtol, atol = (RTOL, 1e-6) if key.endswith("loss") else (0, 1.5 / len(data[1]))
         np.testing.assert_allclose(gpu[key], cpu[key], rtol=rtol, atol=atol,
                                    err_msg=f"{case}: history[{key!r}] on the GPU vs the CPU")
-    x = data[0][:10]
+    x = [a[:10] for a in data[0]] if isinstance(data[0], list) else data[0][:10]
     predicted = gpu_model.predict(x, verbose=0)
     assert isinstance(predicted, np.ndarray)   # predict returns NumPy, as Keras
     np.testing.assert_allclose(predicted, cpu_model.predict(x, verbose=0), rtol=1e-3, atol=1e-5,
