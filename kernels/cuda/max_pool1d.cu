@@ -25,14 +25,15 @@ __global__ void max_pool1d_forward(const T* __restrict__ x, long long L, int C, 
   }
 }
 
-// Backward, dx arriving zeroed (rows no window picked keep 0); argmax is checked on the host
-// to lie in [0, L). A forward's argmax never decreases along t: if window t picked row a and
-// a later window t' picked a' < a, both rows lie in both windows; window t passing over the
-// earlier a' means x[a] > x[a'] or x[a] is the window's first NaN, and either way window t'
-// could not have picked a'. So the windows that picked one row form one run of consecutive t, and the first window of
-// each run sums the run in order (the reference's np.add.at order) and writes dx once: every
-// window in parallel, no atomics, deterministic. The host checks that argmax never decreases
-// and sends any other argmax to max_pool1d_backward_columns.
+// Backward, dx arriving zeroed (rows no window picked keep 0); argmax lies in [0, L): the
+// forward's own by construction, any other checked on the host (engine/backends/_cuda_conv.py).
+// A forward's argmax never decreases along t: if window t picked row a and a later window t'
+// picked a' < a, both rows lie in both windows; window t passing over the earlier a' means
+// x[a] > x[a'] or x[a] is the window's first NaN, and either way window t' could not have
+// picked a'. So the windows that picked one row form one run of consecutive t, and the first
+// window of each run sums the run in order (the reference's np.add.at order) and writes dx
+// once: every window in parallel, no atomics, deterministic. An argmax that is not the
+// forward's and decreases somewhere goes to max_pool1d_backward_columns.
 // Grid (B·Lo,), threads over the channels; a run is at most ceil(P/s) windows long.
 template <typename T>
 __global__ void max_pool1d_backward_runs(const T* __restrict__ grad,
