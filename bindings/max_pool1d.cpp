@@ -3,7 +3,6 @@
 #include "common.hpp"
 #include "cpu/max_pool1d.hpp"
 
-
 namespace py = pybind11;
 using namespace seqfuse_bind;
 

@@ -57,8 +57,7 @@ def _merge_model(L):
     """Functional: two padded token inputs, embedded with mask_zero and added (their masks are
     and-ed by Add.compute_mask on the device), then an LSTM."""
     a, b = en.Input((9,), dtype="int64"), en.Input((9,), dtype="int64")
-    embed = L.Embedding(40, 8, mask_zero=True)
-    merged = L.Add()([embed(a), L.Embedding(40, 8, mask_zero=True)(b)])
+    merged = L.Add()([L.Embedding(40, 8, mask_zero=True)(a), L.Embedding(40, 8, mask_zero=True)(b)])
     return en.Model([a, b], L.Dense(1, activation="sigmoid")(L.LSTM(12)(merged)))
 
 
