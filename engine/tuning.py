@@ -11,8 +11,8 @@ choice is set from, in order:
   whose columns fill the direct tile, and from what size the embedding gather streams its
   output past the cache), the variant a short timing of each one picked
   on this CPU: the first process on a machine times them (~1 s on the 2-vCPU Zen 3 VM) and
-  keeps the result in the cache file (cache_path()), keyed by CPU model, CPU flags and the
-  build of engine._C, so the next processes only read it; a process that finds the machine
+  keeps the result in the cache file (cache_path()), keyed by CPU model, CPU flags, the
+  build of engine._C and the OpenBLAS core types in use, so the next processes only read it; a process that finds the machine
   busy (busy(): SEQFUSE_TUNING_MAX_LOAD) runs the rules instead and caches nothing;
 - otherwise the built-in rule for the CPU ("auto").
 A forced value that is not one of the choice's variants raises ValueError at import, naming
@@ -60,11 +60,19 @@ def cache_path(environ=os.environ) -> str:
 
 
 def machine_key() -> str:
-    """What a cached pick depends on: the CPU model, its flags and this build of engine._C."""
+    """What a cached pick depends on: the CPU model, its flags, this build of engine._C and
+    the OpenBLAS libraries with the core types they run (engine/_openblas.py). The
+    weight_gradients and conv1d timings race OpenBLAS, so a pick timed against one core type
+    must not stand for another: on the AMD EPYC Zen 4 of 2026-12-04 an AVX2 build timed
+    beside SkylakeX kernels cached weight_gradients=blas, and every later process forcing the
+    Haswell kernels (SEQFUSE_BLAS_CORE=Haswell) read that pick without timing. A new NumPy's
+    OpenBLAS (another library file) is timed anew the same way."""
     path = _extension().__file__
     stat = os.stat(path)
     flags = " ".join(sorted(_cpu.flags()))
-    text = f"{_cpu.info()['model']}|{flags}|{os.path.basename(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+    blas = ",".join(f"{lib}:{core}" for lib, core in sorted(_openblas.picked.items()))
+    text = (f"{_cpu.info()['model']}|{flags}|{os.path.basename(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+            f"|{blas}")
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -92,6 +92,19 @@ def test_tuned_choice_is_timed_once_then_read_from_the_cache(tmp_path):
     assert forced.stdout.strip() == "8x3"
 
 
+def test_cache_key_follows_the_openblas_core_types(monkeypatch):
+    # weight_gradients and conv1d are timed against OpenBLAS: a pick timed beside one core
+    # type (or one OpenBLAS build) is not read back under another.
+    from engine import _openblas, tuning
+    monkeypatch.setattr(_openblas, "picked", {"libscipy_openblas-x.so": "SkylakeX"})
+    key = tuning.machine_key()
+    assert tuning.machine_key() == key
+    monkeypatch.setattr(_openblas, "picked", {"libscipy_openblas-x.so": "Haswell"})
+    assert tuning.machine_key() != key
+    monkeypatch.setattr(_openblas, "picked", {"libscipy_openblas-y.so": "SkylakeX"})
+    assert tuning.machine_key() != key
+
+
 def test_unwritable_cache_still_tunes(tmp_path):
     from engine import _C
     blocker = tmp_path / "file"
