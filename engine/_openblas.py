@@ -33,6 +33,7 @@ SKYLAKEX_FLAGS = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 _CORENAME = ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename")
 
 picked = {}  # library file name -> core type in use after select(), for reports
+_own = {}    # library path -> the core type OpenBLAS picked itself at load, before any re-pick
 
 
 def bundled_libraries() -> list:
@@ -82,7 +83,10 @@ def target_core(current: str, choice: str, flags: set) -> str | None:
 
 
 def select(environ=os.environ) -> dict:
-    """Apply SEQFUSE_BLAS_CORE to every bundled OpenBLAS; returns {library: core type in use}."""
+    """Apply SEQFUSE_BLAS_CORE to every bundled OpenBLAS; returns {library: core type in use}.
+    The choice is applied to the core type OpenBLAS picked itself at load, whatever an earlier
+    select() switched to, so "auto" and "keep" give the same kernels every time they are
+    selected (a test switches back and forth in one process)."""
     choice = environ.get("SEQFUSE_BLAS_CORE", "auto").strip() or "auto"
     flags = _cpu.flags()
     for path in bundled_libraries():
@@ -91,11 +95,13 @@ def select(environ=os.environ) -> dict:
             current = _corename(lib)
             if current is None or not hasattr(lib, "gotoblas_dynamic_init"):
                 continue  # not a DYNAMIC_ARCH OpenBLAS: nothing to re-pick
-            core = target_core(current, choice, flags)
-            if core is not None:
+            own = _own.setdefault(path, current)
+            core = target_core(own, choice, flags) or own
+            if core.lower() != current.lower():
                 _reinit(lib, core)
                 current = _corename(lib)
         except OSError:
             continue
         picked[os.path.basename(path)] = current
     return dict(picked)
+

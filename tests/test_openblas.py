@@ -68,6 +68,21 @@ def test_select_after_blas_ran_in_this_process():
         np.testing.assert_allclose(a @ a, reference, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.skipif(not _openblas.bundled_libraries(), reason="NumPy without a bundled OpenBLAS")
+def test_keep_and_auto_start_from_openblas_own_pick_after_a_switch():
+    """Each choice applies to the core type OpenBLAS picked at load, not to the one an earlier
+    select() left: after a forced Haswell, "keep" gives OpenBLAS's own pick again (it used to
+    leave Haswell) and "auto" the rule's (an Intel CPU's own Cooperlake would have become
+    SkylakeX)."""
+    keep = _openblas.select({"SEQFUSE_BLAS_CORE": "keep"})
+    auto = _openblas.select({"SEQFUSE_BLAS_CORE": "auto"})
+    for forced in ("Haswell", "Sandybridge"):
+        _openblas.select({"SEQFUSE_BLAS_CORE": forced})
+        assert _openblas.select({"SEQFUSE_BLAS_CORE": "keep"}) == keep
+        _openblas.select({"SEQFUSE_BLAS_CORE": forced})
+        assert _openblas.select({"SEQFUSE_BLAS_CORE": "auto"}) == auto
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_large_sums_split_over_the_cores_match_numpy(dtype):
     from engine import Tensor, _blas
