@@ -104,4 +104,3 @@ def select(environ=os.environ) -> dict:
             continue
         picked[os.path.basename(path)] = current
     return dict(picked)
-

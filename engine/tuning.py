@@ -12,8 +12,9 @@ choice is set from, in order:
   output past the cache), the variant a short timing of each one picked
   on this CPU: the first process on a machine times them (~1 s on the 2-vCPU Zen 3 VM) and
   keeps the result in the cache file (cache_path()), keyed by CPU model, CPU flags, the
-  build of engine._C and the OpenBLAS core types in use, so the next processes only read it; a process that finds the machine
-  busy (busy(): SEQFUSE_TUNING_MAX_LOAD) runs the rules instead and caches nothing;
+  build of engine._C and the OpenBLAS core types in use, so the next processes only read it;
+  a process that finds the machine busy (busy(): SEQFUSE_TUNING_MAX_LOAD) runs the rules
+  instead and caches nothing;
 - otherwise the built-in rule for the CPU ("auto").
 A forced value that is not one of the choice's variants raises ValueError at import, naming
 the variable, what it may be and what it was. The OpenBLAS kernels NumPy runs are picked
@@ -71,8 +72,8 @@ def machine_key() -> str:
     stat = os.stat(path)
     flags = " ".join(sorted(_cpu.flags()))
     blas = ",".join(f"{lib}:{core}" for lib, core in sorted(_openblas.picked.items()))
-    text = (f"{_cpu.info()['model']}|{flags}|{os.path.basename(path)}|{stat.st_size}|{stat.st_mtime_ns}"
-            f"|{blas}")
+    build = f"{os.path.basename(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+    text = f"{_cpu.info()['model']}|{flags}|{build}|{blas}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
