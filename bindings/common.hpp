@@ -92,8 +92,10 @@ inline void require_shape(const py::array& a, const char* op, const char* name, 
 template <typename scalar_t>
 void require_dtype(const py::array& a, const char* op, const char* name) {
   if (!py::isinstance<py::array_t<scalar_t>>(a)) {
-    throw py::type_error(message(op, ": ", name, " must be ", std::string(py::str(py::dtype::of<scalar_t>())),
-                                 " like the other float inputs, got ", std::string(py::str(a.dtype()))));
+    throw py::type_error(message(op, ": ", name, " must be ",
+                                 std::string(py::str(py::dtype::of<scalar_t>())),
+                                 " like the other float inputs, got ",
+                                 std::string(py::str(a.dtype()))));
   }
 }
 

@@ -65,7 +65,7 @@ def _as_array(data, dtype=None):
     else:
         if isinstance(data, Tensor):
             data = data.data
-        if type(data).__module__.startswith("cupy"):
+        if array_module(data) is not np:
             return data if dtype is None else data.astype(dtype, copy=False)
         array = np.asarray(data, dtype=dtype)
     if array.dtype.kind not in "biuf":  # object arrays too (kind "O")

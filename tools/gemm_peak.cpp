@@ -23,8 +23,11 @@
 
 namespace {
 
-constexpr std::array<std::array<long, 3>, 5> kShapes{{
-    {32, 128, 512}, {32, 192, 512}, {64, 256, 1024}, {16, 128, 128}, {8, 2048, 32}}};
+// The first three: the backward step GEMMs of one thread at (B,T,F,H) = (64,100,64,128),
+// dz·Uᵀ with K = G = 4H (LSTM), 3H (GRU), H (SimpleRNN); then forward steps and edge cases.
+constexpr std::array<std::array<long, 3>, 8> kShapes{{
+    {32, 512, 128}, {32, 384, 128}, {32, 128, 128}, {32, 128, 512}, {32, 192, 512},
+    {64, 256, 1024}, {16, 128, 128}, {8, 2048, 32}}};
 
 // Best of 7 timings of enough calls for ~0.2 GFLOP each, in GFLOP/s.
 double gflops(long M, long K, long N) {
